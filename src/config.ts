@@ -1,0 +1,53 @@
+import os from 'node:os'
+
+/** Service configuration, read from environment variables (documented in the README). */
+export interface Config {
+  port: number
+  host: string
+  bodyLimitMb: number
+  logLevel: string
+  /** ORT threads inside one op; 1 suits many small kernels and leaves cores to other work. */
+  ortIntraOpThreads: number
+  ortInterOpThreads: number
+  /** Most ONNX sessions kept in memory (LRU). */
+  sessionCacheSize: number
+}
+
+/** The defaults every variable falls back to. */
+export const DEFAULTS: Config = {
+  port: 8080,
+  host: '0.0.0.0',
+  bodyLimitMb: 64,
+  logLevel: 'info',
+  ortIntraOpThreads: 1,
+  ortInterOpThreads: 1,
+  sessionCacheSize: 512
+}
+
+const VARS: Record<keyof Config, string> = {
+  port: 'PORT',
+  host: 'HOST',
+  bodyLimitMb: 'BODY_LIMIT_MB',
+  logLevel: 'LOG_LEVEL',
+  ortIntraOpThreads: 'ORT_INTRA_OP_THREADS',
+  ortInterOpThreads: 'ORT_INTER_OP_THREADS',
+  sessionCacheSize: 'SESSION_CACHE_SIZE'
+}
+
+/** Reads the configuration from `env`, failing loudly on a value that is not of its type. */
+export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
+  const out: Record<string, unknown> = { ...DEFAULTS }
+  for (const [key, name] of Object.entries(VARS) as Array<[keyof Config, string]>) {
+    const raw = env[name]
+    if (raw === undefined || raw === '') continue
+    if (typeof DEFAULTS[key] === 'number') {
+      const n = Number(raw)
+      if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a non-negative number, got ${JSON.stringify(raw)}`)
+      out[key] = n
+    } else out[key] = raw
+  }
+  return out as unknown as Config
+}
+
+/** Number of CPUs this process may use (respects container CPU limits where Node can see them). */
+export function cpuCount (): number { return os.availableParallelism() }

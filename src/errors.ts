@@ -1,0 +1,39 @@
+/**
+ * Every error the service answers with, in one table: code, HTTP status and meaning.
+ * docs/errors.md documents the same table; test/errors.test.ts keeps the two in step.
+ */
+export const ERRORS = {
+  INVALID_JSON: { status: 400, meaning: 'The body is not valid JSON.' },
+  INVALID_REQUEST: { status: 400, meaning: 'A field is missing, unknown, or of the wrong type, or an option has a bad value.' },
+  INVALID_TENSOR: { status: 400, meaning: 'A tensor is malformed: ragged nested arrays, data that does not match its shape, bad base64, a non-number element.' },
+  INVALID_DTYPE: { status: 400, meaning: 'A tensor has a dtype the argument does not take (e.g. floats for class indices).' },
+  SHAPE_MISMATCH: { status: 400, meaning: 'Tensor shapes do not fit the loss or each other.' },
+  INDEX_OUT_OF_RANGE: { status: 400, meaning: 'A class index (or length) is outside its valid range.' },
+  DOMAIN_ERROR: { status: 400, meaning: "A value lies outside the loss's domain (e.g. bce input outside [0, 1])." },
+  INVALID_OPTION: { status: 400, meaning: 'An option is not allowed with the others or for this loss (e.g. a reduction the loss does not support).' },
+  UNKNOWN_LOSS: { status: 404, meaning: 'No loss has that name; the message lists the known names.' },
+  NOT_FOUND: { status: 404, meaning: 'No such route.' },
+  METHOD_NOT_ALLOWED: { status: 405, meaning: 'The route exists but not for this method.' },
+  PAYLOAD_TOO_LARGE: { status: 413, meaning: 'The body is larger than BODY_LIMIT_MB.' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'The content type is not application/json.' },
+  OVERLOADED: { status: 503, meaning: 'The queue is full or the process is under pressure; retry after Retry-After seconds.' },
+  STARTING: { status: 503, meaning: 'The kernels are still loading (readiness only).' },
+  SHUTTING_DOWN: { status: 503, meaning: 'The process is draining before exit; retry (on another instance) after Retry-After seconds.' },
+  INTERNAL: { status: 500, meaning: 'An unexpected failure; details are logged, not returned.' }
+} as const
+
+export type ErrorCode = keyof typeof ERRORS
+
+/** An error with a code from the table; the HTTP layer turns it into the API's error body. */
+export class LosshubError extends Error {
+  readonly statusCode: number
+  constructor (readonly code: ErrorCode, message: string, readonly retryAfterSeconds?: number) {
+    super(message)
+    this.statusCode = ERRORS[code].status
+  }
+}
+
+/** Shorthand for throwing a coded error. */
+export function fail (code: ErrorCode, message: string): never {
+  throw new LosshubError(code, message)
+}

@@ -1,0 +1,63 @@
+import { type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify'
+import { ERRORS, type ErrorCode, LosshubError } from '../errors'
+
+interface AjvError { keyword: string, instancePath: string, message?: string, params: Record<string, unknown> }
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request', 404: 'Not Found', 405: 'Method Not Allowed', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 500: 'Internal Server Error', 503: 'Service Unavailable'
+}
+
+/** Fields whose schema is a tensor: their errors are INVALID_TENSOR. */
+export type TensorFields = (url: string) => ReadonlySet<string>
+
+/** Maps any thrown error to the API's error body; 5xx details are logged, never returned. */
+export function errorHandler (tensorFields: TensorFields) {
+  return (err: FastifyError | LosshubError, request: FastifyRequest, reply: FastifyReply): void => {
+    const [code, message] = classify(err, request, tensorFields)
+    const status = ERRORS[code].status
+    if (status >= 500) request.log.error({ err }, 'request failed')
+    const retry = err instanceof LosshubError ? err.retryAfterSeconds : undefined
+    if (retry !== undefined) void reply.header('Retry-After', String(retry))
+    void reply.code(status).send(errorBody(code, message))
+  }
+}
+
+/** The JSON body of an error. */
+export function errorBody (code: ErrorCode, message: string): { statusCode: number, code: ErrorCode, error: string, message: string } {
+  const status = ERRORS[code].status
+  return { statusCode: status, code, error: STATUS_TEXT[status] ?? 'Error', message }
+}
+
+function classify (err: FastifyError | LosshubError, request: FastifyRequest, tensorFields: TensorFields): [ErrorCode, string] {
+  if (err instanceof LosshubError) return [err.code, err.message]
+  const validation = (err as { validation?: AjvError[] }).validation
+  if (validation !== undefined && validation.length > 0) return validationMessage(validation[0], tensorFields(request.routeOptions.url ?? ''))
+  switch (err.code) {
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY': return ['INVALID_JSON', `body: ${err.message}`]
+    case 'FST_ERR_CTP_BODY_TOO_LARGE': return ['PAYLOAD_TOO_LARGE', 'body: larger than the configured limit (BODY_LIMIT_MB)']
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': return ['UNSUPPORTED_MEDIA_TYPE', `content-type: expected application/json, got ${JSON.stringify(request.headers['content-type'] ?? '')}`]
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH': return ['INVALID_JSON', 'body: its length does not match Content-Length']
+  }
+  if (err instanceof SyntaxError) return ['INVALID_JSON', `body: ${err.message}`]
+  if (err.statusCode === 413) return ['PAYLOAD_TOO_LARGE', 'body: larger than the configured limit (BODY_LIMIT_MB)']
+  if (err.statusCode === 415) return ['UNSUPPORTED_MEDIA_TYPE', `content-type: expected application/json, got ${JSON.stringify(request.headers['content-type'] ?? '')}`]
+  if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) return ['INVALID_REQUEST', err.message]
+  return ['INTERNAL', 'internal error; the request id in the logs has the details']
+}
+
+function validationMessage (e: AjvError, tensors: ReadonlySet<string>): [ErrorCode, string] {
+  const path = e.instancePath.split('/').filter(s => s !== '')
+  const field = path.join('.')
+  if (e.keyword === 'additionalProperties') {
+    const name = String(e.params.additionalProperty)
+    return ['INVALID_REQUEST', `${field === '' ? name : `${field}.${name}`}: unknown field`]
+  }
+  if (e.keyword === 'required') return ['INVALID_REQUEST', `${field === '' ? '' : `${field}.`}${String(e.params.missingProperty)}: required field is missing`]
+  if (path.length > 0 && tensors.has(path[0])) {
+    return ['INVALID_TENSOR', `${field}: not a tensor (${e.message ?? 'invalid'}); expected nested arrays of numbers, or {"dtype", "shape", "data"}`]
+  }
+  if (e.keyword === 'enum') return ['INVALID_REQUEST', `${field}: must be one of ${(e.params.allowedValues as unknown[]).map(v => JSON.stringify(v)).join(', ')}`]
+  if (e.keyword === 'type' && field === '') return ['INVALID_REQUEST', 'body: must be a JSON object']
+  return ['INVALID_REQUEST', `${field === '' ? 'body' : field}: ${e.message ?? 'invalid'}`]
+}

@@ -1,0 +1,73 @@
+import * as ort from 'onnxruntime-node'
+
+/** ORT session options; threads are set per process by the config (see README). */
+export interface SessionSettings {
+  intraOpNumThreads: number
+  interOpNumThreads: number
+}
+
+interface Entry { session: Promise<ort.InferenceSession>, running: number, evicted: boolean }
+
+/**
+ * Sessions built once per kernel key and kept in LRU order, at most `capacity` of them, so
+ * that odd requests (many ranks, many option combinations) cannot grow memory without bound.
+ * An evicted session is released once its last run has finished.
+ */
+export class SessionCache {
+  private readonly entries = new Map<string, Entry>()
+  constructor (private readonly settings: SessionSettings, private readonly capacity = 512) {}
+
+  get size (): number { return this.entries.size }
+
+  /** Runs the kernel `key`, building its session from `model()` on first use. */
+  async run (key: string, model: () => Uint8Array, feeds: Record<string, ort.Tensor>): Promise<ort.InferenceSession.OnnxValueMapType> {
+    const entry = this.acquire(key, model)
+    entry.running++
+    try {
+      const session = await entry.session
+      return await session.run(feeds)
+    } finally {
+      entry.running--
+      if (entry.evicted && entry.running === 0) void this.release(entry)
+    }
+  }
+
+  /** Builds a session now (used to warm the common kernels before readiness). */
+  async warm (key: string, model: () => Uint8Array): Promise<void> { await this.acquire(key, model).session }
+
+  /** Releases every session (shutdown). */
+  async close (): Promise<void> {
+    const all = [...this.entries.values()]
+    this.entries.clear()
+    await Promise.all(all.map(async e => await this.release(e)))
+  }
+
+  private acquire (key: string, model: () => Uint8Array): Entry {
+    let entry = this.entries.get(key)
+    if (entry !== undefined) {
+      this.entries.delete(key) // re-insert: most recently used last
+      this.entries.set(key, entry)
+      return entry
+    }
+    const session = ort.InferenceSession.create(model(), {
+      intraOpNumThreads: this.settings.intraOpNumThreads,
+      interOpNumThreads: this.settings.interOpNumThreads,
+      executionMode: 'sequential',
+      graphOptimizationLevel: 'all'
+    })
+    entry = { session, running: 0, evicted: false }
+    session.catch(() => this.entries.delete(key)) // a failed build is retried next time
+    this.entries.set(key, entry)
+    while (this.entries.size > this.capacity) {
+      const [oldKey, old] = this.entries.entries().next().value as [string, Entry]
+      this.entries.delete(oldKey)
+      old.evicted = true
+      if (old.running === 0) void this.release(old)
+    }
+    return entry
+  }
+
+  private async release (entry: Entry): Promise<void> {
+    try { await (await entry.session).release() } catch { /* a session that failed to build has nothing to release */ }
+  }
+}

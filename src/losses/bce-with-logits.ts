@@ -1,0 +1,38 @@
+import { defineLoss, STANDARD_REDUCTIONS } from './loss'
+import { add, mul, neg, softplus, sub } from '../onnx/ops'
+import { reduce } from './reduce'
+import { broadcastsTo, returned, sameShapes } from './shapes'
+
+/**
+ * `F.binary_cross_entropy_with_logits`: (1 - t) x + (1 + (pos_weight - 1) t) softplus(-x),
+ * times weight: PyTorch's stable form, without exp overflow for large |x|.
+ */
+export default defineLoss({
+  name: 'bce_with_logits',
+  summary: 'Binary cross entropy of logits, with per-element weight and per-class pos_weight.',
+  reference: 'torch.nn.functional.binary_cross_entropy_with_logits',
+  category: 'classification',
+  args: [
+    { name: 'input', kind: 'float', grad: true, doc: 'Logits, any shape.' },
+    { name: 'target', kind: 'float', doc: "Targets in [0, 1], the input's shape." },
+    { name: 'weight', kind: 'float', optional: true, doc: 'Rescales each element; broadcasts to the input.' },
+    { name: 'pos_weight', kind: 'float', optional: true, doc: 'Weight of positive examples, broadcast along the last dims (e.g. [C]).' }
+  ],
+  options: {},
+  reductions: STANDARD_REDUCTIONS,
+  example: { input: [[1, 2], [2, 2], [3, 4], [4, 5]], target: [[1, 0], [1, 0], [0, 1], [0, 1]], pos_weight: [3] },
+  check: (a, o) => {
+    const shape = sameShapes(a, ['input', 'target'])
+    broadcastsTo(a, 'weight', shape)
+    broadcastsTo(a, 'pos_weight', shape)
+    return returned(shape, o.reduction)
+  },
+  forward: (_g, x, o) => {
+    const { input, target } = x
+    const logWeight = x.pos_weight === undefined ? undefined : add(mul(sub(x.pos_weight, 1), target), 1)
+    const sp = softplus(neg(input))
+    let loss = add(mul(sub(1, target), input), logWeight === undefined ? sp : mul(logWeight, sp))
+    if (x.weight !== undefined) loss = mul(loss, x.weight)
+    return reduce(loss, o.reduction)
+  }
+})

@@ -1,0 +1,67 @@
+import { defineLoss, STANDARD_REDUCTIONS, Type } from './loss'
+import { type Value } from '../onnx/graph'
+import { add, div, dimSize, logSoftmax, mask, mul, neg, numel, reduceSum, sub, sumAll, equal, not } from '../onnx/ops'
+import { reduce, reduceWeighted } from './reduce'
+import { checkClassIndexArgs, classAxis, classWeightAlong, pickedNll } from './class-index'
+import { returned } from './shapes'
+import { expectShape } from '../kernels/prepare'
+import { fail } from '../errors'
+import { fmtShape } from '../tensor/tensor'
+
+/**
+ * `F.cross_entropy` over logits, with class-index targets (weight, ignore_index) or
+ * class-probability targets, and label smoothing written as PyTorch 1.13 does it.
+ */
+export default defineLoss({
+  name: 'cross_entropy',
+  summary: 'Cross entropy of logits against class indices or class probabilities.',
+  reference: 'torch.nn.functional.cross_entropy',
+  category: 'classification',
+  args: [
+    { name: 'input', kind: 'float', grad: true, doc: 'Logits [C], [N,C] or [N,C,d1,...].' },
+    { name: 'target', kind: 'float-or-index', doc: "Class indices (the input's shape without C) or class probabilities (the input's shape)." },
+    { name: 'weight', kind: 'float', optional: true, doc: 'Per-class weights [C].' }
+  ],
+  options: {
+    ignore_index: Type.Integer({ default: -100, description: 'Class-index targets equal to it contribute nothing (nor to the mean\'s denominator).' }),
+    label_smoothing: Type.Number({ default: 0.0, minimum: 0, maximum: 1, description: 'Mixes the target with the uniform distribution.' })
+  },
+  reductions: STANDARD_REDUCTIONS,
+  example: { input: [[1, 2], [1, 3], [1, 3]], target: [0, 1, 1], grad: true },
+  // label_smoothing > 0 adds a term PyTorch computes only then (it matters for -inf logits)
+  structural: o => [o.label_smoothing > 0],
+  check: (a, o) => {
+    if (a.target.kind === 'index') return returned(checkClassIndexArgs(a, o.ignore_index), o.reduction)
+    if (a.input.shape.length === 0) fail('SHAPE_MISMATCH', 'input: expected [C], [N,C] or [N,C,d1,...], got a 0-d tensor')
+    if (o.ignore_index >= 0) fail('INVALID_OPTION', `ignore_index: not supported with class-probability targets (got ${o.ignore_index}), as in PyTorch`)
+    expectShape('target', a.target, a.input.shape, " (class probabilities take the input's shape)")
+    const classes = a.input.shape[classAxis(a.input.shape.length)]
+    if (a.weight !== undefined) expectShape('weight', a.weight, [classes], ` (one weight per class of input ${fmtShape(a.input.shape)})`)
+    return returned(a.input.shape.filter((_, i) => i !== classAxis(a.input.shape.length)), o.reduction)
+  },
+  forward: (_g, x, o) => {
+    const axis = classAxis(x.input.rank)
+    const logp = logSoftmax(x.input, axis)
+    const smoothing = o.label_smoothing > 0 ? x.label_smoothing : undefined
+    const weight = x.weight === undefined ? undefined : classWeightAlong(x.weight, x.input.rank)
+    if (x.target.dtype === 'int64') return indexTargets(logp, x.target, x.weight, weight, x.ignore_index, smoothing, axis, o.reduction)
+    let target = x.target
+    if (smoothing !== undefined) target = add(mul(target, sub(1, smoothing)), div(smoothing, dimSize(x.input, axis)))
+    const terms = weight === undefined ? mul(logp, target) : mul(mul(logp, target), weight)
+    const loss = neg(reduceSum(terms, [axis], false))
+    // the mean is over samples (numel / C), unweighted
+    return o.reduction === 'mean' ? div(sumAll(loss), div(numel(x.input), dimSize(x.input, axis))) : reduce(loss, o.reduction)
+  }
+})
+
+function indexTargets (logp: Value, target: Value, weight: Value | undefined, weightAlong: Value | undefined, ignoreIndex: Value,
+  smoothing: Value | undefined, axis: number, reduction: 'none' | 'mean' | 'sum' | 'batchmean'): Value {
+  const nll = pickedNll(logp, target, weight, ignoreIndex, axis)
+  if (smoothing === undefined) return reduceWeighted(nll.loss, nll.weights, reduction)
+  // (1 - eps) * nll + eps / C * smooth, smooth = -sum_c w_c logp_c, zero for ignored samples
+  const valid = mask(not(equal(target, ignoreIndex)))
+  const smooth = mul(neg(reduceSum(weightAlong === undefined ? logp : mul(logp, weightAlong), [axis], false)), valid)
+  const classes = dimSize(logp, axis)
+  const loss = add(mul(nll.loss, sub(1, smoothing)), mul(smooth, div(smoothing, classes)))
+  return reduceWeighted(loss, nll.weights, reduction)
+}

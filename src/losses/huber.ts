@@ -1,0 +1,24 @@
+import { reduce } from './reduce'
+import { defineLoss, STANDARD_REDUCTIONS, Type } from './loss'
+import { abs, less, mul, square, sub, where } from '../onnx/ops'
+import { broadcastArgs, returned } from './shapes'
+
+/** `F.huber_loss`: 0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta). */
+export default defineLoss({
+  name: 'huber',
+  summary: 'Huber loss: quadratic below delta, linear (scaled by delta) above.',
+  reference: 'torch.nn.functional.huber_loss',
+  category: 'regression',
+  args: [
+    { name: 'input', kind: 'float', grad: true, doc: 'Predictions, any shape.' },
+    { name: 'target', kind: 'float', doc: 'Targets, broadcastable with input.' }
+  ],
+  options: { delta: Type.Number({ default: 1.0, exclusiveMinimum: 0, description: 'Where the loss turns from quadratic to linear (> 0).' }) },
+  reductions: STANDARD_REDUCTIONS,
+  example: { input: [0.2, -1.5, 3], target: [0, 0, 0], delta: 1.0 },
+  check: (a, o) => returned(broadcastArgs(a, ['input', 'target']), o.reduction),
+  forward: (_g, x, o) => {
+    const z = abs(sub(x.input, x.target))
+    return reduce(where(less(z, x.delta), mul(square(z), 0.5), mul(x.delta, sub(z, mul(x.delta, 0.5)))), o.reduction)
+  }
+})

@@ -1,0 +1,21 @@
+import { reduce } from './reduce'
+import { defineLoss, STANDARD_REDUCTIONS } from './loss'
+import { abs, sub } from '../onnx/ops'
+import { broadcastArgs, returned } from './shapes'
+
+/** Absolute error, `F.l1_loss`: |input - target|, gradient sign (0 at a tie). */
+export default defineLoss({
+  name: 'l1',
+  summary: 'Absolute error |input - target|.',
+  reference: 'torch.nn.functional.l1_loss',
+  category: 'regression',
+  args: [
+    { name: 'input', kind: 'float', grad: true, doc: 'Predictions, any shape.' },
+    { name: 'target', kind: 'float', doc: 'Targets, broadcastable with input.' }
+  ],
+  options: {},
+  reductions: STANDARD_REDUCTIONS,
+  example: { input: [[1, 1], [1, 1]], target: [[3, 3], [3, 3]], reduction: 'none' },
+  check: (a, o) => returned(broadcastArgs(a, ['input', 'target']), o.reduction),
+  forward: (_g, x, o) => reduce(abs(sub(x.input, x.target)), o.reduction)
+})

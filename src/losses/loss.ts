@@ -1,0 +1,71 @@
+import { type TProperties, type Static, type TObject, Type, Kind } from '@sinclair/typebox'
+import { type Graph, type Value } from '../onnx/graph'
+import { type HostTensor } from '../tensor/tensor'
+
+/** Reductions of the API; each loss says which it accepts. */
+export type Reduction = 'none' | 'mean' | 'sum' | 'batchmean'
+
+/** How an argument's elements are typed: floats, class indices, or decided by the request. */
+export type ArgKind = 'float' | 'index' | 'float-or-index'
+
+/** One tensor argument of a loss. */
+export interface ArgDecl {
+  name: string
+  kind: ArgKind
+  /** Absent from the request is allowed (e.g. `weight`). */
+  optional?: boolean
+  /** Gradients are returned for it when `grad: true` (the catalog's "grad w.r.t."). */
+  grad?: boolean
+  doc: string
+}
+
+/** A decoded argument as a loss's `check` sees it: kind resolved, shape known. */
+export interface Arg extends HostTensor { kind: 'float' | 'index' }
+
+/** The request's options, typed from the loss's schema, plus the common ones. */
+export type Options<P extends TProperties> = Static<TObject<P>> & { reduction: Reduction }
+
+/** Graph inputs of a kernel: tensor arguments and the numeric options, by name. */
+export type Inputs = Record<string, Value>
+
+/**
+ * One loss, declared once: its schema (arguments and options), its checks and its forward
+ * graph. Numeric options (TypeBox Number/Integer) become graph inputs, so a new value needs
+ * no new session; every other option is structural and part of the kernel's key.
+ */
+export interface LossDef<P extends TProperties = TProperties> {
+  name: string
+  summary: string
+  /** The ground truth for values and gradients. */
+  reference: string
+  category: 'regression' | 'classification' | 'ranking' | 'sequence' | 'segmentation'
+  args: ArgDecl[]
+  options: P
+  reductions: readonly Reduction[]
+  /** A request body that works: the catalog's and OpenAPI's example, and the start-up warm-up. */
+  example: Record<string, unknown>
+  /**
+   * Checks shapes, index ranges and domains (throwing coded errors that name the argument)
+   * and returns the shape of the loss as it will be returned.
+   */
+  check: (args: Record<string, Arg>, opts: Options<P>) => number[]
+  /** Builds the loss, reduced as `opts.reduction` asks, from graph inputs. */
+  forward: (g: Graph, x: Inputs, opts: Options<P>) => Value
+  /** Overrides the kernel-key part of the options (default: every non-numeric option). */
+  structural?: (opts: Options<P>) => unknown
+}
+
+/** Declares a loss (keeps the options' static type flowing into check/forward). */
+export function defineLoss<P extends TProperties> (def: LossDef<P>): LossDef<P> { return def }
+
+/** The reductions most losses accept. */
+export const STANDARD_REDUCTIONS: readonly Reduction[] = ['none', 'mean', 'sum']
+
+/** Whether an option's schema makes it a numeric graph input, and of which kind. */
+export function numericKind (schema: unknown): 'float' | 'int64' | undefined {
+  const kind = (schema as { [Kind]?: string })[Kind]
+  return kind === 'Number' ? 'float' : kind === 'Integer' ? 'int64' : undefined
+}
+
+/** Re-export for loss files: one import for schemas. */
+export { Type }

@@ -1,0 +1,39 @@
+import { fail } from '../errors'
+import { type Arg, type Reduction } from './loss'
+import { broadcastShapes, fmtShape } from '../tensor/tensor'
+
+/** The shape a loss returns: the unreduced shape for `none`, 0-d otherwise. */
+export function returned (unreduced: number[], reduction: Reduction): number[] {
+  return reduction === 'none' ? unreduced : []
+}
+
+/** Broadcasts the named arguments as PyTorch would, or fails naming them and their shapes. */
+export function broadcastArgs (args: Record<string, Arg>, names: readonly string[]): number[] {
+  const present = names.filter(n => args[n] !== undefined)
+  const shape = broadcastShapes(...present.map(n => args[n].shape))
+  if (shape === undefined) {
+    fail('SHAPE_MISMATCH', `${present.join(', ')}: shapes ${present.map(n => `${n} ${fmtShape(args[n].shape)}`).join(', ')} do not broadcast`)
+  }
+  return shape
+}
+
+/** Requires `name` to broadcast to `shape` without enlarging it (PyTorch's in-place ops). */
+export function broadcastsTo (args: Record<string, Arg>, name: string, shape: readonly number[]): void {
+  const a = args[name]
+  if (a === undefined) return
+  const b = broadcastShapes(a.shape, shape)
+  if (b === undefined || b.length !== shape.length || b.some((d, i) => d !== shape[i])) {
+    fail('SHAPE_MISMATCH', `${name}: shape ${fmtShape(a.shape)} must broadcast to ${fmtShape(shape)}`)
+  }
+}
+
+/** Requires the named arguments to share one shape. */
+export function sameShapes (args: Record<string, Arg>, names: readonly string[]): number[] {
+  const [first, ...rest] = names.filter(n => args[n] !== undefined)
+  for (const n of rest) {
+    if (fmtShape(args[n].shape) !== fmtShape(args[first].shape)) {
+      fail('SHAPE_MISMATCH', `${n}: expected the shape of ${first} ${fmtShape(args[first].shape)}, got ${fmtShape(args[n].shape)}`)
+    }
+  }
+  return args[first].shape
+}

@@ -1,0 +1,76 @@
+import { type FastifyInstance } from 'fastify'
+import { Type } from '@sinclair/typebox'
+import { Value as TypeBoxValue } from '@sinclair/typebox/value'
+import { ErrorResponse } from '../../schemas/error'
+import { Catalog, CatalogEntry, type CatalogEntryJson } from '../../schemas/catalog'
+import { lossRequestSchema, LossResponse, pascal } from '../../schemas/loss-request'
+import { fail } from '../errors'
+import { type LossDef } from '../losses/loss'
+import { evaluate, type KernelRunner } from '../kernels/evaluate'
+import { prepare } from '../kernels/prepare'
+import { tensorSchemas } from '../../schemas/tensor'
+
+const errors = { 400: Type.Ref(ErrorResponse), 404: Type.Ref(ErrorResponse), 413: Type.Ref(ErrorResponse), 415: Type.Ref(ErrorResponse), 503: Type.Ref(ErrorResponse) }
+
+/** The catalog entry of a loss, derived from its declaration. */
+export function catalogEntry (def: LossDef): CatalogEntryJson {
+  return {
+    name: def.name,
+    summary: def.summary,
+    category: def.category,
+    reference: def.reference,
+    args: def.args.map(a => ({ name: a.name, kind: a.kind, optional: a.optional === true, grad: a.grad === true, doc: a.doc })),
+    options: JSON.parse(JSON.stringify(def.options)),
+    reductions: [...def.reductions],
+    example: def.example
+  }
+}
+
+/** The request body of a loss's example with every default filled in, as validation would. */
+export function exampleBody (def: LossDef): Record<string, unknown> {
+  return TypeBoxValue.Default(lossRequestSchema(def), [...tensorSchemas], structuredClone(def.example)) as Record<string, unknown>
+}
+
+/** `POST /loss/<name>` for every registered loss, plus the catalog routes. */
+export async function lossRoutes (app: FastifyInstance, opts: { losses: readonly LossDef[], runner: KernelRunner }): Promise<void> {
+  const byName = new Map(opts.losses.map(d => [d.name, d]))
+  const names = [...byName.keys()].join(', ')
+  const unknown = (name: string): never => fail('UNKNOWN_LOSS', `loss '${name}' is not served; known losses: ${names}`)
+
+  for (const def of opts.losses) {
+    const body = lossRequestSchema(def)
+    app.addSchema(body)
+    app.post(`/loss/${def.name}`, {
+      schema: {
+        operationId: `evaluate${pascal(def.name)}`,
+        summary: `${def.name}: ${def.summary}`,
+        description: `Reference: \`${def.reference}\`. Reductions: ${def.reductions.join(', ')}.`,
+        tags: [def.category],
+        body: Type.Ref(body),
+        response: { 200: Type.Ref(LossResponse), ...errors }
+      }
+    }, async request => await evaluate(opts.runner, prepare(def, request.body as Record<string, unknown>)))
+  }
+
+  app.post('/loss/:name', {
+    schema: { hide: true, params: Type.Object({ name: Type.String() }) }
+  }, async request => unknown((request.params as { name: string }).name))
+
+  const catalog = { losses: opts.losses.map(catalogEntry) }
+  app.get('/loss', {
+    schema: { operationId: 'listLosses', summary: 'The catalog: every loss with its arguments, options, defaults and reference.', tags: ['catalog'], response: { 200: Type.Ref(Catalog) } }
+  }, async () => catalog)
+  app.get('/loss/:name', {
+    schema: {
+      operationId: 'getLoss',
+      summary: 'One catalog entry.',
+      tags: ['catalog'],
+      params: Type.Object({ name: Type.String({ description: 'Loss name, e.g. cross_entropy.' }) }),
+      response: { 200: Type.Ref(CatalogEntry), 404: Type.Ref(ErrorResponse) }
+    }
+  }, async request => {
+    const name = (request.params as { name: string }).name
+    const def = byName.get(name)
+    return def === undefined ? unknown(name) : catalogEntry(def)
+  })
+}

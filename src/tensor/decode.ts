@@ -1,0 +1,104 @@
+import { fail } from '../errors'
+import { type HostTensor, type TensorData, type WireDType, fmtShape, sizeOf } from './tensor'
+
+/** Largest rank accepted; PyTorch's losses need far fewer. */
+export const MAX_RANK = 8
+
+const BYTES: Record<WireDType, number> = { float32: 4, float64: 8, int32: 4, int64: 8 }
+
+/**
+ * Decodes one tensor argument from any of the three forms of the API. Nested arrays are
+ * read into float64 (the argument's kind decides the dtype later); typed tensors keep theirs.
+ * Every failure is a 400 naming the argument.
+ */
+export function decodeTensor (arg: string, json: unknown): HostTensor {
+  if (typeof json === 'object' && json !== null && !Array.isArray(json)) return decodeTyped(arg, json as Record<string, unknown>)
+  const shape: number[] = []
+  let probe: unknown = json
+  while (Array.isArray(probe)) {
+    shape.push(probe.length)
+    if (shape.length > MAX_RANK) fail('INVALID_TENSOR', `${arg}: nested deeper than ${MAX_RANK} dimensions`)
+    probe = probe[0]
+  }
+  const data = new Float64Array(sizeOf(shape))
+  let k = 0
+  const walk = (node: unknown, depth: number, path: string): void => {
+    if (depth === shape.length) {
+      if (Array.isArray(node)) fail('INVALID_TENSOR', `${arg}${path}: ragged nested arrays: expected a number at depth ${depth}, got an array`)
+      data[k++] = element(arg + path, node)
+      return
+    }
+    if (!Array.isArray(node)) fail('INVALID_TENSOR', `${arg}${path}: ragged nested arrays: expected an array of length ${shape[depth]} at depth ${depth}, got ${describe(node)}`)
+    if (node.length !== shape[depth]) fail('INVALID_TENSOR', `${arg}${path}: ragged nested arrays: expected length ${shape[depth]} at depth ${depth}, got ${node.length}`)
+    for (let i = 0; i < node.length; i++) walk(node[i], depth + 1, `${path}[${i}]`)
+  }
+  walk(json, 0, '')
+  return { dtype: undefined, shape, data, form: 'nested' }
+}
+
+function decodeTyped (arg: string, obj: Record<string, unknown>): HostTensor {
+  const { dtype, shape, data } = obj
+  if (dtype !== 'float32' && dtype !== 'float64' && dtype !== 'int32' && dtype !== 'int64') {
+    fail('INVALID_DTYPE', `${arg}.dtype: expected one of float32, float64, int32, int64, got ${JSON.stringify(dtype)}`)
+  }
+  if (!Array.isArray(shape) || shape.length > MAX_RANK || !shape.every(d => Number.isInteger(d) && d >= 0)) {
+    fail('INVALID_TENSOR', `${arg}.shape: expected an array of at most ${MAX_RANK} non-negative integers, got ${JSON.stringify(shape)}`)
+  }
+  const n = sizeOf(shape)
+  if (typeof data === 'string') {
+    const bytes = Buffer.from(data, 'base64')
+    if (!isBase64(data) || bytes.length !== n * BYTES[dtype]) {
+      fail('INVALID_TENSOR', `${arg}.data: base64 must hold ${n} ${dtype} elements (${n * BYTES[dtype]} bytes) for shape ${fmtShape(shape)}, got ${isBase64(data) ? `${bytes.length} bytes` : 'invalid base64'}`)
+    }
+    return { dtype, shape, data: fromBytes(dtype, bytes), form: 'base64' }
+  }
+  if (!Array.isArray(data)) fail('INVALID_TENSOR', `${arg}.data: expected an array of numbers or a base64 string`)
+  if (data.length !== n) fail('INVALID_TENSOR', `${arg}.data: shape ${fmtShape(shape)} needs ${n} elements, got ${data.length}`)
+  const out = allocate(dtype, n)
+  for (let i = 0; i < n; i++) {
+    const v = element(`${arg}.data[${i}]`, data[i])
+    if (out instanceof BigInt64Array || out instanceof Int32Array) {
+      if (!Number.isInteger(v)) fail('INVALID_TENSOR', `${arg}.data[${i}]: ${dtype} elements must be integers, got ${data[i]}`)
+      if (out instanceof BigInt64Array) out[i] = BigInt(v)
+      else if (v < -2147483648 || v > 2147483647) fail('INVALID_TENSOR', `${arg}.data[${i}]: ${v} does not fit int32`)
+      else out[i] = v
+    } else out[i] = v
+  }
+  return { dtype, shape, data: out, form: 'flat' }
+}
+
+function element (where: string, v: unknown): number {
+  if (typeof v === 'number') return v
+  if (v === 'NaN') return NaN
+  if (v === 'Infinity') return Infinity
+  if (v === '-Infinity') return -Infinity
+  return fail('INVALID_TENSOR', `${where}: expected a number or "NaN", "Infinity", "-Infinity", got ${describe(v)}`)
+}
+
+function describe (v: unknown): string {
+  if (Array.isArray(v)) return 'an array'
+  return v === null ? 'null' : typeof v === 'string' ? JSON.stringify(v.length > 20 ? v.slice(0, 20) + '…' : v) : typeof v
+}
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/
+function isBase64 (s: string): boolean { return s.length % 4 === 0 && BASE64.test(s) }
+
+function allocate (dtype: WireDType, n: number): TensorData {
+  switch (dtype) {
+    case 'float32': return new Float32Array(n)
+    case 'float64': return new Float64Array(n)
+    case 'int32': return new Int32Array(n)
+    case 'int64': return new BigInt64Array(n)
+  }
+}
+
+/** Copies little-endian bytes into an aligned typed array (this host is little-endian, as ORT requires). */
+function fromBytes (dtype: WireDType, bytes: Buffer): TensorData {
+  const copy = new Uint8Array(bytes).buffer
+  switch (dtype) {
+    case 'float32': return new Float32Array(copy)
+    case 'float64': return new Float64Array(copy)
+    case 'int32': return new Int32Array(copy)
+    case 'int64': return new BigInt64Array(copy)
+  }
+}

@@ -1,0 +1,54 @@
+/** Element types a tensor can arrive in. */
+export type WireDType = 'float32' | 'float64' | 'int32' | 'int64'
+
+/** The three tensor forms of the API; a response mirrors the request's. */
+export type TensorForm = 'nested' | 'flat' | 'base64'
+
+/** Typed-array storage of a decoded tensor. */
+export type TensorData = Float32Array | Float64Array | Int32Array | BigInt64Array
+
+/** A tensor decoded from a request (or to encode into a response). */
+export interface HostTensor {
+  /** The declared dtype; undefined for nested arrays, whose type the argument decides. */
+  dtype: WireDType | undefined
+  shape: number[]
+  data: TensorData
+  form: TensorForm
+}
+
+/** Number of elements of a shape. */
+export function sizeOf (shape: readonly number[]): number {
+  let n = 1
+  for (const d of shape) n *= d
+  return n
+}
+
+/** A shape as written in messages: `[2,3]`, `[]` for 0-d. */
+export function fmtShape (shape: readonly number[]): string { return `[${shape.join(',')}]` }
+
+/** Whether two shapes are equal. */
+export function sameShape (a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i])
+}
+
+/** The numpy/PyTorch broadcast of shapes, or undefined when they do not broadcast. */
+export function broadcastShapes (...shapes: ReadonlyArray<readonly number[]>): number[] | undefined {
+  const rank = Math.max(0, ...shapes.map(s => s.length))
+  const out: number[] = []
+  for (let i = 0; i < rank; i++) {
+    let d = 1
+    for (const s of shapes) {
+      const e = s[s.length - rank + i] ?? 1
+      if (e === 1) continue
+      if (d !== 1 && d !== e) return undefined
+      d = e
+    }
+    out.push(d)
+  }
+  return out
+}
+
+/** Element i as a JS number (int64 via Number: indices never come near 2^53 legitimately). */
+export function at (data: TensorData, i: number): number {
+  return typeof data[i] === 'bigint' ? Number(data[i]) : (data[i] as number)
+}

@@ -1,0 +1,18 @@
+import { type Test } from 'tap'
+import { type FastifyInstance } from 'fastify'
+import { buildApp, type AppOptions } from '../../src/app'
+import { type Config } from '../../src/config'
+
+/** A ready app (kernels warmed) that is closed when the test ends. */
+export async function build (t: Test, config: Partial<Config> = {}, options: AppOptions = {}): Promise<FastifyInstance> {
+  const app = await buildApp(config, { logger: false, ...options })
+  t.teardown(async () => { await app.close() })
+  await app.losshub.warmed
+  return app
+}
+
+/** POSTs a JSON body to /loss/<name> and returns status and parsed body. */
+export async function postLoss (app: FastifyInstance, name: string, body: unknown): Promise<{ status: number, body: any, headers: Record<string, unknown> }> {
+  const r = await app.inject({ method: 'POST', url: `/loss/${name}`, payload: body as object })
+  return { status: r.statusCode, body: r.json(), headers: r.headers }
+}
