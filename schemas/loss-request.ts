@@ -1,15 +1,13 @@
 import { Type, type TSchema, type TObject } from '@sinclair/typebox'
 import { type LossDef } from '../src/losses/loss'
+import { StringEnum } from './enum'
 
 /** PascalCase of a loss name, for component and operation names: cross_entropy → CrossEntropy. */
 export function pascal (name: string): string {
   return name.split('_').map(w => w.charAt(0).toUpperCase() + w.slice(1)).join('')
 }
 
-/** A string enum that validates with a clear "must be one of" message. */
-export function StringEnum<T extends string> (values: readonly T[], options: Record<string, unknown> = {}): TSchema {
-  return Type.Unsafe<T>({ type: 'string', enum: [...values], ...options })
-}
+export { StringEnum } from './enum'
 
 /**
  * The request body of `POST /loss/<name>`: the loss's tensor arguments and options, and the
@@ -25,7 +23,7 @@ export function lossRequestSchema (def: LossDef): TObject {
   props.reduction = StringEnum(def.reductions, { default: 'mean', description: 'How the loss is reduced, as in PyTorch.' })
   props.grad = Type.Boolean({ default: false, description: 'Also return the gradient w.r.t. every differentiable argument.' })
   props.grad_output = Type.Optional(Type.Ref('Tensor', { description: 'Upstream gradient, shaped like the returned loss (default ones).' }))
-  return Type.Object(props, { $id: `${pascal(def.name)}Request`, additionalProperties: false, description: `Arguments and options of ${def.name}.` })
+  return Type.Object(props, { $id: `${pascal(def.name)}Request`, additionalProperties: false, description: `Arguments and options of ${def.name}.`, examples: [def.example] })
 }
 
 /** The body of a successful `POST /loss/<name>`. */

@@ -1,13 +1,14 @@
 import { Type, type Static } from '@sinclair/typebox'
+import { StringEnum } from './enum'
 
 /** A non-finite float, written as the protobuf JSON mapping does. */
-export const NonFinite = Type.Union([Type.Literal('NaN'), Type.Literal('Infinity'), Type.Literal('-Infinity')], {
+export const NonFinite = StringEnum(['NaN', 'Infinity', '-Infinity'], {
   $id: 'NonFinite',
   description: 'A non-finite float, written as in the protobuf JSON mapping.'
 })
 
 /** Element types of typed tensors. */
-export const TensorDType = Type.Union([Type.Literal('float32'), Type.Literal('float64'), Type.Literal('int32'), Type.Literal('int64')], {
+export const TensorDType = StringEnum(['float32', 'float64', 'int32', 'int64'], {
   $id: 'TensorDType',
   description: 'Element type. Nested arrays are float32 for float arguments and int64 for class indices.'
 })

@@ -13,7 +13,6 @@ export const ERRORS = {
   INVALID_OPTION: { status: 400, meaning: 'An option is not allowed with the others or for this loss (e.g. a reduction the loss does not support).' },
   UNKNOWN_LOSS: { status: 404, meaning: 'No loss has that name; the message lists the known names.' },
   NOT_FOUND: { status: 404, meaning: 'No such route.' },
-  METHOD_NOT_ALLOWED: { status: 405, meaning: 'The route exists but not for this method.' },
   PAYLOAD_TOO_LARGE: { status: 413, meaning: 'The body is larger than BODY_LIMIT_MB.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'The content type is not application/json.' },
   OVERLOADED: { status: 503, meaning: 'The queue is full or the process is under pressure; retry after Retry-After seconds.' },

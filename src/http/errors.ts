@@ -4,7 +4,7 @@ import { ERRORS, type ErrorCode, LosshubError } from '../errors'
 interface AjvError { keyword: string, instancePath: string, message?: string, params: Record<string, unknown> }
 
 const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request', 404: 'Not Found', 405: 'Method Not Allowed', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 500: 'Internal Server Error', 503: 'Service Unavailable'
+  400: 'Bad Request', 404: 'Not Found', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 500: 'Internal Server Error', 503: 'Service Unavailable'
 }
 
 /** Fields whose schema is a tensor: their errors are INVALID_TENSOR. */

@@ -1,6 +1,5 @@
 import { type FastifyInstance } from 'fastify'
 import { Type } from '@sinclair/typebox'
-import { Value as TypeBoxValue } from '@sinclair/typebox/value'
 import { ErrorResponse } from '../../schemas/error'
 import { Catalog, CatalogEntry, type CatalogEntryJson } from '../../schemas/catalog'
 import { lossRequestSchema, LossResponse, pascal } from '../../schemas/loss-request'
@@ -8,7 +7,6 @@ import { fail } from '../errors'
 import { type LossDef } from '../losses/loss'
 import { evaluate, type KernelRunner } from '../kernels/evaluate'
 import { prepare } from '../kernels/prepare'
-import { tensorSchemas } from '../../schemas/tensor'
 
 const errors = { 400: Type.Ref(ErrorResponse), 404: Type.Ref(ErrorResponse), 413: Type.Ref(ErrorResponse), 415: Type.Ref(ErrorResponse), 503: Type.Ref(ErrorResponse) }
 
@@ -28,7 +26,10 @@ export function catalogEntry (def: LossDef): CatalogEntryJson {
 
 /** The request body of a loss's example with every default filled in, as validation would. */
 export function exampleBody (def: LossDef): Record<string, unknown> {
-  return TypeBoxValue.Default(lossRequestSchema(def), [...tensorSchemas], structuredClone(def.example)) as Record<string, unknown>
+  const body: Record<string, unknown> = structuredClone(def.example)
+  const props = lossRequestSchema(def).properties as Record<string, { default?: unknown }>
+  for (const [k, s] of Object.entries(props)) if (body[k] === undefined && s.default !== undefined) body[k] = s.default
+  return body
 }
 
 /** `POST /loss/<name>` for every registered loss, plus the catalog routes. */

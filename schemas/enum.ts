@@ -1,0 +1,6 @@
+import { Type, type TUnsafe } from '@sinclair/typebox'
+
+/** A string enum (`{type: string, enum}`): one clear "must be one of" error and a plain OpenAPI enum. */
+export function StringEnum<T extends string> (values: readonly T[], options: Record<string, unknown> = {}): TUnsafe<T> {
+  return Type.Unsafe<T>({ type: 'string', enum: [...values], ...options })
+}

@@ -1,0 +1,60 @@
+import t from 'tap'
+import * as ort from 'onnxruntime-node'
+import { Graph, type Value } from '../../src/onnx/graph'
+import * as op from '../../src/onnx/ops'
+import { backward } from '../../src/onnx/autodiff'
+
+/** Builds f(x, y), differentiates it w.r.t. x (and y), runs it, returns value and gradients. */
+async function run (f: (x: Value, y: Value) => Value, x: number[], xShape: number[], y: number[], yShape: number[]): Promise<{ out: number[], gx: number[], gy: number[] }> {
+  const G = new Graph('test', 'float64')
+  const dims = (s: number[]): Array<1 | 'n'> => s.map(d => (d === 1 ? 1 : 'n'))
+  const X = G.input('x', 'float64', dims(xShape), true)
+  const Y = G.input('y', 'float64', dims(yShape), true)
+  const out = f(X, Y)
+  const [gx, gy] = backward(out, G.constant(1), [X, Y])
+  G.output('out', out)
+  G.output('gx', gx)
+  G.output('gy', gy)
+  const s = await ort.InferenceSession.create(G.toModel())
+  const r = await s.run({ x: new ort.Tensor('float64', Float64Array.from(x), xShape), y: new ort.Tensor('float64', Float64Array.from(y), yShape) })
+  await s.release()
+  return { out: Array.from(r.out.data as Float64Array), gx: Array.from(r.gx.data as Float64Array), gy: Array.from(r.gy.data as Float64Array) }
+}
+
+t.test('product rule and broadcasting: d/dx sum(x * y) with y broadcast over rows', async t => {
+  const r = await run((x, y) => op.sumAll(op.mul(x, y)), [1, 2, 3, 4], [2, 2], [10, 20], [2])
+  t.same(r.out, [1 * 10 + 2 * 20 + 3 * 10 + 4 * 20])
+  t.same(r.gx, [10, 20, 10, 20])
+  t.same(r.gy, [1 + 3, 2 + 4], 'gradient of a broadcast operand is summed over the broadcast axis')
+})
+
+t.test('a value used twice accumulates: d/dx sum(x*x + x) = 2x + 1', async t => {
+  const r = await run((x, _y) => op.sumAll(op.add(op.mul(x, x), x)), [1, -2], [2], [0], [1])
+  t.same(r.gx, [3, -3])
+  t.same(r.gy, [0], 'an unused input gets zeros')
+})
+
+t.test('PyTorch tie conventions: relu 0 at 0, clamp_min passes at the bound, maximum splits', async t => {
+  t.same((await run((x, _y) => op.sumAll(op.relu(x)), [-1, 0, 2], [3], [0], [1])).gx, [0, 0, 1])
+  t.same((await run((x, _y) => op.sumAll(op.clampMin(x, 0)), [-1, 0, 2], [3], [0], [1])).gx, [0, 1, 1])
+  const m = await run((x, y) => op.sumAll(op.maximum(x, y)), [1, 2, 3], [3], [2, 2, 2], [3])
+  t.same(m.gx, [0, 0.5, 1])
+  t.same(m.gy, [1, 0.5, 0])
+})
+
+t.test('log_softmax gradient: softmax minus one-hot for a picked class', async t => {
+  // d/dx of -log_softmax(x)[1] = softmax(x) - e_1
+  const r = await run((x, _y) => op.neg(op.reduceSum(op.mul(op.logSoftmax(x, 0), op.oneHot(op.cast(op.sumAll(_y), 'int64'), x, 0)), [0], false)), [1, 2, 3], [3], [1], [1])
+  const e = [1, 2, 3].map(Math.exp)
+  const z = e[0] + e[1] + e[2]
+  t.ok(Math.abs(r.out[0] + Math.log(e[1] / z)) < 1e-12)
+  r.gx.forEach((g, i) => t.ok(Math.abs(g - (e[i] / z - (i === 1 ? 1 : 0))) < 1e-12, `component ${i}`))
+})
+
+t.test('softplus and log1p are accurate where the naive formulas are not', async t => {
+  const r = await run((x, _y) => op.softplus(x), [-800, -40, 0, 40, 800], [5], [0], [1])
+  t.ok(Math.abs(r.out[1] - Math.exp(-40)) / Math.exp(-40) < 1e-12, 'softplus(-40) = e^-40 to full precision')
+  t.same([r.out[0], r.out[3], r.out[4]], [0, 40, 800], 'no overflow')
+  t.ok(Math.abs(r.out[2] - Math.log(2)) < 1e-15)
+  t.ok(Math.abs(r.gx[2] - 0.5) < 1e-15, 'gradient sigmoid(0)')
+})

@@ -1,0 +1,62 @@
+import t, { type Test } from 'tap'
+import { decodeTensor } from '../../src/tensor/decode'
+import { LosshubError } from '../../src/errors'
+
+const b64 = (a: ArrayBufferView): string => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64')
+
+t.test('nested arrays: shape inferred, float64 storage, no dtype, non-finite strings', async t => {
+  const d = decodeTensor('input', [[0.1, 2], ['NaN', '-Infinity']])
+  t.same(d.shape, [2, 2])
+  t.equal(d.dtype, undefined)
+  t.equal(d.form, 'nested')
+  t.same(Array.from(d.data as Float64Array), [0.1, 2, NaN, -Infinity])
+})
+
+t.test('a bare number is a 0-d tensor; [] is shape [0]', async t => {
+  t.same(decodeTensor('x', 3.5).shape, [])
+  t.same(decodeTensor('x', 'Infinity').data[0], Infinity)
+  t.same(decodeTensor('x', []).shape, [0])
+})
+
+t.test('typed flat keeps its dtype', async t => {
+  const d = decodeTensor('target', { dtype: 'int64', shape: [3], data: [0, 1, 2] })
+  t.equal(d.dtype, 'int64')
+  t.same(Array.from(d.data as BigInt64Array), [0n, 1n, 2n])
+  const f = decodeTensor('input', { dtype: 'float64', shape: [1, 2], data: [1, 'Infinity'] })
+  t.same(Array.from(f.data as Float64Array), [1, Infinity])
+})
+
+t.test('typed base64 reads little-endian bytes of each dtype', async t => {
+  t.same(Array.from(decodeTensor('a', { dtype: 'float32', shape: [2], data: b64(Float32Array.of(0.5, -2)) }).data as Float32Array), [0.5, -2])
+  t.same(Array.from(decodeTensor('a', { dtype: 'float64', shape: [1], data: b64(Float64Array.of(0.1)) }).data as Float64Array), [0.1])
+  t.same(Array.from(decodeTensor('a', { dtype: 'int32', shape: [2], data: b64(Int32Array.of(-1, 7)) }).data as Int32Array), [-1, 7])
+  t.same(Array.from(decodeTensor('a', { dtype: 'int64', shape: [1], data: b64(BigInt64Array.of(9n)) }).data as BigInt64Array), [9n])
+  t.equal(decodeTensor('a', { dtype: 'int64', shape: [1], data: b64(BigInt64Array.of(9n)) }).form, 'base64')
+})
+
+function rejects (t: Test, json: unknown, code: string, message: RegExp): void {
+  try {
+    decodeTensor('input', json)
+    t.fail(`expected ${code} for ${JSON.stringify(json)}`)
+  } catch (err) {
+    t.ok(err instanceof LosshubError, 'a coded error')
+    t.equal((err as LosshubError).code, code)
+    t.match((err as LosshubError).message, message)
+  }
+}
+
+t.test('malformed tensors are 400s naming the argument', async t => {
+  rejects(t, [[1, 2], [3]], 'INVALID_TENSOR', /^input\[1\]: ragged nested arrays: expected length 2/)
+  rejects(t, [1, [2]], 'INVALID_TENSOR', /^input\[1\]: ragged/)
+  rejects(t, [[1], 2], 'INVALID_TENSOR', /^input\[1\]: ragged/)
+  rejects(t, [1, 'x'], 'INVALID_TENSOR', /^input\[1\]: expected a number/)
+  rejects(t, [1, null], 'INVALID_TENSOR', /^input\[1\]: expected a number or "NaN".*got null/)
+  rejects(t, { dtype: 'float32', shape: [2, 2], data: [1, 2, 3] }, 'INVALID_TENSOR', /^input\.data: shape \[2,2\] needs 4 elements, got 3/)
+  rejects(t, { dtype: 'float16', shape: [1], data: [1] }, 'INVALID_DTYPE', /^input\.dtype: expected one of float32, float64, int32, int64/)
+  rejects(t, { dtype: 'float32', shape: [-1], data: [] }, 'INVALID_TENSOR', /^input\.shape/)
+  rejects(t, { dtype: 'float32', shape: [2], data: 'AAAA' }, 'INVALID_TENSOR', /^input\.data: base64 must hold 2 float32 elements \(8 bytes\) for shape \[2\], got 3 bytes/)
+  rejects(t, { dtype: 'float32', shape: [1], data: 'A$A=' }, 'INVALID_TENSOR', /invalid base64/)
+  rejects(t, { dtype: 'int64', shape: [1], data: [1.5] }, 'INVALID_TENSOR', /^input\.data\[0\]: int64 elements must be integers/)
+  rejects(t, { dtype: 'int32', shape: [1], data: [2 ** 40] }, 'INVALID_TENSOR', /does not fit int32/)
+  rejects(t, [[[[[[[[[1]]]]]]]]], 'INVALID_TENSOR', /nested deeper than 8/)
+})
