@@ -19,9 +19,10 @@ export function lossRequestSchema (def: LossDef): TObject {
     const t = Type.Ref('Tensor', { description: a.doc })
     props[a.name] = a.optional === true ? Type.Optional(t) : t
   }
-  for (const [k, s] of Object.entries(def.options)) props[k] = s
-  props.reduction = StringEnum(def.reductions, { default: 'mean', description: 'How the loss is reduced, as in PyTorch.' })
-  props.grad = Type.Boolean({ default: false, description: 'Also return the gradient w.r.t. every differentiable argument.' })
+  // an option with a default may be left out (validation fills it in)
+  for (const [k, s] of Object.entries(def.options)) props[k] = 'default' in s ? Type.Optional(s) : s
+  props.reduction = Type.Optional(StringEnum(def.reductions, { default: 'mean', description: 'How the loss is reduced, as in PyTorch.' }))
+  props.grad = Type.Optional(Type.Boolean({ default: false, description: 'Also return the gradient w.r.t. every differentiable argument.' }))
   props.grad_output = Type.Optional(Type.Ref('Tensor', { description: 'Upstream gradient, shaped like the returned loss (default ones).' }))
   return Type.Object(props, { $id: `${pascal(def.name)}Request`, additionalProperties: false, description: `Arguments and options of ${def.name}.`, examples: [def.example] })
 }

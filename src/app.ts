@@ -7,10 +7,11 @@ import { type Config, DEFAULTS } from './config'
 import { errorBody, errorHandler } from './http/errors'
 import { LOSSES } from './losses'
 import { type LossDef } from './losses/loss'
-import { kernelKey, buildModel } from './kernels/kernel'
 import { prepare } from './kernels/prepare'
 import { SessionCache } from './kernels/session-cache'
-import { type KernelRunner } from './kernels/evaluate'
+import { type Executor, InProcessExecutor } from './kernels/executor'
+import { WorkerPool } from './kernels/worker-pool'
+import { Batcher } from './batching/batcher'
 import { exampleBody, lossRoutes } from './routes/loss'
 import { healthRoutes } from './routes/health'
 import { tensorSchemas } from '../schemas/tensor'
@@ -23,7 +24,7 @@ import { version } from '../package.json'
 export interface Losshub {
   /** Resolves once every loss's example kernels are loaded (readiness). */
   warmed: Promise<void>
-  sessions: SessionCache
+  batcher: Batcher
   draining: boolean
 }
 
@@ -50,11 +51,16 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: true, allErrors: false } }
   }).withTypeProvider<TypeBoxTypeProvider>()
 
-  const sessions = new SessionCache({ intraOpNumThreads: cfg.ortIntraOpThreads, interOpNumThreads: cfg.ortInterOpThreads }, cfg.sessionCacheSize)
-  const runner: KernelRunner = sessions
+  const settings = { intraOpNumThreads: cfg.ortIntraOpThreads, interOpNumThreads: cfg.ortInterOpThreads }
+  const executor: Executor = cfg.kernelWorkers > 0
+    ? new WorkerPool(cfg.kernelWorkers, settings, cfg.sessionCacheSize)
+    : new InProcessExecutor(new SessionCache(settings, cfg.sessionCacheSize))
+  const batcher = new Batcher(executor, {
+    maxSize: cfg.batchMaxSize, maxElements: cfg.batchMaxElements, maxDelayUs: cfg.batchMaxDelayUs, maxQueue: cfg.queueMaxRequests
+  })
   let ready = false
-  const warmed = warm(losses, sessions).then(() => { ready = true })
-  app.decorate('losshub', { warmed, sessions, draining: false })
+  const warmed = warm(losses, batcher).then(() => { ready = true })
+  app.decorate('losshub', { warmed, batcher, draining: false })
 
   app.addHook('onSend', async (request, reply) => { void reply.header('x-request-id', request.id) })
   // Results are plain JSON (numbers, "NaN" strings, nested arrays): JSON.stringify is right and fast.
@@ -85,8 +91,11 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 
   await app.register(healthRoutes, { readiness: { ready: () => ready, draining: () => app.losshub.draining } })
-  await app.register(lossRoutes, { losses, runner })
-  app.addHook('onClose', async () => { await sessions.close() })
+  await app.register(lossRoutes, { losses, batcher })
+  app.addHook('onClose', async () => {
+    await batcher.drain()
+    await executor.close()
+  })
   return app
 }
 
@@ -98,12 +107,9 @@ class OneLinePerRequest extends LogController {
   }
 }
 
-/** Loads each loss's example kernels, with and without gradients, before readiness. */
-async function warm (losses: readonly LossDef[], sessions: SessionCache): Promise<void> {
+/** Runs each loss's example, with and without gradients, so its kernels are loaded before readiness. */
+async function warm (losses: readonly LossDef[], batcher: Batcher): Promise<void> {
   for (const def of losses) {
-    for (const grad of [false, true]) {
-      const call = prepare(def, { ...exampleBody(def), grad })
-      await sessions.warm(kernelKey(call), () => buildModel(call))
-    }
+    for (const grad of [false, true]) await batcher.submit(prepare(def, { ...exampleBody(def), grad }))
   }
 }

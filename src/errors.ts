@@ -11,6 +11,7 @@ export const ERRORS = {
   INDEX_OUT_OF_RANGE: { status: 400, meaning: 'A class index (or length) is outside its valid range.' },
   DOMAIN_ERROR: { status: 400, meaning: "A value lies outside the loss's domain (e.g. bce input outside [0, 1])." },
   INVALID_OPTION: { status: 400, meaning: 'An option is not allowed with the others or for this loss (e.g. a reduction the loss does not support).' },
+  TOO_LARGE: { status: 400, meaning: 'The request would need more working memory than one request may use (the message gives the limit).' },
   UNKNOWN_LOSS: { status: 404, meaning: 'No loss has that name; the message lists the known names.' },
   NOT_FOUND: { status: 404, meaning: 'No such route.' },
   PAYLOAD_TOO_LARGE: { status: 413, meaning: 'The body is larger than BODY_LIMIT_MB.' },

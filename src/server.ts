@@ -7,7 +7,7 @@ async function main (): Promise<void> {
   const app = await buildApp(config)
   await app.listen({ port: config.port, host: config.host })
   await app.losshub.warmed
-  app.log.info({ sessions: app.losshub.sessions.size }, 'kernels loaded; ready')
+  app.log.info('kernels loaded; ready')
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {
       app.log.info({ signal }, 'shutting down')

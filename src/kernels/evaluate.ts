@@ -1,21 +1,15 @@
-import type * as ort from 'onnxruntime-node'
-import { type TensorData } from '../tensor/tensor'
+import { type Batcher } from '../batching/batcher'
 import { encodeTensor } from '../tensor/encode'
-import { buildFeeds, buildModel, kernelKey } from './kernel'
 import { type PreparedCall } from './prepare'
-
-/** Runs kernels; the in-process session cache or, later, a batcher in front of it. */
-export interface KernelRunner {
-  run: (key: string, model: () => Uint8Array, feeds: Record<string, ort.Tensor>) => Promise<ort.InferenceSession.OnnxValueMapType>
-}
+import { type KernelTensor } from './tensors'
 
 /** The JSON body of a successful response. */
 export interface LossResult { loss: unknown, grad?: Record<string, unknown> }
 
-/** Evaluates a prepared call and encodes its result in the request's tensor form. */
-export async function evaluate (runner: KernelRunner, call: PreparedCall): Promise<LossResult> {
-  const out = await runner.run(kernelKey(call), () => buildModel(call), buildFeeds(call))
-  const enc = (t: ort.Tensor): unknown => encodeTensor(call.dtype, t.dims as number[], t.data as TensorData, call.form)
+/** Evaluates a prepared call through the batcher and encodes its result in the request's tensor form. */
+export async function evaluate (batcher: Batcher, call: PreparedCall, signal?: AbortSignal): Promise<LossResult> {
+  const out = await batcher.submit(call, signal)
+  const enc = (t: KernelTensor): unknown => encodeTensor(call.dtype, t.dims, t.data, call.form)
   const result: LossResult = { loss: enc(out.loss) }
   if (call.grad) {
     result.grad = {}

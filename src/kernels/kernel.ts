@@ -1,34 +1,53 @@
-import * as ort from 'onnxruntime-node'
 import { type Arg, numericKind } from '../losses/loss'
 import { backward } from '../onnx/autodiff'
 import { type Dim, Graph, type Value } from '../onnx/graph'
-import { type TensorData } from '../tensor/tensor'
+import { type TensorData, sizeOf } from '../tensor/tensor'
 import { type PreparedCall } from './prepare'
-
-/** What varies the graph: everything but tensor sizes (other than 1) and numeric option values. */
-export function kernelKey (call: PreparedCall): string {
-  const { def, opts, dtype, args, grad } = call
-  const structural = def.structural !== undefined
-    ? def.structural(opts)
-    : Object.keys(def.options).filter(k => numericKind(def.options[k]) === undefined).map(k => opts[k])
-  const sig = Object.entries(args).map(([name, a]) => `${name}:${a.kind}:${dimsOf(a.shape).join('')}`)
-  return [def.name, dtype, opts.reduction, grad ? 'grad' : 'value', JSON.stringify(structural), ...sig].join('|')
-}
+import { type KernelTensor, type KernelTensors } from './tensors'
 
 /** Static dims of a run-time shape: 1 stays 1, anything else is 'n'. */
 export function dimsOf (shape: readonly number[]): Dim[] { return shape.map(d => (d === 1 ? 1 : 'n')) }
 
-/** Builds the ONNX model of a call: the loss and, when asked, its gradients, in one graph. */
-export function buildModel (call: PreparedCall): Uint8Array {
+/** The options that shape the graph (every non-numeric option, unless the loss says otherwise). */
+function structuralOptions (call: PreparedCall): unknown {
+  const { def, opts } = call
+  return def.structural !== undefined
+    ? def.structural(opts)
+    : Object.keys(def.options).filter(k => numericKind(def.options[k]) === undefined).map(k => opts[k])
+}
+
+/**
+ * What varies the graph: loss, dtype, reduction, grad, structural options, and each
+ * argument's kind and static dims. In a batched kernel the batch arguments' first dim is 'n'.
+ */
+export function kernelKey (call: PreparedCall, batched = false): string {
+  const { def, opts, dtype, args, grad } = call
+  const sig = Object.entries(args).map(([name, a]) => `${name}:${a.kind}:${argDims(call, name, a, batched).join('')}`)
+  return [batched ? 'batch' : 'solo', def.name, dtype, opts.reduction, grad ? 'grad' : 'value', JSON.stringify(structuralOptions(call)), ...sig].join('|')
+}
+
+function argDims (call: PreparedCall, name: string, a: Arg, batched: boolean): Dim[] {
+  const dims = dimsOf(a.shape)
+  return batched && call.def.batch?.includes(name) === true ? ['n', ...dims.slice(1)] : dims
+}
+
+/**
+ * Builds the ONNX model of a call: the loss and, when asked, its gradients, in one graph.
+ * Batched, it takes rows of many requests (`segment_ids` maps rows to requests) and reduces
+ * per request; built from any one member, since all members share the kernel key.
+ */
+export function buildModel (call: PreparedCall, batched = false): Uint8Array {
   const { def, opts, dtype, args, grad } = call
   const G = new Graph(def.name, dtype)
+  if (batched) G.segments = { ids: G.input('segment_ids', 'int64', ['n']), count: G.input('segment_count', 'int64', [1]) }
   const x: Record<string, Value> = {}
   const tracked: Array<[string, Value]> = []
   for (const decl of def.args) {
     const a = args[decl.name]
     if (a === undefined) continue
-    x[decl.name] = G.input(decl.name, a.kind === 'index' ? 'int64' : dtype, dimsOf(a.shape), grad && decl.grad === true)
-    if (grad && decl.grad === true) tracked.push([decl.name, x[decl.name]])
+    const wantGrad = grad && decl.grad === true
+    x[decl.name] = G.input(decl.name, a.kind === 'index' ? 'int64' : dtype, argDims(call, decl.name, a, batched), wantGrad)
+    if (wantGrad) tracked.push([decl.name, x[decl.name]])
   }
   for (const [name, p] of Object.entries(call.numeric)) x[name] = G.input(name, p.kind === 'int64' ? 'int64' : dtype, [])
   const loss = def.forward(G, x, opts)
@@ -41,30 +60,39 @@ export function buildModel (call: PreparedCall): Uint8Array {
   return G.toModel()
 }
 
-/** The ORT feeds of a call: arguments converted to the kernel's dtypes, options as 0-d tensors. */
-export function buildFeeds (call: PreparedCall): Record<string, ort.Tensor> {
-  const feeds: Record<string, ort.Tensor> = {}
-  for (const [name, a] of Object.entries(call.args)) {
-    const [type, data] = typed(a, call.dtype)
-    feeds[name] = new ort.Tensor(type, data, a.shape)
-  }
+/** The inputs of a call alone: arguments in the kernel's dtypes, options as 0-d tensors, the seed. */
+export function buildFeeds (call: PreparedCall): KernelTensors {
+  const feeds: KernelTensors = {}
+  for (const [name, a] of Object.entries(call.args)) feeds[name] = argTensor(a, call.dtype)
+  Object.assign(feeds, optionFeeds(call))
+  if (call.grad) feeds.grad_output = gradOutput(call)
+  return feeds
+}
+
+/** Numeric options as 0-d tensors. */
+export function optionFeeds (call: PreparedCall): KernelTensors {
+  const feeds: KernelTensors = {}
   for (const [name, p] of Object.entries(call.numeric)) {
     feeds[name] = p.kind === 'int64'
-      ? new ort.Tensor('int64', BigInt64Array.of(BigInt(p.value)), [])
-      : new ort.Tensor(call.dtype, call.dtype === 'float32' ? Float32Array.of(p.value) : Float64Array.of(p.value), [])
-  }
-  if (call.grad) {
-    const go = call.gradOutput
-    const Arr = call.dtype === 'float32' ? Float32Array : Float64Array
-    const data = go !== undefined ? Arr.from(go.data as ArrayLike<number>) : new Arr(call.lossShape.reduce((n, d) => n * d, 1)).fill(1)
-    feeds.grad_output = new ort.Tensor(call.dtype, data, call.lossShape)
+      ? { type: 'int64', dims: [], data: BigInt64Array.of(BigInt(p.value)) }
+      : { type: call.dtype, dims: [], data: call.dtype === 'float32' ? Float32Array.of(p.value) : Float64Array.of(p.value) }
   }
   return feeds
 }
 
-function typed (a: Arg, dtype: 'float32' | 'float64'): ['int64', BigInt64Array] | ['float32', Float32Array] | ['float64', Float64Array] {
+/** The upstream gradient of a call: the given grad_output, or ones shaped like the loss. */
+export function gradOutput (call: PreparedCall): KernelTensor {
+  const Arr = call.dtype === 'float32' ? Float32Array : Float64Array
+  const go = call.gradOutput
+  const data = go !== undefined ? Arr.from(go.data as ArrayLike<number>) : new Arr(sizeOf(call.lossShape)).fill(1)
+  return { type: call.dtype, dims: [...call.lossShape], data }
+}
+
+/** An argument converted to its kernel dtype (int64 indices, or the call's float type). */
+export function argTensor (a: Arg, dtype: 'float32' | 'float64'): KernelTensor {
   const d: TensorData = a.data
-  if (a.kind === 'index') return ['int64', d instanceof BigInt64Array ? d : BigInt64Array.from(d as ArrayLike<number>, v => BigInt(v))]
-  if (dtype === 'float32') return ['float32', d instanceof Float32Array ? d : Float32Array.from(d as ArrayLike<number>)]
-  return ['float64', d instanceof Float64Array ? d : Float64Array.from(d as ArrayLike<number>)]
+  const dims = [...a.shape]
+  if (a.kind === 'index') return { type: 'int64', dims, data: d instanceof BigInt64Array ? d : BigInt64Array.from(d as ArrayLike<number>, v => BigInt(v)) }
+  if (dtype === 'float32') return { type: 'float32', dims, data: d instanceof Float32Array ? d : Float32Array.from(d as ArrayLike<number>) }
+  return { type: 'float64', dims, data: d instanceof Float64Array ? d : Float64Array.from(d as ArrayLike<number>) }
 }

@@ -19,6 +19,9 @@ export class SessionCache {
 
   get size (): number { return this.entries.size }
 
+  /** Whether a session for `key` is cached. */
+  has (key: string): boolean { return this.entries.has(key) }
+
   /** Runs the kernel `key`, building its session from `model()` on first use. */
   async run (key: string, model: () => Uint8Array, feeds: Record<string, ort.Tensor>): Promise<ort.InferenceSession.OnnxValueMapType> {
     const entry = this.acquire(key, model)

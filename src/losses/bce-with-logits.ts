@@ -20,6 +20,7 @@ export default defineLoss({
   ],
   options: {},
   reductions: STANDARD_REDUCTIONS,
+  batch: ['input', 'target'],
   example: { input: [[1, 2], [2, 2], [3, 4], [4, 5]], target: [[1, 0], [1, 0], [0, 1], [0, 1]], pos_weight: [3] },
   check: (a, o) => {
     const shape = sameShapes(a, ['input', 'target'])

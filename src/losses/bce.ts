@@ -22,6 +22,7 @@ export default defineLoss({
   ],
   options: {},
   reductions: STANDARD_REDUCTIONS,
+  batch: ['input', 'target'],
   example: { input: [[0.7311, 0.8808], [0.8808, 0.8808]], target: [[1, 0], [1, 0]] },
   check: (a, o) => {
     const shape = sameShapes(a, ['input', 'target'])

@@ -1,6 +1,6 @@
 import { defineLoss, STANDARD_REDUCTIONS, Type } from './loss'
 import { type Value } from '../onnx/graph'
-import { add, div, dimSize, logSoftmax, mask, mul, neg, numel, reduceSum, sub, sumAll, equal, not } from '../onnx/ops'
+import { add, div, dimSize, logSoftmax, mask, mul, neg, reduceSum, sub, equal, not } from '../onnx/ops'
 import { reduce, reduceWeighted } from './reduce'
 import { checkClassIndexArgs, classAxis, classWeightAlong, pickedNll } from './class-index'
 import { returned } from './shapes'
@@ -27,6 +27,7 @@ export default defineLoss({
     label_smoothing: Type.Number({ default: 0.0, minimum: 0, maximum: 1, description: 'Mixes the target with the uniform distribution.' })
   },
   reductions: STANDARD_REDUCTIONS,
+  batch: ['input', 'target'],
   example: { input: [[1, 2], [1, 3], [1, 3]], target: [0, 1, 1], grad: true },
   // label_smoothing > 0 adds a term PyTorch computes only then (it matters for -inf logits)
   structural: o => [o.label_smoothing > 0],
@@ -49,8 +50,8 @@ export default defineLoss({
     if (smoothing !== undefined) target = add(mul(target, sub(1, smoothing)), div(smoothing, dimSize(x.input, axis)))
     const terms = weight === undefined ? mul(logp, target) : mul(mul(logp, target), weight)
     const loss = neg(reduceSum(terms, [axis], false))
-    // the mean is over samples (numel / C), unweighted
-    return o.reduction === 'mean' ? div(sumAll(loss), div(numel(x.input), dimSize(x.input, axis))) : reduce(loss, o.reduction)
+    // the mean is over samples (numel / C), unweighted: the mean of the per-sample loss
+    return reduce(loss, o.reduction)
   }
 })
 

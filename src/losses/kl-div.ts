@@ -1,5 +1,5 @@
 import { defineLoss, Type } from './loss'
-import { div, dimSize, equal, exp, log, mul, sub, sumAll, where } from '../onnx/ops'
+import { equal, exp, log, mul, sub, where } from '../onnx/ops'
 import { reduce } from './reduce'
 import { broadcastArgs, returned } from './shapes'
 
@@ -21,6 +21,7 @@ export default defineLoss({
     log_target: Type.Boolean({ default: false, description: 'The target is given as log-probabilities.' })
   },
   reductions: ['none', 'mean', 'sum', 'batchmean'],
+  batch: ['input', 'target'],
   example: { input: [[0.5, 0.3, 0.2], [0.2, 0.3, 0.5]], target: [[0.9, 0.05, 0.05], [0.1, 0.7, 0.2]], reduction: 'batchmean' },
   check: (a, o) => returned(broadcastArgs(a, ['input', 'target']), o.reduction === 'none' ? 'none' : 'sum'),
   forward: (g, x, o) => {
@@ -28,7 +29,6 @@ export default defineLoss({
     const loss = o.log_target
       ? mul(exp(target), sub(target, input))
       : sub(where(equal(target, 0), g.constant(0), mul(target, log(target))), mul(target, input))
-    if (o.reduction !== 'batchmean') return reduce(loss, o.reduction)
-    return input.rank === 0 ? sumAll(loss) : div(sumAll(loss), dimSize(input, 0))
+    return reduce(loss, o.reduction, input)
   }
 })

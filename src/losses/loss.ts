@@ -42,6 +42,12 @@ export interface LossDef<P extends TProperties = TProperties> {
   args: ArgDecl[]
   options: P
   reductions: readonly Reduction[]
+  /**
+   * Arguments that share the batch dimension (axis 0) with the loss, so that requests can be
+   * concatenated along it and reduced per request (src/batching). Absent: the loss runs each
+   * request alone (it reduces over the whole request, or over time, in ways rows cannot split).
+   */
+  batch?: readonly string[]
   /** A request body that works: the catalog's and OpenAPI's example, and the start-up warm-up. */
   example: Record<string, unknown>
   /**
@@ -61,10 +67,18 @@ export function defineLoss<P extends TProperties> (def: LossDef<P>): LossDef<P> 
 /** The reductions most losses accept. */
 export const STANDARD_REDUCTIONS: readonly Reduction[] = ['none', 'mean', 'sum']
 
-/** Whether an option's schema makes it a numeric graph input, and of which kind. */
+/**
+ * Whether an option's schema makes it a numeric graph input, and of which kind. A union of one
+ * number with string keywords (balanced_bce's alpha: "auto" or a number) is one when the request
+ * gives a number; such a loss's `structural` must then say which member was given.
+ */
 export function numericKind (schema: unknown): 'float' | 'int64' | undefined {
-  const kind = (schema as { [Kind]?: string })[Kind]
-  return kind === 'Number' ? 'float' : kind === 'Integer' ? 'int64' : undefined
+  const s = schema as { [Kind]?: string, anyOf?: Array<{ type?: unknown }> }
+  if (s[Kind] === 'Union' && s.anyOf !== undefined) {
+    const kinds = s.anyOf.map(numericKind).filter(k => k !== undefined)
+    return kinds.length === 1 && s.anyOf.every(m => numericKind(m) !== undefined || m.type === 'string') ? kinds[0] : undefined
+  }
+  return s[Kind] === 'Number' ? 'float' : s[Kind] === 'Integer' ? 'int64' : undefined
 }
 
 /** Re-export for loss files: one import for schemas. */

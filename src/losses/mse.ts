@@ -15,6 +15,7 @@ export default defineLoss({
   ],
   options: {},
   reductions: STANDARD_REDUCTIONS,
+  batch: ['input', 'target'],
   example: { input: [[1, 1], [1, 1]], target: [[3, 3], [3, 3]], reduction: 'none' },
   check: (a, o) => returned(broadcastArgs(a, ['input', 'target']), o.reduction),
   forward: (_g, x, o) => reduce(square(sub(x.input, x.target)), o.reduction)

@@ -18,6 +18,7 @@ export default defineLoss({
     ignore_index: Type.Integer({ default: -100, description: 'Targets equal to it contribute nothing (nor to the mean\'s denominator).' })
   },
   reductions: STANDARD_REDUCTIONS,
+  batch: ['input', 'target'],
   example: { input: [[1, 2], [1, 3], [1, 3]], target: [0, 1, 1], weight: [1, 1] },
   check: (a, o) => returned(checkClassIndexArgs(a, o.ignore_index), o.reduction),
   forward: (_g, x, o) => {

@@ -1,15 +1,23 @@
 import { type Value } from '../onnx/graph'
-import { custom, div, equal, expandAs, numel, sumAll, where } from '../onnx/ops'
+import { custom, dimSize, div, equal, expandAs, numel, sumAll, where } from '../onnx/ops'
+import { onesLike, perRow, segmentSum } from '../onnx/segments'
 import { type Reduction } from './loss'
 
 /**
  * Applies a reduction to an unreduced loss, as PyTorch does: `mean` over every element
- * (NaN for an empty loss), `sum`, or `none`. `batchmean` is kl_div's and handled there.
+ * (NaN for an empty loss), `sum`, `batchmean` (sum over the first dimension of `batchOf`,
+ * default the loss itself), or `none`. In a batched graph every reduction is per request.
  */
-export function reduce (loss: Value, reduction: Reduction): Value {
+export function reduce (loss: Value, reduction: Reduction, batchOf: Value = loss): Value {
+  if (reduction === 'none') return loss
+  if (loss.graph.segments !== undefined) {
+    if (reduction === 'sum') return segmentSum(loss)
+    // each request's count of elements (mean) or rows (batchmean)
+    return div(segmentSum(loss), segmentSum(onesLike(loss, reduction === 'mean' ? 'elements' : 'rows')))
+  }
   if (reduction === 'sum') return sumAll(loss)
   if (reduction === 'mean') return div(sumAll(loss), numel(loss))
-  return loss
+  return batchOf.rank === 0 ? sumAll(loss) : div(sumAll(loss), dimSize(batchOf, 0))
 }
 
 /**
@@ -19,6 +27,10 @@ export function reduce (loss: Value, reduction: Reduction): Value {
  */
 export function reduceWeighted (loss: Value, weights: Value, reduction: Reduction): Value {
   if (reduction !== 'mean') return reduce(loss, reduction)
-  const total = sumAll(weights)
-  return custom([loss], () => div(sumAll(loss), total), g => [where(equal(weights, 0), 0, expandAs(div(g, total), loss))])
+  const batched = loss.graph.segments !== undefined
+  const total = batched ? segmentSum(weights) : sumAll(weights)
+  return custom([loss], () => div(batched ? segmentSum(loss) : sumAll(loss), total), g => {
+    const perElement = batched ? perRow(div(g, total), loss) : expandAs(div(g, total), loss)
+    return [where(equal(weights, 0), 0, perElement)]
+  })
 }

@@ -35,6 +35,9 @@ export class Value {
   get rank (): number { return this.dims.length }
 }
 
+/** Row-to-request map of a batched graph: `ids` int64 [rows], `count` int64 [1] = requests. */
+export interface Segments { ids: Value, count: Value }
+
 /** Attribute values accepted by `Graph.node`. */
 export type Attr = number | number[] | string | onnx.ITensorProto | onnx.IGraphProto
 
@@ -57,6 +60,11 @@ export class Graph {
   /** Off while building a backward pass or a composite's insides: those are not differentiated. */
   private recording = true
   private counter = 0
+  /**
+   * Set when the graph evaluates a batch of requests concatenated along axis 0: which
+   * request each row belongs to, so that reductions stay per request (see reduce.ts).
+   */
+  segments: Segments | undefined
 
   constructor (readonly name: string, readonly float: FloatDType) {}
 
@@ -74,7 +82,8 @@ export class Graph {
 
   /** A scalar (or 1-D when given an array) constant, shared by every use. */
   constant (value: number | readonly number[], dtype: DType = this.float): Value {
-    const key = `${dtype}:${JSON.stringify(value)}`
+    // String(), not JSON: NaN and the infinities must not share one key (JSON writes null)
+    const key = `${dtype}:${typeof value === 'number' ? String(value) : `[${value.map(String).join(',')}]`}`
     const cached = this.constants.get(key)
     if (cached !== undefined) return cached
     const name = `${this.name}/const_${this.constants.size}`
@@ -99,6 +108,24 @@ export class Graph {
     })
     const tracked = this.recording && inputs.some(v => v !== '' && v.tracked)
     return new Value(this, out, dtype, dims, tracked)
+  }
+
+  /**
+   * Emits one ONNX node with several outputs (Scan, Loop: final states plus stacked
+   * outputs) and returns one value per output. Not recorded: wrap it in `custom` for a VJP.
+   */
+  nodeOutputs (op: string, inputs: Array<Value | ''>, attrs: Record<string, Attr>, outs: ReadonlyArray<{ dtype: DType, dims: readonly Dim[] }>): Value[] {
+    const id = `${this.name}/${op}_${this.counter++}`
+    const names = outs.map((_, i) => `${id}:${i}`)
+    this.nodes.push({
+      name: id,
+      opType: op,
+      input: inputs.map(v => (v === '' ? '' : v.name)),
+      output: names,
+      attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v))
+    })
+    const tracked = this.recording && inputs.some(v => v !== '' && v.tracked)
+    return outs.map((o, i) => new Value(this, names[i], o.dtype, o.dims, tracked))
   }
 
   /** Records a differentiable op so that `backward` can apply its VJP. */

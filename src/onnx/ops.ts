@@ -80,12 +80,12 @@ export function sqrt (x: Value): Value { return unary('Sqrt', x, (g, _x, out) =>
 export function tanh (x: Value): Value { return unary('Tanh', x, (g, _x, out) => mul(g, sub(1, mul(out, out)))) }
 /** Logistic sigmoid. */
 export function sigmoid (x: Value): Value { return unary('Sigmoid', x, (g, _x, out) => mul(g, mul(out, sub(1, out)))) }
-/** x^p for a run-time or constant exponent p; gradient w.r.t. x only. */
+/** x^p for a run-time or constant exponent p; gradient w.r.t. x only, 0 where p == 0 (torch's pow_backward, not 0 * x^-1). */
 export function pow (x: Value, p: Operand): Value {
   const G = x.graph
   const e = val(G, p)
   const out = G.node('Pow', [x, e], {}, x.dtype, broadcastDims(x.dims, e.dims))
-  return G.record([x], out, g => [unbroadcast(mul(g, mul(e, G.node('Pow', [x, sub(e, 1)], {}, x.dtype, out.dims))), x)])
+  return G.record([x], out, g => [unbroadcast(where(equal(e, 0), 0, mul(g, mul(e, G.node('Pow', [x, sub(e, 1)], {}, x.dtype, out.dims)))), x)])
 }
 /** x*x */
 export function square (x: Value): Value { return mul(x, x) }
@@ -297,3 +297,4 @@ export function take (x: Value, idx: Value, axis = 0): Value {
   const dims = [...x.dims.slice(0, axis), ...idx.dims, ...x.dims.slice(axis + 1)]
   return x.graph.node('Gather', [x, idx], { axis }, x.dtype, dims)
 }
+

@@ -5,7 +5,8 @@ import { Catalog, CatalogEntry, type CatalogEntryJson } from '../../schemas/cata
 import { lossRequestSchema, LossResponse, pascal } from '../../schemas/loss-request'
 import { fail } from '../errors'
 import { type LossDef } from '../losses/loss'
-import { evaluate, type KernelRunner } from '../kernels/evaluate'
+import { evaluate } from '../kernels/evaluate'
+import { type Batcher } from '../batching/batcher'
 import { prepare } from '../kernels/prepare'
 
 const errors = { 400: Type.Ref(ErrorResponse), 404: Type.Ref(ErrorResponse), 413: Type.Ref(ErrorResponse), 415: Type.Ref(ErrorResponse), 503: Type.Ref(ErrorResponse) }
@@ -33,7 +34,7 @@ export function exampleBody (def: LossDef): Record<string, unknown> {
 }
 
 /** `POST /loss/<name>` for every registered loss, plus the catalog routes. */
-export async function lossRoutes (app: FastifyInstance, opts: { losses: readonly LossDef[], runner: KernelRunner }): Promise<void> {
+export async function lossRoutes (app: FastifyInstance, opts: { losses: readonly LossDef[], batcher: Batcher }): Promise<void> {
   const byName = new Map(opts.losses.map(d => [d.name, d]))
   const names = [...byName.keys()].join(', ')
   const unknown = (name: string): never => fail('UNKNOWN_LOSS', `loss '${name}' is not served; known losses: ${names}`)
@@ -50,7 +51,13 @@ export async function lossRoutes (app: FastifyInstance, opts: { losses: readonly
         body: Type.Ref(body),
         response: { 200: Type.Ref(LossResponse), ...errors }
       }
-    }, async request => await evaluate(opts.runner, prepare(def, request.body as Record<string, unknown>)))
+    }, async (request, reply) => {
+      const call = prepare(def, request.body as Record<string, unknown>)
+      // a client that hangs up while queued is dropped from the queue
+      const gone = new AbortController()
+      reply.raw.once('close', () => { if (!reply.raw.writableEnded) gone.abort() })
+      return await evaluate(opts.batcher, call, gone.signal)
+    })
   }
 
   app.post('/loss/:name', {

@@ -3,9 +3,9 @@ import { type FastifyInstance } from 'fastify'
 import { buildApp, type AppOptions } from '../../src/app'
 import { type Config } from '../../src/config'
 
-/** A ready app (kernels warmed) that is closed when the test ends. */
+/** A ready app (kernels warmed; on the event loop unless the config asks for workers) closed when the test ends. */
 export async function build (t: Test, config: Partial<Config> = {}, options: AppOptions = {}): Promise<FastifyInstance> {
-  const app = await buildApp(config, { logger: false, ...options })
+  const app = await buildApp({ kernelWorkers: 0, ...config }, { logger: false, ...options })
   t.teardown(async () => { await app.close() })
   await app.losshub.warmed
   return app

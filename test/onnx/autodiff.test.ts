@@ -3,6 +3,7 @@ import * as ort from 'onnxruntime-node'
 import { Graph, type Value } from '../../src/onnx/graph'
 import * as op from '../../src/onnx/ops'
 import { backward } from '../../src/onnx/autodiff'
+import { cumsum } from '../../src/onnx/ops-sort'
 
 /** Builds f(x, y), differentiates it w.r.t. x (and y), runs it, returns value and gradients. */
 async function run (f: (x: Value, y: Value) => Value, x: number[], xShape: number[], y: number[], yShape: number[]): Promise<{ out: number[], gx: number[], gy: number[] }> {
@@ -57,4 +58,15 @@ t.test('softplus and log1p are accurate where the naive formulas are not', async
   t.same([r.out[0], r.out[3], r.out[4]], [0, 40, 800], 'no overflow')
   t.ok(Math.abs(r.out[2] - Math.log(2)) < 1e-15)
   t.ok(Math.abs(r.gx[2] - 0.5) < 1e-15, 'gradient sigmoid(0)')
+})
+
+t.test('cumsum: d/dx sum(y * cumsum(x)) is the reversed cumulative sum of y', async t => {
+  const r = await run((x, y) => op.sumAll(op.mul(cumsum(x, 1), y)), [1, 2, 3, 4, 5, 6], [2, 3], [1, 10, 100], [3])
+  t.same(r.out, [1 + 10 * 3 + 100 * 6 + 4 + 10 * 9 + 100 * 15])
+  t.same(r.gx, [111, 110, 100, 111, 110, 100])
+})
+
+t.test('pow with exponent 0 has gradient 0, also at x = 0 (torch pow_backward, not 0 * 0^-1)', async t => {
+  t.same((await run((x, _y) => op.sumAll(op.pow(x, 0)), [0, 2], [2], [0], [1])).gx, [0, 0])
+  t.same((await run((x, _y) => op.sumAll(op.pow(x, 2)), [0, 3], [2], [0], [1])).gx, [0, 6])
 })

@@ -63,3 +63,15 @@ t.test('malformed JSON, wrong content type, body too large, unknown route', asyn
   t.equal(route.statusCode, 404)
   t.equal(route.json().code, 'NOT_FOUND')
 })
+
+t.test('a request whose working memory would be too large is refused, not attempted', async t => {
+  const app = await build(t)
+  const c = 9000
+  const r = await postLoss(app, 'multilabel_margin', {
+    input: { dtype: 'float32', shape: [1, c], data: Buffer.alloc(4 * c).toString('base64') },
+    target: { dtype: 'int64', shape: [1, c], data: Buffer.from(BigInt64Array.from({ length: c }, () => -1n).buffer).toString('base64') }
+  })
+  t.equal(r.status, 400)
+  t.equal(r.body.code, 'TOO_LARGE')
+  t.match(r.body.message, /^input: shape \[1,9000\] needs N\*C\*C = 81000000 working elements; at most 67108864/)
+})

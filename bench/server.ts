@@ -1,0 +1,30 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import net from 'node:net'
+import path from 'node:path'
+
+/** A free loopback port (asked of the OS, then released for the server to take). */
+async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo
+      srv.close(() => resolve(port))
+    }).on('error', reject)
+  })
+}
+
+/** A built losshub server (dist/) on loopback with extra environment, ready to serve. */
+export async function startServer (env: Record<string, string>): Promise<{ url: string, stop: () => Promise<void> }> {
+  const entry = path.join(__dirname, '..', 'src', 'server.js')
+  const port = await freePort()
+  const child: ChildProcess = spawn(process.execPath, [entry], { env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'ignore', 'inherit'] })
+  const exited = new Promise<void>(resolve => child.once('exit', () => resolve()))
+  let gone = false
+  void exited.then(() => { gone = true })
+  const url = `http://127.0.0.1:${port}`
+  for (let i = 0; ; i++) {
+    if (gone || i > 1200) throw new Error('server did not become ready')
+    if ((await fetch(`${url}/readyz`).catch(() => undefined))?.status === 200) break
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  return { url, stop: async () => { child.kill('SIGTERM'); await exited } }
+}

@@ -1,0 +1,89 @@
+import { createHash } from 'node:crypto'
+import { sizeOf } from '../tensor/tensor'
+import { argTensor, gradOutput, kernelKey, optionFeeds } from './kernel'
+import { type PreparedCall } from './prepare'
+import { concatRows, type KernelTensors, sliceRows } from './tensors'
+
+/** How a call may join a batch: the group it batches with and its rows (batch-dim size). */
+export interface BatchPlan { group: string, rows: number, elements: number }
+
+/**
+ * Whether `call` can be concatenated with others along axis 0, and with which: calls of the
+ * same batched kernel whose non-batch arguments, option values and trailing dims are equal.
+ * Undefined when it must run alone (the loss does not batch, or this call's shapes do not
+ * keep rows apart: a batch argument of rank 0, or broadcasting along the batch dim).
+ */
+export function batchPlan (call: PreparedCall): BatchPlan | undefined {
+  const batchArgs = call.def.batch
+  if (batchArgs === undefined) return undefined
+  const present = batchArgs.filter(n => call.args[n] !== undefined)
+  const rows = call.args[present[0]]?.shape[0]
+  if (rows === undefined || present.some(n => call.args[n].shape[0] !== rows)) return undefined
+  // the unreduced loss must keep the same rows, so that reductions can split them per request
+  const unreduced = call.opts.reduction === 'none' ? call.lossShape : call.def.check(call.args, { ...call.opts, reduction: 'none' })
+  if (unreduced[0] !== rows) return undefined
+  for (const decl of call.def.args) {
+    if (decl.grad === true && call.grad && call.args[decl.name] !== undefined && !present.includes(decl.name)) return undefined
+  }
+  const hash = createHash('sha1')
+  hash.update(kernelKey(call, true))
+  hash.update(JSON.stringify(call.numeric))
+  for (const [name, a] of Object.entries(call.args)) {
+    if (present.includes(name)) hash.update(`${name}:${a.shape.slice(1).join(',')};`)
+    else {
+      hash.update(`${name}:${a.dtype ?? '-'}:${a.shape.join(',')}:`)
+      hash.update(new Uint8Array(a.data.buffer, a.data.byteOffset, a.data.byteLength))
+    }
+  }
+  const elements = present.reduce((n, name) => n + sizeOf(call.args[name].shape), 0)
+  return { group: hash.digest('base64'), rows, elements }
+}
+
+/** The inputs of a batched kernel: batch arguments and seeds concatenated, the rest from the first call. */
+export function batchFeeds (calls: readonly PreparedCall[]): KernelTensors {
+  const first = calls[0]
+  const batchArgs = new Set(first.def.batch)
+  const feeds: KernelTensors = { ...buildFeedsOfShared(first, batchArgs) }
+  for (const name of Object.keys(first.args)) {
+    if (batchArgs.has(name)) feeds[name] = concatRows(calls.map(c => argTensor(c.args[name], c.dtype)))
+  }
+  const ids = new BigInt64Array(calls.reduce((n, c) => n + c.args[first.def.batch![0]].shape[0], 0))
+  let row = 0
+  calls.forEach((c, r) => {
+    const n = c.args[first.def.batch![0]].shape[0]
+    ids.fill(BigInt(r), row, row + n)
+    row += n
+  })
+  feeds.segment_ids = { type: 'int64', dims: [ids.length], data: ids }
+  feeds.segment_count = { type: 'int64', dims: [1], data: BigInt64Array.of(BigInt(calls.length)) }
+  if (first.grad) {
+    // reduced: one seed per request; none: the seeds' rows concatenated
+    feeds.grad_output = first.opts.reduction === 'none'
+      ? concatRows(calls.map(gradOutput))
+      : { ...gradOutput(first), dims: [calls.length], data: concatRows(calls.map(c => ({ ...gradOutput(c), dims: [1] }))).data }
+  }
+  return feeds
+}
+
+function buildFeedsOfShared (call: PreparedCall, batchArgs: ReadonlySet<string>): KernelTensors {
+  const feeds: KernelTensors = { ...optionFeeds(call) }
+  for (const [name, a] of Object.entries(call.args)) if (!batchArgs.has(name)) feeds[name] = argTensor(a, call.dtype)
+  return feeds
+}
+
+/** Each call's share of a batched result, shaped as its solo result would be. */
+export function splitOutputs (calls: readonly PreparedCall[], out: KernelTensors): KernelTensors[] {
+  const first = calls[0]
+  const rowsOf = (c: PreparedCall): number => c.args[first.def.batch![0]].shape[0]
+  let row = 0
+  return calls.map((c, r) => {
+    const n = rowsOf(c)
+    const mine: KernelTensors = {}
+    for (const [name, t] of Object.entries(out)) {
+      if (name === 'loss' && c.opts.reduction !== 'none') mine.loss = { ...sliceRows(t, r, r + 1), dims: [] }
+      else mine[name] = sliceRows(t, row, row + n)
+    }
+    row += n
+    return mine
+  })
+}

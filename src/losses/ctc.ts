@@ -1,0 +1,227 @@
+import { defineLoss, STANDARD_REDUCTIONS, Type, type Arg } from './loss'
+import { type Graph, type Value } from '../onnx/graph'
+import {
+  add, and, cast, clampMin, custom, dimSize, div, equal, exp, expandAs, less, mul, neg, not, reduceMax, shapeOf, squeeze, sub, sumAll, take, unsqueeze, where
+} from '../onnx/ops'
+import { arange, concat, dimOf, exclusiveCumsum, expandTo, logSumExp, outer, scan, scatterAdd, shift, special } from '../onnx/ops-loop'
+import { returned } from './shapes'
+import { fail } from '../errors'
+import { at, fmtShape } from '../tensor/tensor'
+
+/**
+ * `F.ctc_loss`: connectionist temporal classification, the negative log-likelihood of each
+ * target sequence summed over its alignments with the input frames. The alpha recursion (and
+ * the beta recursion of the gradient) run as ONNX Scans over time in log space.
+ */
+export default defineLoss({
+  name: 'ctc',
+  summary: 'Connectionist temporal classification loss of label sequences under per-frame log-probabilities.',
+  reference: 'torch.nn.functional.ctc_loss',
+  category: 'sequence',
+  args: [
+    { name: 'log_probs', kind: 'float', grad: true, doc: 'Log-probabilities [T,N,C] (frames, batch, classes) or unbatched [T,C].' },
+    { name: 'targets', kind: 'index', doc: 'Labels: padded [N,S] (rows read up to their target length), or concatenated 1-D of length sum(target_lengths); never the blank.' },
+    { name: 'input_lengths', kind: 'index', doc: 'Frames used per sample, [N] (0-d or [1] when unbatched), each in [0, T].' },
+    { name: 'target_lengths', kind: 'index', doc: 'Labels per sample, [N] (0-d or [1] when unbatched).' }
+  ],
+  options: {
+    blank: Type.Integer({ default: 0, minimum: 0, description: 'The class index of the blank label.' }),
+    zero_infinity: Type.Boolean({ default: false, description: 'Infeasible samples (infinite loss) give loss 0 and gradient 0.' })
+  },
+  reductions: STANDARD_REDUCTIONS,
+  example: {
+    // log of per-frame probabilities: [T=3, N=2, C=3]
+    log_probs: [
+      [[-0.51, -1.61, -1.61], [-1.2, -0.69, -1.61]],
+      [[-1.39, -0.69, -1.39], [-0.36, -2.3, -1.61]],
+      [[-1.2, -1.61, -0.69], [-0.92, -0.92, -1.61]]
+    ],
+    targets: [[1, 2], [2, 0]],
+    input_lengths: [3, 3],
+    target_lengths: [2, 1],
+    grad: true
+  },
+  check: (a, o) => {
+    const { batched, N } = checkArgs(a, o.blank)
+    return returned(batched ? [N] : [], o.reduction)
+  },
+  forward: (g, x, o) => {
+    const batched = x.log_probs.rank === 3
+    const lp = batched ? x.log_probs : unsqueeze(x.log_probs, [1])
+    const il = x.input_lengths.rank === 0 ? unsqueeze(x.input_lengths, [0]) : x.input_lengths
+    const tl = x.target_lengths.rank === 0 ? unsqueeze(x.target_lengths, [0]) : x.target_lengths
+    const targets = paddedTargets(x.targets, tl, x.blank)
+    const nll = ctcNll(g, lp, targets, il, tl, x.blank, o.zero_infinity)
+    if (o.reduction === 'sum') return sumAll(nll)
+    if (o.reduction === 'mean') return div(sumAll(div(nll, clampMin(cast(tl, g.float), 1))), dimSize(nll, 0))
+    return batched ? nll : squeeze(nll, [0])
+  }
+})
+
+/** Validates the four arguments as `F.ctc_loss` does (and the labels, which it does not). */
+function checkArgs (a: Record<string, Arg>, blank: number): { batched: boolean, N: number } {
+  const lp = a.log_probs
+  const rank = lp.shape.length
+  if (rank !== 2 && rank !== 3) fail('SHAPE_MISMATCH', `log_probs: expected [T,N,C] or unbatched [T,C], got ${fmtShape(lp.shape)}`)
+  const batched = rank === 3
+  const [T, N, C] = batched ? lp.shape : [lp.shape[0], 1, lp.shape[1]]
+  if (T * N * C === 0) fail('SHAPE_MISMATCH', `log_probs: must not be empty, got ${fmtShape(lp.shape)}`)
+  if (blank >= C) fail('INDEX_OUT_OF_RANGE', `blank: ${blank} is not a class of log_probs ${fmtShape(lp.shape)}; it must lie in [0, ${C})`)
+  const lengths = (name: string): number[] => {
+    const L = a[name]
+    const ok = L.shape.length === 0 ? N === 1 : L.shape.length === 1 && L.shape[0] === N
+    if (!ok) {
+      fail('SHAPE_MISMATCH', batched
+        ? `${name}: expected one length per sample, shape [${N}] (N of log_probs ${fmtShape(lp.shape)}), got ${fmtShape(L.shape)}`
+        : `${name}: expected a 0-d tensor or [1] for unbatched log_probs ${fmtShape(lp.shape)}, got ${fmtShape(L.shape)}`)
+    }
+    return Array.from({ length: N }, (_, i) => at(L.data, i))
+  }
+  const il = lengths('input_lengths')
+  const tl = lengths('target_lengths')
+  il.forEach((v, i) => {
+    if (v < 0 || v > T) fail('INDEX_OUT_OF_RANGE', `input_lengths: ${v} at position ${i} is outside [0, ${T}] (T, the frames of log_probs ${fmtShape(lp.shape)})`)
+  })
+  tl.forEach((v, i) => { if (v < 0) fail('INDEX_OUT_OF_RANGE', `target_lengths: ${v} at position ${i} is negative`) })
+
+  const tg = a.targets
+  const total = tl.reduce((s, v) => s + v, 0)
+  // flat position of label s of sample n
+  let label: (n: number, s: number) => number
+  if (tg.shape.length === 1) {
+    // concatenated (also the unbatched [S], as PyTorch reads it)
+    if (tg.shape[0] !== total) {
+      fail('SHAPE_MISMATCH', `targets: 1-D targets are the concatenated labels of every sample, so their length must be sum(target_lengths) = ${total}, got ${fmtShape(tg.shape)}`)
+    }
+    const offsets = tl.map((_, n) => tl.slice(0, n).reduce((s, v) => s + v, 0))
+    label = (n, s) => offsets[n] + s
+  } else if (tg.shape.length === 2) {
+    const [rows, S] = tg.shape
+    if (rows !== N) fail('SHAPE_MISMATCH', `targets: padded targets need one row per sample, ${N} (N of log_probs ${fmtShape(lp.shape)}), got ${fmtShape(tg.shape)}`)
+    tl.forEach((v, i) => {
+      if (v > S) fail('INDEX_OUT_OF_RANGE', `target_lengths: ${v} at position ${i} exceeds the ${S} columns of padded targets ${fmtShape(tg.shape)}`)
+    })
+    label = (n, s) => n * S + s
+  } else {
+    fail('SHAPE_MISMATCH', `targets: expected padded [N,S] or concatenated 1-D labels, got ${fmtShape(tg.shape)}`)
+  }
+  for (let n = 0; n < N; n++) {
+    for (let s = 0; s < tl[n]; s++) {
+      const p = label(n, s)
+      const v = at(tg.data, p)
+      if (v < 0 || v >= C) fail('INDEX_OUT_OF_RANGE', `targets: label ${v} at flat position ${p} is out of range [0, ${C})`)
+      if (v === blank) fail('INDEX_OUT_OF_RANGE', `targets: label ${v} at flat position ${p} is the blank (blank = ${blank}); targets must not contain it`)
+    }
+  }
+  return { batched, N }
+}
+
+/**
+ * Targets as a padded [N,S] int64 whose places past each target length hold the blank: they
+ * are never read, and need not be valid class indices. Concatenated targets are spread out
+ * to S = max(target_lengths) columns.
+ */
+function paddedTargets (targets: Value, tl: Value, blank: Value): Value {
+  if (targets.rank === 2) return blankPast(targets, tl, blank)
+  const S = reduceMax(tl, [0], false)
+  const cols = unsqueeze(arange(S), [0]) // [1,S]
+  const valid = less(cols, unsqueeze(tl, [1])) // [N,S]
+  const pos = where(valid, add(unsqueeze(exclusiveCumsum(tl), [1]), cols), targets.graph.constant(0, 'int64'))
+  return where(valid, take(targets, pos), blank)
+}
+
+function blankPast (targets: Value, tl: Value, blank: Value): Value {
+  const cols = unsqueeze(arange(dimOf(targets, 1)), [0])
+  return where(less(cols, unsqueeze(tl, [1])), targets, blank)
+}
+
+/**
+ * Per-sample negative log-likelihood [N] of padded targets [N,S] under log_probs [T,N,C], as a
+ * custom op: forward by the alpha recursion, gradient (the exact derivative) by the beta
+ * recursion. Both run on the extended labels l' = (blank, l1, blank, l2, ..., blank), K = 2S+1.
+ */
+function ctcNll (G: Graph, lp: Value, targets: Value, il: Value, tl: Value, blank: Value, zeroInfinity: boolean): Value {
+  // values the VJP reuses; set while the forward is built
+  let ext!: Value
+  let extAt!: Value
+  let lpe!: Value
+  let active!: Value
+  let preAlpha!: Value
+  let logZ!: Value
+  let infeasible!: Value
+  let negInf!: Value
+  return custom([lp], () => {
+    negInf = special(G, -Infinity)
+    ext = extendedLabels(targets, blank) // [N,K]
+    const T = dimOf(lp, 0)
+    const shapeTNK = concat([unsqueeze(T, [0]), shapeOf(ext)], 0)
+    extAt = expandTo(unsqueeze(ext, [0]), shapeTNK, [lp.dims[0], lp.dims[1], 'n']) // [T,N,K]
+    lpe = G.node('GatherElements', [lp, extAt], { axis: 2 }, lp.dtype, extAt.dims) // lp at l'[k]
+    // frame t counts for sample n while t < input_length[n]
+    active = unsqueeze(less(unsqueeze(arange(T), [1]), unsqueeze(il, [0])), [2]) // [T,N,1]
+    // the skip s-2 -> s is allowed when l'[s] is a label other than l'[s-2]
+    const skip = and(not(equal(ext, blank)), not(equal(ext, shift(ext, 2, 1, blank))))
+    // before frame 0, all mass sits on a virtual state that feeds l'[0] and l'[1]
+    const k = arange(dimOf(ext, 1))
+    const start = expandTo(where(equal(k, G.constant(0, 'int64')), 0, negInf), shapeOf(ext), ext.dims)
+    const fwd = recursion(G, start, lpe, active, skip, negInf, false)
+    preAlpha = fwd.pre
+    // alpha at each sample's last frame (held since): log Z = logsumexp(alpha[2L], alpha[2L-1])
+    const twoL = mul(tl, G.constant(2, 'int64'))
+    const last = G.node('GatherElements', [fwd.last, unsqueeze(twoL, [1])], { axis: 1 }, lp.dtype, [tl.dims[0], 1])
+    const prev = clampMin(sub(twoL, G.constant(1, 'int64')), G.constant(0, 'int64')) // 2L-1, kept in range when L = 0
+    const before = G.node('GatherElements', [fwd.last, unsqueeze(prev, [1])], { axis: 1 }, lp.dtype, [tl.dims[0], 1])
+    const beforeOrNone = where(unsqueeze(equal(tl, G.constant(0, 'int64')), [1]), negInf, before)
+    logZ = squeeze(logSumExp([last, beforeOrNone], negInf), [1]) // [N]
+    infeasible = equal(logZ, negInf)
+    const nll = neg(logZ)
+    return zeroInfinity ? where(infeasible, 0, nll) : nll
+  }, g => {
+    // beta from each sample's last frame back, without frame t's own emission: then
+    // alpha[t,s] + beta[t,s] - log Z is the log-posterior of being in state s at frame t
+    const twoL = unsqueeze(mul(tl, G.constant(2, 'int64')), [1])
+    const k = unsqueeze(arange(dimOf(ext, 1)), [0])
+    const end = where(equal(k, twoL), 0, negInf) // [N,K]: the virtual state after l'[2L] and l'[2L-1]
+    // backward, the skip s -> s+2 is allowed when l'[s] is a label other than l'[s+2]
+    const skipBack = and(not(equal(ext, blank)), not(equal(ext, shift(ext, -2, 1, blank))))
+    const preBeta = recursion(G, end, lpe, active, skipBack, negInf, true).pre
+    const feasible = unsqueeze(not(infeasible), [0, 2]) // [1,N,1]
+    const logPost = add(add(preAlpha, lpe), sub(preBeta, unsqueeze(logZ, [0, 2])))
+    const post = exp(where(feasible, logPost, negInf))
+    const grad = scatterAdd(lp, extAt, mul(post, neg(unsqueeze(g, [0, 2]))), 2)
+    const bad = unsqueeze(infeasible, [0, 2])
+    return [zeroInfinity ? where(bad, 0, grad) : where(and(bad, active), special(G, NaN), grad)]
+  })
+}
+
+/** l' = (blank, l1, blank, l2, ..., lS, blank) of padded targets [N,S]: [N, 2S+1]. */
+function extendedLabels (targets: Value, blank: Value): Value {
+  const G = targets.graph
+  const pairs = concat([unsqueeze(expandAs(blank, targets), [2]), unsqueeze(targets, [2])], 2) // [N,S,2]
+  const flat = G.node('Reshape', [pairs, G.constant([0, -1], 'int64')], {}, 'int64', [targets.dims[0], 'n'])
+  return G.node('Pad', [flat, G.constant([0, 0, 0, 1], 'int64'), blank], {}, 'int64', [targets.dims[0], 'n'])
+}
+
+/**
+ * The CTC recursion over frames as one Scan, forward (alpha) or backward (beta, reading the
+ * frames from the last): state [N,K] in log space, starting at `init`; per frame
+ *   pre[s] = logsumexp(state[s], state[s-1], skip[s] ? state[s-2] : -inf)   (s+1, s+2 backward)
+ *   state  = pre + lpe[t]   while the frame is active (t < input_length), else held.
+ * Returns `pre` of every frame [T,N,K] (-inf where inactive) and the final state.
+ */
+function recursion (G: Graph, init: Value, lpe: Value, active: Value, skip: Value, negInf: Value, backward: boolean): { pre: Value, last: Value } {
+  const step = backward ? -1 : 1
+  const res = scan(G, {
+    states: [init],
+    inputs: [lpe, active],
+    reverse: backward,
+    body: (b, [state], [emit, on]) => {
+      const inf = outer(b, negInf)
+      const one = shift(state, step, 1, inf)
+      const two = where(outer(b, skip), shift(state, 2 * step, 1, inf), inf)
+      const pre = logSumExp([state, one, two], inf)
+      return { states: [where(on, add(pre, emit), state)], outputs: [where(on, pre, inf)] }
+    }
+  })
+  return { pre: res.outputs[0], last: res.states[0] }
+}

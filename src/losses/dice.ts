@@ -1,0 +1,29 @@
+import { defineLoss } from './loss'
+import { add, clampMin, div, mul } from '../onnx/ops'
+import { checkOverlap, OVERLAP_OPTIONS, overlapInputs, overlapLoss, overlapStructural } from './set-overlap'
+
+/**
+ * segmentation_models_pytorch v0.5 DiceLoss: per class, score = (2 sum(p t) + smooth) /
+ * max(sum(p + t) + smooth, eps); loss = mean over classes of (1 - score), absent classes
+ * giving 0 (see set-overlap.ts). The clamp passes the gradient at the bound, as clamp_min does.
+ */
+export default defineLoss({
+  name: 'dice',
+  summary: 'Dice loss (1 - F1 score of the soft predictions) for binary, multiclass or multilabel segmentation.',
+  reference: 'segmentation_models_pytorch.losses.DiceLoss (v0.5)',
+  category: 'segmentation',
+  args: [
+    { name: 'input', kind: 'float', grad: true, doc: 'Logits (or probabilities with from_logits: false) [N,C,d1,...]; C = 1 for mode "binary".' },
+    { name: 'target', kind: 'float-or-index', doc: 'binary: 0/1, the input\'s shape or [N,d1,...]; multiclass: class indices [N,d1,...]; multilabel: 0/1, the input\'s shape.' }
+  ],
+  options: OVERLAP_OPTIONS,
+  reductions: ['mean'],
+  example: { input: [[[[1.2, -0.5], [0.3, 2.0]]]], target: [[[[1, 0], [0, 1]]]], mode: 'binary' },
+  structural: overlapStructural,
+  check: checkOverlap,
+  forward: (_g, x, o) => {
+    const { p, t, sums } = overlapInputs(x, o)
+    const score = div(add(mul(sums(mul(p, t)), 2), x.smooth), clampMin(add(sums(add(p, t)), x.smooth), x.eps))
+    return overlapLoss(score, sums(t))
+  }
+})

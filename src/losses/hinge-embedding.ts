@@ -1,0 +1,35 @@
+import { defineLoss, STANDARD_REDUCTIONS, Type } from './loss'
+import { clampMin, equal, sub, where } from '../onnx/ops'
+import { reduce } from './reduce'
+import { broadcastArgs, returned } from './shapes'
+import { expectSigns } from './embedding'
+
+/**
+ * `F.hinge_embedding_loss` (torch 1.13), elementwise: x where t = 1, max(0, margin - x) where
+ * t = -1. The clamp passes the gradient at exactly 0, as clamp_min does.
+ */
+export default defineLoss({
+  name: 'hinge_embedding',
+  summary: 'Hinge embedding: pulls similar pairs\' distances down, pushes dissimilar ones past a margin.',
+  reference: 'torch.nn.functional.hinge_embedding_loss',
+  category: 'ranking',
+  args: [
+    { name: 'input', kind: 'float', grad: true, doc: 'Distances (or any scores), any shape.' },
+    { name: 'target', kind: 'float', doc: '1 for similar pairs, -1 for dissimilar ones; broadcastable with input.' }
+  ],
+  options: {
+    margin: Type.Number({ default: 1.0, description: 'Dissimilar pairs closer than this are penalised.' })
+  },
+  reductions: STANDARD_REDUCTIONS,
+  batch: ['input', 'target'],
+  example: { input: [[1.0, 0.8, 0.5]], target: [[1, 1, -1]], margin: 1.0 },
+  check: (a, o) => {
+    const shape = broadcastArgs(a, ['input', 'target'])
+    expectSigns('target', a.target)
+    return returned(shape, o.reduction)
+  },
+  forward: (_g, x, o) => {
+    const loss = where(equal(x.target, -1), clampMin(sub(x.margin, x.input), 0), x.input)
+    return reduce(loss, o.reduction)
+  }
+})

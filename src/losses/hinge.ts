@@ -1,0 +1,50 @@
+import { defineLoss, STANDARD_REDUCTIONS, type Arg, type Reduction } from './loss'
+import { type Value } from '../onnx/graph'
+import { clampMin, equal, mul, sub, where } from '../onnx/ops'
+import { reduce } from './reduce'
+import { broadcastArgs, returned } from './shapes'
+import { fail } from '../errors'
+import { at } from '../tensor/tensor'
+
+/**
+ * Keras `hinge`, elementwise: max(0, 1 - t x), t in {-1, 1}; all-{0, 1} targets count as 2t - 1.
+ * max is clamp_min, whose gradient passes at the kink (as TF's maximum does).
+ */
+export default defineLoss({
+  name: 'hinge',
+  summary: 'Hinge loss of scores against targets in {-1, 1} (or {0, 1}).',
+  reference: 'keras.losses.hinge, elementwise max(0, 1 - t*x)',
+  category: 'classification',
+  args: [
+    { name: 'input', kind: 'float', grad: true, doc: 'Scores, any shape.' },
+    { name: 'target', kind: 'float', doc: 'Targets in {-1, 1}, or all in {0, 1}; broadcastable with input.' }
+  ],
+  options: {},
+  reductions: STANDARD_REDUCTIONS,
+  batch: ['input', 'target'],
+  example: { input: [[0.3, -0.8], [1.5, 0.2]], target: [[1, -1], [1, 1]], grad: true },
+  check: (a, o) => checkHingeArgs(a, o.reduction),
+  forward: (_g, x, o) => reduce(clampMin(sub(1, mul(hingeTargets(x.target), x.input)), 0), o.reduction)
+})
+
+/** Shapes and targets of the hinge family: every target in {-1, 1}, or every one in {0, 1}. */
+export function checkHingeArgs (a: Record<string, Arg>, reduction: Reduction): number[] {
+  const shape = broadcastArgs(a, ['input', 'target'])
+  const t = a.target.data
+  let seen: number | undefined // the first -1 or 0: the two may not be mixed
+  for (let i = 0; i < t.length; i++) {
+    const v = at(t, i)
+    if (v !== 1 && v !== -1 && v !== 0) fail('DOMAIN_ERROR', `target: expected values in {-1, 1} (or all in {0, 1}), got ${v} at flat position ${i}`)
+    if (v !== 1 && seen !== undefined && v !== at(t, seen)) {
+      fail('DOMAIN_ERROR', `target: mixes -1 and 0 (at flat positions ${seen} and ${i}); use {-1, 1}, or {0, 1} throughout`)
+    }
+    if (v !== 1) seen ??= i
+  }
+  return returned(shape, reduction)
+}
+
+/**
+ * Targets in {-1, 1}: once checked, a 0 can only come from all-{0, 1} targets, whose 2t - 1 maps
+ * 0 to -1 and keeps 1, so the mapping is elementwise (and stays per request in a batch).
+ */
+export function hingeTargets (target: Value): Value { return where(equal(target, 0), -1, target) }

@@ -1,0 +1,31 @@
+import { defineLoss } from './loss'
+import { add, clampMin, div, mul, sub } from '../onnx/ops'
+import { checkOverlap, OVERLAP_OPTIONS, overlapInputs, overlapLoss, overlapStructural } from './set-overlap'
+
+/**
+ * segmentation_models_pytorch v0.5 JaccardLoss: per class, with I = sum(p t) and
+ * card = sum(p + t), score = (I + smooth) / max(card - I + smooth, eps); loss = mean over
+ * classes of (1 - score), absent classes giving 0 (see set-overlap.ts). smp 0.5.0's
+ * JaccardLoss has no ignore_index; ours masks as DiceLoss does (what smp later added).
+ */
+export default defineLoss({
+  name: 'jaccard',
+  summary: 'Jaccard (soft IoU) loss for binary, multiclass or multilabel segmentation.',
+  reference: 'segmentation_models_pytorch.losses.JaccardLoss (v0.5)',
+  category: 'segmentation',
+  args: [
+    { name: 'input', kind: 'float', grad: true, doc: 'Logits (or probabilities with from_logits: false) [N,C,d1,...]; C = 1 for mode "binary".' },
+    { name: 'target', kind: 'float-or-index', doc: 'binary: 0/1, the input\'s shape or [N,d1,...]; multiclass: class indices [N,d1,...]; multilabel: 0/1, the input\'s shape.' }
+  ],
+  options: OVERLAP_OPTIONS,
+  reductions: ['mean'],
+  example: { input: [[[[1.2, -0.5], [0.3, 2.0]]]], target: [[[[1, 0], [0, 1]]]], mode: 'binary' },
+  structural: overlapStructural,
+  check: checkOverlap,
+  forward: (_g, x, o) => {
+    const { p, t, sums } = overlapInputs(x, o)
+    const intersection = sums(mul(p, t))
+    const score = div(add(intersection, x.smooth), clampMin(add(sub(sums(add(p, t)), intersection), x.smooth), x.eps))
+    return overlapLoss(score, sums(t))
+  }
+})

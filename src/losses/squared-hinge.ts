@@ -1,0 +1,22 @@
+import { defineLoss, STANDARD_REDUCTIONS } from './loss'
+import { clampMin, mul, square, sub } from '../onnx/ops'
+import { reduce } from './reduce'
+import { checkHingeArgs, hingeTargets } from './hinge'
+
+/** Keras `squared_hinge`, elementwise: max(0, 1 - t x)^2, targets as hinge's (all-{0, 1} count as 2t - 1). */
+export default defineLoss({
+  name: 'squared_hinge',
+  summary: 'Squared hinge loss of scores against targets in {-1, 1} (or {0, 1}).',
+  reference: 'keras.losses.squared_hinge, elementwise max(0, 1 - t*x)^2',
+  category: 'classification',
+  args: [
+    { name: 'input', kind: 'float', grad: true, doc: 'Scores, any shape.' },
+    { name: 'target', kind: 'float', doc: 'Targets in {-1, 1}, or all in {0, 1}; broadcastable with input.' }
+  ],
+  options: {},
+  reductions: STANDARD_REDUCTIONS,
+  batch: ['input', 'target'],
+  example: { input: [[0.3, -0.8], [1.5, 0.2]], target: [[1, -1], [1, 1]], grad: true },
+  check: (a, o) => checkHingeArgs(a, o.reduction),
+  forward: (_g, x, o) => reduce(square(clampMin(sub(1, mul(hingeTargets(x.target), x.input)), 0)), o.reduction)
+})

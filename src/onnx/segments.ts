@@ -1,0 +1,35 @@
+import { type Value } from './graph'
+import { custom, expandAs, reduceSum, take, unsqueeze } from './ops'
+
+/**
+ * Per-request sums of a batched graph: rows of `x` (axis 0) are summed into the request
+ * they belong to (`graph.segments`), giving one value per request. Its gradient gathers
+ * each request's upstream gradient back onto the request's rows.
+ */
+export function segmentSum (x: Value): Value {
+  const G = x.graph
+  const seg = G.segments
+  if (seg === undefined) throw new Error('segmentSum needs a batched graph')
+  const rows = x.rank > 1 ? reduceSum(x, Array.from({ length: x.rank - 1 }, (_, i) => i + 1), false) : x
+  return custom([rows], () => {
+    const zeros = G.node('ConstantOfShape', [seg.count], { value: { dims: [1], dataType: G.float === 'float64' ? 11 : 1, ...(G.float === 'float64' ? { doubleData: [0] } : { floatData: [0] }) } }, G.float, ['n'])
+    return G.node('ScatterElements', [zeros, seg.ids, rows], { axis: 0, reduction: 'add' }, G.float, ['n'])
+  }, g => [take(g, seg.ids)])
+}
+
+/** Ones shaped like x (`elements`) or like its first axis (`rows`); constant, no gradient. */
+export function onesLike (x: Value, what: 'elements' | 'rows'): Value {
+  const G = x.graph
+  const shape = G.node('Shape', [x], what === 'rows' ? { start: 0, end: 1 } : {}, 'int64', ['n'])
+  const value = { dims: [1], dataType: G.float === 'float64' ? 11 : 1, ...(G.float === 'float64' ? { doubleData: [1] } : { floatData: [1] }) }
+  return G.node('ConstantOfShape', [shape], { value }, G.float, what === 'rows' ? ['n'] : x.dims.map(() => 'n'))
+}
+
+/** Each request's value (one per request) spread onto its rows, broadcastable against `like`. */
+export function perRow (perRequest: Value, like: Value): Value {
+  const seg = like.graph.segments
+  if (seg === undefined) throw new Error('perRow needs a batched graph')
+  const rows = take(perRequest, seg.ids)
+  const lifted = like.rank > 1 ? unsqueeze(rows, Array.from({ length: like.rank - 1 }, (_, i) => i + 1)) : rows
+  return expandAs(lifted, like)
+}

@@ -1,0 +1,69 @@
+import t from 'tap'
+import { build, postLoss } from '../helpers/app'
+import { fromForm, mismatch } from '../helpers/tensors'
+
+// A deterministic generator, so a failure can be replayed.
+let seed = 12345
+const rand = (): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648 }
+const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]
+const matrix = (n: number, d: number, f: () => number): number[][] => Array.from({ length: n }, () => Array.from({ length: d }, f))
+const normal = (): number => Math.round((rand() * 4 - 2) * 1000) / 1000
+const prob = (): number => Math.round((0.05 + rand() * 0.9) * 1000) / 1000
+
+/** A random request of a batchable loss: shapes, options and reductions that vary. */
+function randomRequest (): [string, Record<string, unknown>] {
+  const n = 1 + Math.floor(rand() * 5)
+  const c = pick([3, 4])
+  const reduction = pick(['none', 'mean', 'sum'])
+  const grad = rand() < 0.6
+  const common = { reduction, grad }
+  const name = pick(['mse', 'l1', 'smooth_l1', 'huber', 'cross_entropy', 'nll', 'bce', 'bce_with_logits', 'kl_div', 'poisson_nll', 'gaussian_nll', 'log_cosh', 'soft_margin', 'sigmoid_focal', 'hinge', 'squared_hinge', 'perceptron', 'margin_ranking', 'cosine_embedding', 'cosine_similarity'])
+  const targets = Array.from({ length: n }, () => Math.floor(rand() * c))
+  switch (name) {
+    case 'smooth_l1': return [name, { ...common, input: matrix(n, c, normal), target: matrix(n, c, normal), beta: pick([1, 0.5]) }]
+    case 'huber': return [name, { ...common, input: matrix(n, c, normal), target: matrix(n, c, normal), delta: pick([1, 2]) }]
+    case 'cross_entropy': return [name, { ...common, input: matrix(n, c, normal), target: targets, ...(rand() < 0.3 ? { weight: [1, 2, 0.5, 1].slice(0, c) } : {}), ...(rand() < 0.3 ? { ignore_index: 1 } : {}), ...(rand() < 0.3 ? { label_smoothing: 0.1 } : {}) }]
+    case 'nll': return [name, { ...common, input: matrix(n, c, () => -prob()), target: targets, ...(rand() < 0.3 ? { ignore_index: 0 } : {}) }]
+    case 'bce': return [name, { ...common, input: matrix(n, c, prob), target: matrix(n, c, () => pick([0, 1])) }]
+    case 'bce_with_logits': return [name, { ...common, input: matrix(n, c, normal), target: matrix(n, c, prob), ...(rand() < 0.4 ? { pos_weight: [2, 1, 3, 1].slice(0, c) } : {}) }]
+    case 'kl_div': return [name, { ...common, reduction: pick(['none', 'mean', 'sum', 'batchmean']), input: matrix(n, c, () => -prob()), target: matrix(n, c, prob) }]
+    case 'poisson_nll': return [name, { ...common, input: matrix(n, c, normal), target: matrix(n, c, () => Math.floor(rand() * 4)), full: rand() < 0.5 }]
+    case 'gaussian_nll': return [name, { ...common, input: matrix(n, c, normal), target: matrix(n, c, normal), var: rand() < 0.5 ? matrix(n, c, prob) : Array.from({ length: n }, prob) }]
+    case 'sigmoid_focal': return [name, { ...common, input: matrix(n, c, normal), target: matrix(n, c, () => pick([0, 1])), gamma: pick([2, 1.5]) }]
+    case 'soft_margin': case 'hinge': case 'squared_hinge': case 'perceptron':
+      return [name, { ...common, input: matrix(n, c, normal), target: matrix(n, c, () => pick([-1, 1])) }]
+    case 'margin_ranking': return [name, { ...common, input1: matrix(n, c, normal), input2: matrix(n, c, normal), target: matrix(n, c, () => pick([-1, 1])), margin: pick([0, 0.5]) }]
+    case 'cosine_embedding': return [name, { ...common, input1: matrix(n, c, normal), input2: matrix(n, c, normal), target: Array.from({ length: n }, () => pick([-1, 1])) }]
+    case 'cosine_similarity': return [name, { ...common, input1: matrix(n, c, normal), input2: matrix(n, c, normal), target: Array.from({ length: n }, () => pick([-1, 0.5, 1])) }]
+    default: return [name, { ...common, input: matrix(n, c, normal), target: matrix(n, c, normal) }]
+  }
+}
+
+t.test('300 concurrent mixed requests: each batched answer equals its solo answer', async t => {
+  const batched = await build(t, { kernelWorkers: 1, batchMaxSize: 64 })
+  const solo = await build(t, { kernelWorkers: 0, batchMaxSize: 1 })
+  const requests = Array.from({ length: 300 }, randomRequest).map(([name, body]) => {
+    if (body.grad === true && body.reduction === 'none') {
+      const rows = (body.input ?? body.input1) as number[][]
+      // per-sample losses for the classifiers and embeddings, elementwise for the rest
+      body.grad_output = ['cross_entropy', 'nll', 'cosine_embedding', 'cosine_similarity'].includes(name) ? rows.map(() => 0.5) : rows.map(r => r.map(() => 0.5))
+    }
+    return [name, body] as const
+  })
+  const answers = await Promise.all(requests.map(async ([name, body]) => await postLoss(batched, name, body)))
+  const stats = batched.losshub.batcher.stats
+  const multi = [...stats.sizes.entries()].filter(([size]) => size > 1).reduce((n, [, count]) => n + count, 0)
+  t.ok(multi > 0, `some kernel runs held several requests (runs by size: ${JSON.stringify([...stats.sizes.entries()])})`)
+  for (const [i, [name, body]] of requests.entries()) {
+    const want = await postLoss(solo, name, body)
+    const got = answers[i]
+    t.equal(got.status, want.status, `#${i} ${name}: status`)
+    if (want.status !== 200) continue
+    const label = `#${i} ${name} ${String(body.reduction)}${body.grad === true ? ' grad' : ''}`
+    t.same(fromForm(got.body.loss).shape, fromForm(want.body.loss).shape, `${label}: shape`)
+    t.equal(mismatch(fromForm(got.body.loss).data, fromForm(want.body.loss).data, 1e-5, 1e-6), undefined, `${label}: loss`)
+    for (const arg of Object.keys(want.body.grad ?? {})) {
+      t.equal(mismatch(fromForm(got.body.grad[arg]).data, fromForm(want.body.grad[arg]).data, 1e-5, 1e-6), undefined, `${label}: grad ${arg}`)
+    }
+  }
+})
