@@ -12,10 +12,15 @@ import { SessionCache } from './kernels/session-cache'
 import { type Executor, InProcessExecutor } from './kernels/executor'
 import { WorkerPool } from './kernels/worker-pool'
 import { Batcher } from './batching/batcher'
+import { createMetrics, type Metrics } from './metrics'
+import { observability } from './plugins/observability'
+import { clusterMetrics } from './cluster'
+import { pressure } from './plugins/pressure'
 import { exampleBody, lossRoutes } from './routes/loss'
 import { healthRoutes } from './routes/health'
 import { tensorSchemas } from '../schemas/tensor'
 import { ErrorResponse } from '../schemas/error'
+import { LICENSE, openapi30Bounds, TAGS } from '../schemas/document'
 import { CatalogArg, CatalogEntry, Catalog } from '../schemas/catalog'
 import { LossResponse } from '../schemas/loss-request'
 import { version } from '../package.json'
@@ -25,7 +30,14 @@ export interface Losshub {
   /** Resolves once every loss's example kernels are loaded (readiness). */
   warmed: Promise<void>
   batcher: Batcher
+  metrics: Metrics
+  /** Set on SIGTERM: readiness fails (src/shutdown.ts). */
   draining: boolean
+  /** Set once draining has let in what was on the wire: new loss requests get 503. */
+  refusing: boolean
+  /** When the last POST arrived (ms since epoch), and how many are in progress: draining waits for a quiet moment. */
+  lastRequestAt: number
+  active: number
 }
 
 declare module 'fastify' {
@@ -36,6 +48,8 @@ declare module 'fastify' {
 export interface AppOptions {
   losses?: readonly LossDef[]
   logger?: boolean
+  /** Under node:cluster: `GET /metrics` answers for the whole cluster (aggregated by the primary). */
+  clusterMetrics?: boolean
 }
 
 /** Builds the losshub app (not listening): routes, schemas, error mapping, kernels. */
@@ -55,14 +69,24 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
   const executor: Executor = cfg.kernelWorkers > 0
     ? new WorkerPool(cfg.kernelWorkers, settings, cfg.sessionCacheSize)
     : new InProcessExecutor(new SessionCache(settings, cfg.sessionCacheSize))
+  const metrics = createMetrics(() => batcher.queued)
   const batcher = new Batcher(executor, {
     maxSize: cfg.batchMaxSize, maxElements: cfg.batchMaxElements, maxDelayUs: cfg.batchMaxDelayUs, maxQueue: cfg.queueMaxRequests
-  })
+  }, { observer: metrics.observeBatch })
   let ready = false
   const warmed = warm(losses, batcher).then(() => { ready = true })
-  app.decorate('losshub', { warmed, batcher, draining: false })
+  app.decorate('losshub', { warmed, batcher, metrics, draining: false, refusing: false, lastRequestAt: 0, active: 0 })
 
   app.addHook('onSend', async (request, reply) => { void reply.header('x-request-id', request.id) })
+  // evaluations in progress (received, not yet answered): draining waits for them (src/shutdown.ts)
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.method !== 'POST') return
+    const state = app.losshub
+    if (state.refusing) return await reply.code(503).header('Retry-After', '1').send(errorBody('SHUTTING_DOWN', 'draining: this instance is shutting down; retry'))
+    state.lastRequestAt = Date.now()
+    state.active++
+    reply.raw.once('close', () => { state.active-- })
+  })
   // Results are plain JSON (numbers, "NaN" strings, nested arrays): JSON.stringify is right and fast.
   app.removeContentTypeParser(['text/plain']) // JSON only: anything else is a 415
   app.setSerializerCompiler(() => data => JSON.stringify(data))
@@ -78,21 +102,26 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
       info: {
         title: 'losshub',
         version,
+        license: LICENSE,
         description: 'Evaluates machine-learning loss functions and their gradients exactly as PyTorch does. Contract: API.md; error codes: docs/errors.md.'
       },
-      tags: [
-        { name: 'regression' }, { name: 'classification' }, { name: 'ranking' }, { name: 'sequence' }, { name: 'segmentation' },
-        { name: 'catalog' }, { name: 'operations' }
-      ]
+      tags: TAGS
     },
+    // on a copy: the schema objects are also the validators' (whose JSON Schema bounds stay numeric)
+    transformObject: doc => openapi30Bounds(structuredClone('openapiObject' in doc ? doc.openapiObject : doc.swaggerObject)),
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) }
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 
-  await app.register(healthRoutes, { readiness: { ready: () => ready, draining: () => app.losshub.draining } })
+  await app.register(pressure, { maxEventLoopDelayMs: cfg.maxEventLoopDelayMs, maxRssMb: cfg.maxRssMb })
+  await app.register(observability, { metrics, aggregate: options.clusterMetrics === true ? clusterMetrics(metrics.registry) : undefined })
+  await app.register(healthRoutes, {
+    readiness: { ready: () => ready, draining: () => app.losshub.draining, overloaded: () => app.hasDecorator('isUnderPressure') && app.isUnderPressure() }
+  })
   await app.register(lossRoutes, { losses, batcher })
   app.addHook('onClose', async () => {
+    await warmed.catch(() => {}) // a close during start-up lets the warm-up finish first
     await batcher.drain()
     await executor.close()
   })

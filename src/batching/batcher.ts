@@ -47,7 +47,7 @@ export class Batcher {
   private waiting = 0
   private inFlight = 0
   private draining = false
-  private idle: Array<() => void> = []
+  private idleWaiters: Array<() => void> = []
   private soloIds = 0
 
   private readonly clockUs: () => number
@@ -66,6 +66,9 @@ export class Batcher {
 
   /** Requests waiting in the queues. */
   get queued (): number { return this.waiting }
+
+  /** Nothing queued and nothing running. */
+  get idle (): boolean { return this.waiting === 0 && this.inFlight === 0 }
 
   /** Queues a call; resolves with its own outputs. Refuses at once when the queue is full. */
   async submit (call: PreparedCall, signal?: AbortSignal): Promise<KernelTensors> {
@@ -98,7 +101,7 @@ export class Batcher {
   async drain (): Promise<void> {
     this.draining = true
     if (this.waiting === 0 && this.inFlight === 0) return
-    await new Promise<void>(resolve => this.idle.push(resolve))
+    await new Promise<void>(resolve => this.idleWaiters.push(resolve))
   }
 
   private enqueue (item: Pending, front: boolean): void {
@@ -179,6 +182,6 @@ export class Batcher {
   }
 
   private settle (): void {
-    if (this.waiting === 0 && this.inFlight === 0) for (const resolve of this.idle.splice(0)) resolve()
+    if (this.waiting === 0 && this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve()
   }
 }

@@ -1,23 +1,38 @@
 import { type FastifyInstance } from 'fastify'
 import { Type } from '@sinclair/typebox'
-import { ErrorResponse } from '../../schemas/error'
+import { notReadyResponse } from '../../schemas/responses'
 import { errorBody } from '../http/errors'
 
-/** What readiness depends on: kernels loaded, not draining. */
-export interface Readiness { ready: () => boolean, draining: () => boolean }
+/** What readiness depends on: kernels loaded, not draining, not shedding load. */
+export interface Readiness { ready: () => boolean, draining: () => boolean, overloaded: () => boolean }
 
-const Status = Type.Object({ status: Type.String() })
+const Status = Type.Object({ status: Type.String({ description: '"ok" (liveness) or "ready" (readiness).' }) })
 
 /** Liveness and readiness probes. */
 export async function healthRoutes (app: FastifyInstance, opts: { readiness: Readiness }): Promise<void> {
-  app.get('/healthz', { schema: { operationId: 'healthz', summary: 'Liveness: 200 while the process serves.', tags: ['operations'], response: { 200: Status } } },
-    async () => ({ status: 'ok' }))
+  app.get('/healthz', {
+    schema: {
+      operationId: 'healthz',
+      summary: 'Liveness: 200 while the process serves.',
+      description: 'For liveness probes: answers as soon as the server listens, also while kernels load or while draining.',
+      tags: ['operations'],
+      response: { 200: { ...Status, description: 'The process serves.' } }
+    }
+  }, async () => ({ status: 'ok' }))
   app.get('/readyz', {
-    schema: { operationId: 'readyz', summary: 'Readiness: 200 once every kernel is loaded, 503 while starting or draining.', tags: ['operations'], response: { 200: Status, 503: Type.Ref(ErrorResponse) } }
+    schema: {
+      operationId: 'readyz',
+      summary: 'Readiness: 200 once every kernel is loaded, 503 while starting, draining or shedding load.',
+      description: 'For readiness probes and load balancers: route traffic here only while this answers 200.',
+      tags: ['operations'],
+      response: { 200: { ...Status, description: 'Every kernel is loaded; the instance takes requests.' }, 503: notReadyResponse }
+    }
   }, async (_request, reply) => {
-    const { ready, draining } = opts.readiness
+    const { ready, draining, overloaded } = opts.readiness
     if (draining()) return await reply.code(503).header('Retry-After', '1').send(errorBody('SHUTTING_DOWN', 'draining: this instance is shutting down'))
     if (!ready()) return await reply.code(503).header('Retry-After', '1').send(errorBody('STARTING', 'starting: kernels are still loading'))
+    // a shedding instance is not ready: the load balancer sends its traffic elsewhere meanwhile
+    if (overloaded()) return await reply.code(503).header('Retry-After', '1').send(errorBody('OVERLOADED', 'overloaded: shedding load'))
     return { status: 'ready' }
   })
 }

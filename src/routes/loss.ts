@@ -1,15 +1,15 @@
 import { type FastifyInstance } from 'fastify'
 import { Type } from '@sinclair/typebox'
-import { ErrorResponse } from '../../schemas/error'
 import { Catalog, CatalogEntry, type CatalogEntryJson } from '../../schemas/catalog'
 import { lossRequestSchema, LossResponse, pascal } from '../../schemas/loss-request'
+import { described, lossErrorResponses, unknownLossResponse } from '../../schemas/responses'
 import { fail } from '../errors'
 import { type LossDef } from '../losses/loss'
 import { evaluate } from '../kernels/evaluate'
 import { type Batcher } from '../batching/batcher'
 import { prepare } from '../kernels/prepare'
 
-const errors = { 400: Type.Ref(ErrorResponse), 404: Type.Ref(ErrorResponse), 413: Type.Ref(ErrorResponse), 415: Type.Ref(ErrorResponse), 503: Type.Ref(ErrorResponse) }
+const errors = lossErrorResponses
 
 /** The catalog entry of a loss, derived from its declaration. */
 export function catalogEntry (def: LossDef): CatalogEntryJson {
@@ -49,7 +49,7 @@ export async function lossRoutes (app: FastifyInstance, opts: { losses: readonly
         description: `Reference: \`${def.reference}\`. Reductions: ${def.reductions.join(', ')}.`,
         tags: [def.category],
         body: Type.Ref(body),
-        response: { 200: Type.Ref(LossResponse), ...errors }
+        response: { 200: described(LossResponse, `The ${def.name} loss, and its gradients when \`grad\` is true.`), ...errors }
       }
     }, async (request, reply) => {
       const call = prepare(def, request.body as Record<string, unknown>)
@@ -66,15 +66,22 @@ export async function lossRoutes (app: FastifyInstance, opts: { losses: readonly
 
   const catalog = { losses: opts.losses.map(catalogEntry) }
   app.get('/loss', {
-    schema: { operationId: 'listLosses', summary: 'The catalog: every loss with its arguments, options, defaults and reference.', tags: ['catalog'], response: { 200: Type.Ref(Catalog) } }
+    schema: {
+      operationId: 'listLosses',
+      summary: 'The catalog: every loss with its arguments, options, defaults and reference.',
+      description: 'Every loss served, in the order of API.md, each with its tensor arguments (and which get gradients), the JSON Schema of its options with their defaults, its reductions, its ground-truth reference and a request body that works.',
+      tags: ['catalog'],
+      response: { 200: described(Catalog, 'Every loss served.') }
+    }
   }, async () => catalog)
   app.get('/loss/:name', {
     schema: {
       operationId: 'getLoss',
       summary: 'One catalog entry.',
+      description: 'The catalog entry of one loss: as in `GET /loss`.',
       tags: ['catalog'],
       params: Type.Object({ name: Type.String({ description: 'Loss name, e.g. cross_entropy.' }) }),
-      response: { 200: Type.Ref(CatalogEntry), 404: Type.Ref(ErrorResponse) }
+      response: { 200: described(CatalogEntry, 'The loss\'s catalog entry.'), 404: unknownLossResponse }
     }
   }, async request => {
     const name = (request.params as { name: string }).name

@@ -8,7 +8,7 @@ export interface Server { url: string, child: ChildProcess, logs: string[], exit
 /** Starts the built server with PORT=0 and resolves once it listens; killed at teardown. */
 export async function startServer (t: Test, env: Record<string, string> = {}): Promise<Server> {
   const entry = path.join(__dirname, '..', '..', 'dist', 'src', 'server.js')
-  const child = spawn(process.execPath, [entry], { env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, [entry], { env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', WORKERS: '1', ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
   const exited = new Promise<number | null>(resolve => child.once('exit', code => resolve(code)))
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
   const logs: string[] = []

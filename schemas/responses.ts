@@ -1,0 +1,35 @@
+import { Type, type TSchema } from '@sinclair/typebox'
+import { ErrorResponse } from './error'
+
+/**
+ * Documented responses for the route schemas. @fastify/swagger takes a response's description
+ * from its schema's `description` (else "Default Response") and its headers from `headers`.
+ */
+
+const retryAfter = { 'Retry-After': { type: 'integer', minimum: 0, description: 'Seconds to wait before retrying.' } }
+
+/** A response whose body is the ErrorResponse, with what the status means on this route. */
+export function errorResponse (description: string, headers?: Record<string, unknown>): TSchema {
+  return Type.Ref(ErrorResponse, { description, ...(headers === undefined ? {} : { headers }) })
+}
+
+/** A response with the given body schema and description. */
+export function described (schema: TSchema, description: string): TSchema {
+  return schema.$id === undefined ? { ...schema, description } : Type.Ref(schema, { description })
+}
+
+/** The error responses of `POST /loss/{name}` (codes in docs/errors.md). */
+export const lossErrorResponses = {
+  400: errorResponse('Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss\'s domain. `message` names the argument at fault.'),
+  404: errorResponse('No such loss (a misspelt name): `message` lists the losses served.'),
+  413: errorResponse('The body is larger than the configured limit (BODY_LIMIT_MB).'),
+  415: errorResponse('The content type is not application/json.'),
+  500: errorResponse('An unexpected failure (code INTERNAL): the details are logged with the request id (x-request-id), not returned.'),
+  503: errorResponse('Overloaded (the queue is full) or shutting down: retry after `Retry-After` seconds, on this or another instance.', retryAfter)
+}
+
+/** 503 of GET /readyz. */
+export const notReadyResponse = errorResponse('Not ready: kernels still loading (code STARTING) or draining before exit (code SHUTTING_DOWN).', retryAfter)
+
+/** 404 of GET /loss/{name}. */
+export const unknownLossResponse = errorResponse('No such loss: `message` lists the losses served.')

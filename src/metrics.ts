@@ -1,0 +1,36 @@
+import client from 'prom-client'
+import { type BatchObserver } from './batching/batcher'
+
+/** The service's Prometheus metrics, on a registry of its own (one per app). */
+export interface Metrics {
+  registry: client.Registry
+  requests: client.Counter<'loss' | 'status'>
+  duration: client.Histogram<'loss'>
+  /** Feeds the batch, queue-wait and kernel-run histograms from the batcher. */
+  observeBatch: BatchObserver
+}
+
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+/** Creates the metrics; `queueDepth` is read at scrape time. */
+export function createMetrics (queueDepth: () => number): Metrics {
+  const registry = new client.Registry()
+  client.collectDefaultMetrics({ register: registry })
+  const requests = new client.Counter({ name: 'losshub_requests_total', help: 'Loss evaluations answered, by loss and HTTP status.', labelNames: ['loss', 'status'] as const, registers: [registry] })
+  const duration = new client.Histogram({ name: 'losshub_request_duration_seconds', help: 'Time from request received to response sent, by loss.', labelNames: ['loss'] as const, buckets: LATENCY_BUCKETS, registers: [registry] })
+  const batchSize = new client.Histogram({ name: 'losshub_batch_size', help: 'Requests per kernel run.', buckets: [1, 2, 4, 8, 16, 32, 64, 128], registers: [registry] })
+  const queueWait = new client.Histogram({ name: 'losshub_queue_wait_seconds', help: 'Time a request waited in the batcher before its kernel run started.', buckets: LATENCY_BUCKETS, registers: [registry] })
+  const kernelRun = new client.Histogram({ name: 'losshub_onnx_run_duration_seconds', help: 'Duration of one ONNX Runtime kernel run (one batch), by loss.', labelNames: ['loss'] as const, buckets: LATENCY_BUCKETS, registers: [registry] })
+  // eslint-disable-next-line no-new
+  new client.Gauge({ name: 'losshub_queue_depth', help: 'Requests waiting in the batcher.', registers: [registry], collect () { this.set(queueDepth()) } })
+  return {
+    registry,
+    requests,
+    duration,
+    observeBatch: (size, waits, runSeconds, loss) => {
+      batchSize.observe(size)
+      for (const w of waits) queueWait.observe(w)
+      kernelRun.observe({ loss }, runSeconds)
+    }
+  }
+}

@@ -1,0 +1,27 @@
+import t from 'tap'
+import { build, postLoss } from './helpers/app'
+
+const sample = (text: string, line: RegExp): number => Number(line.exec(text)?.[1] ?? NaN)
+
+t.test('GET /metrics: request counters by loss and status, latency, batch and queue histograms, process metrics', async t => {
+  const app = await build(t)
+  const ce = { input: [[1, 2], [1, 3], [1, 3]], target: [0, 1, 1] }
+  for (let i = 0; i < 3; i++) t.equal((await postLoss(app, 'cross_entropy', ce)).status, 200)
+  t.equal((await postLoss(app, 'cross_entropy', { input: ce.input })).status, 400)
+  t.equal((await postLoss(app, 'no_such_loss', ce)).status, 404)
+  const r = await app.inject('/metrics')
+  t.equal(r.statusCode, 200)
+  t.match(r.headers['content-type'], /^text\/plain; version=0\.0\.4/)
+  const text = r.body
+  t.equal(sample(text, /^losshub_requests_total\{loss="cross_entropy",status="200"\} (\d+)$/m), 3)
+  t.equal(sample(text, /^losshub_requests_total\{loss="cross_entropy",status="400"\} (\d+)$/m), 1)
+  t.equal(sample(text, /^losshub_requests_total\{loss="unknown",status="404"\} (\d+)$/m), 1, 'unknown names share one label')
+  t.equal(sample(text, /^losshub_request_duration_seconds_count\{loss="cross_entropy"\} (\d+)$/m), 4)
+  // the start-up warm-up ran every loss's example twice, and the three requests ran after it
+  t.ok(sample(text, /^losshub_batch_size_count (\d+)$/m) >= 3)
+  t.ok(sample(text, /^losshub_queue_wait_seconds_count (\d+)$/m) >= 3)
+  t.ok(sample(text, /^losshub_onnx_run_duration_seconds_count\{loss="cross_entropy"\} (\d+)$/m) >= 3)
+  t.equal(sample(text, /^losshub_queue_depth (\d+)$/m), 0)
+  t.match(text, /^process_resident_memory_bytes \d+/m)
+  t.match(text, /^nodejs_eventloop_lag_seconds /m)
+})

@@ -1,0 +1,81 @@
+import http from 'node:http'
+import t from 'tap'
+import { startServer, waitReady } from './helpers/server'
+import { fromForm } from './helpers/tensors'
+
+/** POSTs and resolves once the whole body has been written (`sent`) and when answered (`answer`). */
+function post (url: string, path: string, body: string): { sent: Promise<void>, answer: Promise<{ status: number, body: string, retryAfter?: string }> } {
+  let markSent: () => void = () => {}
+  const sent = new Promise<void>(resolve => { markSent = resolve })
+  const answer = new Promise<{ status: number, body: string, retryAfter?: string }>((resolve, reject) => {
+    const req = http.request(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }, agent: false }, res => {
+      let text = ''
+      res.on('data', (c: Buffer) => { text += c.toString() })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, retryAfter: res.headers['retry-after'] as string | undefined }))
+    })
+    req.on('error', reject)
+    req.end(body, () => markSent())
+  })
+  return { sent, answer }
+}
+
+const n = 256
+const c = 1000
+const heavy = JSON.stringify({
+  input: { dtype: 'float32', shape: [n, c], data: Buffer.from(Float32Array.from({ length: n * c }, (_, i) => Math.sin(i)).buffer).toString('base64') },
+  target: { dtype: 'int64', shape: [n], data: Buffer.from(BigInt64Array.from({ length: n }, (_, i) => BigInt(i % c)).buffer).toString('base64') },
+  grad: true
+})
+
+t.test('SIGTERM under load: every request sent before the signal is answered 200, later ones get 503, exit 0', async t => {
+  const server = await startServer(t, { WORKERS: '1', SHUTDOWN_TIMEOUT_MS: '20000', BATCH_MAX_SIZE: '4' })
+  await waitReady(server.url)
+  const calls = Array.from({ length: 48 }, () => post(server.url, '/loss/cross_entropy', heavy))
+  await Promise.all(calls.map(async c => await c.sent))
+  let answeredBefore = 0
+  for (const c of calls) void c.answer.then(() => { answeredBefore++ }, () => {})
+  const inFlight = calls.length - answeredBefore
+  server.child.kill('SIGTERM')
+  // readiness fails while the drain is still answering what was sent
+  let ready: number | string = 'not polled'
+  let answeredAtReady = -1
+  for (let i = 0; i < 200 && ready !== 503; i++) {
+    ready = await fetch(`${server.url}/readyz`).then(r => r.status, () => 'refused')
+    answeredAtReady = answeredBefore
+  }
+  const answers = await Promise.all(calls.map(async c => await c.answer))
+  // once it has caught up and been quiet, a new loss request is refused with Retry-After
+  // (or at connect, once the listener has closed)
+  await new Promise(resolve => setTimeout(resolve, 300))
+  const late = await post(server.url, '/loss/mse', JSON.stringify({ input: [1], target: [0] })).answer.catch(() => undefined)
+  const code = await server.exited
+  t.ok(inFlight > 0, `${inFlight} of ${calls.length} requests were in flight at SIGTERM`)
+  t.same(answers.map(a => a.status), answers.map(() => 200), 'every request sent before SIGTERM got a 200')
+  const losses = answers.map(a => fromForm(JSON.parse(a.body).loss).data[0])
+  t.ok(losses.every(l => Math.abs(l - losses[0]) < 1e-5), `each answer is the loss of that input (${losses[0]})`)
+  t.equal(ready, 503, '/readyz turns 503')
+  t.ok(answeredAtReady < calls.length, `... while the drain was still answering (${answeredAtReady} of ${calls.length} answered then)`)
+  if (late !== undefined) {
+    t.equal(late.status, 503, 'a request after SIGTERM gets 503')
+    t.equal(JSON.parse(late.body).code, 'SHUTTING_DOWN')
+    t.equal(late.retryAfter, '1', 'with Retry-After')
+  } else t.pass('the listener had already closed: the late request was refused at connect')
+  t.equal(code, 0, 'exit code 0')
+  t.comment(`shutdown figures: ${inFlight} in flight at SIGTERM, ${answers.filter(a => a.status === 200).length} answered 200`)
+})
+
+t.test('while draining: /readyz is 503; once refusing, loss requests get 503 SHUTTING_DOWN with Retry-After', async t => {
+  const { build, postLoss } = await import('./helpers/app')
+  const app = await build(t)
+  app.losshub.draining = true
+  const ready = await app.inject('/readyz')
+  t.equal(ready.statusCode, 503)
+  t.equal(ready.json().code, 'SHUTTING_DOWN')
+  t.equal((await postLoss(app, 'mse', { input: [1], target: [0] })).status, 200, 'what arrives before refusing starts is still served')
+  app.losshub.refusing = true
+  const r = await postLoss(app, 'mse', { input: [1], target: [0] })
+  t.equal(r.status, 503)
+  t.equal(r.body.code, 'SHUTTING_DOWN')
+  t.equal(r.headers['retry-after'], '1')
+  t.equal((await app.inject('/healthz')).statusCode, 200, 'liveness holds while draining')
+})
