@@ -62,6 +62,10 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
     bodyLimit: Math.round(cfg.bodyLimitMb * 1024 * 1024),
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
+    // no regex scan of every body for "__proto__"/"constructor" keys (costly on megabyte
+    // bodies): JSON.parse makes them plain own keys, and every request schema rejects unknown keys
+    onProtoPoisoning: 'ignore',
+    onConstructorPoisoning: 'ignore',
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: true, allErrors: false } }
   }).withTypeProvider<TypeBoxTypeProvider>()
 
@@ -87,9 +91,7 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
     state.active++
     reply.raw.once('close', () => { state.active-- })
   })
-  // Results are plain JSON (numbers, "NaN" strings, nested arrays): JSON.stringify is right and fast.
   app.removeContentTypeParser(['text/plain']) // JSON only: anything else is a 415
-  app.setSerializerCompiler(() => data => JSON.stringify(data))
 
   const tensorArgs = new Map(losses.map(d => [`/loss/${d.name}`, new Set([...d.args.map(a => a.name), 'grad_output'])]))
   app.setErrorHandler(errorHandler(url => tensorArgs.get(url) ?? new Set()))

@@ -38,7 +38,7 @@ export const DEFAULTS: Config = {
   sessionCacheSize: 512,
   kernelWorkers: 1,
   batchMaxSize: 64,
-  batchMaxElements: 1 << 20,
+  batchMaxElements: 65536,
   batchMaxDelayUs: 0,
   queueMaxRequests: 1024,
   shutdownTimeoutMs: 10000,

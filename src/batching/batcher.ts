@@ -76,7 +76,10 @@ export class Batcher {
     if (this.waiting >= this.policy.maxQueue) {
       throw new LosshubError('OVERLOADED', `overloaded: ${this.waiting} requests are queued (QUEUE_MAX_REQUESTS); retry`, 1)
     }
-    const plan = this.policy.maxSize > 1 ? batchPlan(call) : undefined
+    // nothing queued, a worker free and no delay to wait out: run at once, without even
+    // working out a batch plan (a lone client pays nothing for batching)
+    const alone = this.waiting === 0 && this.executor.available() > 0 && this.policy.maxDelayUs === 0
+    const plan = this.policy.maxSize > 1 && !alone ? batchPlan(call) : undefined
     return await new Promise<KernelTensors>((resolve, reject) => {
       const item: Pending = {
         call,

@@ -56,7 +56,10 @@ export async function lossRoutes (app: FastifyInstance, opts: { losses: readonly
       // a client that hangs up while queued is dropped from the queue
       const gone = new AbortController()
       reply.raw.once('close', () => { if (!reply.raw.writableEnded) gone.abort() })
-      return await evaluate(opts.batcher, call, gone.signal)
+      const result = await evaluate(opts.batcher, call, gone.signal)
+      // serialised here with the native JSON.stringify: the schema-compiled serializer walks
+      // megabyte base64 strings character by character
+      return await reply.type('application/json; charset=utf-8').send(JSON.stringify(result))
     })
   }
 

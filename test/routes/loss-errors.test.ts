@@ -8,6 +8,8 @@ t.test('bad requests get a coded 4xx naming the argument, and change nothing', a
   const cases: Array<[string, string, unknown, number, string, RegExp]> = [
     ['missing field', 'cross_entropy', { input: ce.input }, 400, 'INVALID_REQUEST', /^target: required field is missing/],
     ['unknown field', 'cross_entropy', { ...ce, gamma: 2 }, 400, 'INVALID_REQUEST', /^gamma: unknown field/],
+    ['a __proto__ key is just an unknown field', 'mse', JSON.parse('{"input": [1], "target": [1], "__proto__": {"polluted": 1}}'), 400, 'INVALID_REQUEST', /^__proto__: unknown field/],
+    ['a nested constructor key too', 'mse', JSON.parse('{"input": {"dtype": "float32", "shape": [1], "data": [1], "constructor": {"prototype": {}}}, "target": [1]}'), 400, 'INVALID_TENSOR', /^input: not a tensor/],
     ['bad reduction', 'mse', { input: [1], target: [1], reduction: 'batchmean' }, 400, 'INVALID_REQUEST', /^reduction: must be one of "none", "mean", "sum"/],
     ['bad option type', 'smooth_l1', { input: [1], target: [1], beta: 'big' }, 400, 'INVALID_REQUEST', /^beta: must be number/],
     ['option out of range', 'huber', { input: [1], target: [1], delta: 0 }, 400, 'INVALID_REQUEST', /^delta: must be > 0/],
