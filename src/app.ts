@@ -105,7 +105,7 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
         title: 'losshub',
         version,
         license: LICENSE,
-        description: 'Evaluates machine-learning loss functions and their gradients exactly as PyTorch does. Contract: API.md; error codes: docs/errors.md.'
+        description: 'Evaluates machine-learning loss functions and their gradients exactly as PyTorch does (torch.nn.functional and the references named in the catalog, GET /loss). Error codes: docs/errors.md in the repository.'
       },
       tags: TAGS
     },
