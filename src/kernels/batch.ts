@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { sizeOf } from '../tensor/tensor'
-import { argTensor, gradOutput, kernelKey, optionFeeds } from './kernel'
+import { argTensor, gradOutput, kernelKey, optionFeeds, perRowDims } from './kernel'
 import { type PreparedCall } from './prepare'
 import { concatRows, type KernelTensors, sliceRows } from './tensors'
 
@@ -19,6 +19,8 @@ export function batchPlan (call: PreparedCall): BatchPlan | undefined {
   const present = batchArgs.filter(n => call.args[n] !== undefined)
   const rows = call.args[present[0]]?.shape[0]
   if (rows === undefined || present.some(n => call.args[n].shape[0] !== rows)) return undefined
+  const rank = call.args[present[0]].shape.length
+  if (call.def.rowAligned !== true && present.some(n => call.args[n].shape.length !== rank)) return undefined
   // the unreduced loss must keep the same rows, so that reductions can split them per request
   const unreduced = call.opts.reduction === 'none' ? call.lossShape : call.def.check(call.args, { ...call.opts, reduction: 'none' })
   if (unreduced[0] !== rows) return undefined
@@ -27,7 +29,8 @@ export function batchPlan (call: PreparedCall): BatchPlan | undefined {
   }
   const hash = createHash('sha1')
   hash.update(kernelKey(call, true))
-  hash.update(JSON.stringify(call.numeric))
+  // per-row options may differ within a batch; otherwise their values pick the group
+  if (call.def.perRowOptions === undefined) hash.update(JSON.stringify(call.numeric))
   for (const [name, a] of Object.entries(call.args)) {
     if (present.includes(name)) hash.update(`${name}:${a.shape.slice(1).join(',')};`)
     else {
@@ -43,10 +46,11 @@ export function batchPlan (call: PreparedCall): BatchPlan | undefined {
 export function batchFeeds (calls: readonly PreparedCall[]): KernelTensors {
   const first = calls[0]
   const batchArgs = new Set(first.def.batch)
-  const feeds: KernelTensors = { ...buildFeedsOfShared(first, batchArgs) }
+  const feeds: KernelTensors = { ...buildFeedsOfShared(first, batchArgs, first.def.perRowOptions === undefined) }
   for (const name of Object.keys(first.args)) {
     if (batchArgs.has(name)) feeds[name] = concatRows(calls.map(c => argTensor(c.args[name], c.dtype)))
   }
+  if (first.def.perRowOptions !== undefined) Object.assign(feeds, perRowOptionFeeds(calls))
   const ids = new BigInt64Array(calls.reduce((n, c) => n + c.args[first.def.batch![0]].shape[0], 0))
   let row = 0
   calls.forEach((c, r) => {
@@ -65,8 +69,29 @@ export function batchFeeds (calls: readonly PreparedCall[]): KernelTensors {
   return feeds
 }
 
-function buildFeedsOfShared (call: PreparedCall, batchArgs: ReadonlySet<string>): KernelTensors {
-  const feeds: KernelTensors = { ...optionFeeds(call) }
+/** Each numeric option as one value per row: every row carries its own request's value. */
+function perRowOptionFeeds (calls: readonly PreparedCall[]): KernelTensors {
+  const first = calls[0]
+  const rowsOf = (c: PreparedCall): number => c.args[first.def.batch![0]].shape[0]
+  const rows = calls.reduce((n, c) => n + rowsOf(c), 0)
+  const dims = [rows, ...perRowDims(first).slice(1).map(() => 1)]
+  const feeds: KernelTensors = {}
+  for (const [name, p] of Object.entries(first.numeric)) {
+    const data = p.kind === 'int64' ? new BigInt64Array(rows) : first.dtype === 'float32' ? new Float32Array(rows) : new Float64Array(rows)
+    let row = 0
+    for (const c of calls) {
+      const v = c.numeric[name].value
+      if (data instanceof BigInt64Array) data.fill(BigInt(v), row, row + rowsOf(c))
+      else data.fill(v, row, row + rowsOf(c))
+      row += rowsOf(c)
+    }
+    feeds[name] = { type: p.kind === 'int64' ? 'int64' : first.dtype, dims, data }
+  }
+  return feeds
+}
+
+function buildFeedsOfShared (call: PreparedCall, batchArgs: ReadonlySet<string>, withOptions: boolean): KernelTensors {
+  const feeds: KernelTensors = withOptions ? optionFeeds(call) : {}
   for (const [name, a] of Object.entries(call.args)) if (!batchArgs.has(name)) feeds[name] = argTensor(a, call.dtype)
   return feeds
 }

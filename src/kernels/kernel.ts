@@ -49,7 +49,8 @@ export function buildModel (call: PreparedCall, batched = false): Uint8Array {
     x[decl.name] = G.input(decl.name, a.kind === 'index' ? 'int64' : dtype, argDims(call, decl.name, a, batched), wantGrad)
     if (wantGrad) tracked.push([decl.name, x[decl.name]])
   }
-  for (const [name, p] of Object.entries(call.numeric)) x[name] = G.input(name, p.kind === 'int64' ? 'int64' : dtype, [])
+  const optionDims = batched && call.def.perRowOptions !== undefined ? perRowDims(call) : []
+  for (const [name, p] of Object.entries(call.numeric)) x[name] = G.input(name, p.kind === 'int64' ? 'int64' : dtype, optionDims)
   const loss = def.forward(G, x, opts)
   G.output('loss', loss)
   if (grad) {
@@ -58,6 +59,13 @@ export function buildModel (call: PreparedCall, batched = false): Uint8Array {
     tracked.forEach(([name], i) => G.output(`grad_${name}`, grads[i]))
   }
   return G.toModel()
+}
+
+/** Dims of a per-row option input: one value per row, broadcasting along the batch arguments' other axes. */
+export function perRowDims (call: PreparedCall): Dim[] {
+  if (call.def.perRowOptions === 'rows') return ['n']
+  const rank = Math.max(...(call.def.batch ?? []).map(n => call.args[n]?.shape.length ?? 0))
+  return ['n', ...Array<Dim>(Math.max(0, rank - 1)).fill(1)]
 }
 
 /** The inputs of a call alone: arguments in the kernel's dtypes, options as 0-d tensors, the seed. */

@@ -1,5 +1,6 @@
 import { fail } from '../errors'
 import { type Value } from '../onnx/graph'
+import { rowValue } from '../onnx/segments'
 import { equal, gatherElements, mask, mul, neg, not, squeeze, take, unsqueeze, where } from '../onnx/ops'
 import { type Arg } from './loss'
 import { expectIndicesInRange } from '../kernels/prepare'
@@ -38,7 +39,7 @@ export function checkClassIndexArgs (args: Record<string, Arg>, ignoreIndex: num
  * log-probabilities of other classes (masked logits) do not turn into NaN.
  */
 export function pickedNll (logp: Value, target: Value, weight: Value | undefined, ignoreIndex: Value, axis: number): { loss: Value, weights: Value } {
-  const valid = not(equal(target, ignoreIndex))
+  const valid = not(equal(target, rowValue(ignoreIndex, target)))
   const safeTarget = where(valid, target, logp.graph.constant(0, 'int64'))
   const picked = squeeze(gatherElements(logp, unsqueeze(safeTarget, [axis]), axis), [axis])
   const weights = weight === undefined ? mask(valid) : mul(take(weight, safeTarget), mask(valid))

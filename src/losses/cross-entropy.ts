@@ -4,6 +4,7 @@ import { add, div, dimSize, logSoftmax, mask, mul, neg, reduceSum, sub, equal, n
 import { reduce, reduceWeighted } from './reduce'
 import { checkClassIndexArgs, classAxis, classWeightAlong, pickedNll } from './class-index'
 import { returned } from './shapes'
+import { rowValue } from '../onnx/segments'
 import { expectShape } from '../kernels/prepare'
 import { fail } from '../errors'
 import { fmtShape } from '../tensor/tensor'
@@ -28,6 +29,8 @@ export default defineLoss({
   },
   reductions: STANDARD_REDUCTIONS,
   batch: ['input', 'target'],
+  rowAligned: true,
+  perRowOptions: 'rows',
   example: { input: [[1, 2], [1, 3], [1, 3]], target: [0, 1, 1], grad: true },
   // label_smoothing > 0 adds a term PyTorch computes only then (it matters for -inf logits)
   structural: o => [o.label_smoothing > 0],
@@ -47,7 +50,10 @@ export default defineLoss({
     const weight = x.weight === undefined ? undefined : classWeightAlong(x.weight, x.input.rank)
     if (x.target.dtype === 'int64') return indexTargets(logp, x.target, x.weight, weight, x.ignore_index, smoothing, axis, o.reduction)
     let target = x.target
-    if (smoothing !== undefined) target = add(mul(target, sub(1, smoothing)), div(smoothing, dimSize(x.input, axis)))
+    if (smoothing !== undefined) {
+      const eps = rowValue(smoothing, target)
+      target = add(mul(target, sub(1, eps)), div(eps, dimSize(x.input, axis)))
+    }
     const terms = weight === undefined ? mul(logp, target) : mul(mul(logp, target), weight)
     const loss = neg(reduceSum(terms, [axis], false))
     // the mean is over samples (numel / C), unweighted: the mean of the per-sample loss
@@ -60,9 +66,10 @@ function indexTargets (logp: Value, target: Value, weight: Value | undefined, we
   const nll = pickedNll(logp, target, weight, ignoreIndex, axis)
   if (smoothing === undefined) return reduceWeighted(nll.loss, nll.weights, reduction)
   // (1 - eps) * nll + eps / C * smooth, smooth = -sum_c w_c logp_c, zero for ignored samples
-  const valid = mask(not(equal(target, ignoreIndex)))
+  const valid = mask(not(equal(target, rowValue(ignoreIndex, target))))
   const smooth = mul(neg(reduceSum(weightAlong === undefined ? logp : mul(logp, weightAlong), [axis], false)), valid)
   const classes = dimSize(logp, axis)
-  const loss = add(mul(nll.loss, sub(1, smoothing)), mul(smooth, div(smoothing, classes)))
+  const eps = rowValue(smoothing, nll.loss)
+  const loss = add(mul(nll.loss, sub(1, eps)), mul(smooth, div(eps, classes)))
   return reduceWeighted(loss, nll.weights, reduction)
 }

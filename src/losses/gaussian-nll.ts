@@ -26,6 +26,7 @@ export default defineLoss({
   },
   reductions: STANDARD_REDUCTIONS,
   batch: ['input', 'target', 'var'],
+  rowAligned: true,
   example: { input: [[0.5, 1.0], [2.0, -1.0]], target: [[0.0, 1.5], [2.5, -1.0]], var: [0.5, 2.0], grad: true },
   check: (a, o) => {
     const shape = broadcastArgs(a, ['input', 'target'])

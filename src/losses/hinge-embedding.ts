@@ -22,6 +22,7 @@ export default defineLoss({
   },
   reductions: STANDARD_REDUCTIONS,
   batch: ['input', 'target'],
+  perRowOptions: 'elementwise',
   example: { input: [[1.0, 0.8, 0.5]], target: [[1, 1, -1]], margin: 1.0 },
   check: (a, o) => {
     const shape = broadcastArgs(a, ['input', 'target'])

@@ -16,6 +16,7 @@ export default defineLoss({
   options: { delta: Type.Number({ default: 1.0, exclusiveMinimum: 0, description: 'Where the loss turns from quadratic to linear (> 0).' }) },
   reductions: STANDARD_REDUCTIONS,
   batch: ['input', 'target'],
+  perRowOptions: 'elementwise',
   example: { input: [0.2, -1.5, 3], target: [0, 0, 0], delta: 1.0 },
   check: (a, o) => returned(broadcastArgs(a, ['input', 'target']), o.reduction),
   forward: (_g, x, o) => {

@@ -48,6 +48,19 @@ export interface LossDef<P extends TProperties = TProperties> {
    * request alone (it reduces over the whole request, or over time, in ways rows cannot split).
    */
   batch?: readonly string[]
+  /**
+   * Lets a batch mix numeric option values, each row getting its own request's value:
+   * `elementwise`, the loss uses its options only elementwise against the batch arguments (the
+   * option arrives as [rows,1,...]); `rows`, it places them itself with `rowValue` (as [rows]).
+   * Absent: only requests with equal option values batch together.
+   */
+  perRowOptions?: 'elementwise' | 'rows'
+  /**
+   * The loss lines up its batch arguments' rows itself (e.g. class-index targets [N] against
+   * input [N,C]), so they may differ in rank. Otherwise they must share one rank: a lower-rank
+   * argument would broadcast from the right, along the rows of the whole batch.
+   */
+  rowAligned?: boolean
   /** A request body that works: the catalog's and OpenAPI's example, and the start-up warm-up. */
   example: Record<string, unknown>
   /**

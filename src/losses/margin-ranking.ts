@@ -26,6 +26,7 @@ export default defineLoss({
   },
   reductions: STANDARD_REDUCTIONS,
   batch: ['input1', 'input2', 'target'],
+  perRowOptions: 'elementwise',
   example: { input1: [0.8, -0.2, 0.5], input2: [0.3, 0.1, 0.9], target: [1, -1, 1], margin: 0.1 },
   check: (a, o) => {
     // PyTorch rejects differing numbers of dims before broadcasting

@@ -24,6 +24,7 @@ export default defineLoss({
   },
   reductions: STANDARD_REDUCTIONS,
   batch: ['input', 'target'],
+  perRowOptions: 'elementwise',
   example: { input: [0.5, -1.0, 2.0], target: [1, 0, 7], grad: true },
   check: (a, o) => returned(broadcastArgs(a, ['input', 'target']), o.reduction),
   forward: (_g, x, o) => {

@@ -23,6 +23,7 @@ export default defineLoss({
   },
   reductions: STANDARD_REDUCTIONS,
   batch: ['input', 'target'],
+  perRowOptions: 'elementwise',
   example: { input: [[2.0, -1.0], [0.5, -3.0]], target: [[1, 0], [0, 0]], grad: true },
   check: (a, o) => returned(sameShapes(a, ['input', 'target']), o.reduction),
   forward: (_g, x, o) => {

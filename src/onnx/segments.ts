@@ -33,3 +33,12 @@ export function perRow (perRequest: Value, like: Value): Value {
   const lifted = like.rank > 1 ? unsqueeze(rows, Array.from({ length: like.rank - 1 }, (_, i) => i + 1)) : rows
   return expandAs(lifted, like)
 }
+
+/**
+ * An option value placed against `like`: alone it is a 0-d input and broadcasts as it is; in a
+ * batch it is one value per row ([rows]) and gets `like`'s rank, lined up with its rows.
+ */
+export function rowValue (option: Value, like: Value): Value {
+  if (option.rank === 0 || like.rank <= 1) return option
+  return unsqueeze(option, Array.from({ length: like.rank - 1 }, (_, i) => i + 1))
+}

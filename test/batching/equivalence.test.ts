@@ -17,22 +17,23 @@ function randomRequest (): [string, Record<string, unknown>] {
   const reduction = pick(['none', 'mean', 'sum'])
   const grad = rand() < 0.6
   const common = { reduction, grad }
-  const name = pick(['mse', 'l1', 'smooth_l1', 'huber', 'cross_entropy', 'nll', 'bce', 'bce_with_logits', 'kl_div', 'poisson_nll', 'gaussian_nll', 'log_cosh', 'soft_margin', 'sigmoid_focal', 'hinge', 'squared_hinge', 'perceptron', 'margin_ranking', 'cosine_embedding', 'cosine_similarity'])
+  const name = pick(['mse', 'l1', 'smooth_l1', 'huber', 'cross_entropy', 'nll', 'bce', 'bce_with_logits', 'kl_div', 'poisson_nll', 'gaussian_nll', 'log_cosh', 'soft_margin', 'sigmoid_focal', 'hinge', 'squared_hinge', 'perceptron', 'margin_ranking', 'hinge_embedding', 'cosine_embedding', 'cosine_similarity'])
   const targets = Array.from({ length: n }, () => Math.floor(rand() * c))
   switch (name) {
-    case 'smooth_l1': return [name, { ...common, input: matrix(n, c, normal), target: matrix(n, c, normal), beta: pick([1, 0.5]) }]
-    case 'huber': return [name, { ...common, input: matrix(n, c, normal), target: matrix(n, c, normal), delta: pick([1, 2]) }]
-    case 'cross_entropy': return [name, { ...common, input: matrix(n, c, normal), target: targets, ...(rand() < 0.3 ? { weight: [1, 2, 0.5, 1].slice(0, c) } : {}), ...(rand() < 0.3 ? { ignore_index: 1 } : {}), ...(rand() < 0.3 ? { label_smoothing: 0.1 } : {}) }]
-    case 'nll': return [name, { ...common, input: matrix(n, c, () => -prob()), target: targets, ...(rand() < 0.3 ? { ignore_index: 0 } : {}) }]
+    case 'smooth_l1': return [name, { ...common, input: matrix(n, c, normal), target: matrix(n, c, normal), beta: pick([1, 0.5, 0.25, 0]) }]
+    case 'huber': return [name, { ...common, input: matrix(n, c, normal), target: matrix(n, c, normal), delta: pick([1, 2, 0.3]) }]
+    case 'cross_entropy': return [name, { ...common, input: matrix(n, c, normal), target: targets, ...(rand() < 0.3 ? { weight: [1, 2, 0.5, 1].slice(0, c) } : {}), ...(rand() < 0.4 ? { ignore_index: pick([1, 2]) } : {}), ...(rand() < 0.4 ? { label_smoothing: pick([0.1, 0.25]) } : {}) }]
+    case 'nll': return [name, { ...common, input: matrix(n, c, () => -prob()), target: targets, ...(rand() < 0.4 ? { ignore_index: pick([0, 2]) } : {}) }]
     case 'bce': return [name, { ...common, input: matrix(n, c, prob), target: matrix(n, c, () => pick([0, 1])) }]
     case 'bce_with_logits': return [name, { ...common, input: matrix(n, c, normal), target: matrix(n, c, prob), ...(rand() < 0.4 ? { pos_weight: [2, 1, 3, 1].slice(0, c) } : {}) }]
     case 'kl_div': return [name, { ...common, reduction: pick(['none', 'mean', 'sum', 'batchmean']), input: matrix(n, c, () => -prob()), target: matrix(n, c, prob) }]
-    case 'poisson_nll': return [name, { ...common, input: matrix(n, c, normal), target: matrix(n, c, () => Math.floor(rand() * 4)), full: rand() < 0.5 }]
+    case 'poisson_nll': return [name, { ...common, input: matrix(n, c, normal), target: matrix(n, c, () => Math.floor(rand() * 4)), full: rand() < 0.5, eps: pick([1e-8, 0.1]) }]
     case 'gaussian_nll': return [name, { ...common, input: matrix(n, c, normal), target: matrix(n, c, normal), var: rand() < 0.5 ? matrix(n, c, prob) : Array.from({ length: n }, prob) }]
-    case 'sigmoid_focal': return [name, { ...common, input: matrix(n, c, normal), target: matrix(n, c, () => pick([0, 1])), gamma: pick([2, 1.5]) }]
+    case 'sigmoid_focal': return [name, { ...common, input: matrix(n, c, normal), target: matrix(n, c, () => pick([0, 1])), gamma: pick([2, 1.5, 0]), alpha: pick([0.25, -1, 0.6]) }]
     case 'soft_margin': case 'hinge': case 'squared_hinge': case 'perceptron':
       return [name, { ...common, input: matrix(n, c, normal), target: matrix(n, c, () => pick([-1, 1])) }]
     case 'margin_ranking': return [name, { ...common, input1: matrix(n, c, normal), input2: matrix(n, c, normal), target: matrix(n, c, () => pick([-1, 1])), margin: pick([0, 0.5]) }]
+    case 'hinge_embedding': return [name, { ...common, input: matrix(n, c, normal), target: matrix(n, c, () => pick([-1, 1])), margin: pick([1, 0.5, 2]) }]
     case 'cosine_embedding': return [name, { ...common, input1: matrix(n, c, normal), input2: matrix(n, c, normal), target: Array.from({ length: n }, () => pick([-1, 1])) }]
     case 'cosine_similarity': return [name, { ...common, input1: matrix(n, c, normal), input2: matrix(n, c, normal), target: Array.from({ length: n }, () => pick([-1, 0.5, 1])) }]
     default: return [name, { ...common, input: matrix(n, c, normal), target: matrix(n, c, normal) }]
