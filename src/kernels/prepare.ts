@@ -2,7 +2,7 @@ import { fail } from '../errors'
 import { type Arg, type LossDef, type Options, type Reduction, numericKind } from '../losses/loss'
 import { type FloatDType } from '../onnx/graph'
 import { decodeTensor } from '../tensor/decode'
-import { type HostTensor, type TensorForm, at, fmtShape, sameShape, sizeOf } from '../tensor/tensor'
+import { type HostTensor, type TensorForm, at, fmtShape, sameShape } from '../tensor/tensor'
 
 /** A validated call of one loss: everything a kernel needs, nothing left to check. */
 export interface PreparedCall {
@@ -108,5 +108,3 @@ export function expectInRange (name: string, arg: Arg, lo: number, hi: number): 
   }
 }
 
-/** Number of elements of an argument. */
-export function numelOf (arg: Arg): number { return sizeOf(arg.shape) }

@@ -35,9 +35,6 @@ export class SessionCache {
     }
   }
 
-  /** Builds a session now (used to warm the common kernels before readiness). */
-  async warm (key: string, model: () => Uint8Array): Promise<void> { await this.acquire(key, model).session }
-
   /** Releases every session (shutdown). */
   async close (): Promise<void> {
     const all = [...this.entries.values()]
