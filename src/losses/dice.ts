@@ -1,6 +1,6 @@
 import { defineLoss } from './loss'
 import { add, clampMin, div, mul } from '../onnx/ops'
-import { checkOverlap, OVERLAP_OPTIONS, overlapInputs, overlapLoss, overlapStructural } from './set-overlap'
+import { checkOverlap, OVERLAP_ARGS, OVERLAP_OPTIONS, overlapInputs, overlapLoss, overlapStructural } from './set-overlap'
 
 /**
  * segmentation_models_pytorch v0.5 DiceLoss: per class, score = (2 sum(p t) + smooth) /
@@ -12,10 +12,7 @@ export default defineLoss({
   summary: 'Dice loss (1 - F1 score of the soft predictions) for binary, multiclass or multilabel segmentation.',
   reference: 'segmentation_models_pytorch.losses.DiceLoss (v0.5)',
   category: 'segmentation',
-  args: [
-    { name: 'input', kind: 'float', grad: true, doc: 'Logits (or probabilities with from_logits: false) [N,C,d1,...]; C = 1 for mode "binary".' },
-    { name: 'target', kind: 'float-or-index', doc: 'binary: 0/1, the input\'s shape or [N,d1,...]; multiclass: class indices [N,d1,...]; multilabel: 0/1, the input\'s shape.' }
-  ],
+  args: OVERLAP_ARGS,
   options: OVERLAP_OPTIONS,
   reductions: ['mean'],
   example: { input: [[[[1.2, -0.5], [0.3, 2.0]]]], target: [[[[1, 0], [0, 1]]]], mode: 'binary' },

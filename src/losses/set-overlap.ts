@@ -2,10 +2,16 @@ import { fail } from '../errors'
 import { type Value } from '../onnx/graph'
 import { cast, equal, exp, greater, logSigmoid, mask, mul, not, oneHot, reduceSum, softmax, sub, sumAll, unsqueeze } from '../onnx/ops'
 import { StringEnum } from '../../schemas/loss-request'
-import { type Arg, type Inputs, type Options, Type } from './loss'
+import { type Arg, type ArgDecl, type Inputs, type Options, Type } from './loss'
 import { reduce } from './reduce'
 import { expectIndicesInRange, expectShape } from '../kernels/prepare'
 import { at, fmtShape, sameShape } from '../tensor/tensor'
+
+/** The tensor arguments of dice, jaccard and tversky. */
+export const OVERLAP_ARGS: ArgDecl[] = [
+  { name: 'input', kind: 'float', grad: true, doc: 'Logits (or probabilities with from_logits: false) [N,C,d1,...]; C = 1 for mode "binary".' },
+  { name: 'target', kind: 'float-or-index', doc: 'binary: 0/1, the input\'s shape or [N,d1,...]; multiclass: class indices [N,d1,...]; multilabel: 0/1, the input\'s shape.' }
+]
 
 /**
  * Shared by dice, jaccard and tversky: segmentation_models_pytorch v0.5's DiceLoss,

@@ -1,6 +1,6 @@
 import { defineLoss, Type } from './loss'
 import { add, clampMin, div, mul, pow, sub } from '../onnx/ops'
-import { checkOverlap, OVERLAP_OPTIONS, overlapInputs, overlapLoss, overlapStructural } from './set-overlap'
+import { checkOverlap, OVERLAP_ARGS, OVERLAP_OPTIONS, overlapInputs, overlapLoss, overlapStructural } from './set-overlap'
 
 /**
  * segmentation_models_pytorch v0.5 TverskyLoss: per class, with I = sum(p t),
@@ -13,10 +13,7 @@ export default defineLoss({
   summary: 'Tversky loss: Dice with separate weights for false positives and false negatives.',
   reference: 'segmentation_models_pytorch.losses.TverskyLoss (v0.5)',
   category: 'segmentation',
-  args: [
-    { name: 'input', kind: 'float', grad: true, doc: 'Logits (or probabilities with from_logits: false) [N,C,d1,...]; C = 1 for mode "binary".' },
-    { name: 'target', kind: 'float-or-index', doc: 'binary: 0/1, the input\'s shape or [N,d1,...]; multiclass: class indices [N,d1,...]; multilabel: 0/1, the input\'s shape.' }
-  ],
+  args: OVERLAP_ARGS,
   options: {
     ...OVERLAP_OPTIONS,
     alpha: Type.Number({ default: 0.5, description: 'Weight of false positives.' }),
