@@ -1,10 +1,16 @@
-import { defineLoss, STANDARD_REDUCTIONS, type Arg, type Reduction } from './loss'
+import { defineLoss, STANDARD_REDUCTIONS, type Arg, type ArgDecl, type Reduction } from './loss'
 import { type Value } from '../onnx/graph'
 import { clampMin, equal, mul, sub, where } from '../onnx/ops'
 import { reduce } from './reduce'
 import { broadcastArgs, returned } from './shapes'
 import { fail } from '../errors'
 import { at } from '../tensor/tensor'
+
+/** The tensor arguments of hinge, squared_hinge and perceptron. */
+export const HINGE_ARGS: ArgDecl[] = [
+  { name: 'input', kind: 'float', grad: true, doc: 'Scores, any shape.' },
+  { name: 'target', kind: 'float', doc: 'Targets in {-1, 1}, or all in {0, 1}; broadcastable with input.' }
+]
 
 /**
  * Keras `hinge`, elementwise: max(0, 1 - t x), t in {-1, 1}; all-{0, 1} targets count as 2t - 1.
@@ -15,10 +21,7 @@ export default defineLoss({
   summary: 'Hinge loss of scores against targets in {-1, 1} (or {0, 1}).',
   reference: 'keras.losses.hinge, elementwise max(0, 1 - t*x)',
   category: 'classification',
-  args: [
-    { name: 'input', kind: 'float', grad: true, doc: 'Scores, any shape.' },
-    { name: 'target', kind: 'float', doc: 'Targets in {-1, 1}, or all in {0, 1}; broadcastable with input.' }
-  ],
+  args: HINGE_ARGS,
   options: {},
   reductions: STANDARD_REDUCTIONS,
   batch: ['input', 'target'],

@@ -1,7 +1,7 @@
 import { defineLoss, STANDARD_REDUCTIONS } from './loss'
 import { clampMin, mul, neg } from '../onnx/ops'
 import { reduce } from './reduce'
-import { checkHingeArgs, hingeTargets } from './hinge'
+import { checkHingeArgs, HINGE_ARGS, hingeTargets } from './hinge'
 
 /**
  * Perceptron criterion, elementwise: max(0, -t x), targets as hinge's (all-{0, 1} count as 2t - 1).
@@ -12,10 +12,7 @@ export default defineLoss({
   summary: 'Perceptron loss of scores against targets in {-1, 1} (or {0, 1}): hinge without a margin.',
   reference: 'elementwise max(0, -t*x)',
   category: 'classification',
-  args: [
-    { name: 'input', kind: 'float', grad: true, doc: 'Scores, any shape.' },
-    { name: 'target', kind: 'float', doc: 'Targets in {-1, 1}, or all in {0, 1}; broadcastable with input.' }
-  ],
+  args: HINGE_ARGS,
   options: {},
   reductions: STANDARD_REDUCTIONS,
   batch: ['input', 'target'],

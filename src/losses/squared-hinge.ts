@@ -1,7 +1,7 @@
 import { defineLoss, STANDARD_REDUCTIONS } from './loss'
 import { clampMin, mul, square, sub } from '../onnx/ops'
 import { reduce } from './reduce'
-import { checkHingeArgs, hingeTargets } from './hinge'
+import { checkHingeArgs, HINGE_ARGS, hingeTargets } from './hinge'
 
 /** Keras `squared_hinge`, elementwise: max(0, 1 - t x)^2, targets as hinge's (all-{0, 1} count as 2t - 1). */
 export default defineLoss({
@@ -9,10 +9,7 @@ export default defineLoss({
   summary: 'Squared hinge loss of scores against targets in {-1, 1} (or {0, 1}).',
   reference: 'keras.losses.squared_hinge, elementwise max(0, 1 - t*x)^2',
   category: 'classification',
-  args: [
-    { name: 'input', kind: 'float', grad: true, doc: 'Scores, any shape.' },
-    { name: 'target', kind: 'float', doc: 'Targets in {-1, 1}, or all in {0, 1}; broadcastable with input.' }
-  ],
+  args: HINGE_ARGS,
   options: {},
   reductions: STANDARD_REDUCTIONS,
   batch: ['input', 'target'],
