@@ -3,7 +3,7 @@ import net from 'node:net'
 import path from 'node:path'
 
 /** A free loopback port (asked of the OS, then released for the server to take). */
-async function freePort (): Promise<number> {
+export async function freePort (): Promise<number> {
   return await new Promise((resolve, reject) => {
     const srv = net.createServer().listen(0, '127.0.0.1', () => {
       const { port } = srv.address() as net.AddressInfo
@@ -13,10 +13,10 @@ async function freePort (): Promise<number> {
 }
 
 /** A built losshub server (dist/) on loopback with extra environment, ready to serve. */
-export async function startServer (env: Record<string, string>): Promise<{ url: string, stop: () => Promise<void> }> {
+export async function startServer (env: Record<string, string>): Promise<{ url: string, pid: number, stop: () => Promise<void> }> {
   const entry = path.join(__dirname, '..', 'src', 'server.js')
   const port = await freePort()
-  const child: ChildProcess = spawn(process.execPath, [entry], { env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'ignore', 'inherit'] })
+  const child: ChildProcess = spawn(process.execPath, [entry], { env: { ...process.env, MALLOC_MMAP_THRESHOLD_: '131072', MALLOC_ARENA_MAX: '2', PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'ignore', 'inherit'] })
   const exited = new Promise<void>(resolve => child.once('exit', () => resolve()))
   let gone = false
   void exited.then(() => { gone = true })
@@ -26,5 +26,5 @@ export async function startServer (env: Record<string, string>): Promise<{ url: 
     if ((await fetch(`${url}/readyz`).catch(() => undefined))?.status === 200) break
     await new Promise(resolve => setTimeout(resolve, 50))
   }
-  return { url, stop: async () => { child.kill('SIGTERM'); await exited } }
+  return { url, pid: child.pid as number, stop: async () => { child.kill('SIGTERM'); await exited } }
 }

@@ -4,3 +4,9 @@ import { Type, type TUnsafe } from '@sinclair/typebox'
 export function StringEnum<T extends string> (values: readonly T[], options: Record<string, unknown> = {}): TUnsafe<T> {
   return Type.Unsafe<T>({ type: 'string', enum: [...values], ...options })
 }
+
+/**
+ * Annotation keywords the schemas carry for client generators (names of enum constants), which
+ * Fastify's Ajv must be told of (its strict mode refuses unknown keywords); they validate nothing.
+ */
+export const ANNOTATIONS = ['x-enum-varnames', 'x-enumNames']

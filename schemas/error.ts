@@ -1,8 +1,9 @@
 import { Type, type Static } from '@sinclair/typebox'
+import { Int32 } from './number'
 
 /** The body of every error response. */
 export const ErrorResponse = Type.Object({
-  statusCode: Type.Integer({ description: 'HTTP status code, repeated.' }),
+  statusCode: Int32({ description: 'HTTP status code, repeated.' }),
   code: Type.String({ description: 'Stable machine-readable error code (see docs/errors.md).' }),
   error: Type.String({ description: 'HTTP status text.' }),
   message: Type.String({ description: 'What is wrong, naming the argument and the shapes or values at fault.' })

@@ -5,6 +5,8 @@ import swaggerUi from '@fastify/swagger-ui'
 import { type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { type Config, DEFAULTS } from './config'
 import { errorBody, errorHandler } from './http/errors'
+import { jsonBodyParser } from './http/json-body'
+import { refuseContentEncoding } from './http/content-encoding'
 import { LOSSES } from './losses'
 import { type LossDef } from './losses/loss'
 import { prepare } from './kernels/prepare'
@@ -18,11 +20,14 @@ import { clusterMetrics } from './cluster'
 import { pressure } from './plugins/pressure'
 import { exampleBody, lossRoutes } from './routes/loss'
 import { healthRoutes } from './routes/health'
+import { v2Routes } from './protocols/v2'
+import { compositeRoutes } from './routes/composite'
 import { tensorSchemas } from '../schemas/tensor'
 import { ErrorResponse } from '../schemas/error'
-import { LICENSE, openapi30Bounds, TAGS } from '../schemas/document'
+import { LICENSE, portableBounds, SERVERS, TAGS } from '../schemas/document'
 import { CatalogArg, CatalogEntry, Catalog } from '../schemas/catalog'
-import { LossResponse } from '../schemas/loss-request'
+import { AnyLossRequest, LossResponse } from '../schemas/loss-request'
+import { ANNOTATIONS } from '../schemas/enum'
 import { version } from '../package.json'
 
 /** What `buildApp` adds to the Fastify instance. */
@@ -60,22 +65,35 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
     logger: options.logger === false ? false : { level: cfg.logLevel },
     logController: new OneLinePerRequest(),
     bodyLimit: Math.round(cfg.bodyLimitMb * 1024 * 1024),
+    // a stalled or trickling upload is answered 408 and closed once receiving it has taken
+    // RECEIVE_TIMEOUT_MS (its headers: HEADERS_TIMEOUT_MS); Node checks every second, not every 30 s
+    requestTimeout: cfg.receiveTimeoutMs,
+    keepAliveTimeout: cfg.keepAliveTimeoutMs,
+    http: { requestTimeout: cfg.receiveTimeoutMs, headersTimeout: cfg.headersTimeoutMs, connectionsCheckingInterval: 1000 },
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
     // no regex scan of every body for "__proto__"/"constructor" keys (costly on megabyte
     // bodies): JSON.parse makes them plain own keys, and every request schema rejects unknown keys
     onProtoPoisoning: 'ignore',
     onConstructorPoisoning: 'ignore',
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: true, allErrors: false } }
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: true, allErrors: false, keywords: ANNOTATIONS } }
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   const settings = { intraOpNumThreads: cfg.ortIntraOpThreads, interOpNumThreads: cfg.ortInterOpThreads }
   const executor: Executor = cfg.kernelWorkers > 0
-    ? new WorkerPool(cfg.kernelWorkers, settings, cfg.sessionCacheSize)
+    ? new WorkerPool({ short: cfg.kernelWorkers, long: cfg.longKernelWorkers }, settings, cfg.sessionCacheSize, {
+      onWorkerLost: (lane, reason) => app.log.warn({ lane, reason }, 'kernel worker replaced')
+    })
     : new InProcessExecutor(new SessionCache(settings, cfg.sessionCacheSize))
   const metrics = createMetrics(() => batcher.queued)
   const batcher = new Batcher(executor, {
-    maxSize: cfg.batchMaxSize, maxElements: cfg.batchMaxElements, maxDelayUs: cfg.batchMaxDelayUs, maxQueue: cfg.queueMaxRequests
+    maxSize: cfg.batchMaxSize,
+    maxElements: cfg.batchMaxElements,
+    maxDelayUs: cfg.batchMaxDelayUs,
+    maxQueue: cfg.queueMaxRequests,
+    maxQueueBytes: cfg.queueMaxMb > 0 ? cfg.queueMaxMb * 2 ** 20 : undefined,
+    timeoutUs: cfg.requestTimeoutMs > 0 ? cfg.requestTimeoutMs * 1000 : undefined,
+    lanes: { longSteps: cfg.longKernelSteps, longElements: cfg.longKernelElements }
   }, { observer: metrics.observeBatch })
   let ready = false
   const warmed = warm(losses, batcher).then(() => { ready = true })
@@ -92,12 +110,14 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
     reply.raw.once('close', () => { state.active-- })
   })
   app.removeContentTypeParser(['text/plain']) // JSON only: anything else is a 415
+  jsonBodyParser(app)
+  app.addHook('preParsing', refuseContentEncoding) // uncompressed bodies only: anything else is a 415
 
   const tensorArgs = new Map(losses.map(d => [`/loss/${d.name}`, new Set([...d.args.map(a => a.name), 'grad_output'])]))
   app.setErrorHandler(errorHandler(url => tensorArgs.get(url) ?? new Set()))
   app.setNotFoundHandler(async (request, reply) => await reply.code(404).send(errorBody('NOT_FOUND', `no route ${request.method} ${request.url}; see GET /docs`)))
 
-  for (const s of [...tensorSchemas, ErrorResponse, CatalogArg, CatalogEntry, Catalog, LossResponse]) app.addSchema(s)
+  for (const s of [...tensorSchemas, ErrorResponse, CatalogArg, CatalogEntry, Catalog, LossResponse, AnyLossRequest]) app.addSchema(s)
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
@@ -107,10 +127,11 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
         license: LICENSE,
         description: 'Evaluates machine-learning loss functions and their gradients exactly as PyTorch does (torch.nn.functional and the references named in the catalog, GET /loss). Error codes: docs/errors.md in the repository.'
       },
+      servers: SERVERS,
       tags: TAGS
     },
     // on a copy: the schema objects are also the validators' (whose JSON Schema bounds stay numeric)
-    transformObject: doc => openapi30Bounds(structuredClone('openapiObject' in doc ? doc.openapiObject : doc.swaggerObject)),
+    transformObject: doc => portableBounds(structuredClone('openapiObject' in doc ? doc.openapiObject : doc.swaggerObject)),
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) }
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
@@ -121,7 +142,9 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
   await app.register(healthRoutes, {
     readiness: { ready: () => ready, draining: () => app.losshub.draining, overloaded: () => app.hasDecorator('isUnderPressure') && app.isUnderPressure() }
   })
-  await app.register(lossRoutes, { losses, batcher })
+  await app.register(lossRoutes, { losses, batcher, maxElements: cfg.maxElements })
+  await app.register(v2Routes, { losses, batcher, maxElements: cfg.maxElements, requestTimeoutMs: cfg.requestTimeoutMs, readiness: { ready: () => ready, draining: () => app.losshub.draining, overloaded: () => app.hasDecorator('isUnderPressure') && app.isUnderPressure() } })
+  await app.register(compositeRoutes, { losses, batcher, maxElements: cfg.maxElements })
   app.addHook('onClose', async () => {
     await warmed.catch(() => {}) // a close during start-up lets the warm-up finish first
     await batcher.drain()
@@ -141,6 +164,7 @@ class OneLinePerRequest extends LogController {
 /** Runs each loss's example, with and without gradients, so its kernels are loaded before readiness. */
 async function warm (losses: readonly LossDef[], batcher: Batcher): Promise<void> {
   for (const def of losses) {
-    for (const grad of [false, true]) await batcher.submit(prepare(def, { ...exampleBody(def), grad }))
+    // no deadline: the first runs wait for the kernel workers to start
+    for (const grad of [false, true]) await batcher.submit(prepare(def, { ...exampleBody(def), grad }), undefined, Infinity)
   }
 }

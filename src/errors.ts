@@ -3,22 +3,25 @@
  * docs/errors.md documents the same table; test/errors.test.ts keeps the two in step.
  */
 export const ERRORS = {
-  INVALID_JSON: { status: 400, meaning: 'The body is not valid JSON.' },
+  INVALID_JSON: { status: 400, meaning: 'The body is not valid JSON, or is nested deeper than 32 levels of arrays and objects.' },
   INVALID_REQUEST: { status: 400, meaning: 'A field is missing, unknown, or of the wrong type, or an option has a bad value.' },
-  INVALID_TENSOR: { status: 400, meaning: 'A tensor is malformed: ragged nested arrays, data that does not match its shape, bad base64, a non-number element.' },
+  INVALID_TENSOR: { status: 400, meaning: 'A tensor is malformed: ragged nested arrays, data that does not match its shape, bad base64, a non-number element, a dim past 2^31 - 1, an integer JSON cannot carry exactly (past 2^53 - 1).' },
   INVALID_DTYPE: { status: 400, meaning: 'A tensor has a dtype the argument does not take (e.g. floats for class indices).' },
   SHAPE_MISMATCH: { status: 400, meaning: 'Tensor shapes do not fit the loss or each other.' },
   INDEX_OUT_OF_RANGE: { status: 400, meaning: 'A class index (or length) is outside its valid range.' },
   DOMAIN_ERROR: { status: 400, meaning: "A value lies outside the loss's domain (e.g. bce input outside [0, 1])." },
   INVALID_OPTION: { status: 400, meaning: 'An option is not allowed with the others or for this loss (e.g. a reduction the loss does not support).' },
-  TOO_LARGE: { status: 400, meaning: 'The request would need more working memory than one request may use (the message gives the limit).' },
+  TOO_LARGE: { status: 400, meaning: 'A tensor the request would make (an argument, a broadcast, an intermediate, the loss or a gradient) has more elements than MAX_ELEMENTS; the message names it and gives both numbers.' },
   UNKNOWN_LOSS: { status: 404, meaning: 'No loss has that name; the message lists the known names.' },
   NOT_FOUND: { status: 404, meaning: 'No such route.' },
   PAYLOAD_TOO_LARGE: { status: 413, meaning: 'The body is larger than BODY_LIMIT_MB.' },
-  UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'The content type is not application/json.' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'The content type is not application/json, or the body is compressed (a Content-Encoding other than identity): send uncompressed JSON.' },
   OVERLOADED: { status: 503, meaning: 'The queue is full or the process is under pressure; retry after Retry-After seconds.' },
   STARTING: { status: 503, meaning: 'The kernels are still loading (readiness only).' },
   SHUTTING_DOWN: { status: 503, meaning: 'The process is draining before exit; retry (on another instance) after Retry-After seconds.' },
+  KERNEL_ABANDONED: { status: 503, meaning: 'The kernel run carrying this request with others (a batch) was abandoned because one of them passed its deadline; retry after Retry-After seconds.' },
+  WORKER_FAILED: { status: 503, meaning: 'The kernel worker thread died while running this request, and again on a fresh worker; retry after Retry-After seconds.' },
+  DEADLINE_EXCEEDED: { status: 504, meaning: 'The request was not answered within REQUEST_TIMEOUT_MS (queueing plus kernel time); a kernel still running then is abandoned.' },
   INTERNAL: { status: 500, meaning: 'An unexpected failure; details are logged, not returned.' }
 } as const
 

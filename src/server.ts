@@ -2,7 +2,7 @@ import cluster from 'node:cluster'
 import { buildApp } from './app'
 import { runPrimary } from './cluster'
 import { drain } from './shutdown'
-import { cpuCount, loadConfig } from './config'
+import { ConfigError, cpuCount, loadConfig } from './config'
 
 /**
  * Starts losshub. With WORKERS > 1 the primary supervises that many worker processes
@@ -17,9 +17,15 @@ async function main (): Promise<void> {
   }
   // under cluster, any worker's /metrics answers for the whole cluster (aggregated by the primary)
   const app = await buildApp(config, { clusterMetrics: cluster.isWorker })
-  await app.listen({ port: config.port, host: config.host })
-  await app.losshub.warmed
-  app.log.info('kernels loaded; ready')
+  try {
+    await app.listen({ port: config.port, host: config.host })
+  } catch (err) {
+    // close before exiting: an exit while ONNX Runtime loads on a kernel thread aborts the process
+    const bound = new Promise(resolve => setTimeout(resolve, config.shutdownTimeoutMs).unref())
+    await Promise.race([app.close().catch(() => {}), bound])
+    throw err
+  }
+  // from here on a signal drains, also while the kernels still load (closing waits for the warm-up)
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {
       app.log.info({ signal, queued: app.losshub.batcher.queued }, 'draining')
@@ -33,9 +39,17 @@ async function main (): Promise<void> {
       )
     })
   }
+  try {
+    await app.losshub.warmed
+  } catch (err) {
+    if (app.losshub.draining) return // a signal cut the warm-up short (the batcher refuses new work): the drain exits
+    throw err
+  }
+  app.log.info('kernels loaded; ready')
 }
 
 main().catch(err => {
-  console.error(err)
+  // a bad setting is the operator's to fix: its message says which and what is allowed, no stack needed
+  console.error(err instanceof ConfigError ? `losshub: ${err.message}` : err)
   process.exit(1)
 })

@@ -79,3 +79,11 @@ t.test('while draining: /readyz is 503; once refusing, loss requests get 503 SHU
   t.equal(r.headers['retry-after'], '1')
   t.equal((await app.inject('/healthz')).statusCode, 200, 'liveness holds while draining')
 })
+
+t.test('SIGTERM while the kernels still load: the warm-up stops, the process drains and exits 0', async t => {
+  const server = await startServer(t, { WORKERS: '1' })
+  server.child.kill('SIGTERM') // at once: listening, not ready yet
+  t.equal(await server.exited, 0, 'exit code 0')
+  t.notOk(server.logs.some(l => l.includes('kernels loaded; ready')), 'it was stopped before readiness')
+  t.ok(server.logs.some(l => l.includes('drained; exiting')))
+})

@@ -77,6 +77,26 @@ export async function ctc (client: Client<paths>): Promise<{ loss: number, grad:
   return { loss: numbers(data.loss)[0], grad: numbers(data.grad?.log_probs ?? []), form }
 }
 
+/**
+ * A composite (POST /losses): bce_with_logits and binary dice over the same logits and mask,
+ * half and half, with the gradient of the total w.r.t. the logits, in one call.
+ */
+export async function composite (client: Client<paths>): Promise<{ total: number, terms: Record<string, number>, grad: number[] }> {
+  const { data, error, response } = await client.POST('/losses', {
+    body: {
+      tensors: { logits: [[[[1.2, -0.5], [0.3, 2.0]]]], mask: [[[[1, 0], [0, 1]]]] },
+      terms: [
+        { loss: 'bce_with_logits', weight: 0.5, args: { input: 'logits', target: 'mask' } },
+        { loss: 'dice', weight: 0.5, args: { input: 'logits', target: 'mask' }, options: { mode: 'binary' }, name: 'dice' }
+      ],
+      grad: true
+    }
+  })
+  if (error !== undefined) throw new LosshubError(response.status, error)
+  const terms = Object.fromEntries(data.terms.map(t => [t.name ?? t.loss, numbers(t.value)[0]]))
+  return { total: numbers(data.total)[0], terms, grad: numbers(data.grad?.logits ?? []) }
+}
+
 /** A call the service rejects: four targets for three samples. Returns the error instead of throwing. */
 export async function shapeError (client: Client<paths>): Promise<{ status: number, error?: ErrorResponse }> {
   const { error, response } = await client.POST('/loss/cross_entropy', {
@@ -89,6 +109,7 @@ async function main (): Promise<void> {
   const client = connect(process.argv[2] ?? 'http://localhost:8080')
   console.log('cross_entropy', await crossEntropy(client))
   console.log('ctc', await ctc(client))
+  console.log('composite', await composite(client))
   console.log('error', await shapeError(client))
 }
 

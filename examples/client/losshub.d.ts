@@ -764,6 +764,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/loss/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One catalog entry.
+         * @description The catalog entry of one loss: as in `GET /loss`.
+         */
+        get: operations["getLoss"];
+        put?: never;
+        /**
+         * Any loss, named in the path; 404 for a name not served.
+         * @description The loss named in the path, on the body that loss takes: the same call as that loss's own operation (e.g. `evaluateCrossEntropy`), for clients that choose the loss at run time. A name that is not served gets 404 UNKNOWN_LOSS, whose message lists the losses served (as `GET /loss` does).
+         */
+        post: operations["evaluateLoss"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/loss": {
         parameters: {
             query?: never;
@@ -784,7 +808,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/loss/{name}": {
+    "/v2": {
         parameters: {
             query?: never;
             header?: never;
@@ -792,12 +816,192 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * One catalog entry.
-         * @description The catalog entry of one loss: as in `GET /loss`.
+         * Server metadata: name, version and protocol extensions.
+         * @description Open Inference Protocol server metadata. `binary_tensor_data` is Triton's binary tensor data extension; `parameters` means loss options travel in request parameters.
          */
-        get: operations["getLoss"];
+        get: operations["v2ServerMetadata"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/health/live": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Liveness, as GET /healthz.
+         * @description Open Inference Protocol liveness: 200 while the process serves.
+         */
+        get: operations["v2ServerLive"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/health/ready": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Readiness, as GET /readyz.
+         * @description Open Inference Protocol readiness: 200 once every kernel is loaded; 503 while starting, draining or shedding load.
+         */
+        get: operations["v2ServerReady"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/models/{model}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Model metadata: a loss's inputs and outputs.
+         * @description The loss's tensor arguments as inputs (datatype, and -1 for dims of any size), `loss` and its gradients as outputs. Options are request parameters; `GET /loss/{name}` lists them.
+         */
+        get: operations["v2ModelMetadata"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/models/{model}/ready": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Model readiness, as GET /readyz.
+         * @description Every model is ready once the server is: 200 once every kernel is loaded; 503 while starting, draining or shedding load.
+         */
+        get: operations["v2ModelReady"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/models/{model}/infer": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Inference: evaluate a loss (and its gradients).
+         * @description Inputs are the loss's tensor arguments by name (FP32, FP64, INT32, INT64), parameters its options, `reduction` and `grad`; outputs `loss` and `grad_<argument>`. Values and checks are those of `POST /loss/{name}`. Binary form (Triton's binary tensor data extension): the JSON header, its length in `Inference-Header-Content-Length`, then each binary input's raw little-endian bytes; outputs with `binary_data` (or all, with `binary_data_output`) come back the same way.
+         */
+        post: operations["v2Infer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/models/{model}/versions/{version}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Model metadata of version 1: a loss's inputs and outputs.
+         * @description The loss's tensor arguments as inputs (datatype, and -1 for dims of any size), `loss` and its gradients as outputs. Options are request parameters; `GET /loss/{name}` lists them.
+         */
+        get: operations["v2ModelVersionMetadata"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/models/{model}/versions/{version}/ready": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Model readiness of version 1, as GET /readyz.
+         * @description Every model is ready once the server is: 200 once every kernel is loaded; 503 while starting, draining or shedding load.
+         */
+        get: operations["v2ModelVersionReady"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/models/{model}/versions/{version}/infer": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Inference with version 1: evaluate a loss (and its gradients).
+         * @description Inputs are the loss's tensor arguments by name (FP32, FP64, INT32, INT64), parameters its options, `reduction` and `grad`; outputs `loss` and `grad_<argument>`. Values and checks are those of `POST /loss/{name}`. Binary form (Triton's binary tensor data extension): the JSON header, its length in `Inference-Header-Content-Length`, then each binary input's raw little-endian bytes; outputs with `binary_data` (or all, with `binary_data_output`) come back the same way.
+         */
+        post: operations["v2InferVersion"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/losses": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Several losses over shared tensors: their values, weighted total and its gradient.
+         * @description Each term binds a loss's tensor arguments to entries of `tensors` by name, with its own options, reduction and weight (default 1). One kernel computes every term, the weighted total and, with `grad`, the gradient of the total w.r.t. each tensor a term differentiates (summed over the terms). Each term is checked as `POST /loss/{name}` checks its body; error messages begin `terms[i] (name): `.
+         */
+        post: operations["evaluateComposite"];
         delete?: never;
         options?: never;
         head?: never;
@@ -834,7 +1038,7 @@ export interface components {
          */
         NestedTensor: number | components["schemas"]["NonFinite"] | components["schemas"]["NestedTensor"][];
         /**
-         * @description A typed tensor. `data` is flat row-major numbers, or a base64 string of the little-endian bytes (the fast path).
+         * @description A typed tensor whose `data` is its elements, flat and row-major.
          * @example {
          *       "dtype": "float32",
          *       "shape": [
@@ -849,12 +1053,33 @@ export interface components {
          *       ]
          *     }
          */
-        TypedTensor: {
+        FlatTensor: {
             dtype: components["schemas"]["TensorDType"];
             /** @description Dimensions; [] for a 0-d tensor. */
             shape: number[];
-            data: (number | components["schemas"]["NonFinite"])[] | string;
+            /** @description Row-major elements. */
+            data: (number | components["schemas"]["NonFinite"])[];
         };
+        /**
+         * @description A typed tensor whose `data` is base64 of its little-endian bytes, row-major: the fast path, with no per-number JSON parsing.
+         * @example {
+         *       "dtype": "float32",
+         *       "shape": [
+         *         2,
+         *         2
+         *       ],
+         *       "data": "zczMPQAAAEAAAMA/AABAwA=="
+         *     }
+         */
+        Base64Tensor: {
+            dtype: components["schemas"]["TensorDType"];
+            /** @description Dimensions; [] for a 0-d tensor. */
+            shape: number[];
+            /** @description Base64 of the little-endian bytes: 4 per float32/int32 element, 8 per float64/int64. */
+            data: string;
+        };
+        /** @description A typed tensor: `data` is flat row-major numbers (FlatTensor), or a base64 string of the little-endian bytes (Base64Tensor, the fast path). */
+        TypedTensor: components["schemas"]["FlatTensor"] | components["schemas"]["Base64Tensor"];
         /** @description A tensor: nested arrays, typed flat, or typed base64. Responses use the form of the request's first tensor argument. */
         Tensor: components["schemas"]["NestedTensor"] | components["schemas"]["TypedTensor"];
         /**
@@ -866,7 +1091,10 @@ export interface components {
          *     }
          */
         ErrorResponse: {
-            /** @description HTTP status code, repeated. */
+            /**
+             * Format: int32
+             * @description HTTP status code, repeated.
+             */
             statusCode: number;
             /** @description Stable machine-readable error code (see docs/errors.md). */
             code: string;
@@ -884,6 +1112,56 @@ export interface components {
             grad: boolean;
             doc: string;
         };
+        /**
+         * @example {
+         *       "name": "smooth_l1",
+         *       "summary": "Smooth L1: quadratic below beta, linear above.",
+         *       "category": "regression",
+         *       "reference": "torch.nn.functional.smooth_l1_loss",
+         *       "args": [
+         *         {
+         *           "name": "input",
+         *           "kind": "float",
+         *           "optional": false,
+         *           "grad": true,
+         *           "doc": "Predictions, any shape."
+         *         },
+         *         {
+         *           "name": "target",
+         *           "kind": "float",
+         *           "optional": false,
+         *           "grad": false,
+         *           "doc": "Targets, broadcastable with input."
+         *         }
+         *       ],
+         *       "options": {
+         *         "beta": {
+         *           "default": 1,
+         *           "minimum": 0,
+         *           "description": "Where the loss turns from quadratic to linear; 0 gives l1.",
+         *           "type": "number"
+         *         }
+         *       },
+         *       "reductions": [
+         *         "none",
+         *         "mean",
+         *         "sum"
+         *       ],
+         *       "example": {
+         *         "input": [
+         *           0.2,
+         *           -1.5,
+         *           3
+         *         ],
+         *         "target": [
+         *           0,
+         *           0,
+         *           0
+         *         ],
+         *         "beta": 1
+         *       }
+         *     }
+         */
         CatalogEntry: {
             name: string;
             summary: string;
@@ -901,6 +1179,61 @@ export interface components {
                 [key: string]: unknown;
             };
         };
+        /**
+         * @description Every loss served, in the order of API.md (the example shows one entry).
+         * @example {
+         *       "losses": [
+         *         {
+         *           "name": "smooth_l1",
+         *           "summary": "Smooth L1: quadratic below beta, linear above.",
+         *           "category": "regression",
+         *           "reference": "torch.nn.functional.smooth_l1_loss",
+         *           "args": [
+         *             {
+         *               "name": "input",
+         *               "kind": "float",
+         *               "optional": false,
+         *               "grad": true,
+         *               "doc": "Predictions, any shape."
+         *             },
+         *             {
+         *               "name": "target",
+         *               "kind": "float",
+         *               "optional": false,
+         *               "grad": false,
+         *               "doc": "Targets, broadcastable with input."
+         *             }
+         *           ],
+         *           "options": {
+         *             "beta": {
+         *               "default": 1,
+         *               "minimum": 0,
+         *               "description": "Where the loss turns from quadratic to linear; 0 gives l1.",
+         *               "type": "number"
+         *             }
+         *           },
+         *           "reductions": [
+         *             "none",
+         *             "mean",
+         *             "sum"
+         *           ],
+         *           "example": {
+         *             "input": [
+         *               0.2,
+         *               -1.5,
+         *               3
+         *             ],
+         *             "target": [
+         *               0,
+         *               0,
+         *               0
+         *             ],
+         *             "beta": 1
+         *           }
+         *         }
+         *       ]
+         *     }
+         */
         Catalog: {
             losses: components["schemas"]["CatalogEntry"][];
         };
@@ -931,6 +1264,40 @@ export interface components {
             grad?: {
                 [key: string]: components["schemas"]["Tensor"];
             };
+        };
+        /**
+         * @description The request of the loss named in the path: its tensor arguments and options (`GET /loss/{name}` lists them, and its own operation has the exact schema), and the common `reduction`, `grad`, `grad_output`.
+         * @example {
+         *       "input": [
+         *         [
+         *           1,
+         *           2
+         *         ],
+         *         [
+         *           1,
+         *           3
+         *         ],
+         *         [
+         *           1,
+         *           3
+         *         ]
+         *       ],
+         *       "target": [
+         *         0,
+         *         1,
+         *         1
+         *       ],
+         *       "grad": true
+         *     }
+         */
+        AnyLossRequest: {
+            /** @description How the loss is reduced, as in PyTorch (default "mean"; which ones, the loss's operation and catalog entry say). */
+            reduction?: string;
+            /** @description Also return the gradient w.r.t. every differentiable argument (default false). */
+            grad?: boolean;
+            grad_output?: components["schemas"]["Tensor"];
+        } & {
+            [key: string]: unknown;
         };
         /**
          * @description Arguments and options of mse.
@@ -1036,6 +1403,7 @@ export interface components {
             input: components["schemas"]["Tensor"];
             target: components["schemas"]["Tensor"];
             /**
+             * Format: double
              * @description Where the loss turns from quadratic to linear; 0 gives l1.
              * @default 1
              */
@@ -1073,6 +1441,7 @@ export interface components {
             input: components["schemas"]["Tensor"];
             target: components["schemas"]["Tensor"];
             /**
+             * Format: double
              * @description Where the loss turns from quadratic to linear (> 0).
              * @default 1
              */
@@ -1120,6 +1489,7 @@ export interface components {
              */
             full?: boolean;
             /**
+             * Format: double
              * @description Added to the rate before its log when log_input is false.
              * @default 1e-8
              */
@@ -1177,6 +1547,7 @@ export interface components {
              */
             full?: boolean;
             /**
+             * Format: double
              * @description Variances below it are clamped to it (without stopping their gradient).
              * @default 0.000001
              */
@@ -1256,11 +1627,13 @@ export interface components {
             target: components["schemas"]["Tensor"];
             weight?: components["schemas"]["Tensor"];
             /**
+             * Format: int64
              * @description Class-index targets equal to it contribute nothing (nor to the mean's denominator).
              * @default -100
              */
             ignore_index?: number;
             /**
+             * Format: double
              * @description Mixes the target with the uniform distribution.
              * @default 0
              */
@@ -1311,6 +1684,7 @@ export interface components {
             target: components["schemas"]["Tensor"];
             weight?: components["schemas"]["Tensor"];
             /**
+             * Format: int64
              * @description Targets equal to it contribute nothing (nor to the mean's denominator).
              * @default -100
              */
@@ -1513,11 +1887,13 @@ export interface components {
             input: components["schemas"]["Tensor"];
             target: components["schemas"]["Tensor"];
             /**
+             * Format: double
              * @description Weight of positives (1 - alpha for negatives); negative disables the weighting.
              * @default 0.25
              */
             alpha?: number;
             /**
+             * Format: double
              * @description Focusing exponent on (1 - p_t).
              * @default 2
              */
@@ -1562,16 +1938,19 @@ export interface components {
             target: components["schemas"]["Tensor"];
             weight?: components["schemas"]["Tensor"];
             /**
+             * Format: double
              * @description Scales every term.
              * @default 1
              */
             alpha?: number;
             /**
+             * Format: double
              * @description Focusing exponent on (1 - p_t).
              * @default 2
              */
             gamma?: number;
             /**
+             * Format: int64
              * @description Targets equal to it contribute nothing (nor to the mean's denominator).
              * @default -100
              */
@@ -1741,11 +2120,13 @@ export interface components {
             target: components["schemas"]["Tensor"];
             weight?: components["schemas"]["Tensor"];
             /**
+             * Format: int64
              * @description Exponent of the hinge: 1 or 2.
              * @default 1
              */
             p?: number;
             /**
+             * Format: double
              * @description The margin the target score must win by.
              * @default 1
              */
@@ -1962,6 +2343,7 @@ export interface components {
              */
             from_logits?: boolean;
             /**
+             * Format: double
              * @description Moves the targets towards 0.5.
              * @default 0
              */
@@ -2018,6 +2400,7 @@ export interface components {
              */
             from_logits?: boolean;
             /**
+             * Format: double
              * @description Mixes the targets with the uniform distribution.
              * @default 0
              */
@@ -2061,6 +2444,7 @@ export interface components {
             input2: components["schemas"]["Tensor"];
             target: components["schemas"]["Tensor"];
             /**
+             * Format: double
              * @description How far the right order must lead before the loss is 0.
              * @default 0
              */
@@ -2102,6 +2486,7 @@ export interface components {
             input: components["schemas"]["Tensor"];
             target: components["schemas"]["Tensor"];
             /**
+             * Format: double
              * @description Dissimilar pairs closer than this are penalised.
              * @default 1
              */
@@ -2158,6 +2543,7 @@ export interface components {
             input2: components["schemas"]["Tensor"];
             target: components["schemas"]["Tensor"];
             /**
+             * Format: double
              * @description Dissimilar pairs with cosine above it are penalised; -1 to 1, 0 to 0.5 suggested.
              * @default 0
              */
@@ -2213,6 +2599,7 @@ export interface components {
             input2: components["schemas"]["Tensor"];
             target: components["schemas"]["Tensor"];
             /**
+             * Format: double
              * @description Lower bound of each vector norm (guards zero vectors).
              * @default 1e-8
              */
@@ -2270,16 +2657,19 @@ export interface components {
             positive: components["schemas"]["Tensor"];
             negative: components["schemas"]["Tensor"];
             /**
+             * Format: double
              * @description How much closer the positive must be than the negative.
              * @default 1
              */
             margin?: number;
             /**
+             * Format: double
              * @description Norm degree of the pairwise distance (> 0; distance "pairwise" only).
              * @default 2
              */
             p?: number;
             /**
+             * Format: double
              * @description Added to the difference before the norm (distance "pairwise" only).
              * @default 0.000001
              */
@@ -2376,6 +2766,7 @@ export interface components {
             input_lengths: components["schemas"]["Tensor"];
             target_lengths: components["schemas"]["Tensor"];
             /**
+             * Format: int64
              * @description The class index of the blank label.
              * @default 0
              */
@@ -2453,6 +2844,7 @@ export interface components {
              */
             per_image?: boolean;
             /**
+             * Format: int64
              * @description Target pixels equal to it are left out.
              * @default -100
              */
@@ -2508,6 +2900,7 @@ export interface components {
              */
             per_image?: boolean;
             /**
+             * Format: int64
              * @description Target pixels equal to it are left out.
              * @default -100
              */
@@ -2573,16 +2966,21 @@ export interface components {
              */
             from_logits?: boolean;
             /**
+             * Format: double
              * @description Added to the numerator and the denominator of each score.
              * @default 0
              */
             smooth?: number;
             /**
+             * Format: double
              * @description Lower bound of each denominator.
              * @default 1e-7
              */
             eps?: number;
-            /** @description Target pixels equal to it are left out (default: none). */
+            /**
+             * Format: int64
+             * @description Target pixels equal to it are left out (default: none).
+             */
             ignore_index?: number;
             /**
              * @description How the loss is reduced, as in PyTorch.
@@ -2645,16 +3043,21 @@ export interface components {
              */
             from_logits?: boolean;
             /**
+             * Format: double
              * @description Added to the numerator and the denominator of each score.
              * @default 0
              */
             smooth?: number;
             /**
+             * Format: double
              * @description Lower bound of each denominator.
              * @default 1e-7
              */
             eps?: number;
-            /** @description Target pixels equal to it are left out (default: none). */
+            /**
+             * Format: int64
+             * @description Target pixels equal to it are left out (default: none).
+             */
             ignore_index?: number;
             /**
              * @description How the loss is reduced, as in PyTorch.
@@ -2719,28 +3122,36 @@ export interface components {
              */
             from_logits?: boolean;
             /**
+             * Format: double
              * @description Added to the numerator and the denominator of each score.
              * @default 0
              */
             smooth?: number;
             /**
+             * Format: double
              * @description Lower bound of each denominator.
              * @default 1e-7
              */
             eps?: number;
-            /** @description Target pixels equal to it are left out (default: none). */
+            /**
+             * Format: int64
+             * @description Target pixels equal to it are left out (default: none).
+             */
             ignore_index?: number;
             /**
+             * Format: double
              * @description Weight of false positives.
              * @default 0.5
              */
             alpha?: number;
             /**
+             * Format: double
              * @description Weight of false negatives.
              * @default 0.5
              */
             beta?: number;
             /**
+             * Format: double
              * @description Power of the mean loss (focal Tversky).
              * @default 1
              */
@@ -2757,6 +3168,410 @@ export interface components {
              */
             grad?: boolean;
             grad_output?: components["schemas"]["Tensor"];
+        };
+        /**
+         * @example {
+         *       "name": "losshub",
+         *       "version": "0.1.0",
+         *       "extensions": [
+         *         "binary_tensor_data",
+         *         "parameters"
+         *       ]
+         *     }
+         */
+        V2ServerMetadata: {
+            name: string;
+            version: string;
+            /** @description Protocol extensions served: `binary_tensor_data` (Triton's) and `parameters`. */
+            extensions: string[];
+        };
+        V2ServerLive: {
+            live: boolean;
+        };
+        V2ServerReady: {
+            ready: boolean;
+        };
+        V2ModelReady: {
+            name: string;
+            ready: boolean;
+        };
+        V2MetadataTensor: {
+            name: string;
+            /**
+             * @description One of FP32, FP64, INT32, INT64.
+             * @example FP32
+             */
+            datatype: string;
+            /** @description Dims of the catalog example's rank; -1: any size. */
+            shape: number[];
+        };
+        /**
+         * @description Inputs are the loss's tensor arguments (the optional ones and `grad_output` included), outputs `loss` and one `grad_<argument>` per differentiable argument. Float inputs take FP32 or FP64, class indices INT32 or INT64; a target that takes either (cross_entropy's) is listed with the datatype of the catalog example.
+         * @example {
+         *       "name": "mse",
+         *       "versions": [
+         *         "1"
+         *       ],
+         *       "platform": "onnxruntime_onnx",
+         *       "inputs": [
+         *         {
+         *           "name": "input",
+         *           "datatype": "FP32",
+         *           "shape": [
+         *             -1,
+         *             -1
+         *           ]
+         *         },
+         *         {
+         *           "name": "target",
+         *           "datatype": "FP32",
+         *           "shape": [
+         *             -1,
+         *             -1
+         *           ]
+         *         },
+         *         {
+         *           "name": "grad_output",
+         *           "datatype": "FP32",
+         *           "shape": [
+         *             -1,
+         *             -1
+         *           ]
+         *         }
+         *       ],
+         *       "outputs": [
+         *         {
+         *           "name": "loss",
+         *           "datatype": "FP32",
+         *           "shape": []
+         *         },
+         *         {
+         *           "name": "grad_input",
+         *           "datatype": "FP32",
+         *           "shape": [
+         *             -1,
+         *             -1
+         *           ]
+         *         }
+         *       ]
+         *     }
+         */
+        V2ModelMetadata: {
+            name: string;
+            versions: string[];
+            platform: string;
+            inputs: components["schemas"]["V2MetadataTensor"][];
+            outputs: components["schemas"]["V2MetadataTensor"][];
+        };
+        V2RequestInput: {
+            /** @description A tensor argument of the loss (`input`, `target`, `weight`, ...) or `grad_output`. */
+            name: string;
+            /** @description Dimensions; [] for a 0-d tensor. */
+            shape: number[];
+            /**
+             * @description One of FP32, FP64, INT32, INT64.
+             * @example FP32
+             */
+            datatype: string;
+            parameters?: {
+                /**
+                 * Format: int64
+                 * @description Binary tensor data extension: the tensor's bytes (little-endian, row-major) follow the JSON header; this many are this input's.
+                 */
+                binary_data_size?: number;
+            };
+            /** @description Row-major elements, flat or nested; non-finite floats as "NaN", "Infinity", "-Infinity". Absent when the tensor is binary. */
+            data?: unknown[];
+        };
+        V2RequestOutput: {
+            /** @description `loss` or `grad_<argument>`. */
+            name: string;
+            parameters?: {
+                /** @description Return this output as binary data (overrides `binary_data_output`). */
+                binary_data?: boolean;
+                /**
+                 * Format: int64
+                 * @description Triton's classification extension: a loss has no class scores, so only 0 (off) is accepted.
+                 */
+                classification?: number;
+            };
+        };
+        /**
+         * @description JSON form: this object is the body. Binary form (Triton's binary tensor data extension): the body is this object (its byte length in the `Inference-Header-Content-Length` header) followed by the raw little-endian bytes of each input that has `parameters.binary_data_size`, in the order of `inputs`; any Content-Type, or none.
+         * @example {
+         *       "id": "42",
+         *       "parameters": {
+         *         "grad": true
+         *       },
+         *       "inputs": [
+         *         {
+         *           "name": "input",
+         *           "datatype": "FP32",
+         *           "shape": [
+         *             3,
+         *             2
+         *           ],
+         *           "data": [
+         *             1,
+         *             2,
+         *             1,
+         *             3,
+         *             1,
+         *             3
+         *           ]
+         *         },
+         *         {
+         *           "name": "target",
+         *           "datatype": "INT64",
+         *           "shape": [
+         *             3
+         *           ],
+         *           "data": [
+         *             0,
+         *             1,
+         *             1
+         *           ]
+         *         }
+         *       ]
+         *     }
+         */
+        V2InferenceRequest: {
+            /** @description Echoed in the response. */
+            id?: string;
+            /** @description If given, the model of the URL. */
+            model_name?: string;
+            /** @description If given, "1". */
+            model_version?: string;
+            /** @description The loss's options, `reduction` and `grad`, as in the body of `POST /loss/{name}` (same defaults and checks), and Triton's `binary_data_output`, `priority` and `timeout`. */
+            parameters?: {
+                /** @description Return every output as binary data unless the output says otherwise. */
+                binary_data_output?: boolean;
+                /**
+                 * Format: int64
+                 * @description Accepted and ignored (one priority).
+                 */
+                priority?: number;
+                /**
+                 * Format: int64
+                 * @description Microseconds: answer 504 DEADLINE_EXCEEDED past it (at most REQUEST_TIMEOUT_MS).
+                 */
+                timeout?: number;
+            } & {
+                [key: string]: string | number | boolean;
+            };
+            inputs: components["schemas"]["V2RequestInput"][];
+            /** @description The outputs to return, in this order; absent: `loss` and, with grad, every gradient. Asking for a `grad_` output implies `grad: true`. */
+            outputs?: components["schemas"]["V2RequestOutput"][];
+        };
+        V2ResponseOutput: {
+            name: string;
+            /**
+             * @description One of FP32, FP64, INT32, INT64.
+             * @example FP32
+             */
+            datatype: string;
+            shape: number[];
+            parameters?: {
+                /**
+                 * Format: int64
+                 * @description The output is binary: this many bytes of the body after the JSON header are its.
+                 */
+                binary_data_size: number;
+            };
+            /** @description Flat row-major elements; absent when the output is binary. */
+            data?: (number | components["schemas"]["NonFinite"])[];
+        };
+        /**
+         * @description When an output is binary, the body is this object (its byte length in the `Inference-Header-Content-Length` header, Content-Type application/octet-stream) followed by the raw little-endian bytes of each binary output, in the order of `outputs`.
+         * @example {
+         *       "model_name": "cross_entropy",
+         *       "model_version": "1",
+         *       "id": "42",
+         *       "outputs": [
+         *         {
+         *           "name": "loss",
+         *           "datatype": "FP32",
+         *           "shape": [],
+         *           "data": [
+         *             0.5223726
+         *           ]
+         *         },
+         *         {
+         *           "name": "grad_input",
+         *           "datatype": "FP32",
+         *           "shape": [
+         *             3,
+         *             2
+         *           ],
+         *           "data": [
+         *             -0.2436862,
+         *             0.2436862,
+         *             0.0397343,
+         *             -0.0397343,
+         *             0.0397343,
+         *             -0.0397343
+         *           ]
+         *         }
+         *       ]
+         *     }
+         */
+        V2InferenceResponse: {
+            model_name: string;
+            model_version: string;
+            id?: string;
+            outputs: components["schemas"]["V2ResponseOutput"][];
+        };
+        /**
+         * @example {
+         *       "error": "SHAPE_MISMATCH: target: expected shape [3] for input [3,2], got [4]",
+         *       "code": "SHAPE_MISMATCH"
+         *     }
+         */
+        V2ErrorResponse: {
+            /** @description `<code>: <message>`; the message names the input, parameter or value at fault. */
+            error: string;
+            /** @description Stable machine-readable error code (see docs/errors.md). */
+            code: string;
+        };
+        /** @description One loss of a composite. */
+        CompositeTerm: {
+            /** @description A loss of the catalog (`GET /loss`), e.g. `dice`. */
+            loss: string;
+            /**
+             * Format: double
+             * @description The term's weight in the total. A term of weight 0 is reported but left out of the total and of the gradient.
+             * @default 1
+             */
+            weight?: number;
+            /** @description Each tensor argument of the loss (`input`, `target`, `weight`, ...) bound to the name of an entry of `tensors`; one tensor may serve several arguments and terms. */
+            args: {
+                [key: string]: string;
+            };
+            /** @description The loss's options and `reduction`, as in the body of `POST /loss/{name}` (defaults as there). With reduction `none` the term's weight must be 0. */
+            options?: {
+                [key: string]: unknown;
+            };
+            /** @description A label for the term, repeated in its result and in error messages. */
+            name?: string;
+        };
+        /**
+         * @description Several losses over shared tensors: their values, their weighted total and its gradient.
+         * @example {
+         *       "tensors": {
+         *         "logits": [
+         *           [
+         *             [
+         *               [
+         *                 1.2,
+         *                 -0.5
+         *               ],
+         *               [
+         *                 0.3,
+         *                 2
+         *               ]
+         *             ]
+         *           ]
+         *         ],
+         *         "mask": [
+         *           [
+         *             [
+         *               [
+         *                 1,
+         *                 0
+         *               ],
+         *               [
+         *                 0,
+         *                 1
+         *               ]
+         *             ]
+         *           ]
+         *         ]
+         *       },
+         *       "terms": [
+         *         {
+         *           "loss": "bce_with_logits",
+         *           "weight": 0.5,
+         *           "args": {
+         *             "input": "logits",
+         *             "target": "mask"
+         *           }
+         *         },
+         *         {
+         *           "loss": "dice",
+         *           "weight": 0.5,
+         *           "args": {
+         *             "input": "logits",
+         *             "target": "mask"
+         *           },
+         *           "options": {
+         *             "mode": "binary"
+         *           },
+         *           "name": "dice"
+         *         }
+         *       ],
+         *       "grad": true
+         *     }
+         */
+        CompositeRequest: {
+            /** @description The tensors, by name (identifiers: `[A-Za-z_][A-Za-z0-9_]*`). Every one must be used by a term. The first one sets the form of the response's tensors; any float64 one makes the whole call float64. */
+            tensors: {
+                [key: string]: components["schemas"]["Tensor"];
+            };
+            /** @description The losses, at most 16. */
+            terms: components["schemas"]["CompositeTerm"][];
+            /**
+             * @description Also return the gradient of the total w.r.t. every tensor a term uses as a differentiable argument (summed over the terms).
+             * @default false
+             */
+            grad?: boolean;
+        };
+        /**
+         * @example {
+         *       "total": 0.3564,
+         *       "terms": [
+         *         {
+         *           "loss": "bce_with_logits",
+         *           "value": 0.4297
+         *         },
+         *         {
+         *           "loss": "dice",
+         *           "name": "dice",
+         *           "value": 0.2831
+         *         }
+         *       ],
+         *       "grad": {
+         *         "logits": [
+         *           [
+         *             [
+         *               [
+         *                 -0.0537,
+         *                 0.0655
+         *               ],
+         *               [
+         *                 0.0908,
+         *                 -0.0295
+         *               ]
+         *             ]
+         *           ]
+         *         ]
+         *       }
+         *     }
+         */
+        CompositeResponse: {
+            /** @description The weighted sum of the terms' values: a JSON number in every tensor form (a non-finite one as a string). */
+            total: number | components["schemas"]["NonFinite"];
+            /** @description One result per term, in the request's order. */
+            terms: {
+                /** @description The term's loss. */
+                loss: string;
+                /** @description The term's name, when it has one. */
+                name?: string;
+                value: components["schemas"]["Tensor"];
+            }[];
+            /** @description The gradient of the total per tensor used as a differentiable argument, shaped like it; only with grad: true. */
+            grad?: {
+                [key: string]: components["schemas"]["Tensor"];
+            };
         };
     };
     responses: never;
@@ -2802,6 +3617,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "status": "ok"
+                     *     }
+                     */
                     "application/json": {
                         /** @description "ok" (liveness) or "ready" (readiness). */
                         status: string;
@@ -2825,13 +3645,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "status": "ready"
+                     *     }
+                     */
                     "application/json": {
                         /** @description "ok" (liveness) or "ready" (readiness). */
                         status: string;
                     };
                 };
             };
-            /** @description Not ready: kernels still loading (code STARTING) or draining before exit (code SHUTTING_DOWN). */
+            /** @description Not ready: kernels still loading (code STARTING), draining before exit (code SHUTTING_DOWN) or shedding load (code OVERLOADED). */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -2875,7 +3700,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description No such loss (a misspelt name): `message` lists the losses served. */
+            /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2884,7 +3709,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). */
+            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2893,7 +3718,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2911,11 +3736,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full) or shutting down: retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not answered within REQUEST_TIMEOUT_MS, queueing plus kernel time (code DEADLINE_EXCEEDED); a kernel still running then is abandoned. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -2955,7 +3789,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description No such loss (a misspelt name): `message` lists the losses served. */
+            /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2964,7 +3798,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). */
+            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2973,7 +3807,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2991,11 +3825,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full) or shutting down: retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not answered within REQUEST_TIMEOUT_MS, queueing plus kernel time (code DEADLINE_EXCEEDED); a kernel still running then is abandoned. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -3035,7 +3878,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description No such loss (a misspelt name): `message` lists the losses served. */
+            /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3044,7 +3887,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). */
+            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3053,7 +3896,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3071,11 +3914,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full) or shutting down: retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not answered within REQUEST_TIMEOUT_MS, queueing plus kernel time (code DEADLINE_EXCEEDED); a kernel still running then is abandoned. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -3115,7 +3967,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description No such loss (a misspelt name): `message` lists the losses served. */
+            /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3124,7 +3976,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). */
+            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3133,7 +3985,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3151,11 +4003,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full) or shutting down: retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not answered within REQUEST_TIMEOUT_MS, queueing plus kernel time (code DEADLINE_EXCEEDED); a kernel still running then is abandoned. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -3195,7 +4056,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description No such loss (a misspelt name): `message` lists the losses served. */
+            /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3204,7 +4065,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). */
+            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3213,7 +4074,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3231,11 +4092,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full) or shutting down: retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not answered within REQUEST_TIMEOUT_MS, queueing plus kernel time (code DEADLINE_EXCEEDED); a kernel still running then is abandoned. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -3275,7 +4145,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description No such loss (a misspelt name): `message` lists the losses served. */
+            /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3284,7 +4154,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). */
+            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3293,7 +4163,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3311,11 +4181,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full) or shutting down: retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not answered within REQUEST_TIMEOUT_MS, queueing plus kernel time (code DEADLINE_EXCEEDED); a kernel still running then is abandoned. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -3355,7 +4234,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description No such loss (a misspelt name): `message` lists the losses served. */
+            /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3364,7 +4243,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). */
+            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3373,7 +4252,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3391,11 +4270,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full) or shutting down: retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not answered within REQUEST_TIMEOUT_MS, queueing plus kernel time (code DEADLINE_EXCEEDED); a kernel still running then is abandoned. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -3435,7 +4323,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description No such loss (a misspelt name): `message` lists the losses served. */
+            /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3444,7 +4332,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). */
+            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3453,7 +4341,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3471,11 +4359,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full) or shutting down: retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not answered within REQUEST_TIMEOUT_MS, queueing plus kernel time (code DEADLINE_EXCEEDED); a kernel still running then is abandoned. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -3515,7 +4412,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description No such loss (a misspelt name): `message` lists the losses served. */
+            /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3524,7 +4421,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). */
+            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3533,7 +4430,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3551,11 +4448,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full) or shutting down: retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not answered within REQUEST_TIMEOUT_MS, queueing plus kernel time (code DEADLINE_EXCEEDED); a kernel still running then is abandoned. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -3595,7 +4501,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description No such loss (a misspelt name): `message` lists the losses served. */
+            /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3604,7 +4510,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). */
+            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3613,7 +4519,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3631,11 +4537,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full) or shutting down: retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not answered within REQUEST_TIMEOUT_MS, queueing plus kernel time (code DEADLINE_EXCEEDED); a kernel still running then is abandoned. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -3675,7 +4590,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description No such loss (a misspelt name): `message` lists the losses served. */
+            /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3684,7 +4599,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). */
+            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3693,7 +4608,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3711,11 +4626,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full) or shutting down: retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not answered within REQUEST_TIMEOUT_MS, queueing plus kernel time (code DEADLINE_EXCEEDED); a kernel still running then is abandoned. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -3755,7 +4679,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description No such loss (a misspelt name): `message` lists the losses served. */
+            /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3764,7 +4688,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). */
+            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3773,7 +4697,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3791,11 +4715,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full) or shutting down: retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not answered within REQUEST_TIMEOUT_MS, queueing plus kernel time (code DEADLINE_EXCEEDED); a kernel still running then is abandoned. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -3835,7 +4768,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description No such loss (a misspelt name): `message` lists the losses served. */
+            /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3844,7 +4777,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). */
+            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3853,7 +4786,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3871,11 +4804,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full) or shutting down: retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not answered within REQUEST_TIMEOUT_MS, queueing plus kernel time (code DEADLINE_EXCEEDED); a kernel still running then is abandoned. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -3915,7 +4857,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description No such loss (a misspelt name): `message` lists the losses served. */
+            /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3924,7 +4866,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). */
+            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3933,7 +4875,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3951,11 +4893,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full) or shutting down: retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not answered within REQUEST_TIMEOUT_MS, queueing plus kernel time (code DEADLINE_EXCEEDED); a kernel still running then is abandoned. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -3995,7 +4946,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description No such loss (a misspelt name): `message` lists the losses served. */
+            /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4004,7 +4955,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). */
+            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4013,7 +4964,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4031,11 +4982,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full) or shutting down: retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not answered within REQUEST_TIMEOUT_MS, queueing plus kernel time (code DEADLINE_EXCEEDED); a kernel still running then is abandoned. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -4075,7 +5035,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description No such loss (a misspelt name): `message` lists the losses served. */
+            /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4084,7 +5044,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). */
+            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4093,7 +5053,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4111,11 +5071,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full) or shutting down: retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not answered within REQUEST_TIMEOUT_MS, queueing plus kernel time (code DEADLINE_EXCEEDED); a kernel still running then is abandoned. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -4155,7 +5124,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description No such loss (a misspelt name): `message` lists the losses served. */
+            /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4164,7 +5133,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). */
+            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4173,7 +5142,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4191,11 +5160,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full) or shutting down: retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not answered within REQUEST_TIMEOUT_MS, queueing plus kernel time (code DEADLINE_EXCEEDED); a kernel still running then is abandoned. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -4235,7 +5213,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description No such loss (a misspelt name): `message` lists the losses served. */
+            /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4244,7 +5222,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). */
+            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4253,7 +5231,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4271,11 +5249,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full) or shutting down: retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not answered within REQUEST_TIMEOUT_MS, queueing plus kernel time (code DEADLINE_EXCEEDED); a kernel still running then is abandoned. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -4315,7 +5302,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description No such loss (a misspelt name): `message` lists the losses served. */
+            /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4324,7 +5311,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). */
+            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4333,7 +5320,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4351,11 +5338,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full) or shutting down: retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not answered within REQUEST_TIMEOUT_MS, queueing plus kernel time (code DEADLINE_EXCEEDED); a kernel still running then is abandoned. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -4395,7 +5391,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description No such loss (a misspelt name): `message` lists the losses served. */
+            /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4404,7 +5400,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). */
+            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4413,7 +5409,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4431,11 +5427,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full) or shutting down: retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not answered within REQUEST_TIMEOUT_MS, queueing plus kernel time (code DEADLINE_EXCEEDED); a kernel still running then is abandoned. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -4475,7 +5480,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description No such loss (a misspelt name): `message` lists the losses served. */
+            /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4484,7 +5489,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). */
+            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4493,7 +5498,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4511,11 +5516,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full) or shutting down: retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not answered within REQUEST_TIMEOUT_MS, queueing plus kernel time (code DEADLINE_EXCEEDED); a kernel still running then is abandoned. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -4555,7 +5569,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description No such loss (a misspelt name): `message` lists the losses served. */
+            /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4564,7 +5578,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). */
+            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4573,7 +5587,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4591,11 +5605,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full) or shutting down: retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not answered within REQUEST_TIMEOUT_MS, queueing plus kernel time (code DEADLINE_EXCEEDED); a kernel still running then is abandoned. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -4635,7 +5658,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description No such loss (a misspelt name): `message` lists the losses served. */
+            /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4644,7 +5667,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). */
+            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4653,7 +5676,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4671,11 +5694,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full) or shutting down: retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not answered within REQUEST_TIMEOUT_MS, queueing plus kernel time (code DEADLINE_EXCEEDED); a kernel still running then is abandoned. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -4715,7 +5747,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description No such loss (a misspelt name): `message` lists the losses served. */
+            /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4724,7 +5756,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). */
+            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4733,7 +5765,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4751,11 +5783,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full) or shutting down: retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not answered within REQUEST_TIMEOUT_MS, queueing plus kernel time (code DEADLINE_EXCEEDED); a kernel still running then is abandoned. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -4795,7 +5836,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description No such loss (a misspelt name): `message` lists the losses served. */
+            /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4804,7 +5845,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). */
+            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4813,7 +5854,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4831,11 +5872,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full) or shutting down: retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not answered within REQUEST_TIMEOUT_MS, queueing plus kernel time (code DEADLINE_EXCEEDED); a kernel still running then is abandoned. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -4875,7 +5925,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description No such loss (a misspelt name): `message` lists the losses served. */
+            /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4884,7 +5934,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). */
+            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4893,7 +5943,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4911,11 +5961,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full) or shutting down: retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not answered within REQUEST_TIMEOUT_MS, queueing plus kernel time (code DEADLINE_EXCEEDED); a kernel still running then is abandoned. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -4955,7 +6014,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description No such loss (a misspelt name): `message` lists the losses served. */
+            /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4964,7 +6023,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). */
+            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4973,7 +6032,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4991,11 +6050,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full) or shutting down: retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not answered within REQUEST_TIMEOUT_MS, queueing plus kernel time (code DEADLINE_EXCEEDED); a kernel still running then is abandoned. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -5035,7 +6103,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description No such loss (a misspelt name): `message` lists the losses served. */
+            /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5044,7 +6112,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). */
+            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -5053,7 +6121,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -5071,11 +6139,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full) or shutting down: retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not answered within REQUEST_TIMEOUT_MS, queueing plus kernel time (code DEADLINE_EXCEEDED); a kernel still running then is abandoned. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -5115,7 +6192,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description No such loss (a misspelt name): `message` lists the losses served. */
+            /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5124,7 +6201,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). */
+            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -5133,7 +6210,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -5151,11 +6228,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full) or shutting down: retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not answered within REQUEST_TIMEOUT_MS, queueing plus kernel time (code DEADLINE_EXCEEDED); a kernel still running then is abandoned. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -5195,7 +6281,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description No such loss (a misspelt name): `message` lists the losses served. */
+            /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5204,7 +6290,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). */
+            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -5213,7 +6299,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -5231,11 +6317,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full) or shutting down: retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not answered within REQUEST_TIMEOUT_MS, queueing plus kernel time (code DEADLINE_EXCEEDED); a kernel still running then is abandoned. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -5275,7 +6370,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description No such loss (a misspelt name): `message` lists the losses served. */
+            /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5284,7 +6379,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). */
+            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -5293,7 +6388,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -5311,11 +6406,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full) or shutting down: retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not answered within REQUEST_TIMEOUT_MS, queueing plus kernel time (code DEADLINE_EXCEEDED); a kernel still running then is abandoned. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -5355,7 +6459,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description No such loss (a misspelt name): `message` lists the losses served. */
+            /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5364,7 +6468,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). */
+            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -5373,7 +6477,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -5391,11 +6495,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full) or shutting down: retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not answered within REQUEST_TIMEOUT_MS, queueing plus kernel time (code DEADLINE_EXCEEDED); a kernel still running then is abandoned. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -5435,7 +6548,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description No such loss (a misspelt name): `message` lists the losses served. */
+            /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5444,7 +6557,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). */
+            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -5453,7 +6566,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -5471,11 +6584,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full) or shutting down: retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not answered within REQUEST_TIMEOUT_MS, queueing plus kernel time (code DEADLINE_EXCEEDED); a kernel still running then is abandoned. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -5515,7 +6637,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description No such loss (a misspelt name): `message` lists the losses served. */
+            /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5524,7 +6646,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). */
+            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -5533,7 +6655,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -5551,11 +6673,20 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full) or shutting down: retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not answered within REQUEST_TIMEOUT_MS, queueing plus kernel time (code DEADLINE_EXCEEDED); a kernel still running then is abandoned. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -5595,7 +6726,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description No such loss (a misspelt name): `message` lists the losses served. */
+            /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5604,7 +6735,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). */
+            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -5613,7 +6744,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -5631,11 +6762,147 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full) or shutting down: retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not answered within REQUEST_TIMEOUT_MS, queueing plus kernel time (code DEADLINE_EXCEEDED); a kernel still running then is abandoned. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    getLoss: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Loss name, e.g. cross_entropy. */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The loss's catalog entry. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CatalogEntry"];
+                };
+            };
+            /** @description No such loss: `message` lists the losses served. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    evaluateLoss: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Loss name, e.g. cross_entropy.
+                 * @example cross_entropy
+                 */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AnyLossRequest"];
+            };
+        };
+        responses: {
+            /** @description The named loss, and its gradients when `grad` is true. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LossResponse"];
+                };
+            };
+            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain. `message` names the argument at fault. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description An unexpected failure (code INTERNAL): the details are logged with the request id (x-request-id), not returned. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not answered within REQUEST_TIMEOUT_MS, queueing plus kernel time (code DEADLINE_EXCEEDED); a kernel still running then is abandoned. */
+            504: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {
@@ -5664,29 +6931,503 @@ export interface operations {
             };
         };
     };
-    getLoss: {
+    v2ServerMetadata: {
         parameters: {
             query?: never;
             header?: never;
-            path: {
-                /** @description Loss name, e.g. cross_entropy. */
-                name: string;
-            };
+            path?: never;
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description The loss's catalog entry. */
+            /** @description The server's name, version and extensions. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["CatalogEntry"];
+                    "application/json": components["schemas"]["V2ServerMetadata"];
                 };
             };
-            /** @description No such loss: `message` lists the losses served. */
+        };
+    };
+    v2ServerLive: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The process serves. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ServerLive"];
+                };
+            };
+        };
+    };
+    v2ServerReady: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every model is ready. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ServerReady"];
+                };
+            };
+            /** @description Not ready: kernels still loading (code STARTING), draining before exit (SHUTTING_DOWN) or shedding load (OVERLOADED), as `GET /readyz`. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorResponse"];
+                };
+            };
+        };
+    };
+    v2ModelMetadata: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A loss name, e.g. cross_entropy. */
+                model: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The model's inputs and outputs. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ModelMetadata"];
+                };
+            };
+            /** @description No such model (code UNKNOWN_LOSS: the message lists the models served), or a version other than 1 (NOT_FOUND). */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorResponse"];
+                };
+            };
+        };
+    };
+    v2ModelReady: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A loss name, e.g. cross_entropy. */
+                model: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The model is ready. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ModelReady"];
+                };
+            };
+            /** @description No such model (code UNKNOWN_LOSS: the message lists the models served), or a version other than 1 (NOT_FOUND). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorResponse"];
+                };
+            };
+            /** @description Not ready: kernels still loading (code STARTING), draining before exit (SHUTTING_DOWN) or shedding load (OVERLOADED), as `GET /readyz`. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorResponse"];
+                };
+            };
+        };
+    };
+    v2Infer: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Binary form: the byte length of the JSON header at the start of the body. */
+                "inference-header-content-length"?: string;
+            };
+            path: {
+                /** @description A loss name, e.g. cross_entropy. */
+                model: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["V2InferenceRequest"];
+            };
+        };
+        responses: {
+            /** @description The outputs asked for, JSON or binary. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2InferenceResponse"];
+                };
+            };
+            /** @description Invalid call: malformed JSON or binary layout (a binary_data_size that does not match its shape or the body), an unknown input, output or parameter, a bad option, or any error of `POST /loss/{name}` (shapes, dtypes, indices, domain). The message names the input or parameter at fault. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorResponse"];
+                };
+            };
+            /** @description No such model (code UNKNOWN_LOSS: the message lists the models served), or a version other than 1 (NOT_FOUND). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorResponse"];
+                };
+            };
+            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorResponse"];
+                };
+            };
+            /** @description A content type other than application/json, application/octet-stream or none. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorResponse"];
+                };
+            };
+            /** @description An unexpected failure (code INTERNAL): the details are logged with the request id (x-request-id), not returned. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorResponse"];
+                };
+            };
+            /** @description Overloaded (the queue is full, or shedding load) or shutting down: retry after `Retry-After` seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorResponse"];
+                };
+            };
+            /** @description Not answered within the request's `timeout` parameter or REQUEST_TIMEOUT_MS (code DEADLINE_EXCEEDED). */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorResponse"];
+                };
+            };
+        };
+    };
+    v2ModelVersionMetadata: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A loss name, e.g. cross_entropy. */
+                model: string;
+                /** @description Always "1": each loss has one version. */
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The model's inputs and outputs. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ModelMetadata"];
+                };
+            };
+            /** @description No such model (code UNKNOWN_LOSS: the message lists the models served), or a version other than 1 (NOT_FOUND). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorResponse"];
+                };
+            };
+        };
+    };
+    v2ModelVersionReady: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A loss name, e.g. cross_entropy. */
+                model: string;
+                /** @description Always "1": each loss has one version. */
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The model is ready. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ModelReady"];
+                };
+            };
+            /** @description No such model (code UNKNOWN_LOSS: the message lists the models served), or a version other than 1 (NOT_FOUND). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorResponse"];
+                };
+            };
+            /** @description Not ready: kernels still loading (code STARTING), draining before exit (SHUTTING_DOWN) or shedding load (OVERLOADED), as `GET /readyz`. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorResponse"];
+                };
+            };
+        };
+    };
+    v2InferVersion: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Binary form: the byte length of the JSON header at the start of the body. */
+                "inference-header-content-length"?: string;
+            };
+            path: {
+                /** @description A loss name, e.g. cross_entropy. */
+                model: string;
+                /** @description Always "1": each loss has one version. */
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["V2InferenceRequest"];
+            };
+        };
+        responses: {
+            /** @description The outputs asked for, JSON or binary. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2InferenceResponse"];
+                };
+            };
+            /** @description Invalid call: malformed JSON or binary layout (a binary_data_size that does not match its shape or the body), an unknown input, output or parameter, a bad option, or any error of `POST /loss/{name}` (shapes, dtypes, indices, domain). The message names the input or parameter at fault. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorResponse"];
+                };
+            };
+            /** @description No such model (code UNKNOWN_LOSS: the message lists the models served), or a version other than 1 (NOT_FOUND). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorResponse"];
+                };
+            };
+            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorResponse"];
+                };
+            };
+            /** @description A content type other than application/json, application/octet-stream or none. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorResponse"];
+                };
+            };
+            /** @description An unexpected failure (code INTERNAL): the details are logged with the request id (x-request-id), not returned. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorResponse"];
+                };
+            };
+            /** @description Overloaded (the queue is full, or shedding load) or shutting down: retry after `Retry-After` seconds. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorResponse"];
+                };
+            };
+            /** @description Not answered within the request's `timeout` parameter or REQUEST_TIMEOUT_MS (code DEADLINE_EXCEEDED). */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorResponse"];
+                };
+            };
+        };
+    };
+    evaluateComposite: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CompositeRequest"];
+            };
+        };
+        responses: {
+            /** @description Each term's value, the weighted total, and its gradients when `grad` is true. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CompositeResponse"];
+                };
+            };
+            /** @description Invalid call: malformed JSON, a missing or unknown field, a malformed tensor, a tensor name that is not an identifier or that no term uses, an argument bound to no tensor, a non-zero weight on a term with reduction `none`, or a term that `POST /loss/{name}` would refuse (the message then begins `terms[i] (name): `). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A term names a loss that is not served: `message` lists the losses served. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description An unexpected failure (code INTERNAL): the details are logged with the request id (x-request-id), not returned. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not answered within REQUEST_TIMEOUT_MS, queueing plus kernel time (code DEADLINE_EXCEEDED); a kernel still running then is abandoned. */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };

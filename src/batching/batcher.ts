@@ -1,16 +1,21 @@
 import { LosshubError } from '../errors'
 import { batchFeeds, batchPlan, splitOutputs } from '../kernels/batch'
-import { type Executor } from '../kernels/executor'
+import { type Executor, KernelTimeout, type Lane } from '../kernels/executor'
 import { buildFeeds, buildModel, kernelKey } from '../kernels/kernel'
-import { type PreparedCall } from '../kernels/prepare'
+import { type Cost, type PreparedCall } from '../kernels/prepare'
 import { type KernelTensors } from '../kernels/tensors'
-import { type BatchPolicy, decide } from './policy'
+import { admitsBytes, type BatchPolicy, decide, laneOf } from './policy'
 
 interface Pending {
   call: PreparedCall
   group: string
+  lane: Lane
   elements: number
+  /** Decoded argument bytes it holds while queued. */
+  bytes: number
   arrivedUs: number
+  /** When it must have been answered (arrival + the policy's timeout; Infinity: never). */
+  deadlineUs: number
   resolve: (out: KernelTensors) => void
   reject: (err: Error) => void
   detach: () => void
@@ -24,6 +29,8 @@ export interface BatchStats {
   sizes: Map<number, number>
   /** Requests dropped from the queue because their client went away. */
   abandoned: number
+  /** Requests answered DEADLINE_EXCEEDED, in the queue or in a kernel abandoned at their deadline. */
+  timedOut: number
 }
 
 /** Called after every kernel run: its size, each member's queue wait, the run's duration. */
@@ -38,13 +45,16 @@ export interface BatcherOptions {
 
 /**
  * The dynamic batcher in front of the executor. Requests of the same batch group queue
- * together; whenever the executor has room, `decide` picks what runs (oldest ready group
- * first). A batch that fails is retried member by member, so one bad request fails alone.
+ * together; whenever the executor has room in a group's lane, `decide` picks what runs (oldest
+ * ready group first). A batch that fails is retried member by member, so one bad request fails
+ * alone. Every request has a deadline (`timeoutUs` after submission): past it, it leaves the
+ * queue, or its kernel is abandoned, with DEADLINE_EXCEEDED.
  */
 export class Batcher {
-  readonly stats: BatchStats = { runs: 0, requests: 0, sizes: new Map(), abandoned: 0 }
+  readonly stats: BatchStats = { runs: 0, requests: 0, sizes: new Map(), abandoned: 0, timedOut: 0 }
   private readonly groups = new Map<string, Pending[]>()
   private waiting = 0
+  private queuedBytes = 0
   private inFlight = 0
   private draining = false
   private idleWaiters: Array<() => void> = []
@@ -62,6 +72,7 @@ export class Batcher {
       return () => clearTimeout(t)
     })
     this.observer = options.observer
+    executor.onCapacity?.(() => this.pump())
   }
 
   /** Requests waiting in the queues. */
@@ -70,22 +81,39 @@ export class Batcher {
   /** Nothing queued and nothing running. */
   get idle (): boolean { return this.waiting === 0 && this.inFlight === 0 }
 
-  /** Queues a call; resolves with its own outputs. Refuses at once when the queue is full. */
-  async submit (call: PreparedCall, signal?: AbortSignal): Promise<KernelTensors> {
+  /** Bytes of decoded arguments waiting in the queues. */
+  get queuedArgumentBytes (): number { return this.queuedBytes }
+
+  /**
+   * Queues a call; resolves with its own outputs. Refuses at once when the queue is full.
+   * `timeoutUs` overrides the policy's deadline (the warm-up, which starts the workers, has none).
+   */
+  async submit (call: PreparedCall, signal?: AbortSignal, timeoutUs = this.policy.timeoutUs ?? Infinity): Promise<KernelTensors> {
     if (this.draining) throw new LosshubError('SHUTTING_DOWN', 'draining: this instance is shutting down; retry', 1)
     if (this.waiting >= this.policy.maxQueue) {
       throw new LosshubError('OVERLOADED', `overloaded: ${this.waiting} requests are queued (QUEUE_MAX_REQUESTS); retry`, 1)
     }
+    const cost = costOf(call)
+    const bytes = cost?.bytes ?? 0
+    if (!admitsBytes(this.waiting, this.queuedBytes, bytes, this.policy)) {
+      throw new LosshubError('OVERLOADED', `overloaded: ${mib(this.queuedBytes)} MiB of arguments are queued and this request brings ${mib(bytes)} MiB (QUEUE_MAX_MB); retry`, 1)
+    }
+    const lane = laneOf(cost, this.policy.lanes)
     // nothing queued, a worker free and no delay to wait out: run at once, without even
     // working out a batch plan (a lone client pays nothing for batching)
-    const alone = this.waiting === 0 && this.executor.available() > 0 && this.policy.maxDelayUs === 0
+    const alone = this.waiting === 0 && this.executor.available(lane) > 0 && this.policy.maxDelayUs === 0
     const plan = this.policy.maxSize > 1 && !alone ? batchPlan(call) : undefined
+    const arrivedUs = this.clockUs()
     return await new Promise<KernelTensors>((resolve, reject) => {
       const item: Pending = {
         call,
-        group: plan?.group ?? `solo:${this.soloIds++}`,
+        // a group is one lane's: calls of one kernel may differ in size, and so in lane
+        group: plan !== undefined ? `${lane}|${plan.group}` : `solo:${this.soloIds++}`,
+        lane,
         elements: plan?.elements ?? 0,
-        arrivedUs: this.clockUs(),
+        bytes,
+        arrivedUs,
+        deadlineUs: arrivedUs + timeoutUs,
         resolve,
         reject,
         detach: () => {}
@@ -113,6 +141,17 @@ export class Batcher {
     else q.push(item)
     this.groups.set(item.group, q)
     this.waiting++
+    this.queuedBytes += item.bytes
+  }
+
+  /** Takes the first `count` requests of a group's queue out of the queues. */
+  private dequeue (group: string, count: number): Pending[] {
+    const q = this.groups.get(group) as Pending[]
+    const items = q.splice(0, count)
+    if (q.length === 0) this.groups.delete(group)
+    this.waiting -= items.length
+    for (const p of items) this.queuedBytes -= p.bytes
+    return items
   }
 
   private abandon (item: Pending): void {
@@ -122,19 +161,46 @@ export class Batcher {
     q.splice(i, 1)
     if (q.length === 0) this.groups.delete(item.group)
     this.waiting--
+    this.queuedBytes -= item.bytes
     this.stats.abandoned++
     item.reject(new LosshubError('INVALID_REQUEST', 'client went away before its turn'))
     this.settle()
   }
 
-  /** Starts every run the policy allows while the executor has room. */
+  /** Answers DEADLINE_EXCEEDED to every queued request past its deadline; returns the next deadline. */
+  private expire (now: number): number {
+    let next = Infinity
+    for (const [group, q] of [...this.groups]) {
+      for (const p of q) if (p.deadlineUs > now) next = Math.min(next, p.deadlineUs)
+      const overdue = q.filter(p => p.deadlineUs <= now)
+      if (overdue.length === 0) continue
+      this.groups.set(group, q.filter(p => p.deadlineUs > now))
+      if (this.groups.get(group)?.length === 0) this.groups.delete(group)
+      this.waiting -= overdue.length
+      for (const p of overdue) {
+        this.queuedBytes -= p.bytes
+        this.stats.timedOut++
+        p.detach()
+        p.reject(new LosshubError('DEADLINE_EXCEEDED', `deadline exceeded: waited ${ms(now - p.arrivedUs)} ms in the queue, past REQUEST_TIMEOUT_MS (${ms(p.deadlineUs - p.arrivedUs)} ms); the service is busy, retry later`))
+      }
+    }
+    this.settle()
+    return next
+  }
+
+  /**
+   * Starts every run the policy allows while the executor has room in the group's lane, and
+   * sets a timer for the next thing due: a batch delay running out or a queued deadline.
+   */
   private pump (): void {
     this.cancelTimer()
-    while (this.executor.available() > 0 && this.waiting > 0) {
+    const nextDeadline = this.expire(this.clockUs())
+    while (this.waiting > 0) {
       const now = this.clockUs()
       let best: { group: string, count: number, oldest: number } | undefined
-      let soonest = Infinity
+      let soonest = nextDeadline - now
       for (const [group, q] of this.groups) {
+        if (this.executor.available(q[0].lane) === 0) continue // its lane's workers are busy: a run ending pumps again
         const d = decide({ elements: q.map(p => p.elements), oldestUs: q[0].arrivedUs }, now, this.policy)
         if (!d.run) soonest = Math.min(soonest, d.waitUs)
         else if (best === undefined || q[0].arrivedUs < best.oldest) best = { group, count: d.count, oldest: q[0].arrivedUs }
@@ -143,11 +209,7 @@ export class Batcher {
         if (Number.isFinite(soonest)) this.cancelTimer = this.setTimer(() => this.pump(), Math.max(0, soonest))
         return
       }
-      const q = this.groups.get(best.group) as Pending[]
-      const items = q.splice(0, best.count)
-      if (q.length === 0) this.groups.delete(best.group)
-      this.waiting -= items.length
-      void this.launch(items)
+      void this.launch(this.dequeue(best.group, best.count))
     }
   }
 
@@ -157,12 +219,27 @@ export class Batcher {
     const calls = items.map(p => p.call)
     const batched = items.length > 1
     const key = kernelKey(calls[0], batched)
+    // the run may last until its earliest member's deadline (the queue let none through past it)
+    const deadlineUs = Math.min(...items.map(p => p.deadlineUs))
+    const timeoutMs = Number.isFinite(deadlineUs) ? Math.max(0, deadlineUs - start) / 1000 : undefined
     try {
-      const out = await this.executor.run(key, () => buildModel(calls[0], batched), batched ? batchFeeds(calls) : buildFeeds(calls[0]))
+      const out = await this.executor.run(key, () => buildModel(calls[0], batched), batched ? batchFeeds(calls) : buildFeeds(calls[0]), { lane: items[0].lane, timeoutMs })
       const shares = batched ? splitOutputs(calls, out) : [out]
       items.forEach((p, i) => { p.detach(); p.resolve(shares[i]) })
     } catch (err) {
-      if (batched) {
+      if (err instanceof KernelTimeout) {
+        // abandoned at the earliest deadline: that member timed out; the others may retry
+        const ranMs = ms(this.clockUs() - start)
+        for (const p of items) {
+          p.detach()
+          if (p.deadlineUs <= deadlineUs) {
+            this.stats.timedOut++
+            p.reject(new LosshubError('DEADLINE_EXCEEDED', `deadline exceeded: REQUEST_TIMEOUT_MS (${ms(p.deadlineUs - p.arrivedUs)} ms) passed after ${ms(start - p.arrivedUs)} ms in the queue and ${ranMs} ms in the kernel, which was abandoned; a smaller request (fewer frames or elements) takes less`))
+          } else {
+            p.reject(new LosshubError('KERNEL_ABANDONED', `kernel abandoned: the batch this request ran in was abandoned after ${ranMs} ms when another request in it passed its deadline; retry`, 1))
+          }
+        }
+      } else if (batched) {
         // retry each member alone, ahead of newer requests: only a bad one fails
         for (const p of items.reverse()) {
           p.group = `solo:${this.soloIds++}`
@@ -188,3 +265,11 @@ export class Batcher {
     if (this.waiting === 0 && this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve()
   }
 }
+
+/** A call's cost; calls built by hand (tests, tools) may have none, and count as small. */
+function costOf (call: PreparedCall): Cost | undefined {
+  return (call as { cost?: Cost }).cost
+}
+
+const ms = (us: number): number => Math.round(us / 1000)
+const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(1)

@@ -1,24 +1,37 @@
 import { type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify'
 import { ERRORS, type ErrorCode, LosshubError } from '../errors'
+import { DISCARD_LIMIT_BYTES, discardBody } from './discard-body'
 
-interface AjvError { keyword: string, instancePath: string, message?: string, params: Record<string, unknown> }
+/** What the error mapping reads of an Ajv validation error. */
+export interface AjvError { keyword: string, instancePath: string, message?: string, params: Record<string, unknown> }
 
 const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request', 404: 'Not Found', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 500: 'Internal Server Error', 503: 'Service Unavailable'
+  400: 'Bad Request', 404: 'Not Found', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 500: 'Internal Server Error', 503: 'Service Unavailable', 504: 'Gateway Timeout'
 }
 
 /** Fields whose schema is a tensor: their errors are INVALID_TENSOR. */
 export type TensorFields = (url: string) => ReadonlySet<string>
 
-/** Maps any thrown error to the API's error body; 5xx details are logged, never returned. */
+/**
+ * Maps any thrown error to the API's error body; 5xx details are logged, never returned. A body
+ * refused before it was read (413, 415) is read and dropped first, up to a bound, so that the
+ * answer reaches a client still sending it (src/http/discard-body.ts).
+ */
 export function errorHandler (tensorFields: TensorFields) {
-  return (err: FastifyError | LosshubError, request: FastifyRequest, reply: FastifyReply): void => {
+  return async (err: FastifyError | LosshubError, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
     const [code, message] = classify(err, request, tensorFields)
     const status = ERRORS[code].status
     if (status >= 500) request.log.error({ err }, 'request failed')
     const retry = err instanceof LosshubError ? err.retryAfterSeconds : undefined
     if (retry !== undefined) void reply.header('Retry-After', String(retry))
-    void reply.code(status).send(errorBody(code, message))
+    if (!request.raw.readableEnded) {
+      const ended = await discardBody(request.raw, Math.max(DISCARD_LIMIT_BYTES, request.routeOptions.bodyLimit ?? 0))
+      // read to its end, the connection can serve the next request (Fastify asked to close it
+      // in case more of the body came); otherwise closing it is what bounds the reading
+      if (!ended) void reply.header('connection', 'close')
+      else if (reply.hasHeader('connection')) reply.removeHeader('connection')
+    }
+    return await reply.code(status).send(errorBody(code, message))
   }
 }
 
@@ -46,7 +59,8 @@ function classify (err: FastifyError | LosshubError, request: FastifyRequest, te
   return ['INTERNAL', 'internal error; the request id in the logs has the details']
 }
 
-function validationMessage (e: AjvError, tensors: ReadonlySet<string>): [ErrorCode, string] {
+/** An Ajv validation error as the API's code and message, naming the field; `tensors` are the fields that hold tensors. */
+export function validationMessage (e: AjvError, tensors: ReadonlySet<string>): [ErrorCode, string] {
   const path = e.instancePath.split('/').filter(s => s !== '')
   const field = path.join('.')
   if (e.keyword === 'additionalProperties') {

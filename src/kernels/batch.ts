@@ -4,33 +4,27 @@ import { argTensor, gradOutput, kernelKey, optionFeeds, perRowDims } from './ker
 import { type PreparedCall } from './prepare'
 import { concatRows, type KernelTensors, sliceRows } from './tensors'
 
-/** How a call may join a batch: the group it batches with and its rows (batch-dim size). */
+/**
+ * How a call may join a batch: the group it batches with, its rows (batch-dim size) and its
+ * elements, the larger of its batch arguments' and its working size (what BATCH_MAX_ELEMENTS bounds).
+ */
 export interface BatchPlan { group: string, rows: number, elements: number }
 
 /**
  * Whether `call` can be concatenated with others along axis 0, and with which: calls of the
- * same batched kernel whose non-batch arguments, option values and trailing dims are equal.
- * Undefined when it must run alone (the loss does not batch, or this call's shapes do not
- * keep rows apart: a batch argument of rank 0, or broadcasting along the batch dim).
+ * same batched kernel whose shared arguments, non-per-row options and trailing dims are equal.
+ * Undefined when it must run alone: the loss does not batch, or this call's shapes cannot
+ * keep rows apart (see `keepsRowsApart`).
  */
 export function batchPlan (call: PreparedCall): BatchPlan | undefined {
   const batchArgs = call.def.batch
   if (batchArgs === undefined) return undefined
+  const rows = keepsRowsApart(call, batchArgs)
+  if (rows === undefined) return undefined
   const present = batchArgs.filter(n => call.args[n] !== undefined)
-  const rows = call.args[present[0]]?.shape[0]
-  if (rows === undefined || present.some(n => call.args[n].shape[0] !== rows)) return undefined
-  const rank = call.args[present[0]].shape.length
-  if (call.def.rowAligned !== true && present.some(n => call.args[n].shape.length !== rank)) return undefined
-  // the unreduced loss must keep the same rows, so that reductions can split them per request
-  const unreduced = call.opts.reduction === 'none' ? call.lossShape : call.def.check(call.args, { ...call.opts, reduction: 'none' })
-  if (unreduced[0] !== rows) return undefined
-  for (const decl of call.def.args) {
-    if (decl.grad === true && call.grad && call.args[decl.name] !== undefined && !present.includes(decl.name)) return undefined
-  }
   const hash = createHash('sha1')
   hash.update(kernelKey(call, true))
-  // per-row options may differ within a batch; otherwise their values pick the group
-  if (call.def.perRowOptions === undefined) hash.update(JSON.stringify(call.numeric))
+  hash.update(JSON.stringify(sharedOptions(call)))
   for (const [name, a] of Object.entries(call.args)) {
     if (present.includes(name)) hash.update(`${name}:${a.shape.slice(1).join(',')};`)
     else {
@@ -38,8 +32,47 @@ export function batchPlan (call: PreparedCall): BatchPlan | undefined {
       hash.update(new Uint8Array(a.data.buffer, a.data.byteOffset, a.data.byteLength))
     }
   }
-  const elements = present.reduce((n, name) => n + sizeOf(call.args[name].shape), 0)
+  const argElements = present.reduce((n, name) => n + sizeOf(call.args[name].shape), 0)
+  // the working size, not just the arguments: a broadcast or an intermediate may be far larger
+  const elements = Math.max(argElements, call.cost?.elements ?? 0)
   return { group: hash.digest('base64'), rows, elements }
+}
+
+/**
+ * The call's rows when concatenating its batch arguments with other calls' along axis 0 keeps
+ * every request's rows to itself, else undefined. Safe by construction, not by luck:
+ * - the first batch argument defines the rows: rank >= 1 and at least one row (0 rows run alone);
+ * - every batch argument has those rows on axis 0 and the first one's rank, unless the loss
+ *   lines it up itself (`rowAligned`): a lower rank would broadcast it along the batch's rows;
+ * - every other argument is shared by the batch and must not reach axis 0: a lower rank than
+ *   the rows' argument, or 1 there;
+ * - the unreduced loss has the rows on axis 0, so reductions split them per request;
+ * - gradients are only asked of batch arguments (a shared argument's would sum over requests).
+ */
+function keepsRowsApart (call: PreparedCall, batchArgs: readonly string[]): number | undefined {
+  const { def, args } = call
+  const lead = args[batchArgs[0]]
+  if (lead === undefined || lead.shape.length === 0 || lead.shape[0] === 0) return undefined
+  const rank = lead.shape.length
+  const rows = lead.shape[0]
+  for (const [name, a] of Object.entries(args)) {
+    if (batchArgs.includes(name)) {
+      if (a.shape.length === 0 || a.shape[0] !== rows) return undefined
+      if (a.shape.length !== rank && def.rowAligned?.includes(name) !== true) return undefined
+    } else if (a.shape.length > rank || (a.shape.length === rank && a.shape[0] !== 1)) return undefined
+  }
+  const unreduced = call.opts.reduction === 'none' ? call.lossShape : def.check(args, { ...call.opts, reduction: 'none' })
+  if (unreduced.length === 0 || unreduced[0] !== rows) return undefined
+  for (const decl of def.args) {
+    if (decl.grad === true && call.grad && args[decl.name] !== undefined && !batchArgs.includes(decl.name)) return undefined
+  }
+  return rows
+}
+
+/** The option values every member of a batch must share: all but per-row numeric ones. */
+function sharedOptions (call: PreparedCall): unknown[] {
+  const perRow = call.def.perRowOptions !== undefined
+  return Object.keys(call.def.options).filter(k => !(perRow && k in call.numeric)).map(k => [k, call.opts[k] ?? null])
 }
 
 /** The inputs of a batched kernel: batch arguments and seeds concatenated, the rest from the first call. */

@@ -3,15 +3,39 @@ import { type SessionCache } from './session-cache'
 import { fromOrt, type KernelTensors } from './tensors'
 
 /**
- * Where kernels run. The batcher hands a kernel over only while `available()` is positive,
+ * A class of kernel workers: `short` serves ordinary calls, `long` the calls whose cost marks
+ * them as slow (src/batching/policy.ts, `laneOf`), so that a minute-long kernel never holds
+ * the worker small requests wait for. An executor without long workers serves both on one.
+ */
+export type Lane = 'short' | 'long'
+
+/** How one kernel run is to be made: its lane, and how long it may take before it is abandoned. */
+export interface RunOptions {
+  lane?: Lane
+  /** Milliseconds the run may take; past them the executor abandons it and throws KernelTimeout. */
+  timeoutMs?: number
+}
+
+/**
+ * Where kernels run. The batcher hands a kernel over only while `available(lane)` is positive,
  * so an executor never queues: queueing (and batching) happens in front of it.
  */
 export interface Executor {
-  /** How many more kernels it can start now. */
-  available: () => number
+  /** How many more kernels it can start now in `lane` (default short). */
+  available: (lane?: Lane) => number
   /** Runs kernel `key` (building its session from `model()` when it is new). */
-  run: (key: string, model: () => Uint8Array, feeds: KernelTensors) => Promise<KernelTensors>
+  run: (key: string, model: () => Uint8Array, feeds: KernelTensors, options?: RunOptions) => Promise<KernelTensors>
+  /** Subscribes to capacity coming back other than by a run ending (a worker started late). */
+  onCapacity?: (listener: () => void) => void
   close: () => Promise<void>
+}
+
+/** A run abandoned at its `timeoutMs`: its worker was replaced (the thread ends once the kernel returns). */
+export class KernelTimeout extends Error {
+  constructor (readonly timeoutMs: number) {
+    super(`kernel run abandoned after ${timeoutMs} ms`)
+    this.name = 'KernelTimeout'
+  }
 }
 
 /** ORT input tensors from plain kernel tensors. */
@@ -23,7 +47,8 @@ export function toOrt (feeds: KernelTensors): Record<string, ort.Tensor> {
 
 /**
  * Runs kernels on the event-loop thread, one at a time (ORT's `run` computes synchronously
- * there). For tests and KERNEL_WORKERS=0; the server default is the worker pool.
+ * there). For tests and KERNEL_WORKERS=0; the server default is the worker pool. It has one
+ * slot for both lanes, and cannot abandon a kernel: a timeout is enforced only in the queue.
  */
 export class InProcessExecutor implements Executor {
   private running = 0

@@ -2,6 +2,7 @@ import { fail } from '../errors'
 import { type Arg, type LossDef, type Options, type Reduction, numericKind } from '../losses/loss'
 import { type FloatDType } from '../onnx/graph'
 import { decodeTensor } from '../tensor/decode'
+import { admitArgs, admitCall, DEFAULT_MAX_ELEMENTS } from './admission'
 import { type HostTensor, type TensorForm, at, fmtShape, sameShape } from '../tensor/tensor'
 
 /** A validated call of one loss: everything a kernel needs, nothing left to check. */
@@ -19,7 +20,17 @@ export interface PreparedCall {
   lossShape: number[]
   /** The form every response tensor is written in. */
   form: TensorForm
+  /** What the call costs (src/kernels/admission.ts): checked against MAX_ELEMENTS before any kernel runs. */
+  cost: Cost
 }
+
+/**
+ * A call's cost: `elements`, its largest tensor (an argument, a broadcast, an intermediate of
+ * the graph, an output, a gradient), the measure of its memory; `steps`, the sequential steps
+ * of its graph (a Scan's iterations, 1 otherwise), the measure of its latency beside elements;
+ * `bytes`, the decoded arguments' bytes, what it holds while queued.
+ */
+export interface Cost { elements: number, steps: number, bytes: number }
 
 const COMMON = new Set(['reduction', 'grad', 'grad_output'])
 
@@ -27,7 +38,7 @@ const COMMON = new Set(['reduction', 'grad', 'grad_output'])
  * Decodes and validates a request body (already schema-checked) for `def`: tensor forms,
  * argument kinds and dtypes, the loss's own shape and domain checks, grad_output.
  */
-export function prepare (def: LossDef, body: Record<string, unknown>): PreparedCall {
+export function prepare (def: LossDef, body: Record<string, unknown>, maxElements = DEFAULT_MAX_ELEMENTS): PreparedCall {
   const args: Record<string, Arg> = {}
   for (const decl of def.args) {
     const json = body[decl.name]
@@ -45,6 +56,10 @@ export function prepare (def: LossDef, body: Record<string, unknown>): PreparedC
     opts[name] = body[name]
     const kind = numericKind(schema)
     if (kind !== undefined && typeof body[name] === 'number') numeric[name] = { kind, value: body[name] as number }
+    // JSON numbers past 2^53 are rounded on reading: the value the client meant is lost
+    if (kind === 'int64' && typeof body[name] === 'number' && !Number.isSafeInteger(body[name])) {
+      fail('INVALID_OPTION', `${name}: ${String(body[name])} is not an integer JSON carries exactly (|value| <= 2^53 - 1)`)
+    }
   }
   for (const k of COMMON) opts[k] = body[k]
   const reduction = (body.reduction ?? 'mean') as Reduction
@@ -52,18 +67,22 @@ export function prepare (def: LossDef, body: Record<string, unknown>): PreparedC
   const floats = Object.values(args).filter(a => a.kind === 'float')
   const dtype: FloatDType = floats.some(a => a.dtype === 'float64') ? 'float64' : 'float32'
   const typedOpts = opts as PreparedCall['opts']
-  const lossShape = def.check(args, typedOpts)
   const grad = body.grad === true
   let gradOutput: HostTensor | undefined
   if (body.grad_output !== undefined) {
     if (!grad) fail('INVALID_OPTION', 'grad_output: only meaningful with grad: true')
     gradOutput = decodeTensor('grad_output', body.grad_output)
+  }
+  admitArgs(gradOutput === undefined ? args : { ...args, grad_output: gradOutput }, maxElements)
+  const lossShape = def.check(args, typedOpts)
+  const cost = admitCall(def, args, typedOpts, lossShape, maxElements)
+  if (gradOutput !== undefined) {
     if (gradOutput.dtype === 'int32' || gradOutput.dtype === 'int64') fail('INVALID_DTYPE', `grad_output: expected float32 or float64, got ${gradOutput.dtype}`)
     if (!sameShape(gradOutput.shape, lossShape)) {
       fail('SHAPE_MISMATCH', `grad_output: must have the loss's shape ${fmtShape(lossShape)} (reduction "${reduction}"), got ${fmtShape(gradOutput.shape)}`)
     }
   }
-  return { def, opts: typedOpts, dtype, args, numeric, grad, gradOutput, lossShape, form: args[def.args[0].name].form }
+  return { def, opts: typedOpts, dtype, args, numeric, grad, gradOutput, lossShape, form: args[def.args[0].name].form, cost }
 }
 
 function resolveKind (name: string, kind: Arg['kind'] | 'float-or-index', t: HostTensor, first: Arg | undefined): Arg['kind'] {
@@ -77,8 +96,12 @@ function resolveKind (name: string, kind: Arg['kind'] | 'float-or-index', t: Hos
   if (resolved === 'float' && typedInt) fail('INVALID_DTYPE', `${name}: expected float32 or float64 elements, got ${t.dtype}`)
   if (resolved === 'index') {
     if (t.dtype === 'float32' || t.dtype === 'float64') fail('INVALID_DTYPE', `${name}: class indices must be int32 or int64, got ${t.dtype}`)
-    for (let i = 0; i < t.data.length; i++) {
-      if (!Number.isInteger(at(t.data, i))) fail('INVALID_DTYPE', `${name}: class indices must be integers, got ${at(t.data, i)} at flat position ${i}`)
+    if (!(t.data instanceof BigInt64Array)) {
+      for (let i = 0; i < t.data.length; i++) {
+        const v = at(t.data, i)
+        if (!Number.isInteger(v)) fail('INVALID_DTYPE', `${name}: class indices must be integers, got ${v} at flat position ${i}`)
+        if (!Number.isSafeInteger(v)) fail('INVALID_TENSOR', `${name}: ${v} at flat position ${i} is not an integer JSON carries exactly (|value| <= 2^53 - 1; larger int64 values travel in base64)`)
+      }
     }
   }
   return resolved
@@ -89,15 +112,29 @@ export function expectShape (name: string, arg: Arg, shape: readonly number[], w
   if (!sameShape(arg.shape, shape)) fail('SHAPE_MISMATCH', `${name}: expected shape ${fmtShape(shape)}${why}, got ${fmtShape(arg.shape)}`)
 }
 
-/** Requires every index of `arg` (other than `ignore`) to lie in [0, classes). */
+/**
+ * Requires every index of `arg` (other than `ignore`) to lie in [0, classes). int64 indices
+ * are compared as BigInt, so a base64 2^53 + 1 is never rounded into range or onto `ignore`.
+ */
 export function expectIndicesInRange (name: string, arg: Arg, classes: number, ignore?: number): void {
-  for (let i = 0; i < arg.data.length; i++) {
-    const v = at(arg.data, i)
-    if (v === ignore) continue
-    if (v < 0 || v >= classes) {
-      fail('INDEX_OUT_OF_RANGE', `${name}: class index ${v} at flat position ${i} is out of range [0, ${classes})${ignore !== undefined ? ` (ignore_index is ${ignore})` : ''}`)
+  const d = arg.data
+  if (d instanceof BigInt64Array) {
+    const top = BigInt(classes)
+    const skip = ignore === undefined ? undefined : BigInt(ignore)
+    for (let i = 0; i < d.length; i++) {
+      const v = d[i]
+      if (v !== skip && (v < 0n || v >= top)) outOfRange(name, String(v), i, classes, ignore)
     }
+    return
   }
+  for (let i = 0; i < d.length; i++) {
+    const v = d[i] as number
+    if (v !== ignore && (v < 0 || v >= classes)) outOfRange(name, String(v), i, classes, ignore)
+  }
+}
+
+function outOfRange (name: string, v: string, i: number, classes: number, ignore: number | undefined): never {
+  return fail('INDEX_OUT_OF_RANGE', `${name}: class index ${v} at flat position ${i} is out of range [0, ${classes})${ignore !== undefined ? ` (ignore_index is ${ignore})` : ''}`)
 }
 
 /** Requires every element of `arg` to lie in [lo, hi]. */

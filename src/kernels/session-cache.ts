@@ -53,6 +53,10 @@ export class SessionCache {
       intraOpNumThreads: this.settings.intraOpNumThreads,
       interOpNumThreads: this.settings.interOpNumThreads,
       executionMode: 'sequential',
+      // no arena and no per-shape memory plan: a large request's buffers go back to the
+      // allocator when it ends, instead of staying reserved for a shape that may never return
+      enableCpuMemArena: false,
+      enableMemPattern: false,
       graphOptimizationLevel: 'all'
     })
     entry = { session, running: 0, evicted: false }

@@ -20,6 +20,11 @@ parentPort?.on('message', (msg: WorkerRequest | 'close') => {
   }
   void handle(msg)
 })
+// a request that cannot be read cannot be answered (its id is in it): exit, and the pool
+// answers the run it carried (src/kernels/worker-pool.ts retries it on a fresh worker)
+parentPort?.on('messageerror', () => process.exit(1))
+// ONNX Runtime is loaded: the pool may send kernels now
+parentPort?.postMessage('ready')
 
 async function handle ({ id, key, model, feeds }: WorkerRequest): Promise<void> {
   if (model === undefined && !sessions.has(key)) {

@@ -22,6 +22,8 @@ export function checkClassIndexArgs (args: Record<string, Arg>, ignoreIndex: num
   const { input, target, weight } = args
   if (input.shape.length === 0) fail('SHAPE_MISMATCH', 'input: expected [C], [N,C] or [N,C,d1,...], got a 0-d tensor')
   const classes = input.shape[classAxis(input.shape.length)]
+  // every target would be out of range or ignored; PyTorch answers NaN, the graph has no class to pick
+  if (classes === 0) fail('SHAPE_MISMATCH', `input: the class dim of ${fmtShape(input.shape)} is empty; expected at least one class`)
   const samples = sampleShape(input)
   if (fmtShape(target.shape) !== fmtShape(samples)) {
     fail('SHAPE_MISMATCH', `target: class indices for input ${fmtShape(input.shape)} must have shape ${fmtShape(samples)} (the input's shape without dim C), got ${fmtShape(target.shape)}`)

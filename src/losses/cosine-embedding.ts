@@ -24,7 +24,7 @@ export default defineLoss({
   },
   reductions: STANDARD_REDUCTIONS,
   batch: ['input1', 'input2', 'target'],
-  rowAligned: true,
+  rowAligned: ['target'],
   example: { input1: [[1, 0, 1], [0.5, 2, 0]], input2: [[1, 1, 0], [-1, 0.5, 1]], target: [1, -1], margin: 0.1 },
   check: (a, o) => {
     const pairs = vectorPairs(a, ['input1', 'input2'])

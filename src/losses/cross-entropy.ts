@@ -29,7 +29,7 @@ export default defineLoss({
   },
   reductions: STANDARD_REDUCTIONS,
   batch: ['input', 'target'],
-  rowAligned: true,
+  rowAligned: ['target'],
   perRowOptions: 'rows',
   example: { input: [[1, 2], [1, 3], [1, 3]], target: [0, 1, 1], grad: true },
   // label_smoothing > 0 adds a term PyTorch computes only then (it matters for -inf logits)
@@ -40,6 +40,8 @@ export default defineLoss({
     if (o.ignore_index >= 0) fail('INVALID_OPTION', `ignore_index: not supported with class-probability targets (got ${o.ignore_index}), as in PyTorch`)
     expectShape('target', a.target, a.input.shape, " (class probabilities take the input's shape)")
     const classes = a.input.shape[classAxis(a.input.shape.length)]
+    // no classes: refused as with class indices (PyTorch answers 0 per sample but NaN for the mean)
+    if (classes === 0) fail('SHAPE_MISMATCH', `input: the class dim of ${fmtShape(a.input.shape)} is empty; expected at least one class`)
     if (a.weight !== undefined) expectShape('weight', a.weight, [classes], ` (one weight per class of input ${fmtShape(a.input.shape)})`)
     return returned(a.input.shape.filter((_, i) => i !== classAxis(a.input.shape.length)), o.reduction)
   },

@@ -41,6 +41,13 @@ export default defineLoss({
     target_lengths: [2, 1],
     grad: true
   },
+  // the alpha and beta lattices: [T,N,2S+1] each (S: padded columns, or the longest target)
+  workspace: a => {
+    const [T, N] = a.log_probs.shape.length === 3 ? a.log_probs.shape : [a.log_probs.shape[0], 1]
+    const S = a.targets.shape.length === 2 ? a.targets.shape[1] : longest(a.target_lengths)
+    return { [`the CTC lattice [T,N,2S+1] = [${T},${N},${2 * S + 1}]`]: Math.max(T, 1) * Math.max(N, 1) * (2 * S + 1) }
+  },
+  steps: a => a.log_probs.shape[0],
   check: (a, o) => {
     const { batched, N } = checkArgs(a, o.blank)
     return returned(batched ? [N] : [], o.reduction)
@@ -57,6 +64,13 @@ export default defineLoss({
     return batched ? nll : squeeze(nll, [0])
   }
 })
+
+/** The largest of the target lengths (0 when there are none). */
+function longest (lengths: Arg): number {
+  let m = 0
+  for (let i = 0; i < lengths.data.length; i++) m = Math.max(m, at(lengths.data, i))
+  return m
+}
 
 /** Validates the four arguments as `F.ctc_loss` does (and the labels, which it does not). */
 function checkArgs (a: Record<string, Arg>, blank: number): { batched: boolean, N: number } {
@@ -93,7 +107,8 @@ function checkArgs (a: Record<string, Arg>, blank: number): { batched: boolean, 
     if (tg.shape[0] !== total) {
       fail('SHAPE_MISMATCH', `targets: 1-D targets are the concatenated labels of every sample, so their length must be sum(target_lengths) = ${total}, got ${fmtShape(tg.shape)}`)
     }
-    const offsets = tl.map((_, n) => tl.slice(0, n).reduce((s, v) => s + v, 0))
+    const offsets: number[] = []
+    tl.reduce((sum, v, n) => { offsets[n] = sum; return sum + v }, 0)
     label = (n, s) => offsets[n] + s
   } else if (tg.shape.length === 2) {
     const [rows, S] = tg.shape

@@ -1,11 +1,12 @@
 import { defineLoss } from './loss'
-import { add, clampMin, div, mul } from '../onnx/ops'
-import { checkOverlap, OVERLAP_ARGS, OVERLAP_OPTIONS, overlapInputs, overlapLoss, overlapStructural } from './set-overlap'
+import { checkOverlap, OVERLAP_ARGS, OVERLAP_OPTIONS, overlapInputs, overlapLoss, overlapStructural, softTverskyScore } from './set-overlap'
 
 /**
- * segmentation_models_pytorch v0.5 DiceLoss: per class, score = (2 sum(p t) + smooth) /
- * max(sum(p + t) + smooth, eps); loss = mean over classes of (1 - score), absent classes
- * giving 0 (see set-overlap.ts). The clamp passes the gradient at the bound, as clamp_min does.
+ * segmentation_models_pytorch v0.5 DiceLoss: soft_tversky_score (softTverskyScore: I, FP, FN
+ * of the soft predictions) with alpha = beta = 1/2, per class score = (I + smooth) / max(I + (FP + FN)/2 + smooth, eps) = (I + smooth) /
+ * max((sum p + sum t)/2 + smooth, eps), not the older (2I + smooth) / max(sum(p + t) + smooth, eps);
+ * loss = mean over classes of (1 - score), absent classes giving 0 (see set-overlap.ts).
+ * The clamp passes the gradient at the bound, as clamp_min does.
  */
 export default defineLoss({
   name: 'dice',
@@ -19,8 +20,8 @@ export default defineLoss({
   structural: overlapStructural,
   check: checkOverlap,
   forward: (_g, x, o) => {
-    const { p, t, sums } = overlapInputs(x, o)
-    const score = div(add(mul(sums(mul(p, t)), 2), x.smooth), clampMin(add(sums(add(p, t)), x.smooth), x.eps))
-    return overlapLoss(score, sums(t))
+    const overlap = overlapInputs(x, o)
+    const score = softTverskyScore(overlap, 0.5, 0.5, x.smooth, x.eps)
+    return overlapLoss(score, overlap.sums(overlap.t))
   }
 })

@@ -1,7 +1,7 @@
 import { defineLoss, STANDARD_REDUCTIONS, Type } from './loss'
 import { add, clampMin, custom, div, log, mul, square, sub, unsqueeze } from '../onnx/ops'
 import { reduce } from './reduce'
-import { broadcastArgs, returned } from './shapes'
+import { broadcastArgs, returned, broadcastWorkspace } from './shapes'
 import { fail } from '../errors'
 import { at, fmtShape, sameShape } from '../tensor/tensor'
 
@@ -26,8 +26,9 @@ export default defineLoss({
   },
   reductions: STANDARD_REDUCTIONS,
   batch: ['input', 'target', 'var'],
-  rowAligned: true,
+  rowAligned: ['var'],
   example: { input: [[0.5, 1.0], [2.0, -1.0]], target: [[0.0, 1.5], [2.5, -1.0]], var: [0.5, 2.0], grad: true },
+  workspace: broadcastWorkspace(['input', 'target']),
   check: (a, o) => {
     const shape = broadcastArgs(a, ['input', 'target'])
     const { input, var: v } = a

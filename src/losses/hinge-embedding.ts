@@ -1,7 +1,7 @@
 import { defineLoss, STANDARD_REDUCTIONS, Type } from './loss'
 import { clampMin, equal, sub, where } from '../onnx/ops'
 import { reduce } from './reduce'
-import { broadcastArgs, returned } from './shapes'
+import { broadcastArgs, returned, broadcastWorkspace } from './shapes'
 import { expectSigns } from './embedding'
 
 /**
@@ -24,6 +24,7 @@ export default defineLoss({
   batch: ['input', 'target'],
   perRowOptions: 'elementwise',
   example: { input: [[1.0, 0.8, 0.5]], target: [[1, 1, -1]], margin: 1.0 },
+  workspace: broadcastWorkspace(['input', 'target']),
   check: (a, o) => {
     const shape = broadcastArgs(a, ['input', 'target'])
     expectSigns('target', a.target)

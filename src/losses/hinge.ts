@@ -2,7 +2,7 @@ import { defineLoss, STANDARD_REDUCTIONS, type Arg, type ArgDecl, type Reduction
 import { type Value } from '../onnx/graph'
 import { clampMin, equal, mul, sub, where } from '../onnx/ops'
 import { reduce } from './reduce'
-import { broadcastArgs, returned } from './shapes'
+import { broadcastArgs, returned, broadcastWorkspace } from './shapes'
 import { fail } from '../errors'
 import { at } from '../tensor/tensor'
 
@@ -26,6 +26,7 @@ export default defineLoss({
   reductions: STANDARD_REDUCTIONS,
   batch: ['input', 'target'],
   example: { input: [[0.3, -0.8], [1.5, 0.2]], target: [[1, -1], [1, 1]], grad: true },
+  workspace: broadcastWorkspace(['input', 'target']),
   check: (a, o) => checkHingeArgs(a, o.reduction),
   forward: (_g, x, o) => reduce(clampMin(sub(1, mul(hingeTargets(x.target), x.input)), 0), o.reduction)
 })

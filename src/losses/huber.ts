@@ -1,7 +1,7 @@
 import { reduce } from './reduce'
 import { defineLoss, STANDARD_REDUCTIONS, Type } from './loss'
 import { abs, less, mul, square, sub, where } from '../onnx/ops'
-import { broadcastArgs, returned } from './shapes'
+import { broadcastArgs, returned, broadcastWorkspace } from './shapes'
 
 /** `F.huber_loss`: 0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta). */
 export default defineLoss({
@@ -18,6 +18,7 @@ export default defineLoss({
   batch: ['input', 'target'],
   perRowOptions: 'elementwise',
   example: { input: [0.2, -1.5, 3], target: [0, 0, 0], delta: 1.0 },
+  workspace: broadcastWorkspace(['input', 'target']),
   check: (a, o) => returned(broadcastArgs(a, ['input', 'target']), o.reduction),
   forward: (_g, x, o) => {
     const z = abs(sub(x.input, x.target))

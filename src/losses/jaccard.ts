@@ -1,10 +1,9 @@
 import { defineLoss } from './loss'
-import { add, clampMin, div, mul, sub } from '../onnx/ops'
-import { checkOverlap, OVERLAP_ARGS, OVERLAP_OPTIONS, overlapInputs, overlapLoss, overlapStructural } from './set-overlap'
+import { checkOverlap, OVERLAP_ARGS, OVERLAP_OPTIONS, overlapInputs, overlapLoss, overlapStructural, softTverskyScore } from './set-overlap'
 
 /**
- * segmentation_models_pytorch v0.5 JaccardLoss: per class, with I = sum(p t) and
- * card = sum(p + t), score = (I + smooth) / max(card - I + smooth, eps); loss = mean over
+ * segmentation_models_pytorch v0.5 JaccardLoss: soft_tversky_score (softTverskyScore) with
+ * alpha = beta = 1, score = (I + smooth) / max(I + FP + FN + smooth, eps); loss = mean over
  * classes of (1 - score), absent classes giving 0 (see set-overlap.ts). smp 0.5.0's
  * JaccardLoss has no ignore_index; ours masks as DiceLoss does (what smp later added).
  */
@@ -20,9 +19,7 @@ export default defineLoss({
   structural: overlapStructural,
   check: checkOverlap,
   forward: (_g, x, o) => {
-    const { p, t, sums } = overlapInputs(x, o)
-    const intersection = sums(mul(p, t))
-    const score = div(add(intersection, x.smooth), clampMin(add(sub(sums(add(p, t)), intersection), x.smooth), x.eps))
-    return overlapLoss(score, sums(t))
+    const overlap = overlapInputs(x, o)
+    return overlapLoss(softTverskyScore(overlap, 1, 1, x.smooth, x.eps), overlap.sums(overlap.t))
   }
 })

@@ -1,7 +1,7 @@
 import { defineLoss, Type } from './loss'
 import { equal, exp, log, mul, sub, where } from '../onnx/ops'
 import { reduce } from './reduce'
-import { broadcastArgs, returned } from './shapes'
+import { broadcastArgs, returned, broadcastWorkspace } from './shapes'
 
 /**
  * `F.kl_div` with log-probability input: target (log target - input), where a zero target
@@ -23,6 +23,7 @@ export default defineLoss({
   reductions: ['none', 'mean', 'sum', 'batchmean'],
   batch: ['input', 'target'],
   example: { input: [[0.5, 0.3, 0.2], [0.2, 0.3, 0.5]], target: [[0.9, 0.05, 0.05], [0.1, 0.7, 0.2]], reduction: 'batchmean' },
+  workspace: broadcastWorkspace(['input', 'target']),
   check: (a, o) => returned(broadcastArgs(a, ['input', 'target']), o.reduction === 'none' ? 'none' : 'sum'),
   forward: (g, x, o) => {
     const { input, target } = x

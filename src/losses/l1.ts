@@ -1,7 +1,7 @@
 import { reduce } from './reduce'
 import { defineLoss, STANDARD_REDUCTIONS } from './loss'
 import { abs, sub } from '../onnx/ops'
-import { broadcastArgs, returned } from './shapes'
+import { broadcastArgs, returned, broadcastWorkspace } from './shapes'
 
 /** Absolute error, `F.l1_loss`: |input - target|, gradient sign (0 at a tie). */
 export default defineLoss({
@@ -17,6 +17,7 @@ export default defineLoss({
   reductions: STANDARD_REDUCTIONS,
   batch: ['input', 'target'],
   example: { input: [[1, 1], [1, 1]], target: [[3, 3], [3, 3]], reduction: 'none' },
+  workspace: broadcastWorkspace(['input', 'target']),
   check: (a, o) => returned(broadcastArgs(a, ['input', 'target']), o.reduction),
   forward: (_g, x, o) => reduce(abs(sub(x.input, x.target)), o.reduction)
 })

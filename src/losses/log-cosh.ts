@@ -1,7 +1,7 @@
 import { defineLoss, STANDARD_REDUCTIONS } from './loss'
 import { abs, add, custom, exp, less, log1p, mul, neg, square, sub, tanh, where } from '../onnx/ops'
 import { reduce } from './reduce'
-import { broadcastArgs, returned } from './shapes'
+import { broadcastArgs, returned, broadcastWorkspace } from './shapes'
 
 /**
  * log(cosh(d)), d = input - target, computed without overflow or cancellation: for |d| < 1,
@@ -21,6 +21,7 @@ export default defineLoss({
   reductions: STANDARD_REDUCTIONS,
   batch: ['input', 'target'],
   example: { input: [0.5, -2.0, 1000.0], target: [0, 0, 0], grad: true },
+  workspace: broadcastWorkspace(['input', 'target']),
   check: (a, o) => returned(broadcastArgs(a, ['input', 'target']), o.reduction),
   forward: (_g, x, o) => {
     const d = sub(x.input, x.target)

@@ -56,11 +56,12 @@ export interface LossDef<P extends TProperties = TProperties> {
    */
   perRowOptions?: 'elementwise' | 'rows'
   /**
-   * The loss lines up its batch arguments' rows itself (e.g. class-index targets [N] against
-   * input [N,C]), so they may differ in rank. Otherwise they must share one rank: a lower-rank
-   * argument would broadcast from the right, along the rows of the whole batch.
+   * Batch arguments whose rows the loss lines up with the first batch argument's itself (e.g.
+   * class-index targets [N] against input [N,C]), so they may have another rank. Every other
+   * batch argument must have the first one's rank: a lower-rank argument would broadcast from
+   * the right, along the rows of the whole batch.
    */
-  rowAligned?: boolean
+  rowAligned?: readonly string[]
   /** A request body that works: the catalog's and OpenAPI's example, and the start-up warm-up. */
   example: Record<string, unknown>
   /**
@@ -68,6 +69,14 @@ export interface LossDef<P extends TProperties = TProperties> {
    * and returns the shape of the loss as it will be returned.
    */
   check: (args: Record<string, Arg>, opts: Options<P>) => number[]
+  /**
+   * The loss's intermediates that can outgrow its arguments, in elements, by what they are
+   * (e.g. `{ 'the broadcast of input, target': n }`, a one-hot, CTC's lattice). Arguments, the
+   * loss and the gradients are counted for every loss (src/kernels/admission.ts).
+   */
+  workspace?: (args: Record<string, Arg>, opts: Options<P>) => Record<string, number>
+  /** Sequential steps of the graph (a Scan's iterations); absent: 1. */
+  steps?: (args: Record<string, Arg>, opts: Options<P>) => number
   /** Builds the loss, reduced as `opts.reduction` asks, from graph inputs. */
   forward: (g: Graph, x: Inputs, opts: Options<P>) => Value
   /** Overrides the kernel-key part of the options (default: every non-numeric option). */

@@ -1,7 +1,7 @@
 import { defineLoss, STANDARD_REDUCTIONS, Type } from './loss'
 import { add, clampMin, mul, neg, sub } from '../onnx/ops'
 import { reduce } from './reduce'
-import { broadcastArgs, returned } from './shapes'
+import { broadcastArgs, returned, broadcastWorkspace } from './shapes'
 import { expectSigns } from './embedding'
 import { fail } from '../errors'
 import { fmtShape } from '../tensor/tensor'
@@ -28,6 +28,7 @@ export default defineLoss({
   batch: ['input1', 'input2', 'target'],
   perRowOptions: 'elementwise',
   example: { input1: [0.8, -0.2, 0.5], input2: [0.3, 0.1, 0.9], target: [1, -1, 1], margin: 0.1 },
+  workspace: broadcastWorkspace(['input1', 'input2', 'target']),
   check: (a, o) => {
     // PyTorch rejects differing numbers of dims before broadcasting
     const ranks = ['input1', 'input2', 'target'].map(n => a[n].shape.length)

@@ -3,6 +3,7 @@ import { add, cast, dimSize, div, equal, gatherElements, less, mask, mul, oneHot
 import { reduce } from './reduce'
 import { cumsum } from '../onnx/ops-sort'
 import { returned, sameShapes } from './shapes'
+import { nominalSize } from '../kernels/admission'
 import { fail } from '../errors'
 import { at, fmtShape } from '../tensor/tensor'
 
@@ -12,7 +13,6 @@ import { at, fmtShape } from '../tensor/tensor'
  * after it is ignored); a repeated index counts each time, as in PyTorch's loop. relu gives a
  * term exactly at the margin no gradient, as PyTorch's kernel (it tests z > 0).
  */
-const MAX_WORK = 1 << 26
 
 export default defineLoss({
   name: 'multilabel_margin',
@@ -26,14 +26,13 @@ export default defineLoss({
   options: {},
   reductions: STANDARD_REDUCTIONS,
   example: { input: [[0.1, 0.2, 0.4, 0.8]], target: [[3, 0, -1, 1]], grad: true },
+  // the graph compares every listed class with every class: N*C*C working elements
+  workspace: a => ({ [`N*C*C, the pairs of classes of input ${fmtShape(a.input.shape)}`]: nominalSize(a.input.shape) * Math.max(a.input.shape.at(-1) ?? 1, 1) }),
   check: (a, o) => {
     const { input, target } = a
     if (input.shape.length < 1 || input.shape.length > 2 || input.shape.at(-1) === 0) fail('SHAPE_MISMATCH', `input: expected scores [N,C] or [C] with C > 0, got ${fmtShape(input.shape)}`)
     sameShapes(a, ['input', 'target'])
     const classes = input.shape.at(-1) as number
-    // the graph compares every listed class with every class: N*C*C working elements
-    const work = (input.shape.length === 2 ? input.shape[0] : 1) * classes * classes
-    if (work > MAX_WORK) fail('TOO_LARGE', `input: shape ${fmtShape(input.shape)} needs N*C*C = ${work} working elements; at most ${MAX_WORK} per request (split the batch)`)
     for (let row = 0; row < target.data.length; row += classes) {
       for (let i = row; i < row + classes && at(target.data, i) >= 0; i++) {
         const v = at(target.data, i)

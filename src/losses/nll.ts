@@ -19,7 +19,7 @@ export default defineLoss({
   },
   reductions: STANDARD_REDUCTIONS,
   batch: ['input', 'target'],
-  rowAligned: true,
+  rowAligned: ['target'],
   perRowOptions: 'rows',
   example: { input: [[1, 2], [1, 3], [1, 3]], target: [0, 1, 1], weight: [1, 1] },
   check: (a, o) => returned(checkClassIndexArgs(a, o.ignore_index), o.reduction),

@@ -2,6 +2,7 @@ import { defineLoss, STANDARD_REDUCTIONS } from './loss'
 import { clampMin, mul, neg } from '../onnx/ops'
 import { reduce } from './reduce'
 import { checkHingeArgs, HINGE_ARGS, hingeTargets } from './hinge'
+import { broadcastWorkspace } from './shapes'
 
 /**
  * Perceptron criterion, elementwise: max(0, -t x), targets as hinge's (all-{0, 1} count as 2t - 1).
@@ -17,6 +18,7 @@ export default defineLoss({
   reductions: STANDARD_REDUCTIONS,
   batch: ['input', 'target'],
   example: { input: [[0.3, -0.8], [1.5, 0.2]], target: [[1, -1], [-1, 1]], grad: true },
+  workspace: broadcastWorkspace(['input', 'target']),
   check: (a, o) => checkHingeArgs(a, o.reduction),
   forward: (_g, x, o) => reduce(clampMin(neg(mul(hingeTargets(x.target), x.input)), 0), o.reduction)
 })

@@ -1,7 +1,7 @@
 import { defineLoss, STANDARD_REDUCTIONS, Type } from './loss'
 import { add, exp, lessOrEqual, log, mul, sub, where } from '../onnx/ops'
 import { reduce } from './reduce'
-import { broadcastArgs, returned } from './shapes'
+import { broadcastArgs, returned, broadcastWorkspace } from './shapes'
 
 /**
  * `F.poisson_nll_loss`: exp(input) - target * input with log_input, else
@@ -26,6 +26,7 @@ export default defineLoss({
   batch: ['input', 'target'],
   perRowOptions: 'elementwise',
   example: { input: [0.5, -1.0, 2.0], target: [1, 0, 7], grad: true },
+  workspace: broadcastWorkspace(['input', 'target']),
   check: (a, o) => returned(broadcastArgs(a, ['input', 'target']), o.reduction),
   forward: (_g, x, o) => {
     const { input, target } = x

@@ -1,6 +1,6 @@
 import { fail } from '../errors'
 import { type Value } from '../onnx/graph'
-import { cast, equal, exp, greater, logSigmoid, mask, mul, not, oneHot, reduceSum, softmax, sub, sumAll, unsqueeze } from '../onnx/ops'
+import { abs, add, cast, clampMin, div, equal, exp, greater, logSigmoid, mask, mul, not, oneHot, type Operand, reduceSum, softmax, sub, sumAll, unsqueeze } from '../onnx/ops'
 import { StringEnum } from '../../schemas/loss-request'
 import { type Arg, type ArgDecl, type Inputs, type Options, Type } from './loss'
 import { reduce } from './reduce'
@@ -88,6 +88,22 @@ export function overlapInputs (x: Inputs, o: OverlapOptions): Overlap {
   // binary mode has one class: every element of the batch is one of its pixels
   const sums = (v: Value): Value => o.mode === 'binary' ? sumAll(v) : reduceSum(v, [0, ...pixelAxes], false)
   return { p, t, sums }
+}
+
+/**
+ * segmentation_models_pytorch v0.5's soft_tversky_score per class, computed as it does:
+ * I = (sum p + sum t - sum |p - t|) / 2, FP = sum p - I, FN = sum t - I, score =
+ * (I + smooth) / max(I + alpha FP + beta FN + smooth, eps). I is sum(p t) for 0/1 targets but
+ * not for fractional ones, and |p - t| has gradient sign(0) = 0 where p equals t.
+ */
+export function softTverskyScore ({ p, t, sums }: Overlap, alpha: Operand, beta: Operand, smooth: Operand, eps: Operand): Value {
+  const pSum = sums(p)
+  const tSum = sums(t)
+  const intersection = div(sub(add(pSum, tSum), sums(abs(sub(p, t)))), 2)
+  const fp = sub(pSum, intersection)
+  const fn = sub(tSum, intersection)
+  const denominator = add(add(add(intersection, mul(alpha, fp)), mul(beta, fn)), smooth)
+  return div(add(intersection, smooth), clampMin(denominator, eps))
 }
 
 /** The mean over classes of (1 - score), classes without a target pixel giving 0. */

@@ -1,6 +1,7 @@
 import { fail } from '../errors'
 import { type Arg, type Reduction } from './loss'
 import { broadcastShapes, fmtShape } from '../tensor/tensor'
+import { nominalSize } from '../kernels/admission'
 
 /** The shape a loss returns: the unreduced shape for `none`, 0-d otherwise. */
 export function returned (unreduced: number[], reduction: Reduction): number[] {
@@ -36,4 +37,13 @@ export function sameShapes (args: Record<string, Arg>, names: readonly string[])
     }
   }
   return args[first].shape
+}
+
+/** A loss's workspace of broadcasting the named arguments: the broadcast shape's elements. */
+export function broadcastWorkspace (names: readonly string[]): (args: Record<string, Arg>) => Record<string, number> {
+  return args => {
+    const present = names.filter(n => args[n] !== undefined)
+    const shape = broadcastShapes(...present.map(n => args[n].shape))
+    return shape === undefined ? {} : { [`the broadcast of ${present.join(', ')} ${fmtShape(shape)}`]: nominalSize(shape) }
+  }
 }

@@ -1,7 +1,7 @@
 import { reduce } from './reduce'
 import { defineLoss, STANDARD_REDUCTIONS, Type } from './loss'
 import { abs, custom, div, greaterOrEqual, less, lessOrEqual, mul, neg, square, sub, where } from '../onnx/ops'
-import { broadcastArgs, returned } from './shapes'
+import { broadcastArgs, returned, broadcastWorkspace } from './shapes'
 
 /**
  * `F.smooth_l1_loss`: 0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta. The gradient is
@@ -22,6 +22,7 @@ export default defineLoss({
   batch: ['input', 'target'],
   perRowOptions: 'elementwise',
   example: { input: [0.2, -1.5, 3], target: [0, 0, 0], beta: 1.0 },
+  workspace: broadcastWorkspace(['input', 'target']),
   check: (a, o) => returned(broadcastArgs(a, ['input', 'target']), o.reduction),
   forward: (_g, x, o) => {
     const d = sub(x.input, x.target)

@@ -1,10 +1,10 @@
 import { defineLoss, Type } from './loss'
-import { add, clampMin, div, mul, pow, sub } from '../onnx/ops'
-import { checkOverlap, OVERLAP_ARGS, OVERLAP_OPTIONS, overlapInputs, overlapLoss, overlapStructural } from './set-overlap'
+import { pow } from '../onnx/ops'
+import { checkOverlap, OVERLAP_ARGS, OVERLAP_OPTIONS, overlapInputs, overlapLoss, overlapStructural, softTverskyScore } from './set-overlap'
 
 /**
- * segmentation_models_pytorch v0.5 TverskyLoss: per class, with I = sum(p t),
- * FP = sum(p (1 - t)), FN = sum((1 - p) t), score = (I + smooth) / max(I + alpha FP + beta FN
+ * segmentation_models_pytorch v0.5 TverskyLoss: soft_tversky_score (softTverskyScore: I, FP, FN
+ * of the soft predictions), score = (I + smooth) / max(I + alpha FP + beta FN
  * + smooth, eps); loss = (mean over classes of (1 - score))^gamma, absent classes giving 0
  * (see set-overlap.ts). As smp's aggregate_loss, gamma applies to the mean, not per class.
  */
@@ -25,12 +25,7 @@ export default defineLoss({
   structural: overlapStructural,
   check: checkOverlap,
   forward: (_g, x, o) => {
-    const { p, t, sums } = overlapInputs(x, o)
-    const intersection = sums(mul(p, t))
-    const fp = sums(mul(p, sub(1, t)))
-    const fn = sums(mul(sub(1, p), t))
-    const denominator = add(add(add(intersection, mul(x.alpha, fp)), mul(x.beta, fn)), x.smooth)
-    const score = div(add(intersection, x.smooth), clampMin(denominator, x.eps))
-    return pow(overlapLoss(score, sums(t)), x.gamma)
+    const overlap = overlapInputs(x, o)
+    return pow(overlapLoss(softTverskyScore(overlap, x.alpha, x.beta, x.smooth, x.eps), overlap.sums(overlap.t)), x.gamma)
   }
 })

@@ -221,7 +221,24 @@ export function reduceSum (x: Value, axes: readonly number[], keepdims: boolean)
   return G.record([x], out, g => [expandAs(keepdims || ax.length === 0 ? g : unsqueeze(g, ax), x)])
 }
 /** Sum of every element, as a 0-d tensor. */
-export function sumAll (x: Value): Value { return x.rank === 0 ? x : reduceSum(x, [], false) }
+export function sumAll (x: Value): Value { return x.rank === 0 ? x : accurateSum(x, [], false) }
+
+/**
+ * reduceSum accumulated in float64 for a float32 x. ONNX Runtime sums float32 one element
+ * after another, which drifts past the contract's tolerance over millions of elements
+ * (PyTorch sums in a cascade); float64 accumulation is exact enough at any size we admit.
+ */
+export function accurateSum (x: Value, axes: readonly number[], keepdims: boolean): Value {
+  if (x.dtype !== 'float32') return reduceSum(x, axes, keepdims)
+  const G = x.graph
+  const all = axes.length === 0
+  const ax = all ? range(x.rank) : axes.map(a => (a < 0 ? a + x.rank : a))
+  const dims = keepdims ? x.dims.map((d, i) => (ax.includes(i) ? 1 : d)) : x.dims.filter((_, i) => !ax.includes(i))
+  const wide = G.node('Cast', [x], { to: ONNX_TYPE.float64 }, 'float64', x.dims)
+  const sum = G.node('ReduceSum', all ? [wide] : [wide, axesConst(G, ax)], { keepdims: keepdims ? 1 : 0 }, 'float64', dims)
+  const out = G.node('Cast', [sum], { to: ONNX_TYPE.float32 }, 'float32', dims)
+  return G.record([x], out, g => [expandAs(keepdims || ax.length === 0 ? g : unsqueeze(g, ax), x)])
+}
 /** Max over `axes` (no gradient: used for stabilising shifts and masks). */
 export function reduceMax (x: Value, axes: readonly number[], keepdims: boolean): Value {
   const G = x.graph

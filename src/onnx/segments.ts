@@ -1,20 +1,23 @@
 import { type Value } from './graph'
-import { custom, expandAs, reduceSum, take, unsqueeze } from './ops'
+import { cast, custom, expandAs, reduceSum, take, unsqueeze } from './ops'
 
 /**
  * Per-request sums of a batched graph: rows of `x` (axis 0) are summed into the request
- * they belong to (`graph.segments`), giving one value per request. Its gradient gathers
- * each request's upstream gradient back onto the request's rows.
+ * they belong to (`graph.segments`), giving one value per request. Accumulated in float64, as
+ * a request's sum is alone (`accurateSum`): ORT adds float32 one element after another, and a
+ * request's rows in a batch are as many as alone. Its gradient gathers each request's upstream
+ * gradient back onto the request's rows.
  */
 export function segmentSum (x: Value): Value {
   const G = x.graph
   const seg = G.segments
   if (seg === undefined) throw new Error('segmentSum needs a batched graph')
-  const rows = x.rank > 1 ? reduceSum(x, Array.from({ length: x.rank - 1 }, (_, i) => i + 1), false) : x
-  return custom([rows], () => {
-    const zeros = G.node('ConstantOfShape', [seg.count], { value: { dims: [1], dataType: G.float === 'float64' ? 11 : 1, ...(G.float === 'float64' ? { doubleData: [0] } : { floatData: [0] }) } }, G.float, ['n'])
-    return G.node('ScatterElements', [zeros, seg.ids, rows], { axis: 0, reduction: 'add' }, G.float, ['n'])
-  }, g => [take(g, seg.ids)])
+  return custom([x], () => {
+    const wide = cast(x, 'float64')
+    const rows = x.rank > 1 ? reduceSum(wide, Array.from({ length: x.rank - 1 }, (_, i) => i + 1), false) : wide
+    const zeros = G.node('ConstantOfShape', [seg.count], { value: { dims: [1], dataType: 11, doubleData: [0] } }, 'float64', ['n'])
+    return cast(G.node('ScatterElements', [zeros, seg.ids, rows], { axis: 0, reduction: 'add' }, 'float64', ['n']), x.dtype)
+  }, g => [perRow(g, x)])
 }
 
 /** Ones shaped like x (`elements`) or like its first axis (`rows`); constant, no gradient. */

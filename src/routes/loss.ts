@@ -1,7 +1,7 @@
 import { type FastifyInstance } from 'fastify'
 import { Type } from '@sinclair/typebox'
 import { Catalog, CatalogEntry, type CatalogEntryJson } from '../../schemas/catalog'
-import { lossRequestSchema, LossResponse, pascal } from '../../schemas/loss-request'
+import { lossByNameSchema, lossRequestSchema, LossResponse, pascal } from '../../schemas/loss-request'
 import { described, lossErrorResponses, unknownLossResponse } from '../../schemas/responses'
 import { fail } from '../errors'
 import { type LossDef } from '../losses/loss'
@@ -34,7 +34,7 @@ export function exampleBody (def: LossDef): Record<string, unknown> {
 }
 
 /** `POST /loss/<name>` for every registered loss, plus the catalog routes. */
-export async function lossRoutes (app: FastifyInstance, opts: { losses: readonly LossDef[], batcher: Batcher }): Promise<void> {
+export async function lossRoutes (app: FastifyInstance, opts: { losses: readonly LossDef[], batcher: Batcher, maxElements?: number }): Promise<void> {
   const byName = new Map(opts.losses.map(d => [d.name, d]))
   const names = [...byName.keys()].join(', ')
   const unknown = (name: string): never => fail('UNKNOWN_LOSS', `loss '${name}' is not served; known losses: ${names}`)
@@ -52,7 +52,7 @@ export async function lossRoutes (app: FastifyInstance, opts: { losses: readonly
         response: { 200: described(LossResponse, `The ${def.name} loss, and its gradients when \`grad\` is true.`), ...errors }
       }
     }, async (request, reply) => {
-      const call = prepare(def, request.body as Record<string, unknown>)
+      const call = prepare(def, request.body as Record<string, unknown>, opts.maxElements)
       // a client that hangs up while queued is dropped from the queue
       const gone = new AbortController()
       reply.raw.once('close', () => { if (!reply.raw.writableEnded) gone.abort() })
@@ -63,9 +63,9 @@ export async function lossRoutes (app: FastifyInstance, opts: { losses: readonly
     })
   }
 
-  app.post('/loss/:name', {
-    schema: { hide: true, params: Type.Object({ name: Type.String() }) }
-  }, async request => unknown((request.params as { name: string }).name))
+  // documented for clients that choose the loss at run time; it meets only names not served,
+  // and answers them 404 whatever the body (its validation errors are set aside)
+  app.post('/loss/:name', { schema: lossByNameSchema, attachValidation: true }, async request => unknown((request.params as { name: string }).name))
 
   const catalog = { losses: opts.losses.map(catalogEntry) }
   app.get('/loss', {

@@ -4,6 +4,9 @@ import { type HostTensor, type TensorData, type WireDType, fmtShape, sizeOf } fr
 /** Largest rank accepted; PyTorch's losses need far fewer. */
 export const MAX_RANK = 8
 
+/** Largest dim accepted: ONNX Runtime and typed arrays index with 32-bit integers. */
+export const MAX_DIM = 2 ** 31 - 1
+
 const BYTES: Record<WireDType, number> = { float32: 4, float64: 8, int32: 4, int64: 8 }
 
 /**
@@ -41,8 +44,8 @@ function decodeTyped (arg: string, obj: Record<string, unknown>): HostTensor {
   if (dtype !== 'float32' && dtype !== 'float64' && dtype !== 'int32' && dtype !== 'int64') {
     fail('INVALID_DTYPE', `${arg}.dtype: expected one of float32, float64, int32, int64, got ${JSON.stringify(dtype)}`)
   }
-  if (!Array.isArray(shape) || shape.length > MAX_RANK || !shape.every(d => Number.isInteger(d) && d >= 0)) {
-    fail('INVALID_TENSOR', `${arg}.shape: expected an array of at most ${MAX_RANK} non-negative integers, got ${JSON.stringify(shape)}`)
+  if (!Array.isArray(shape) || shape.length > MAX_RANK || !shape.every(d => Number.isInteger(d) && d >= 0 && d <= MAX_DIM)) {
+    fail('INVALID_TENSOR', `${arg}.shape: expected an array of at most ${MAX_RANK} integers in [0, ${MAX_DIM}], got ${JSON.stringify(shape)}`)
   }
   const n = sizeOf(shape)
   if (typeof data === 'string') {
@@ -63,6 +66,8 @@ function decodeTyped (arg: string, obj: Record<string, unknown>): HostTensor {
     const v = element(`${arg}.data[${i}]`, data[i])
     if (out instanceof BigInt64Array || out instanceof Int32Array) {
       if (!Number.isInteger(v)) fail('INVALID_TENSOR', `${arg}.data[${i}]: ${dtype} elements must be integers, got ${data[i]}`)
+      // JSON numbers past 2^53 arrive rounded: refuse rather than compute on another value
+      if (!Number.isSafeInteger(v)) fail('INVALID_TENSOR', `${arg}.data[${i}]: ${v} is not an integer JSON carries exactly (|value| <= 2^53 - 1); send such int64 values in base64`)
       if (out instanceof BigInt64Array) out[i] = BigInt(v)
       else if (v < -2147483648 || v > 2147483647) fail('INVALID_TENSOR', `${arg}.data[${i}]: ${v} does not fit int32`)
       else out[i] = v

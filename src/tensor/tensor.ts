@@ -48,7 +48,10 @@ export function broadcastShapes (...shapes: ReadonlyArray<readonly number[]>): n
   return out
 }
 
-/** Element i as a JS number (int64 via Number: indices never come near 2^53 legitimately). */
+/**
+ * Element i as a JS number. An int64 past 2^53 rounds to a number past 2^53, which no range
+ * check accepts and no safe-integer option equals, so checks through `at` stay exact.
+ */
 export function at (data: TensorData, i: number): number {
   return typeof data[i] === 'bigint' ? Number(data[i]) : (data[i] as number)
 }

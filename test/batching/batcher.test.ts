@@ -1,35 +1,56 @@
 import t from 'tap'
 import { Batcher } from '../../src/batching/batcher'
-import { type Executor } from '../../src/kernels/executor'
+import { type Executor, KernelTimeout, type Lane, type RunOptions } from '../../src/kernels/executor'
 import { type KernelTensors } from '../../src/kernels/tensors'
-import { prepare } from '../../src/kernels/prepare'
+import { type Cost, type PreparedCall, prepare } from '../../src/kernels/prepare'
 import mse from '../../src/losses/mse'
 
-/** An executor with one slot whose runs finish only when the test says so. */
+interface Run { key: string, feeds: KernelTensors, options: RunOptions, finish: () => void, fail: (e: Error) => void }
+
+/** An executor whose runs finish only when the test says so: one slot, or one per lane with `lanes`. */
 class ManualExecutor implements Executor {
-  runs: Array<{ key: string, feeds: KernelTensors, finish: () => void, fail: (e: Error) => void }> = []
-  private busy = false
-  available (): number { return this.busy ? 0 : 1 }
-  async run (key: string, _model: () => Uint8Array, feeds: KernelTensors): Promise<KernelTensors> {
-    this.busy = true
+  runs: Run[] = []
+  private readonly busy = new Set<Lane>()
+  private listener = (): void => {}
+  constructor (private readonly lanes = false) {}
+  available (lane: Lane = 'short'): number { return this.busy.has(this.laneOf(lane)) ? 0 : 1 }
+  onCapacity (listener: () => void): void { this.listener = listener }
+  /** Takes a lane's slot away (a worker not started yet), or gives it back and says so. */
+  block (lane: Lane): void { this.busy.add(lane) }
+  unblock (lane: Lane): void {
+    this.busy.delete(lane)
+    this.listener()
+  }
+
+  async run (key: string, _model: () => Uint8Array, feeds: KernelTensors, options: RunOptions = {}): Promise<KernelTensors> {
+    const lane = this.laneOf(options.lane ?? 'short')
+    this.busy.add(lane)
     try {
       return await new Promise<KernelTensors>((resolve, reject) => {
         // echo the input as "loss" so each member's share can be checked
         const rows = feeds.input.dims[0]
         const loss = key.startsWith('batch') ? { ...feeds.input, dims: [rows] } : { ...feeds.input, dims: [] as number[], data: feeds.input.data.slice(0, 1) }
-        this.runs.push({ key, feeds, finish: () => resolve({ loss }), fail: reject })
+        this.runs.push({ key, feeds, options, finish: () => resolve({ loss }), fail: reject })
       })
-    } finally { this.busy = false }
+    } finally { this.busy.delete(lane) }
   }
 
   async close (): Promise<void> {}
+  private laneOf (lane: Lane): Lane { return this.lanes ? lane : 'short' }
 }
 
-const call = (v: number): ReturnType<typeof prepare> => prepare(mse as never, { input: [v], target: [0], reduction: 'sum', grad: false })
+const call = (v: number): PreparedCall => prepare(mse as never, { input: [v], target: [0], reduction: 'sum', grad: false })
+/** A call with the given cost (what admission would have measured). */
+const costing = (v: number, cost: Partial<Cost>): PreparedCall => ({ ...call(v), cost: { elements: 1, steps: 1, bytes: 8, ...cost } })
+/** A call without a cost, as a call built by hand has. */
+const costless = (v: number): PreparedCall => {
+  const { cost: _, ...bare } = call(v)
+  return bare as PreparedCall
+}
 const tick = async (): Promise<void> => await new Promise(resolve => setImmediate(resolve))
 
-function harness (policy: Partial<ConstructorParameters<typeof Batcher>[1]> = {}): { b: Batcher, ex: ManualExecutor, clock: { now: number }, timers: Array<{ fn: () => void, at: number }> } {
-  const ex = new ManualExecutor()
+function harness (policy: Partial<ConstructorParameters<typeof Batcher>[1]> = {}, lanes = false): { b: Batcher, ex: ManualExecutor, clock: { now: number }, timers: Array<{ fn: () => void, at: number }> } {
+  const ex = new ManualExecutor(lanes)
   const clock = { now: 0 }
   const timers: Array<{ fn: () => void, at: number }> = []
   const b = new Batcher(ex, { maxSize: 4, maxElements: 1000, maxDelayUs: 0, maxQueue: 8, ...policy }, {
@@ -147,4 +168,154 @@ t.test('drain answers everything queued, then refuses new requests', async t => 
   await c
   await drained
   t.pass('drained')
+})
+
+/** Fires the timers due by the harness clock, as the event loop would. */
+function fireDue (clock: { now: number }, timers: Array<{ fn: () => void, at: number }>): void {
+  for (const timer of timers.filter(x => x.at <= clock.now)) timer.fn()
+}
+
+t.test('a request past its deadline while queued leaves the queue with 504 DEADLINE_EXCEEDED; the one running is kept', async t => {
+  const { b, ex, clock, timers } = harness({ timeoutUs: 30_000_000 })
+  const running = b.submit(call(1))
+  t.equal(ex.runs[0].options.timeoutMs, 30_000, 'the run may last what is left of its deadline')
+  clock.now = 5_000_000
+  const late = b.submit(call(2))
+  t.equal(timers.at(-1)?.at, 35_000_000, 'a timer for the queued request\'s deadline')
+  clock.now = 35_000_000
+  fireDue(clock, timers)
+  await t.rejects(late, { code: 'DEADLINE_EXCEEDED', statusCode: 504, message: 'deadline exceeded: waited 30000 ms in the queue, past REQUEST_TIMEOUT_MS (30000 ms); the service is busy, retry later' })
+  t.equal(b.queued, 0)
+  t.equal(b.stats.timedOut, 1)
+  ex.runs[0].finish()
+  t.equal((await running).loss.data[0], 1, 'the running request is answered (this executor cannot stop it)')
+  t.equal(ex.runs.length, 1, 'the expired request never ran')
+  await b.drain()
+})
+
+t.test('a queued request is run with only what is left of its deadline', async t => {
+  const { b, ex, clock } = harness({ timeoutUs: 10_000_000 })
+  const first = b.submit(call(1))
+  clock.now = 2_000_000
+  const second = b.submit(call(2))
+  clock.now = 6_000_000
+  ex.runs[0].finish()
+  await first
+  await tick()
+  t.equal(ex.runs[1].options.timeoutMs, 6_000, 'queued at 2 s, started at 6 s, deadline at 12 s')
+  ex.runs[1].finish()
+  await second
+})
+
+t.test('a kernel abandoned at a deadline: that request gets 504, its batch mates 503 KERNEL_ABANDONED, none is retried', async t => {
+  const { b, ex, clock } = harness({ timeoutUs: 10_000_000 })
+  const first = b.submit(call(0))
+  clock.now = 2_000_000
+  const early = b.submit(call(1))
+  clock.now = 3_000_000
+  const later = b.submit(call(2))
+  clock.now = 4_000_000
+  ex.runs[0].finish()
+  await first
+  await tick()
+  t.match(ex.runs[1].key, /^batch\|/, 'the two queued requests run as one batch')
+  t.equal(ex.runs[1].options.timeoutMs, 8_000, 'until the earlier member\'s deadline (12 s)')
+  clock.now = 12_000_000
+  ex.runs[1].fail(new KernelTimeout(8_000))
+  await t.rejects(early, { code: 'DEADLINE_EXCEEDED', statusCode: 504, message: 'deadline exceeded: REQUEST_TIMEOUT_MS (10000 ms) passed after 2000 ms in the queue and 8000 ms in the kernel, which was abandoned; a smaller request (fewer frames or elements) takes less' })
+  await t.rejects(later, { code: 'KERNEL_ABANDONED', statusCode: 503, retryAfterSeconds: 1, message: 'kernel abandoned: the batch this request ran in was abandoned after 8000 ms when another request in it passed its deadline; retry' })
+  await tick()
+  t.equal(ex.runs.length, 2, 'no member is retried alone after a timeout')
+  t.equal(b.stats.timedOut, 1)
+  await b.drain()
+})
+
+t.test('the queue is bounded in bytes of decoded arguments: past QUEUE_MAX_MB, 503 OVERLOADED with Retry-After', async t => {
+  const MiB = 2 ** 20
+  const { b, ex } = harness({ maxQueueBytes: 10 * MiB })
+  const running = b.submit(costing(0, { bytes: 9 * MiB }))
+  t.equal(b.queuedArgumentBytes, 0, 'a running request is not queued')
+  const queued = [b.submit(costing(1, { bytes: 6 * MiB }))]
+  t.equal(b.queuedArgumentBytes, 6 * MiB)
+  await t.rejects(b.submit(costing(2, { bytes: 4.5 * MiB })), {
+    code: 'OVERLOADED', statusCode: 503, retryAfterSeconds: 1, message: 'overloaded: 6.0 MiB of arguments are queued and this request brings 4.5 MiB (QUEUE_MAX_MB); retry'
+  })
+  queued.push(b.submit(costing(3, { bytes: 4 * MiB })), b.submit(costless(4)))
+  t.equal(b.queuedArgumentBytes, 10 * MiB, 'exactly the bound fits; a call without a cost holds nothing')
+  ex.runs[0].finish()
+  await running
+  await tick()
+  ex.runs[1].finish()
+  t.same((await Promise.all(queued)).map(r => r.loss.data[0]), [1, 3, 4])
+  t.equal(b.queuedArgumentBytes, 0)
+})
+
+t.test('a request larger than the byte bound is taken when nothing waits: size alone never refuses', async t => {
+  const { b, ex } = harness({ maxQueueBytes: 1000 })
+  const running = b.submit(call(0))
+  const big = b.submit(costing(1, { bytes: 5000 }))
+  t.equal(b.queued, 1)
+  await t.rejects(b.submit(costing(2, { bytes: 1 })), { code: 'OVERLOADED' })
+  ex.runs[0].finish()
+  await running
+  await tick()
+  ex.runs[1].finish()
+  t.equal((await big).loss.data[0], 1)
+})
+
+t.test('a long call runs in the long lane: a small one sent after it runs at once and is answered first', async t => {
+  const { b, ex } = harness({ lanes: { longSteps: 1000, longElements: 1 << 20 } }, true)
+  const order: string[] = []
+  const long = b.submit(costing(1, { steps: 200_000 })).then(() => order.push('long'))
+  const small = b.submit(call(2)).then(() => order.push('small'))
+  t.same(ex.runs.map(r => r.options.lane), ['long', 'short'], 'both run at once, each in its lane')
+  ex.runs[1].finish()
+  await small
+  t.same(order, ['small'], 'the small request is answered while the long kernel still runs')
+  ex.runs[0].finish()
+  await long
+  t.same(order, ['small', 'long'])
+})
+
+t.test('a second long call waits for the long lane even while the short lane is idle', async t => {
+  const { b, ex } = harness({ lanes: { longSteps: 1000, longElements: 1 << 20 } }, true)
+  const first = b.submit(costing(1, { elements: 1 << 21 }))
+  const second = b.submit(costing(2, { steps: 5000 }))
+  t.equal(ex.runs.length, 1)
+  const small = b.submit(costless(3))
+  t.same(ex.runs.map(r => r.options.lane), ['long', 'short'], 'a call without a cost is small')
+  ex.runs[1].finish()
+  await small
+  ex.runs[0].finish()
+  await first
+  await tick()
+  t.same(ex.runs.map(r => r.options.lane), ['long', 'short', 'long'])
+  ex.runs[2].finish()
+  t.equal((await second).loss.data[0], 2)
+})
+
+t.test('capacity that comes back outside a run (a worker started late) starts the queued work', async t => {
+  const { b, ex } = harness()
+  ex.block('short')
+  const waiting = b.submit(call(7))
+  t.equal(ex.runs.length, 0)
+  ex.unblock('short')
+  t.equal(ex.runs.length, 1)
+  ex.runs[0].finish()
+  t.equal((await waiting).loss.data[0], 7)
+})
+
+t.test('a call submitted without a deadline (the warm-up) is never expired', async t => {
+  const { b, ex, clock, timers } = harness({ timeoutUs: 1_000_000 })
+  ex.block('short')
+  const warm = b.submit(call(1), undefined, Infinity)
+  const request = b.submit(call(2))
+  clock.now = 5_000_000
+  fireDue(clock, timers)
+  await t.rejects(request, { code: 'DEADLINE_EXCEEDED' })
+  t.equal(b.queued, 1, 'the warm-up call still waits')
+  ex.unblock('short')
+  t.equal(ex.runs[0].options.timeoutMs, undefined, 'and its kernel has no time limit')
+  ex.runs[0].finish()
+  t.equal((await warm).loss.data[0], 1)
 })

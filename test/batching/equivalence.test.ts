@@ -10,6 +10,10 @@ const matrix = (n: number, d: number, f: () => number): number[][] => Array.from
 const normal = (): number => Math.round((rand() * 4 - 2) * 1000) / 1000
 const prob = (): number => Math.round((0.05 + rand() * 0.9) * 1000) / 1000
 
+/** A target that broadcasts to [n, c]: [n,c] itself, [n,1], [1,c] or [c] (only the first two keep rows apart). */
+const broadcastable = (n: number, c: number, f: () => number): unknown =>
+  pick([() => matrix(n, c, f), () => matrix(n, c, f), () => matrix(n, 1, f), () => matrix(1, c, f), () => Array.from({ length: c }, f)])()
+
 /** A random request of a batchable loss: shapes, options and reductions that vary. */
 function randomRequest (): [string, Record<string, unknown>] {
   const n = 1 + Math.floor(rand() * 5)
@@ -28,7 +32,7 @@ function randomRequest (): [string, Record<string, unknown>] {
     case 'bce_with_logits': return [name, { ...common, input: matrix(n, c, normal), target: matrix(n, c, prob), ...(rand() < 0.4 ? { pos_weight: [2, 1, 3, 1].slice(0, c) } : {}) }]
     case 'kl_div': return [name, { ...common, reduction: pick(['none', 'mean', 'sum', 'batchmean']), input: matrix(n, c, () => -prob()), target: matrix(n, c, prob) }]
     case 'poisson_nll': return [name, { ...common, input: matrix(n, c, normal), target: matrix(n, c, () => Math.floor(rand() * 4)), full: rand() < 0.5, eps: pick([1e-8, 0.1]) }]
-    case 'gaussian_nll': return [name, { ...common, input: matrix(n, c, normal), target: matrix(n, c, normal), var: rand() < 0.5 ? matrix(n, c, prob) : Array.from({ length: n }, prob) }]
+    case 'gaussian_nll': return [name, { ...common, input: matrix(n, c, normal), target: broadcastable(n, c, normal), var: pick([() => matrix(n, c, prob), () => Array.from({ length: n }, prob), () => matrix(n, 1, prob)])() }]
     case 'sigmoid_focal': return [name, { ...common, input: matrix(n, c, normal), target: matrix(n, c, () => pick([0, 1])), gamma: pick([2, 1.5, 0]), alpha: pick([0.25, -1, 0.6]) }]
     case 'soft_margin': case 'hinge': case 'squared_hinge': case 'perceptron':
       return [name, { ...common, input: matrix(n, c, normal), target: matrix(n, c, () => pick([-1, 1])) }]
@@ -36,13 +40,15 @@ function randomRequest (): [string, Record<string, unknown>] {
     case 'hinge_embedding': return [name, { ...common, input: matrix(n, c, normal), target: matrix(n, c, () => pick([-1, 1])), margin: pick([1, 0.5, 2]) }]
     case 'cosine_embedding': return [name, { ...common, input1: matrix(n, c, normal), input2: matrix(n, c, normal), target: Array.from({ length: n }, () => pick([-1, 1])) }]
     case 'cosine_similarity': return [name, { ...common, input1: matrix(n, c, normal), input2: matrix(n, c, normal), target: Array.from({ length: n }, () => pick([-1, 0.5, 1])) }]
-    default: return [name, { ...common, input: matrix(n, c, normal), target: matrix(n, c, normal) }]
+    default: return [name, { ...common, input: matrix(n, c, normal), target: broadcastable(n, c, normal) }]
   }
 }
 
 t.test('300 concurrent mixed requests: each batched answer equals its solo answer', async t => {
-  const batched = await build(t, { kernelWorkers: 1, batchMaxSize: 64 })
-  const solo = await build(t, { kernelWorkers: 0, batchMaxSize: 1 })
+  // no load shedding nor deadlines: on a busy machine they would answer 503/504 to one app only
+  const steady = { maxEventLoopDelayMs: 0, requestTimeoutMs: 0 }
+  const batched = await build(t, { ...steady, kernelWorkers: 1, batchMaxSize: 64 })
+  const solo = await build(t, { ...steady, kernelWorkers: 0, batchMaxSize: 1 })
   const requests = Array.from({ length: 300 }, randomRequest).map(([name, body]) => {
     if (body.grad === true && body.reduction === 'none') {
       const rows = (body.input ?? body.input1) as number[][]
@@ -67,4 +73,42 @@ t.test('300 concurrent mixed requests: each batched answer equals its solo answe
       t.equal(mismatch(fromForm(got.body.grad[arg]).data, fromForm(want.body.grad[arg]).data, 1e-5, 1e-6), undefined, `${label}: grad ${arg}`)
     }
   }
+})
+
+/** Fires `bodies` at once at `app` (which waits up to 10 ms for a batch to fill). */
+async function crowd (app: Awaited<ReturnType<typeof build>>, name: string, bodies: Array<Record<string, unknown>>): Promise<Array<{ shape: number[], data: number[] }>> {
+  const answers = await Promise.all(bodies.map(async b => await postLoss(app, name, b)))
+  return answers.map(a => fromForm(a.body.loss))
+}
+
+const largestRun = (app: Awaited<ReturnType<typeof build>>): number => Math.max(...app.losshub.batcher.stats.sizes.keys())
+
+t.test('a target that broadcasts across the input is not mistaken for rows: each request gets its own answer', async t => {
+  // gaussian_nll with input 0 and var 1 is 0.5 * target^2, elementwise
+  const half = (v: number): number => 0.5 * v * v
+  const batching = await build(t, { batchMaxSize: 64, batchMaxDelayUs: 10000, maxEventLoopDelayMs: 0, requestTimeoutMs: 0 })
+  const targets = Array.from({ length: 16 }, (_, i) => [i, i + 0.5])
+
+  // target [2] against input [2,1] broadcasts to [2,2]: every row holds both targets
+  const crossed = await crowd(batching, 'gaussian_nll', targets.map(target => ({ input: [[0], [0]], target, var: [[1], [1]], reduction: 'none' })))
+  crossed.forEach((got, i) => {
+    t.same(got.shape, [2, 2], `#${i}: shape`)
+    t.equal(mismatch(got.data, [...targets[i], ...targets[i]].map(half), 1e-6, 1e-6), undefined, `#${i}: values`)
+  })
+
+  // target [1,1] against input [1,1,1]: its axis 0 is the loss's axis 1
+  const summed = await crowd(batching, 'gaussian_nll', targets.map(([a]) => ({ input: [[[0]]], target: [[a]], var: [[[1]]], reduction: 'sum' })))
+  summed.forEach((got, i) => {
+    t.same(got.shape, [], `#${i}: shape`)
+    t.equal(mismatch(got.data, [half(targets[i][0])], 1e-6, 1e-6), undefined, `#${i}: the request's own sum`)
+  })
+  t.equal(largestRun(batching), 1, 'such requests run alone')
+
+  // the same values with target [2,1], one per row: these do batch
+  const rowwise = await crowd(batching, 'gaussian_nll', targets.map(([a, b]) => ({ input: [[0], [0]], target: [[a], [b]], var: [[1], [1]], reduction: 'none' })))
+  rowwise.forEach((got, i) => {
+    t.same(got.shape, [2, 1], `#${i}: shape`)
+    t.equal(mismatch(got.data, targets[i].map(half), 1e-6, 1e-6), undefined, `#${i}: values`)
+  })
+  t.ok(largestRun(batching) > 1, 'rows that line up batch')
 })

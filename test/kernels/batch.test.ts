@@ -1,7 +1,7 @@
 import t from 'tap'
 import { batchFeeds, batchPlan, splitOutputs } from '../../src/kernels/batch'
 import { prepare } from '../../src/kernels/prepare'
-import { REGISTRY } from '../../src/losses'
+import { LOSSES, REGISTRY } from '../../src/losses'
 
 const call = (name: string, body: Record<string, unknown>): ReturnType<typeof prepare> => {
   const def = REGISTRY.get(name)
@@ -38,6 +38,50 @@ t.test('requests whose rows the loss cannot keep apart run alone', async t => {
   t.equal(batchPlan(call('cross_entropy', { input: [1, 2, 3], target: 0 })), undefined, 'unbatched [C] input')
   t.equal(batchPlan(call('mse', { input: [[1, 2], [3, 4]], target: [1, 2] })), undefined, 'target broadcast along the batch dim')
   t.equal(batchPlan(call('dice', { input: [[[[0.1, 0.2]]]], target: [[[[0, 1]]]], mode: 'binary' })), undefined, 'a loss that reduces over the whole request')
+  t.equal(batchPlan(call('mse', { input: 1, target: 2 })), undefined, '0-d arguments: no rows')
+  t.equal(batchPlan(call('mse', { input: { dtype: 'float32', shape: [0, 2], data: [] }, target: { dtype: 'float32', shape: [0, 2], data: [] } })), undefined, '0 rows')
+  t.equal(batchPlan(call('mse', { input: [[1, 2]], target: [[[1, 2]]] })), undefined, 'a higher-rank target: its axis 0 is not the rows')
+  t.equal(batchPlan(call('mse', { input: [[1, 2], [3, 4]], target: [[1, 2]] })), undefined, 'a target of one row against several')
+})
+
+t.test('gaussian_nll: target must have the input\'s rank; var may drop the last dim (the loss lines it up)', async t => {
+  // target [2] broadcasts against input [2,1] to [2,2]: its axis 0 is the loss's axis 1
+  const crossed = call('gaussian_nll', { input: [[0], [0]], target: [3, 4], var: [[1], [1]], reduction: 'none' })
+  t.same(crossed.lossShape, [2, 2])
+  t.equal(batchPlan(crossed), undefined, 'target [2] against input [2,1]')
+  t.equal(batchPlan(call('gaussian_nll', { input: [[[0]]], target: [[1]], var: [[[1]]], reduction: 'sum' })), undefined, 'target [1,1] against input [1,1,1]')
+  t.equal(batchPlan(call('gaussian_nll', { input: [0], target: [[1]], var: [1] })), undefined, 'target [1,1] against input [1]')
+  t.equal(batchPlan(call('gaussian_nll', { input: [0, 1], target: [1, 2], var: 1 })), undefined, 'var 0-d')
+  t.equal(batchPlan(call('gaussian_nll', { input: [[0, 1], [2, 3]], target: [[1, 2], [3, 4]], var: [1, 2] }))?.rows, 2, 'var [N] for input [N,D]')
+  t.equal(batchPlan(call('gaussian_nll', { input: [[0], [2]], target: [[1, 2], [3, 4]], var: [[1], [2]] }))?.rows, 2, 'input [N,1] broadcast against target [N,D]')
+  const eps = (v: number): string | undefined => batchPlan(call('gaussian_nll', { input: [[0, 1]], target: [[1, 2]], var: [1], eps: v }))?.group
+  t.not(eps(1e-6), eps(0.1), 'eps is not per-row: other values group apart')
+})
+
+t.test('a shared argument (not a batch argument) may not reach the rows', async t => {
+  const bce = (weight: unknown): ReturnType<typeof batchPlan> => batchPlan(call('bce', { input: [[0.5, 0.5], [0.2, 0.1]], target: [[1, 0], [0, 1]], weight }))
+  t.equal(bce([[1, 2], [3, 4]]), undefined, 'weight [N,C]: one weight per row of this request')
+  t.equal(bce([[1, 2]])?.rows, 2, 'weight [1,C] is shared by every row')
+  t.equal(bce([1, 2])?.rows, 2, 'weight [C]')
+  t.equal(batchPlan(call('bce_with_logits', { input: [1, 2], target: [1, 0], pos_weight: [1, 2] })), undefined, 'pos_weight [C] against input [C]')
+})
+
+t.test('every batchable loss batches its catalog example', async t => {
+  for (const def of LOSSES.filter(d => d.batch !== undefined)) {
+    t.not(batchPlan(call(def.name, structuredClone(def.example))), undefined, def.name)
+  }
+})
+
+t.test('plan.elements: the call\'s working size when it exceeds its batch arguments', async t => {
+  // input [2,1,50] and target [2,50,1] broadcast to [2,50,50]: 5000 elements from 200
+  const input = { dtype: 'float32', shape: [2, 1, 50], data: Array(100).fill(1) }
+  const target = { dtype: 'float32', shape: [2, 50, 1], data: Array(100).fill(0) }
+  const wide = call('mse', { input, target })
+  t.equal(wide.cost.elements, 5000)
+  t.equal(batchPlan(wide)?.elements, 5000)
+  t.equal(batchPlan({ ...wide, cost: { ...wide.cost, elements: 10 } })?.elements, 200, 'never less than the batch arguments')
+  const { cost: _, ...costless } = wide
+  t.equal(batchPlan(costless as typeof wide)?.elements, 200, 'a call without a cost: its batch arguments')
 })
 
 t.test('batch feeds: rows concatenated, segment ids per row, per-row option values, seeds per request; outputs split back', async t => {

@@ -66,3 +66,18 @@ t.test('float64 in, float64 out; response mirrors the first tensor argument\'s f
   t.same(r.body.loss, { dtype: 'float64', shape: [], data: [(0.1 ** 2 + 0.2 ** 2) / 2] })
   t.same(r.body.grad.input, { dtype: 'float64', shape: [2], data: [0.1, 0.2] })
 })
+
+t.test('dice with smooth 1, hand-computed as smp v0.5 does: (I + 1) / ((sum p + sum t)/2 + 1)', async t => {
+  const app = await build(t)
+  // I = 0.8 + 0.6 = 1.4, sum p = 2, sum t = 2: score = 2.4 / 3 = 0.8 (the pre-0.4 (2I + 1) / (sum(p + t) + 1) gives 0.76).
+  // d loss/dp = -(t * 3 - 2.4 / 2) / 9: -0.2 where t = 1, 2/15 where t = 0
+  const binary = await postLoss(app, 'dice', { input: [[[[0.8, 0.2], [0.6, 0.4]]]], target: [[[[1, 0], [1, 0]]]], mode: 'binary', from_logits: false, smooth: 1, grad: true })
+  t.equal(binary.status, 200)
+  t.equal(mismatch([binary.body.loss], [0.2], 0, 1e-6), undefined, 'loss 1 - 0.8')
+  t.equal(mismatch(fromForm(binary.body.grad.input).data, [-0.2, 2 / 15, -0.2, 2 / 15], 0, 1e-6), undefined, 'grad')
+  // class 0: I = 1.1, sum p = 1.1, sum t = 2, score = 2.1 / 2.55 = 14/17; class 1 is absent from the target: 0, still
+  // counted in the mean over 2 classes: (3/17) / 2
+  const multiclass = await postLoss(app, 'dice', { input: [[[0.7, 0.4], [0.3, 0.6]]], target: [[0, 0]], mode: 'multiclass', from_logits: false, smooth: 1 })
+  t.equal(multiclass.status, 200)
+  t.equal(mismatch([multiclass.body.loss], [3 / 34], 0, 1e-6), undefined, 'loss (1 - 14/17) / 2')
+})

@@ -75,5 +75,5 @@ t.test('a request whose working memory would be too large is refused, not attemp
   })
   t.equal(r.status, 400)
   t.equal(r.body.code, 'TOO_LARGE')
-  t.match(r.body.message, /^input: shape \[1,9000\] needs N\*C\*C = 81000000 working elements; at most 67108864/)
+  t.match(r.body.message, /^N\*C\*C, the pairs of classes of input \[1,9000\]: needs 81000000 elements, more than the 4194304 one request may use \(MAX_ELEMENTS\)/)
 })

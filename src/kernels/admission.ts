@@ -1,0 +1,51 @@
+import { fail } from '../errors'
+import { type Arg, type LossDef, type Options } from '../losses/loss'
+import { type HostTensor, fmtShape } from '../tensor/tensor'
+import { type Cost } from './prepare'
+
+/** The default of MAX_ELEMENTS: 2^22 elements, 16 MiB in float32 and 32 MiB in float64 per tensor (README). */
+export const DEFAULT_MAX_ELEMENTS = 2 ** 22
+
+/**
+ * Elements a shape costs to work with. A zero-size dim makes the tensor empty, but not the
+ * work around it: a [0, 10^8] input still asks for a Range of 10^8 classes, and a [10^9, 0]
+ * loss for 10^9 empty rows in a reply. So every dim counts at least 1.
+ */
+export function nominalSize (shape: readonly number[]): number {
+  let n = 1
+  for (const d of shape) n *= Math.max(d, 1)
+  return n
+}
+
+/**
+ * Refuses, before the loss looks at them, arguments so large that no graph over them fits:
+ * every argument's nominal size (and the upstream gradient's) against `maxElements`.
+ */
+export function admitArgs (tensors: Record<string, HostTensor>, maxElements: number): void {
+  for (const [name, t] of Object.entries(tensors)) over(`${name} ${fmtShape(t.shape)}`, nominalSize(t.shape), maxElements)
+}
+
+/**
+ * The cost of a checked call: its largest tensor among the arguments, the returned loss, the
+ * gradients (shaped like their arguments) and the loss's own intermediates (`def.workspace`:
+ * broadcasts, one-hots, lattices), refused with TOO_LARGE over `maxElements`.
+ */
+export function admitCall (def: LossDef, args: Record<string, Arg>, opts: Options<Record<string, never>>, lossShape: readonly number[], maxElements: number): Cost {
+  const terms: Array<[string, number]> = Object.entries(args).map(([name, a]) => [`${name} ${fmtShape(a.shape)}`, nominalSize(a.shape)])
+  terms.push([`the loss ${fmtShape(lossShape)}`, nominalSize(lossShape)])
+  for (const [what, n] of Object.entries(def.workspace?.(args, opts) ?? {})) terms.push([what, n])
+  let elements = 0
+  for (const [what, n] of terms) {
+    over(what, n, maxElements)
+    elements = Math.max(elements, n)
+  }
+  let bytes = 0
+  for (const a of Object.values(args)) bytes += a.data.byteLength
+  return { elements, steps: def.steps?.(args, opts) ?? 1, bytes }
+}
+
+function over (what: string, elements: number, maxElements: number): void {
+  if (elements > maxElements) {
+    fail('TOO_LARGE', `${what}: needs ${elements} elements, more than the ${maxElements} one request may use (MAX_ELEMENTS); split the request`)
+  }
+}

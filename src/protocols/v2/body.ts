@@ -1,0 +1,53 @@
+import { type FastifyInstance, type FastifyRequest } from 'fastify'
+import { fail } from '../../errors'
+import { parseJsonBody } from '../../http/json-body'
+
+/** The binary tensor data extension's header: the byte length of the JSON at the start of the body. */
+export const HEADER_LENGTH = 'inference-header-content-length'
+
+/** The bytes after a binary-form request's JSON header, by request (absent: the JSON form). */
+const tails = new WeakMap<FastifyRequest, Buffer>()
+
+/** The binary bytes of a request, when it came in the binary form. */
+export function binaryTail (request: FastifyRequest): Buffer | undefined { return tails.get(request) }
+
+/**
+ * Splits a body into its JSON object and, when `Inference-Header-Content-Length` is given, the
+ * raw bytes after it (a view, not a copy). A length the body cannot hold is a 400.
+ */
+export function splitBody (body: Buffer, headerLength: string | string[] | undefined): { json: unknown, tail?: Buffer } {
+  if (headerLength === undefined) return { json: parseJsonBody(body.toString('utf8')) }
+  const text = Array.isArray(headerLength) ? headerLength.join(', ') : headerLength
+  if (!/^[0-9]+$/.test(text)) fail('INVALID_REQUEST', `Inference-Header-Content-Length: expected the byte length of the JSON header, got ${JSON.stringify(text)}`)
+  const n = Number(text)
+  if (n > body.length) fail('INVALID_REQUEST', `Inference-Header-Content-Length: ${n} is more than the ${body.length} bytes of the body`)
+  return { json: parseJsonBody(body.toString('utf8', 0, n)), tail: body.subarray(n) }
+}
+
+/**
+ * Body parsing of the V2 routes (this plugin's scope only): JSON, the binary form under any of
+ * application/json, application/octet-stream or no Content-Type at all (as tritonclient sends
+ * it), within the app's body limit. Any other type is a 415.
+ */
+export function v2BodyParser (app: FastifyInstance): void {
+  app.removeAllContentTypeParsers()
+  const parse = (request: FastifyRequest, body: Buffer): unknown => {
+    const { json, tail } = splitBody(body, request.headers[HEADER_LENGTH])
+    if (tail !== undefined) tails.set(request, tail)
+    return json
+  }
+  const parser = (request: FastifyRequest, body: string | Buffer, done: (err: Error | null, body?: unknown) => void): void => {
+    try {
+      const type = request.headers['content-type']
+      // '*' also catches every type no other parser takes: only "none" is welcome there
+      if (type !== undefined && !/^application\/(json|octet-stream)\b/i.test(type)) {
+        fail('UNSUPPORTED_MEDIA_TYPE', `content-type: expected application/json, application/octet-stream or none, got ${JSON.stringify(type)}`)
+      }
+      done(null, parse(request, body as Buffer))
+    } catch (err) {
+      done(err as Error)
+    }
+  }
+  app.addContentTypeParser(['application/json', 'application/octet-stream'], { parseAs: 'buffer' }, parser)
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, parser)
+}

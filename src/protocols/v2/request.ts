@@ -1,0 +1,159 @@
+import { Type, type TObject, type TSchema } from '@sinclair/typebox'
+import { fail } from '../../errors'
+import { type LossDef } from '../../losses/loss'
+import { type TensorData, type WireDType, fmtShape, sizeOf } from '../../tensor/tensor'
+import { lossRequestSchema } from '../../../schemas/loss-request'
+import { type V2InferenceRequestJson, type V2RequestInputJson } from '../../../schemas/v2'
+import { ELEMENT_BYTES, type V2DataType, typedView, wireDType } from './datatypes'
+
+/** An output to return, and whether as binary data. */
+export interface OutputChoice { name: string, binary: boolean }
+
+/** A V2 inference request in losshub's terms: the body `POST /loss/{name}` would take, and what to answer. */
+export interface Translated {
+  body: Record<string, unknown>
+  /** The outputs asked for, in order; undefined: every output, `binaryAll` deciding their form. */
+  outputs?: OutputChoice[]
+  binaryAll: boolean
+  /** Triton's `timeout` parameter in microseconds (0 or absent: none). */
+  timeoutUs?: number
+}
+
+/** Checks (and fills the defaults of) a loss's options object; throws the API's 400 when it is invalid. */
+export type OptionsCheck = (options: Record<string, unknown>) => void
+
+/** Triton's request parameters: understood here, never passed on as loss options. */
+const TRITON_PARAMETERS = new Set(['binary_data_output', 'priority', 'timeout'])
+const SEQUENCE_PARAMETERS = new Set(['sequence_id', 'sequence_start', 'sequence_end'])
+
+/** The names a loss takes tensors under: its arguments and grad_output. */
+export function tensorNames (def: LossDef): Set<string> {
+  return new Set([...def.args.map(a => a.name), 'grad_output'])
+}
+
+/**
+ * The loss's request schema (`lossRequestSchema`) with each tensor property reduced to "present":
+ * V2 carries tensors in `inputs`, so the options object it checks holds `true` under each input's
+ * name. The option schemas, the required list and additionalProperties are the loss's own.
+ */
+export function optionsSchema (def: LossDef): TObject {
+  const full = lossRequestSchema(def)
+  const tensors = tensorNames(def)
+  const required = new Set(full.required ?? [])
+  const props: Record<string, TSchema> = {}
+  for (const [k, s] of Object.entries(full.properties)) props[k] = !tensors.has(k) ? s : required.has(k) ? Type.Literal(true) : Type.Optional(Type.Literal(true))
+  return Type.Object(props, { additionalProperties: false })
+}
+
+/**
+ * Translates a V2 inference request for `def` into the body of `POST /loss/{name}`: inputs
+ * become tensor arguments (binary ones read from `tail`), parameters the options, checked by
+ * `checkOptions` against the loss's own schema.
+ */
+export function translateRequest (def: LossDef, req: V2InferenceRequestJson, tail: Buffer | undefined, checkOptions: OptionsCheck): Translated {
+  if (req.model_name !== undefined && req.model_name !== def.name) fail('INVALID_REQUEST', `model_name: '${req.model_name}' is not the model of the URL, '${def.name}'`)
+  if (req.model_version !== undefined && req.model_version !== '1') fail('INVALID_REQUEST', `model_version: '${req.model_version}' is not served; its only version is 1`)
+  const params: Record<string, unknown> = req.parameters ?? {}
+  const options = lossOptions(def, params)
+  const binaryAll = params.binary_data_output === true
+  const outputs = req.outputs === undefined ? undefined : chooseOutputs(def, req, binaryAll, options)
+  const values = inputValues(def, req, tail)
+  const checked: Record<string, unknown> = { ...options }
+  for (const name of Object.keys(values)) checked[name] = true
+  checkOptions(checked)
+  const timeout = params.timeout as number | undefined
+  return { body: { ...checked, ...values }, outputs, binaryAll, timeoutUs: timeout !== undefined && timeout > 0 ? timeout : undefined }
+}
+
+/** The request parameters that are the loss's: all but Triton's own; sequences and tensors are refused. */
+function lossOptions (def: LossDef, params: Record<string, unknown>): Record<string, unknown> {
+  const tensors = tensorNames(def)
+  const options: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(params)) {
+    if (TRITON_PARAMETERS.has(k)) continue
+    if (SEQUENCE_PARAMETERS.has(k)) fail('INVALID_REQUEST', `parameters.${k}: sequences are not supported: every loss is stateless`)
+    if (tensors.has(k)) fail('INVALID_REQUEST', `parameters.${k}: '${k}' is a tensor: send it in inputs`)
+    options[k] = v
+  }
+  return options
+}
+
+/**
+ * Each input as a tensor argument `prepare()` decodes. Binary inputs take their
+ * `binary_data_size` bytes of `tail` in order, which they must use up exactly.
+ */
+function inputValues (def: LossDef, req: V2InferenceRequestJson, tail: Buffer | undefined): Record<string, unknown> {
+  const tensors = tensorNames(def)
+  const values: Record<string, unknown> = {}
+  let offset = 0
+  req.inputs.forEach((input, i) => {
+    if (!tensors.has(input.name)) fail('INVALID_REQUEST', `inputs[${i}]: ${def.name} has no input '${input.name}'; its inputs are ${[...tensors].join(', ')}`)
+    if (input.name in values) fail('INVALID_REQUEST', `inputs[${i}]: input '${input.name}' is given twice`)
+    const where = `inputs[${i}] (${input.name})`
+    const dtype = wireDType(where, input.datatype)
+    const size = input.parameters?.binary_data_size
+    if (size === undefined) {
+      values[input.name] = jsonTensor(where, dtype, input)
+      return
+    }
+    if (input.data !== undefined) fail('INVALID_REQUEST', `${where}: has both data and parameters.binary_data_size`)
+    if (tail === undefined) fail('INVALID_REQUEST', `${where}: parameters.binary_data_size needs the binary form: an Inference-Header-Content-Length header and the tensor bytes after the JSON`)
+    const datatype = input.datatype as V2DataType
+    const n = sizeOf(input.shape)
+    const want = n * ELEMENT_BYTES[datatype]
+    if (size !== want) fail('INVALID_TENSOR', `${where}: binary_data_size is ${size} bytes, but shape ${fmtShape(input.shape)} of ${datatype} takes ${want}`)
+    if (offset + size > tail.length) {
+      fail('INVALID_TENSOR', `${where}: binary_data_size ${size} runs past the end of the body: ${tail.length - offset} bytes remain after the JSON header${offset > 0 ? ' and the binary inputs before it' : ''}`)
+    }
+    values[input.name] = preparable(dtype, input.shape, typedView(datatype, tail, offset, n))
+    offset += size
+  })
+  if (tail !== undefined && offset !== tail.length) {
+    fail('INVALID_TENSOR', `body: ${tail.length - offset} bytes follow the JSON header and the binary inputs (${offset} bytes); each binary input's parameters.binary_data_size must count all of its bytes`)
+  }
+  return values
+}
+
+/** The outputs of a loss: `loss` and one `grad_<argument>` per differentiable argument. */
+export function outputNames (def: LossDef): string[] {
+  return ['loss', ...def.args.filter(a => a.grad === true).map(a => `grad_${a.name}`)]
+}
+
+/** The requested outputs, each with its form; asking for a gradient turns `grad` on unless it is set. */
+function chooseOutputs (def: LossDef, req: V2InferenceRequestJson, binaryAll: boolean, options: Record<string, unknown>): OutputChoice[] {
+  const known = outputNames(def)
+  const seen = new Set<string>()
+  return (req.outputs ?? []).map((o, i) => {
+    if (!known.includes(o.name)) fail('INVALID_REQUEST', `outputs[${i}]: ${def.name} has no output '${o.name}'; its outputs are ${known.join(', ')}`)
+    if (seen.has(o.name)) fail('INVALID_REQUEST', `outputs[${i}]: output '${o.name}' is asked for twice`)
+    seen.add(o.name)
+    const classes = o.parameters?.classification ?? 0
+    if (classes > 0) fail('INVALID_REQUEST', `outputs[${i}].parameters.classification: '${o.name}' holds a loss or a gradient, not class scores; only 0 (no classification) is accepted`)
+    if (o.name !== 'loss') {
+      if (options.grad === false) fail('INVALID_OPTION', `outputs[${i}]: '${o.name}' is a gradient, but parameters.grad is false`)
+      if (options.grad === undefined) options.grad = true
+      const arg = o.name.slice('grad_'.length)
+      if (!req.inputs.some(x => x.name === arg)) fail('INVALID_REQUEST', `outputs[${i}]: '${o.name}' needs the input '${arg}'`)
+    }
+    return { name: o.name, binary: o.parameters?.binary_data ?? binaryAll }
+  })
+}
+
+/** A JSON input as a typed flat tensor; nested data is flattened (decoding checks its count against the shape). */
+function jsonTensor (where: string, dtype: WireDType, input: V2RequestInputJson): unknown {
+  if (input.data === undefined) fail('INVALID_TENSOR', `${where}: no data, and no parameters.binary_data_size`)
+  const data = input.data.length > 0 && Array.isArray(input.data[0]) ? input.data.flat(Infinity) : input.data
+  return { dtype, shape: input.shape, data }
+}
+
+/**
+ * A binary input in a form `prepare()` decodes: the typed flat form, its elements as numbers.
+ * prepare() takes tensors only as JSON values today, so this copy stands where the typed
+ * array itself would go once it accepts decoded tensors.
+ */
+function preparable (dtype: WireDType, shape: number[], data: TensorData): unknown {
+  const out: number[] = new Array(data.length)
+  if (data instanceof BigInt64Array) for (let i = 0; i < data.length; i++) out[i] = Number(data[i])
+  else for (let i = 0; i < data.length; i++) out[i] = data[i]
+  return { dtype, shape, data: out }
+}

@@ -1,0 +1,71 @@
+import { type FastifyInstance, type FastifyRequest } from 'fastify'
+import { Type } from '@sinclair/typebox'
+import { compositeSchemas, CompositeRequest, CompositeResponse, termOptionsSchema } from '../../schemas/composite'
+import { described, lossErrorResponses, errorResponse } from '../../schemas/responses'
+import { type Batcher } from '../batching/batcher'
+import { fail } from '../errors'
+import { type AjvError, errorHandler, validationMessage } from '../http/errors'
+import { type CompositeBody, type OptionsValidator } from '../kernels/composite'
+import { evaluateComposite } from '../kernels/evaluate-composite'
+import { type LossDef } from '../losses/loss'
+
+/**
+ * The error handler of the composite route: a schema error inside an entry of `tensors` is
+ * INVALID_TENSOR, as one in a tensor argument of `POST /loss/{name}` is; any other (`tensors`
+ * itself not an object, or empty) is an ordinary field's.
+ */
+function compositeErrorHandler (): ReturnType<typeof errorHandler> {
+  const inTensor = errorHandler(() => new Set(['tensors']))
+  const elsewhere = errorHandler(() => new Set())
+  return async (err, request, reply) => {
+    const at = (err as { validation?: AjvError[] }).validation?.[0]?.instancePath ?? ''
+    return await (at.startsWith('/tensors/') ? inTensor : elsewhere)(err, request, reply)
+  }
+}
+
+/**
+ * Validates terms' options with the request's own validator compiler (the app's Ajv and its
+ * settings, defaults filled in), compiled once per loss; messages as for `POST /loss/{name}`.
+ */
+export function termOptionsValidator (request: FastifyRequest): OptionsValidator {
+  return (def, options) => {
+    const validate = request.compileValidationSchema(termOptionsSchema(def))
+    if (!validate(options)) {
+      const [code, message] = validationMessage((validate.errors as AjvError[])[0], new Set())
+      fail(code, message)
+    }
+    return options
+  }
+}
+
+/** `POST /losses`: several losses over shared tensors, their weighted total and its gradient. */
+export async function compositeRoutes (app: FastifyInstance, opts: { losses: readonly LossDef[], batcher: Batcher, maxElements?: number }): Promise<void> {
+  const losses = new Map(opts.losses.map(d => [d.name, d]))
+  for (const s of compositeSchemas) app.addSchema(s)
+  app.setErrorHandler(compositeErrorHandler()) // this plugin's routes only
+  app.post('/losses', {
+    schema: {
+      operationId: 'evaluateComposite',
+      summary: 'Several losses over shared tensors: their values, weighted total and its gradient.',
+      description: 'Each term binds a loss\'s tensor arguments to entries of `tensors` by name, with its own options, reduction and weight (default 1). ' +
+        'One kernel computes every term, the weighted total and, with `grad`, the gradient of the total w.r.t. each tensor a term differentiates (summed over the terms). ' +
+        'Each term is checked as `POST /loss/{name}` checks its body; error messages begin `terms[i] (name): `.',
+      tags: ['composite'],
+      body: Type.Ref(CompositeRequest),
+      response: {
+        200: described(CompositeResponse, 'Each term\'s value, the weighted total, and its gradients when `grad` is true.'),
+        ...lossErrorResponses,
+        400: errorResponse('Invalid call: malformed JSON, a missing or unknown field, a malformed tensor, a tensor name that is not an identifier or that no term uses, an argument bound to no tensor, a non-zero weight on a term with reduction `none`, or a term that `POST /loss/{name}` would refuse (the message then begins `terms[i] (name): `).'),
+        404: errorResponse('A term names a loss that is not served: `message` lists the losses served.')
+      }
+    }
+  }, async (request, reply) => {
+    const gone = new AbortController()
+    reply.raw.once('close', () => { if (!reply.raw.writableEnded) gone.abort() })
+    const result = await evaluateComposite(request.body as CompositeBody, {
+      losses, batcher: opts.batcher, maxElements: opts.maxElements, validateOptions: termOptionsValidator(request)
+    }, gone.signal)
+    // the native JSON.stringify, as for /loss: megabyte base64 strings
+    return await reply.type('application/json; charset=utf-8').send(JSON.stringify(result))
+  })
+}

@@ -1,0 +1,681 @@
+import { fail, LosshubError } from '../errors'
+import { MAX_JSON_DEPTH } from '../http/json-body'
+import { decodeTensor, MAX_DIM, MAX_RANK } from './decode'
+import { decimalToDouble, EXACT_POW10 } from './json-decimal'
+import { type HostTensor, type TensorData, type TensorForm, type WireDType, sizeOf } from './tensor'
+
+/**
+ * A tensor argument that `readBody` decoded straight from the body's bytes. Plain JSON
+ * values never have this class, so `instanceof DecodedTensor` tells the two apart.
+ */
+export class DecodedTensor implements HostTensor {
+  constructor (public dtype: WireDType | undefined, public shape: number[], public data: TensorData, public form: TensorForm) {}
+}
+
+/**
+ * Reads a JSON object body from its bytes in one pass. Top-level values under `tensorKeys`
+ * become `DecodedTensor`s (decoded as `decodeTensor` does, with its errors); every other value
+ * is what `JSON.parse` gives, numbers bit for bit. Refuses, as INVALID_JSON naming the byte
+ * position: syntax errors, the keys `__proto__`, `constructor` and `prototype`, and nesting
+ * deeper than MAX_JSON_DEPTH (without recursion). Duplicate keys: the last wins.
+ */
+export function readBody (bytes: Buffer, tensorKeys: ReadonlySet<string>): Record<string, unknown> {
+  if (bytes.length === 0) fail('INVALID_JSON', 'body: empty; expected a JSON object')
+  return new Reader(bytes).body(tensorKeys)
+}
+
+const TAB = 0x09
+const LF = 0x0a
+const CR = 0x0d
+const SPACE = 0x20
+const QUOTE = 0x22
+const PLUS = 0x2b
+const COMMA = 0x2c
+const MINUS = 0x2d
+const DOT = 0x2e
+const ZERO = 0x30
+const NINE = 0x39
+const COLON = 0x3a
+const UPPER_E = 0x45
+const LBRACKET = 0x5b
+const BACKSLASH = 0x5c
+const RBRACKET = 0x5d
+const LOWER_E = 0x65
+const LBRACE = 0x7b
+const RBRACE = 0x7d
+
+/** Keys that could reach an object's prototype once the body is merged or cloned. */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype'])
+
+/**
+ * Buffer's own slicing methods (what `toString(encoding, start, end)` calls once it has
+ * checked its arguments); the reader calls them once per string and per number.
+ */
+type Bytes = Buffer & { latin1Slice: (start: number, end: number) => string, utf8Slice: (start: number, end: number) => string }
+
+const ELEMENT_BYTES: Record<WireDType, number> = { float32: 4, float64: 8, int32: 4, int64: 8 }
+
+const ESCAPES: Record<number, string> = { 0x22: '"', 0x5c: '\\', 0x2f: '/', 0x62: '\b', 0x66: '\f', 0x6e: '\n', 0x72: '\r', 0x74: '\t' }
+
+/** First capacity of a tensor's element buffer; it doubles as needed. */
+const FIRST_CAPACITY = 1024
+
+class Reader {
+  pos = 0
+  /** Element buffer of the tensor being read (grown by doubling) and its element count. */
+  private data = new Float64Array(FIRST_CAPACITY)
+  private count = 0
+  /** The value of the exponent part `exponent` read last. */
+  private exp10 = 0
+
+  private readonly b: Bytes
+
+  constructor (bytes: Buffer) {
+    this.b = bytes as Bytes
+  }
+
+  body (tensorKeys: ReadonlySet<string>): Record<string, unknown> {
+    const b = this.b
+    let p = this.ws(0)
+    if (b[p] !== LBRACE) {
+      // valid JSON of another type is still read through, so that syntax errors come first
+      this.pos = p
+      this.value(0)
+      this.end(this.pos)
+      fail('INVALID_REQUEST', 'body must be object')
+    }
+    const out: Record<string, unknown> = {}
+    // tensor errors wait until the whole body is known to be JSON (a syntax error comes first,
+    // as when the body was parsed before decoding); a later duplicate key replaces its error
+    let deferred: Map<string, LosshubError> | undefined
+    p = this.ws(p + 1)
+    if (b[p] === RBRACE) p++
+    else {
+      for (;;) {
+        const key = this.key(p)
+        p = this.pos
+        if (tensorKeys.has(key)) {
+          const got = this.tensor(key, p)
+          if (got instanceof DecodedTensor) {
+            out[key] = got
+            deferred?.delete(key)
+          } else (deferred ??= new Map()).set(key, got)
+        } else {
+          this.pos = p
+          out[key] = this.value(1)
+        }
+        p = this.ws(this.pos)
+        if (b[p] === COMMA) {
+          p = this.ws(p + 1)
+          continue
+        }
+        if (b[p] !== RBRACE) this.unexpected(p)
+        p++
+        break
+      }
+    }
+    this.end(p)
+    if (deferred !== undefined) for (const err of deferred.values()) throw err
+    return out
+  }
+
+  // ---- tensors ------------------------------------------------------------------------------
+
+  /** The tensor at p, decoded; or the error `decodeTensor` gives for it. Leaves pos after it. */
+  private tensor (key: string, p: number): DecodedTensor | LosshubError {
+    const c = this.b[p]
+    const fast = c === LBRACKET ? this.nested(p) : c === LBRACE ? this.typed(p) : this.scalar(p)
+    if (fast !== undefined) return fast
+    // anything unusual (and every malformed tensor) goes through the JSON value and
+    // decodeTensor itself: the same answer and the same error, by construction
+    this.pos = p
+    const json = this.value(1)
+    try {
+      const t = decodeTensor(key, json)
+      return new DecodedTensor(t.dtype, t.shape, t.data, t.form)
+    } catch (err) {
+      if (err instanceof LosshubError) return err
+      throw err
+    }
+  }
+
+  /** A bare number (or non-finite string): a 0-d tensor. */
+  private scalar (p: number): DecodedTensor | undefined {
+    const c = this.b[p]
+    let v: number | undefined
+    if (c === QUOTE) v = this.nonFinite(p)
+    else if (c === MINUS || (c >= ZERO && c <= NINE)) v = this.number(p)
+    if (v === undefined) return undefined
+    return new DecodedTensor(undefined, [], Float64Array.of(v), 'nested')
+  }
+
+  /**
+   * Nested arrays at p into float64, shape and raggedness checked on the way without
+   * recursion: the first array closed at each level fixes that level's length, as
+   * decodeTensor's probe of first elements does. Undefined (nothing thrown) for anything
+   * decodeTensor would refuse or that needs a closer look.
+   */
+  private nested (p: number): DecodedTensor | undefined {
+    const b = this.b
+    const shape: number[] = []
+    const counts: number[] = []
+    let rank = -1
+    let level = -1
+    this.count = 0
+    for (;;) {
+      // b[p] is '[': open an array one level deeper
+      level++
+      if (level >= (rank < 0 ? MAX_RANK : rank) || 1 + level >= MAX_JSON_DEPTH) return undefined
+      counts[level] = 0
+      if (shape.length === level) shape.push(-1)
+      p = this.ws(p + 1)
+      let c = b[p]
+      if (c === LBRACKET) continue
+      if (c === RBRACKET) {
+        if (rank < 0) rank = level + 1
+      } else {
+        // a row of numbers: only at the last level
+        if (rank < 0) rank = level + 1
+        else if (level !== rank - 1) return undefined
+        const first = this.count
+        p = this.row(p, RBRACKET)
+        if (p < 0) return undefined
+        counts[level] = this.count - first
+      }
+      // b[p] is ']': close arrays while the next token is ']'
+      for (;;) {
+        const n = counts[level]
+        if (shape[level] < 0) shape[level] = n
+        else if (shape[level] !== n) return undefined
+        p++
+        if (level === 0) {
+          this.pos = p
+          return new DecodedTensor(undefined, shape, this.take(), 'nested')
+        }
+        level--
+        counts[level]++
+        p = this.ws(p)
+        c = b[p]
+        if (c === RBRACKET) continue
+        if (c !== COMMA) return undefined
+        p = this.ws(p + 1)
+        if (b[p] !== LBRACKET) return undefined
+        break
+      }
+    }
+  }
+
+  /**
+   * Numbers (or non-finite strings) separated by commas, appended to the element buffer, up
+   * to the closing bracket at the returned position; -1 at any other element or token.
+   */
+  private row (p: number, close: number): number {
+    const b = this.b
+    let data = this.data
+    let k = this.count
+    for (;;) {
+      let c = b[p]
+      let v: number | undefined
+      if (c === MINUS || (c >= ZERO && c <= NINE)) v = this.number(p)
+      else if (c === QUOTE) {
+        v = this.nonFinite(p)
+        if (v === undefined) return -1
+      } else return -1
+      if (k === data.length) {
+        const grown = new Float64Array(2 * k)
+        grown.set(data)
+        this.data = data = grown
+      }
+      data[k++] = v
+      p = this.pos
+      c = b[p]
+      while (c === SPACE || c === LF || c === CR || c === TAB) c = b[++p]
+      if (c === COMMA) {
+        c = b[++p]
+        while (c === SPACE || c === LF || c === CR || c === TAB) c = b[++p]
+        continue
+      }
+      this.count = k
+      return c === close ? p : -1
+    }
+  }
+
+  /** The elements read, in an array of exactly their number. */
+  private take (): Float64Array {
+    const data = this.data
+    this.data = new Float64Array(FIRST_CAPACITY)
+    return this.count === data.length ? data : data.slice(0, this.count)
+  }
+
+  /** `"NaN"`, `"Infinity"` or `"-Infinity"` at p (no escapes), as a number; undefined otherwise. */
+  private nonFinite (p: number): number | undefined {
+    const b = this.b
+    let q = p + 1
+    const neg = b[q] === MINUS
+    if (neg) q++
+    let v: number
+    if (!neg && b[q] === 0x4e && b[q + 1] === 0x61 && b[q + 2] === 0x4e) {
+      v = NaN
+      q += 3
+    } else if (b[q] === 0x49 && b.latin1Slice(q, q + 8) === 'Infinity') {
+      v = neg ? -Infinity : Infinity
+      q += 8
+    } else return undefined
+    if (b[q] !== QUOTE) return undefined
+    this.pos = q + 1
+    return v
+  }
+
+  /**
+   * A typed tensor `{"dtype", "shape", "data"}` at p (keys in any order), checked in
+   * decodeTensor's order; base64 is decoded by Node's own decoder into the tensor's memory.
+   */
+  private typed (p: number): DecodedTensor | undefined {
+    const b = this.b
+    let dtype: unknown
+    let shape: unknown
+    let flat: Float64Array | undefined
+    let text = -1 // start of the base64 text
+    let textEnd = -1
+    p = this.ws(p + 1)
+    for (;;) {
+      if (b[p] !== QUOTE) return undefined
+      const key = this.string(p)
+      p = this.ws(this.pos)
+      if (b[p] !== COLON) return undefined
+      p = this.ws(p + 1)
+      if (key === 'dtype' || key === 'shape') {
+        this.pos = p
+        const v = this.value(2)
+        if (key === 'dtype') dtype = v
+        else shape = v
+        p = this.pos
+      } else if (key === 'data' && b[p] === LBRACKET) {
+        this.count = 0
+        p = this.ws(p + 1)
+        if (b[p] !== RBRACKET) {
+          p = this.row(p, RBRACKET)
+          if (p < 0) return undefined
+        }
+        p++
+        flat = this.take()
+        text = -1
+      } else if (key === 'data' && b[p] === QUOTE) {
+        const end = b.indexOf(QUOTE, p + 1)
+        // an escape makes the text differ from its bytes: the slow path reads it
+        if (end < 0 || b.subarray(p + 1, end).indexOf(BACKSLASH) >= 0) return undefined
+        text = p + 1
+        textEnd = end
+        flat = undefined
+        p = end + 1
+      } else return undefined
+      p = this.ws(p)
+      if (b[p] === COMMA) {
+        p = this.ws(p + 1)
+        continue
+      }
+      if (b[p] !== RBRACE) return undefined
+      p++
+      break
+    }
+    if (dtype !== 'float32' && dtype !== 'float64' && dtype !== 'int32' && dtype !== 'int64') return undefined
+    if (!Array.isArray(shape) || shape.length > MAX_RANK || !shape.every(d => Number.isInteger(d) && d >= 0 && d <= MAX_DIM)) return undefined
+    const dims = shape as number[]
+    const n = sizeOf(dims)
+    let data: TensorData | undefined
+    if (text >= 0) data = this.base64(dtype, n, text, textEnd)
+    else if (flat !== undefined) data = flat.length === n ? fromNumbers(dtype, flat) : undefined
+    if (data === undefined) return undefined
+    this.pos = p
+    return new DecodedTensor(dtype, dims, data, text >= 0 ? 'base64' : 'flat')
+  }
+
+  /** The base64 text in [start, end) as n elements of dtype; undefined unless it is exactly that. */
+  private base64 (dtype: WireDType, n: number, start: number, end: number): TensorData | undefined {
+    const want = n * ELEMENT_BYTES[dtype]
+    if (end - start !== 4 * Math.ceil(want / 3)) return undefined
+    // the bytes carry no escape; any byte outside the base64 alphabets (a non-ASCII one, a
+    // control character) is skipped by Node's decoder and leaves it short of `want`
+    const text = this.b.latin1Slice(start, end)
+    if (Buffer.byteLength(text, 'base64') !== want) return undefined
+    // memory of its own (not the pool's), uninitialised: every byte is written below
+    const target = Buffer.allocUnsafeSlow(want)
+    if (target.write(text, 0, want, 'base64') !== want) return undefined
+    const memory = target.buffer
+    switch (dtype) {
+      case 'float32': return new Float32Array(memory)
+      case 'float64': return new Float64Array(memory)
+      case 'int32': return new Int32Array(memory)
+      case 'int64': return new BigInt64Array(memory)
+    }
+  }
+
+  // ---- plain JSON ---------------------------------------------------------------------------
+
+  /**
+   * The JSON value at pos, as JSON.parse builds it, with an explicit stack of open containers
+   * (no recursion); `depth` is the nesting depth of the value itself.
+   */
+  value (depth: number): unknown {
+    const b = this.b
+    const stack: Array<Record<string, unknown> | unknown[]> = []
+    const keys: string[] = []
+    let p = this.ws(this.pos)
+    for (;;) {
+      let v: unknown
+      let c = b[p]
+      if (c === LBRACE || c === LBRACKET) {
+        if (depth + stack.length >= MAX_JSON_DEPTH) fail('INVALID_JSON', `body: nested deeper than ${MAX_JSON_DEPTH} levels of arrays and objects (a tensor has at most 8 dims)`)
+        p = this.ws(p + 1)
+        if (c === LBRACKET) {
+          if (b[p] !== RBRACKET) {
+            stack.push([])
+            keys.push('')
+            continue
+          }
+          v = []
+        } else {
+          if (b[p] !== RBRACE) {
+            stack.push({})
+            keys.push(this.key(p))
+            p = this.pos
+            continue
+          }
+          v = {}
+        }
+        p++
+      } else if (c === QUOTE) {
+        v = this.string(p)
+        p = this.pos
+      } else if (c === MINUS || (c >= ZERO && c <= NINE)) {
+        v = this.number(p)
+        p = this.pos
+      } else {
+        v = this.literal(p)
+        p = this.pos
+      }
+      // v is complete: hand it to the open containers, closing those that end here
+      for (;;) {
+        const top = stack.length - 1
+        if (top < 0) {
+          this.pos = p
+          return v
+        }
+        const container = stack[top]
+        p = this.ws(p)
+        c = b[p]
+        if (Array.isArray(container)) {
+          container.push(v)
+          if (c === COMMA) {
+            p = this.ws(p + 1)
+            break
+          }
+          if (c !== RBRACKET) this.unexpected(p)
+        } else {
+          container[keys[top]] = v
+          if (c === COMMA) {
+            keys[top] = this.key(this.ws(p + 1))
+            p = this.pos
+            break
+          }
+          if (c !== RBRACE) this.unexpected(p)
+        }
+        p++
+        v = stack.pop()
+        keys.pop()
+      }
+    }
+  }
+
+  /** An object key at p with its colon; refuses the keys that reach prototypes. Leaves pos at the value. */
+  private key (p: number): string {
+    if (this.b[p] !== QUOTE) this.unexpected(p)
+    const key = this.string(p)
+    if (FORBIDDEN_KEYS.has(key)) fail('INVALID_JSON', `body: key ${JSON.stringify(key)} at position ${p} is not allowed`)
+    const q = this.ws(this.pos)
+    if (this.b[q] !== COLON) this.unexpected(q)
+    this.pos = this.ws(q + 1)
+    return key
+  }
+
+  /** The string at p (b[p] is its opening quote), as JSON.parse reads it. Leaves pos after it. */
+  private string (p: number): string {
+    const b = this.b
+    let q = p + 1
+    let c = b[q]
+    // printable ASCII without escapes: the common case, its bytes are its characters
+    while (c !== QUOTE && c !== BACKSLASH && c >= SPACE && c < 0x80) c = b[++q]
+    if (c === QUOTE) {
+      this.pos = q + 1
+      return b.latin1Slice(p + 1, q)
+    }
+    let out = ''
+    let from = p + 1
+    for (;;) {
+      c = b[q]
+      if (c === QUOTE) {
+        this.pos = q + 1
+        return out + b.utf8Slice(from, q)
+      }
+      if (c === undefined) fail('INVALID_JSON', `body: Unterminated string in JSON at position ${q}`)
+      if (c < SPACE) fail('INVALID_JSON', `body: Bad control character in string literal at position ${q}`)
+      if (c !== BACKSLASH) {
+        q++
+        continue
+      }
+      // utf8 segments end at ASCII bytes, so decoding them apart decodes as the whole would
+      out += b.utf8Slice(from, q)
+      const e = b[q + 1]
+      const plain = ESCAPES[e]
+      if (plain !== undefined) {
+        out += plain
+        q += 2
+      } else if (e === 0x75) {
+        let code = 0
+        for (let i = q + 2; i < q + 6; i++) {
+          const h = hexValue(b[i])
+          if (h < 0) fail('INVALID_JSON', `body: Bad Unicode escape in JSON at position ${i}`)
+          code = code * 16 + h
+        }
+        // surrogates stay code units, paired or not, as JSON.parse leaves them
+        out += String.fromCharCode(code)
+        q += 6
+      } else {
+        fail('INVALID_JSON', `body: Bad escaped character in JSON at position ${q + 1}`)
+      }
+      from = q
+    }
+  }
+
+  /** true, false or null at p. */
+  private literal (p: number): boolean | null {
+    const b = this.b
+    if (b[p] === 0x74 && b[p + 1] === 0x72 && b[p + 2] === 0x75 && b[p + 3] === 0x65) {
+      this.pos = p + 4
+      return true
+    }
+    if (b[p] === 0x66 && b[p + 1] === 0x61 && b[p + 2] === 0x6c && b[p + 3] === 0x73 && b[p + 4] === 0x65) {
+      this.pos = p + 5
+      return false
+    }
+    if (b[p] === 0x6e && b[p + 1] === 0x75 && b[p + 2] === 0x6c && b[p + 3] === 0x6c) {
+      this.pos = p + 4
+      return null
+    }
+    // the first byte that departs from every literal
+    let q = p
+    const words = ['true', 'false', 'null']
+    const w = words.find(x => x.charCodeAt(0) === b[p])
+    if (w !== undefined) while (q - p < w.length && b[q] === w.charCodeAt(q - p)) q++
+    return this.unexpected(q)
+  }
+
+  /**
+   * The number at p in JSON's grammar, bit-identical to JSON.parse: its digits as one integer
+   * while that stays below 2^53 (then exact), scaled by an exact power of ten in one rounding
+   * (Clinger's fast path) or by decimalToDouble; longer numbers go to `longNumber`.
+   */
+  private number (p: number): number {
+    const b = this.b
+    const start = p
+    let c = b[p]
+    const neg = c === MINUS
+    if (neg) c = b[++p]
+    const from = p
+    let dot = -1
+    let m = 0 // every digit read, integer and fraction, as one integer
+    let e10 = 0
+    if (c === ZERO) c = b[++p]
+    else if (c > ZERO && c <= NINE) {
+      do {
+        m = m * 10 + (c - ZERO)
+        c = b[++p]
+      } while (c >= ZERO && c <= NINE)
+    } else this.unexpected(p)
+    if (c === DOT) {
+      dot = p
+      c = b[++p]
+      if (!(c >= ZERO && c <= NINE)) this.unexpected(p)
+      // two digits a step: half as long a chain of dependent multiply-adds
+      for (;;) {
+        const c2 = b[p + 1]
+        if (!(c2 >= ZERO && c2 <= NINE)) {
+          m = m * 10 + (c - ZERO)
+          c = b[++p]
+          break
+        }
+        m = m * 100 + ((c - ZERO) * 10 + (c2 - ZERO))
+        p += 2
+        c = b[p]
+        if (!(c >= ZERO && c <= NINE)) break
+      }
+      e10 = dot + 1 - p
+    }
+    const to = p
+    let exp = 0
+    if (c === LOWER_E || c === UPPER_E) {
+      p = this.exponent(p)
+      exp = this.exp10
+    }
+    this.pos = p
+    // m is exact when below 2^53: every prefix of its digits was smaller still
+    if (m >= 9007199254740992) return this.longNumber(start, from, dot, to, exp, neg)
+    e10 += exp
+    let v: number
+    if (e10 >= 0 && e10 <= 22) v = m * EXACT_POW10[e10]
+    else if (e10 < 0 && e10 >= -22) v = m / EXACT_POW10[-e10]
+    else if (m === 0) v = 0
+    else {
+      v = decimalToDouble(m, 0, 0, e10)
+      if (v < 0) return Number(b.latin1Slice(start, p))
+    }
+    return neg ? -v : v
+  }
+
+  /** The exponent part at p (b[p] is 'e' or 'E') into exp10; returns the position after it. */
+  private exponent (p: number): number {
+    const b = this.b
+    let c = b[++p]
+    const neg = c === MINUS
+    if (neg || c === PLUS) c = b[++p]
+    if (!(c >= ZERO && c <= NINE)) this.unexpected(p)
+    let exp = 0
+    do {
+      // past any double's range already: stop growing (and stay exact)
+      if (exp < 100000) exp = exp * 10 + (c - ZERO)
+      c = b[++p]
+    } while (c >= ZERO && c <= NINE)
+    this.exp10 = neg ? -exp : exp
+    return p
+  }
+
+  /**
+   * A number of 16 digits or more (already checked: digits in [from, to), the dot at `dot`
+   * or -1, then exponent `exp`) as up to 19 significant digits, hi (15) and lo (4), for
+   * decimalToDouble; V8 reads what that cannot decide.
+   */
+  private longNumber (start: number, from: number, dot: number, to: number, exp: number, neg: boolean): number {
+    const b = this.b
+    let i = from
+    while (i < to && (b[i] === ZERO || i === dot)) i++ // leading zeros are not significant
+    let hi = 0
+    let lo = 0
+    let loDigits = 0
+    for (let kept = 0; i < to && kept < 19; i++) {
+      if (i === dot) continue
+      if (kept++ < 15) hi = hi * 10 + (b[i] - ZERO)
+      else {
+        lo = lo * 10 + (b[i] - ZERO)
+        loDigits++
+      }
+    }
+    // past 19 digits only zeros keep the decimal exact
+    for (let j = i; j < to; j++) if (j !== dot && b[j] !== ZERO) return Number(b.latin1Slice(start, this.pos))
+    // the integer digits left scale it up; the fraction digits kept scale it down
+    const intEnd = dot >= 0 ? dot : to
+    const v = decimalToDouble(hi, loDigits, lo, exp + (i <= intEnd ? intEnd - i : dot + 1 - i))
+    if (v < 0) return Number(b.latin1Slice(start, this.pos))
+    return neg ? -v : v
+  }
+
+  // ---- tokens and errors --------------------------------------------------------------------
+
+  /** The position of the first non-whitespace byte at or after p. */
+  private ws (p: number): number {
+    const b = this.b
+    let c = b[p]
+    while (c === SPACE || c === LF || c === CR || c === TAB) c = b[++p]
+    return p
+  }
+
+  /** Requires nothing but whitespace from p on. */
+  private end (p: number): void {
+    p = this.ws(p)
+    if (p < this.b.length) fail('INVALID_JSON', `body: Unexpected non-whitespace character after JSON at position ${p}`)
+  }
+
+  private unexpected (p: number): never {
+    const c = this.b[p]
+    if (c === undefined) return fail('INVALID_JSON', `body: Unexpected end of JSON input at position ${p}`)
+    if (c > SPACE && c < 0x7f) return fail('INVALID_JSON', `body: Unexpected token ${String.fromCharCode(c)} at position ${p}`)
+    return fail('INVALID_JSON', `body: Unexpected byte 0x${c.toString(16).padStart(2, '0')} at position ${p}`)
+  }
+}
+
+/** The value of a hexadecimal digit byte, -1 for any other. */
+function hexValue (c: number): number {
+  if (c >= ZERO && c <= NINE) return c - ZERO
+  const lower = c | 0x20
+  return lower >= 0x61 && lower <= 0x66 ? lower - 0x61 + 10 : -1
+}
+
+/** Flat numbers as dtype, as decodeTensor converts them; undefined where it would refuse one. */
+function fromNumbers (dtype: WireDType, flat: Float64Array): TensorData | undefined {
+  const n = flat.length
+  switch (dtype) {
+    case 'float64': return flat
+    case 'float32': return Float32Array.from(flat)
+    case 'int32': {
+      const out = new Int32Array(n)
+      for (let i = 0; i < n; i++) {
+        const v = flat[i]
+        if (!Number.isInteger(v) || v < -2147483648 || v > 2147483647) return undefined
+        out[i] = v
+      }
+      return out
+    }
+    case 'int64': {
+      // written as two 32-bit words: a BigInt per element costs more than the parsing
+      const out = new BigInt64Array(n)
+      const words = new Int32Array(out.buffer)
+      for (let i = 0; i < n; i++) {
+        const v = flat[i]
+        if (!Number.isSafeInteger(v)) return undefined
+        const high = Math.floor(v / 4294967296)
+        words[2 * i] = v - high * 4294967296
+        words[2 * i + 1] = high
+      }
+      return out
+    }
+  }
+}

@@ -1,0 +1,85 @@
+import { spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import t from 'tap'
+import { ConfigError, DEFAULTS, loadConfig, RULES, VARS, type Config } from '../src/config'
+
+/** The message loadConfig refuses `env` with ('' when it accepts it). */
+const refusal = (env: Record<string, string>): string => {
+  try { loadConfig(env); return '' } catch (err) { return err instanceof ConfigError ? err.message : `not a ConfigError: ${String(err)}` }
+}
+
+t.test('no variables: the defaults; every default is itself an allowed value', async t => {
+  t.same(loadConfig({}), DEFAULTS)
+  const asText = Object.fromEntries((Object.keys(VARS) as Array<keyof Config>).map(k => [VARS[k], String(DEFAULTS[k])]))
+  t.same(loadConfig(asText), DEFAULTS)
+})
+
+t.test('values that would deadlock or make no sense are refused, naming the variable and the allowed range', async t => {
+  const cases: Array<[Record<string, string>, string]> = [
+    [{ BATCH_MAX_SIZE: '0' }, 'BATCH_MAX_SIZE must be an integer from 1 to 65536; got "0"'],
+    [{ QUEUE_MAX_REQUESTS: '0' }, 'QUEUE_MAX_REQUESTS must be an integer from 1 to 1000000; got "0"'],
+    [{ BODY_LIMIT_MB: '0' }, 'BODY_LIMIT_MB must be a number from 0.001 to 500; got "0"'],
+    [{ KERNEL_WORKERS: '65' }, 'KERNEL_WORKERS must be an integer from 0 to 64; got "65"'],
+    [{ KERNEL_WORKERS: '-1' }, 'KERNEL_WORKERS must be an integer from 0 to 64; got "-1"'],
+    [{ WORKERS: '1.5' }, 'WORKERS must be an integer from 0 to 256; got "1.5"'],
+    [{ BATCH_MAX_SIZE: '1e3' }, 'BATCH_MAX_SIZE must be an integer from 1 to 65536; got "1e3"'],
+    [{ PORT: '65536' }, 'PORT must be an integer from 0 to 65535; got "65536"'],
+    [{ PORT: 'http' }, 'PORT must be an integer from 0 to 65535; got "http"'],
+    [{ SESSION_CACHE_SIZE: '0' }, 'SESSION_CACHE_SIZE must be an integer from 1 to 1000000; got "0"'],
+    [{ SHUTDOWN_TIMEOUT_MS: '0' }, 'SHUTDOWN_TIMEOUT_MS must be an integer from 1 to 3600000; got "0"'],
+    [{ ORT_INTRA_OP_THREADS: '0' }, 'ORT_INTRA_OP_THREADS must be an integer from 1 to 256; got "0"'],
+    [{ BODY_LIMIT_MB: 'NaN' }, 'BODY_LIMIT_MB must be a number from 0.001 to 500; got "NaN"'],
+    [{ BODY_LIMIT_MB: 'Infinity' }, 'BODY_LIMIT_MB must be a number from 0.001 to 500; got "Infinity"'],
+    [{ LOG_LEVEL: 'verbose' }, 'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent; got "verbose"'],
+    [{ RECEIVE_TIMEOUT_MS: '0' }, 'RECEIVE_TIMEOUT_MS must be an integer from 1000 to 3600000; got "0"'],
+    [{ RECEIVE_TIMEOUT_MS: '5000', HEADERS_TIMEOUT_MS: '6000' }, 'HEADERS_TIMEOUT_MS must be an integer from 1000 to RECEIVE_TIMEOUT_MS (5000); got "6000"']
+  ]
+  for (const [env, message] of cases) t.equal(refusal(env), `invalid configuration:\n  ${message}`, JSON.stringify(env))
+})
+
+t.test('every variable at fault is listed at once, in table order', async t => {
+  t.equal(refusal({ PORT: '70000', BATCH_MAX_SIZE: '0', KERNEL_WORKERS: 'two' }), [
+    'invalid configuration:',
+    'PORT must be an integer from 0 to 65535; got "70000"',
+    'KERNEL_WORKERS must be an integer from 0 to 64; got "two"',
+    'BATCH_MAX_SIZE must be an integer from 1 to 65536; got "0"'
+  ].join('\n  '))
+})
+
+t.test('accepted values: the bounds themselves, 0 where it means off or automatic, decimals, surrounding spaces', async t => {
+  const cfg = loadConfig({ PORT: '0', BATCH_MAX_SIZE: '65536', BODY_LIMIT_MB: '0.5', WORKERS: ' 2 ', MAX_EVENT_LOOP_DELAY_MS: '0', KERNEL_WORKERS: '0', LOG_LEVEL: 'warn', HOST: '::', QUEUE_MAX_REQUESTS: '' })
+  t.match(cfg, { port: 0, batchMaxSize: 65536, bodyLimitMb: 0.5, workers: 2, maxEventLoopDelayMs: 0, kernelWorkers: 0, logLevel: 'warn', host: '::' })
+  t.equal(cfg.queueMaxRequests, DEFAULTS.queueMaxRequests, 'an empty variable keeps its default')
+})
+
+t.test('a default bounded by another setting yields to it; an explicit value does not', async t => {
+  t.equal(loadConfig({ RECEIVE_TIMEOUT_MS: '5000' }).headersTimeoutMs, 5000, 'HEADERS_TIMEOUT_MS (default 10000) lowered to RECEIVE_TIMEOUT_MS')
+  t.equal(loadConfig({ RECEIVE_TIMEOUT_MS: '5000', HEADERS_TIMEOUT_MS: '5000' }).headersTimeoutMs, 5000)
+})
+
+t.test('every numeric rule: one step past either bound is refused with the variable\'s name', async t => {
+  for (const key of Object.keys(RULES) as Array<keyof Config>) {
+    const rule = RULES[key]
+    if (rule.type === 'string') continue
+    const step = rule.type === 'int' ? 1 : 0.0001
+    for (const [bound, past] of [[rule.min, -step], [rule.max, step]] as const) {
+      const edge = typeof bound === 'number' ? bound : DEFAULTS[bound] as number
+      t.match(refusal({ [VARS[key]]: String(edge + past) }), new RegExp(`^invalid configuration:\\n {2}${VARS[key]} must be `), `${VARS[key]}=${edge + past}`)
+      t.equal(refusal({ [VARS[key]]: String(edge) }), '', `${VARS[key]}=${edge} is allowed`)
+    }
+  }
+})
+
+t.test('the README documents every variable', async t => {
+  const readme = fs.readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8')
+  for (const name of Object.values(VARS)) t.ok(readme.includes(`| \`${name}\` |`), `${name} has a row in the configuration table`)
+})
+
+t.test('the server refuses a bad configuration at start-up: exit 1, the message on stderr', async t => {
+  const entry = path.join(__dirname, '..', 'dist', 'src', 'server.js')
+  const run = spawnSync(process.execPath, [entry], { env: { ...process.env, BATCH_MAX_SIZE: '0', PORT: '0' }, encoding: 'utf8', timeout: 30000 })
+  t.equal(run.status, 1)
+  t.equal(run.stderr.trim(), 'losshub: invalid configuration:\n  BATCH_MAX_SIZE must be an integer from 1 to 65536; got "0"')
+  t.equal(run.stdout, '', 'nothing started')
+})

@@ -1,0 +1,377 @@
+import t, { type Test } from 'tap'
+import fc from 'fast-check'
+import { readBody, DecodedTensor } from '../../src/tensor/json-reader'
+import { decodeTensor, MAX_RANK } from '../../src/tensor/decode'
+import { MAX_JSON_DEPTH } from '../../src/http/json-body'
+import { LosshubError } from '../../src/errors'
+import { Entries, Raw, difference, looseJson, midpointText, numberTexts } from './json-forms'
+
+const NONE = new Set<string>()
+const SEED = Number(process.env.JSON_SEED ?? 20250)
+const RUNS = Number(process.env.JSON_RUNS ?? 300)
+t.comment(`fast-check seed ${SEED} (JSON_SEED, JSON_RUNS to replay or extend)`)
+
+/** What readBody does with a text: its value, or its error's code and message. */
+function outcome (text: string, keys: ReadonlySet<string> = NONE): { value?: Record<string, unknown>, code?: string, message?: string } {
+  try {
+    return { value: readBody(Buffer.from(text), keys) }
+  } catch (err) {
+    if (!(err instanceof LosshubError)) throw err
+    return { code: err.code, message: err.message }
+  }
+}
+
+/** The tensor as decodeTensor gives it from JSON.parse, or its error. */
+function reference (key: string, json: unknown): { tensor?: { dtype: unknown, shape: number[], form: string, data: ArrayBufferView }, code?: string, message?: string } {
+  try {
+    return { tensor: decodeTensor(key, json) }
+  } catch (err) {
+    if (!(err instanceof LosshubError)) throw err
+    return { code: err.code, message: err.message }
+  }
+}
+
+/** JSON.parse of the text as it travels: UTF-8 bytes (a lone surrogate becomes U+FFFD on the way). */
+const parseSent = (text: string): Record<string, unknown> => JSON.parse(Buffer.from(text).toString()) as Record<string, unknown>
+
+const bytesOf = (a: ArrayBufferView): Buffer => Buffer.from(a.buffer, a.byteOffset, a.byteLength)
+
+/** Same dtype, shape, form, array type and bytes (NaN payloads included). */
+function tensorDifference (got: unknown, want: { dtype: unknown, shape: number[], form: string, data: ArrayBufferView }): string | undefined {
+  if (!(got instanceof DecodedTensor)) return `not a DecodedTensor: ${String(got)}`
+  if (got.dtype !== want.dtype || got.form !== want.form) return `dtype/form ${String(got.dtype)}/${got.form} vs ${String(want.dtype)}/${want.form}`
+  if (JSON.stringify(got.shape) !== JSON.stringify(want.shape)) return `shape ${JSON.stringify(got.shape)} vs ${JSON.stringify(want.shape)}`
+  if (got.data.constructor !== want.data.constructor) return `data ${got.data.constructor.name} vs ${want.data.constructor.name}`
+  if (!bytesOf(got.data).equals(bytesOf(want.data))) return 'data bytes differ'
+  return undefined
+}
+
+// ---- numbers ----------------------------------------------------------------------------------
+
+const finiteDouble = fc.double({ noNaN: true, noDefaultInfinity: true })
+
+/** A finite double in every printed form, and integers past 2^53, and decimals of any length and exponent. */
+const numberText = fc.oneof(
+  fc.tuple(finiteDouble, fc.nat()).map(([v, i]) => { const forms = numberTexts(v); return forms[i % forms.length] }),
+  fc.bigInt({ min: -(2n ** 80n), max: 2n ** 80n }).map(String),
+  fc.tuple(fc.constantFrom('', '-'), fc.stringMatching(/^[1-9][0-9]{0,39}$/), fc.nat({ max: 40 }), fc.integer({ min: -400, max: 400 }))
+    .map(([sign, digits, point, exp]) => {
+      const at = Math.min(point, digits.length - 1)
+      const body = at === 0 ? digits : `${digits.slice(0, digits.length - at)}.${digits.slice(digits.length - at)}`
+      return `${sign}${body}e${exp}`
+    }),
+  // rounding ties and their neighbours: the exact midpoint, and truncations of it
+  fc.tuple(fc.double({ min: 0, noNaN: true, noDefaultInfinity: true, minExcluded: true, max: 1e308 }), fc.integer({ min: 15, max: 40 }), fc.constantFrom(-1, 0, 1))
+    .map(([v, keep, nudge]) => {
+      const [digits, exp] = midpointText(v).split('e')
+      if (digits.length <= keep) return midpointText(v)
+      const kept = BigInt(digits.slice(0, keep)) + BigInt(nudge)
+      return `${kept}e${Number(exp ?? 0) + digits.length - keep}`
+    })
+)
+
+t.test('every number is bit-identical to JSON.parse, in plain values and in tensors', async t => {
+  fc.assert(fc.property(fc.array(numberText, { minLength: 1, maxLength: 20 }), texts => {
+    const plain = readBody(Buffer.from(`{"x":[${texts.join(',')}]}`), NONE).x as number[]
+    const tensor = readBody(Buffer.from(`{"input":[${texts.join(',')}]}`), new Set(['input'])).input as DecodedTensor
+    texts.forEach((text, i) => {
+      const want = JSON.parse(text) as number
+      if (!Object.is(plain[i], want)) throw new Error(`${text}: plain ${plain[i]} vs ${want}`)
+      if (!Object.is(tensor.data[i], want)) throw new Error(`${text}: tensor ${String(tensor.data[i])} vs ${want}`)
+    })
+  }), { seed: SEED, numRuns: 20 * RUNS })
+})
+
+t.test('numbers next to the limits of doubles', async t => {
+  const texts = ['0', '-0', '-0.0', '-0e10', '0e-999', '1e400', '-1e400', '1e-400', '5e-324', '2.4703282292062328e-324', '2.4703282292062327e-324',
+    '2.2250738585072011e-308', '2.2250738585072012e-308', '1.7976931348623157e308', '1.7976931348623158e308', '1.7976931348623159e308',
+    '9007199254740993', '9007199254740992.5', '9007199254740993.0000000000000001', '18446744073709551615', '123456789012345678901234567890',
+    '0.1000000000000000055511151231257827021181583404541015625', '7.038531e-26', '1e23', '8.41e21', '1e22', '1e-22', '4.35844e-320', '1e99999999999']
+  for (const text of texts) {
+    t.ok(Object.is((readBody(Buffer.from(`{"x":${text}}`), NONE).x), JSON.parse(text)), text)
+  }
+})
+
+// ---- plain JSON -------------------------------------------------------------------------------
+
+/** Any character, lone surrogates and control characters included. */
+const anyChar = fc.oneof(fc.integer({ min: 0, max: 0xffff }).map(c => String.fromCharCode(c)), fc.constantFrom('"', '\\', '/', '\n', 'é', '😀', '\u2028'))
+const anyString = fc.array(anyChar, { maxLength: 12 }).map(cs => cs.join(''))
+const safeKey = anyString.filter(k => k !== '__proto__' && k !== 'constructor' && k !== 'prototype')
+const plainValue = fc.letrec(tie => ({
+  value: fc.oneof({ depthSize: 'small' }, finiteDouble, anyString, fc.boolean(), fc.constant(null), tie('array'), tie('object')),
+  array: fc.array(tie('value'), { maxLength: 5 }),
+  object: fc.dictionary(safeKey, tie('value'), { maxKeys: 5 })
+})).value
+
+t.test('plain values are what JSON.parse gives, whatever the spelling', async t => {
+  fc.assert(fc.property(fc.dictionary(safeKey, plainValue, { maxKeys: 6 }), fc.integer(), (body, seed) => {
+    const text = looseJson(body, seed)
+    const bytes = Buffer.from(text)
+    const d = difference(readBody(bytes, NONE), JSON.parse(bytes.toString()))
+    if (d !== undefined) throw new Error(`${d} in ${text}`)
+  }), { seed: SEED, numRuns: 5 * RUNS })
+})
+
+t.test('duplicate keys: the last wins, at the top and inside', async t => {
+  const text = looseJson(new Entries([['a', 1], ['b', new Entries([['c', 1], ['c', [2]]])], ['a', 'x']]), 3)
+  t.strictSame(readBody(Buffer.from(text), NONE), { a: 'x', b: { c: [2] } })
+  t.strictSame(readBody(Buffer.from(text), NONE), JSON.parse(text))
+})
+
+// ---- errors of syntax, depth and keys ---------------------------------------------------------
+
+function rejects (t: Test, text: string, code: string, message: RegExp, keys: ReadonlySet<string> = NONE): void {
+  const got = outcome(text, keys)
+  t.equal(got.code, code, `${code} for ${JSON.stringify(text.slice(0, 80))}`)
+  t.match(got.message ?? '', message)
+}
+
+t.test('syntax errors are INVALID_JSON naming the byte position', async t => {
+  rejects(t, '{"a": 1,}', 'INVALID_JSON', /^body: Unexpected token } at position 8$/)
+  rejects(t, '{"input": [1, 2,]}', 'INVALID_JSON', /^body: Unexpected token ] at position 16$/, new Set(['input']))
+  rejects(t, '{"a": [1 2]}', 'INVALID_JSON', /Unexpected token 2 at position 9/)
+  rejects(t, '{"a": 01}', 'INVALID_JSON', /Unexpected token 1 at position 7/)
+  rejects(t, '{"a": 1.}', 'INVALID_JSON', /Unexpected token } at position 8/)
+  rejects(t, '{"a": .5}', 'INVALID_JSON', /Unexpected token \. at position 6/)
+  rejects(t, '{"a": +1}', 'INVALID_JSON', /Unexpected token \+ at position 6/)
+  rejects(t, '{"a": 1e}', 'INVALID_JSON', /Unexpected token } at position 8/)
+  rejects(t, '{"a": -}', 'INVALID_JSON', /Unexpected token } at position 7/)
+  rejects(t, '{"a": tru}', 'INVALID_JSON', /Unexpected token } at position 9/)
+  rejects(t, '{"a": NaN}', 'INVALID_JSON', /Unexpected token N at position 6/)
+  rejects(t, '{"a": "x\ny"}', 'INVALID_JSON', /Bad control character in string literal at position 8/)
+  rejects(t, '{"a": "\\x"}', 'INVALID_JSON', /Bad escaped character in JSON at position 8/)
+  rejects(t, '{"a": "\\u12g4"}', 'INVALID_JSON', /Bad Unicode escape in JSON at position 11/)
+  rejects(t, '{"a": "abc', 'INVALID_JSON', /Unterminated string in JSON at position 10/)
+  rejects(t, '{"a": 1', 'INVALID_JSON', /Unexpected end of JSON input at position 7/)
+  rejects(t, '{"a": 1} {}', 'INVALID_JSON', /Unexpected non-whitespace character after JSON at position 9/)
+  rejects(t, '\ufeff{}', 'INVALID_JSON', /Unexpected byte 0xef at position 0/)
+  rejects(t, '', 'INVALID_JSON', /^body: empty; expected a JSON object$/)
+  rejects(t, '  ', 'INVALID_JSON', /Unexpected end of JSON input at position 2/)
+  rejects(t, '[1, 2]', 'INVALID_REQUEST', /^body must be object$/)
+  rejects(t, '"x"', 'INVALID_REQUEST', /^body must be object$/)
+  rejects(t, '[1, 2', 'INVALID_JSON', /Unexpected end of JSON input/)
+})
+
+t.test('whatever a mutated body is, readBody refuses it exactly when JSON.parse does', async t => {
+  const keys = new Set(['input', 'target'])
+  const base = fc.record({ input: fc.constantFrom([[1, 2], [3, 4]], { dtype: 'float32', shape: [2], data: [1, 'NaN'] }, 0.5), other: plainValue })
+  fc.assert(fc.property(base, fc.integer(), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 }), fc.nat(), (body, seed, edits, cut) => {
+    const bytes = Buffer.from(looseJson(body, seed))
+    for (const [at, byte] of edits) bytes[at % bytes.length] = byte
+    const mutated = cut % 4 === 0 ? bytes.subarray(0, cut % bytes.length) : bytes
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(mutated.toString())
+    } catch {
+      try {
+        readBody(mutated, keys)
+      } catch (err) {
+        if ((err as LosshubError).code === 'INVALID_JSON') return
+        throw new Error(`${(err as LosshubError).code} for invalid JSON ${mutated.toString()}`)
+      }
+      throw new Error(`accepted invalid JSON ${mutated.toString()}`)
+    }
+    // valid JSON: refused only as a non-object or for a forbidden key; otherwise the same values
+    let got: Record<string, unknown>
+    try {
+      got = readBody(mutated, keys)
+    } catch (err) {
+      const code = (err as LosshubError).code
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+        if (code === 'INVALID_REQUEST') return
+      }
+      if (code === 'INVALID_JSON' && /is not allowed/.test((err as Error).message)) return
+      if (code === 'INVALID_TENSOR' || code === 'INVALID_DTYPE') {
+        // the error decodeTensor gives for one of the tensors
+        const p = parsed as Record<string, unknown>
+        if ([...keys].some(k => p[k] !== undefined && reference(k, p[k]).message === (err as Error).message)) return
+      }
+      throw err
+    }
+    const plain = { ...got }
+    for (const k of keys) if (plain[k] instanceof DecodedTensor) delete plain[k]
+    const want = { ...(parsed as Record<string, unknown>) }
+    for (const k of keys) {
+      if (want[k] === undefined) continue
+      const ref = reference(k, want[k])
+      if (ref.tensor === undefined) throw new Error(`${k}: accepted, but decodeTensor says ${ref.message ?? ''}`)
+      const d = tensorDifference(got[k], ref.tensor)
+      if (d !== undefined) throw new Error(`${k}: ${d}`)
+      delete want[k]
+    }
+    const d = difference(plain, want)
+    if (d !== undefined) throw new Error(d)
+  }), { seed: SEED, numRuns: 5 * RUNS })
+})
+
+t.test('nesting deeper than MAX_JSON_DEPTH is refused, without recursion, anywhere', async t => {
+  const deep = /^body: nested deeper than 32 levels of arrays and objects/
+  t.equal(MAX_JSON_DEPTH, 32)
+  const ok = '{"a":' + '['.repeat(MAX_JSON_DEPTH - 1) + ']'.repeat(MAX_JSON_DEPTH - 1) + '}'
+  t.equal(outcome(ok).code, undefined)
+  rejects(t, '{"a":' + '['.repeat(MAX_JSON_DEPTH) + ']'.repeat(MAX_JSON_DEPTH) + '}', 'INVALID_JSON', deep)
+  rejects(t, '{"a":' + '{"b":'.repeat(MAX_JSON_DEPTH) + '1' + '}'.repeat(MAX_JSON_DEPTH + 1), 'INVALID_JSON', deep)
+  // far past any stack, under a plain key and under a tensor key, closed or not
+  for (const key of ['a', 'input']) {
+    rejects(t, `{"${key}":` + '['.repeat(1e6) + ']'.repeat(1e6) + '}', 'INVALID_JSON', deep, new Set(['input']))
+    rejects(t, `{"${key}":` + '['.repeat(1e6), 'INVALID_JSON', deep, new Set(['input']))
+    rejects(t, `{"${key}":{"dtype":"float32","shape":` + '['.repeat(1e5), 'INVALID_JSON', deep, new Set(['input']))
+  }
+})
+
+t.test('the keys __proto__, constructor and prototype are refused wherever they are', async t => {
+  const keys = new Set(['input'])
+  for (const key of ['__proto__', 'constructor', 'prototype']) {
+    const spelled = JSON.stringify(key)
+    const escaped = '"\\u005f' + spelled.slice(2)
+    rejects(t, `{${spelled}: 1}`, 'INVALID_JSON', new RegExp(`key "${key}" at position 1 is not allowed`))
+    rejects(t, `{"a": [{"b": {${key === '__proto__' ? escaped : spelled}: {}}}]}`, 'INVALID_JSON', new RegExp(`key "${key}" at position 14 is not allowed`))
+    rejects(t, `{"input": {"dtype": "float32", "shape": [1], "data": [1], ${spelled}: 1}}`, 'INVALID_JSON', /is not allowed/, keys)
+    rejects(t, `{"input": {${spelled}: {"dtype": "float32"}}}`, 'INVALID_JSON', /is not allowed/, keys)
+  }
+  t.strictSame(readBody(Buffer.from('{"proto": 1, "constructors": 2}'), NONE), { proto: 1, constructors: 2 })
+})
+
+// ---- tensors ----------------------------------------------------------------------------------
+
+const element = fc.oneof({ weight: 8, arbitrary: finiteDouble }, { weight: 1, arbitrary: fc.constantFrom('NaN', 'Infinity', '-Infinity') })
+const shape = fc.array(fc.integer({ min: 0, max: 4 }), { maxLength: 4 })
+
+function nest (dims: readonly number[], leaf: () => unknown): unknown {
+  if (dims.length === 0) return leaf()
+  return Array.from({ length: dims[0] }, () => nest(dims.slice(1), leaf))
+}
+
+/** A valid tensor in one of the three forms, any dtype. */
+const validTensor = fc.oneof(
+  fc.tuple(shape, fc.array(element, { minLength: 256, maxLength: 256 })).map(([dims, pool]) => {
+    let i = 0
+    return nest(dims, () => pool[i++ % pool.length])
+  }),
+  fc.tuple(shape, fc.constantFrom('float32', 'float64', 'int32', 'int64'), fc.array(fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }), { minLength: 256, maxLength: 256 }), fc.array(element, { minLength: 256, maxLength: 256 }), fc.array(fc.maxSafeInteger(), { minLength: 4, maxLength: 4 }))
+    .map(([dims, dtype, ints, floats, safe]) => {
+      const n = dims.reduce((a, b) => a * b, 1)
+      const data = Array.from({ length: n }, (_, i) => dtype === 'int32' ? ints[i % 256] : dtype === 'int64' ? (i % 5 === 0 ? safe[i % 4] : ints[i % 256]) : floats[i % 256])
+      return { dtype, shape: dims, data }
+    }),
+  fc.tuple(shape, fc.constantFrom(['float32', 4], ['float64', 8], ['int32', 4], ['int64', 8]), fc.uint8Array({ minLength: 2048, maxLength: 2048 }))
+    .map(([dims, [dtype, size], pool]) => {
+      const n = dims.reduce((a, b) => a * b, 1)
+      return { dtype, shape: dims, data: Buffer.from(pool.subarray(0, n * (size as number))).toString('base64') }
+    })
+)
+
+t.test('valid tensors in every form and dtype decode exactly as decodeTensor decodes them', async t => {
+  const keys = new Set(['input', 'target'])
+  fc.assert(fc.property(validTensor, validTensor, plainValue, fc.integer(), (input, target, other, seed) => {
+    const text = looseJson({ other, input, target }, seed)
+    const parsed = parseSent(text)
+    const got = readBody(Buffer.from(text), keys)
+    for (const k of keys) {
+      const want = reference(k, parsed[k])
+      if (want.tensor === undefined) throw new Error(`invalid: ${want.message ?? ''}`)
+      const d = tensorDifference(got[k], want.tensor)
+      if (d !== undefined) throw new Error(`${k}: ${d} in ${text.slice(0, 300)}`)
+    }
+    const d = difference(got.other, parsed.other)
+    if (d !== undefined) throw new Error(d)
+  }), { seed: SEED, numRuns: 5 * RUNS })
+})
+
+/** Ways to break a tensor (or not quite: an escaped "NaN" is still NaN). */
+const BAD_ELEMENTS = [null, true, false, 'foo', 'nan', '-NaN', '+Infinity', 'NaN ', '', {}, { a: 1 }, [], [1], [[1]], new Raw('1e400'), new Raw('-0'), new Raw('"N\\u0061N"'), new Raw('"\\u0049nfinity"'), 2 ** 31, -(2 ** 31) - 1, 2 ** 53, 1.5, -0.5, 'NaN', 'Infinity', 1e21]
+const BAD_DTYPES = ['float16', 'FLOAT32', '', 1, null, ['float32'], new Raw('"float\\u0033\\u0032"')]
+const BAD_SHAPES = [[-1], [1.5], [2 ** 31], [2 ** 31 - 1, 2 ** 31 - 1], '2', [[2]], [], [1, 1, 1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 1, 1], null, [new Raw('1e0')], [new Raw('2.0')]]
+const BAD_BASE64 = ['', 'AAAA', 'AAAAAAAA', 'AAAAAA==', 'AAA=AAAA', 'A$AA', 'AA AA', 'AA\nA', '-_-_', 'AAAAAAA', '====', 'AAAAAAAAAAA=', 'AAAAAAAAAA==', 'é', '\u0000AAA', new Raw('"\\u0041AAA"'), new Raw('"AAAA\\/"')]
+
+type Mutation = (v: unknown, pick: (n: number) => number) => unknown
+
+const MUTATIONS: Mutation[] = [
+  // an element, a row or the whole replaced
+  (v, pick) => replaceLeaf(v, pick, BAD_ELEMENTS[pick(BAD_ELEMENTS.length)]),
+  (_, pick) => BAD_ELEMENTS[pick(BAD_ELEMENTS.length)],
+  (v, pick) => Array.isArray(v) ? v.map((row, i) => i === pick(v.length) && Array.isArray(row) ? row.slice(1) : row) : v,
+  (v, pick) => Array.isArray(v) ? v.map((row, i) => i === pick(v.length) && Array.isArray(row) ? [...row, row[0] ?? 1] : row) : v,
+  (v, pick) => Array.isArray(v) && v.length > 0 ? [...v.slice(0, -1), pick(2) === 0 ? 7 : [v[v.length - 1]]] : [v],
+  v => nest(Array.from({ length: MAX_RANK + 1 - 1 }, () => 1), () => v),
+  // typed: each field broken, missing, doubled or joined by another
+  (v, pick) => typed(v, o => ({ ...o, dtype: BAD_DTYPES[pick(BAD_DTYPES.length)] })),
+  (v, pick) => typed(v, o => ({ ...o, shape: BAD_SHAPES[pick(BAD_SHAPES.length)] })),
+  (v, pick) => typed(v, o => ({ ...o, data: pick(2) === 0 ? BAD_BASE64[pick(BAD_BASE64.length)] : BAD_ELEMENTS[pick(BAD_ELEMENTS.length)] })),
+  (v, pick) => typed(v, o => ({ ...o, data: Array.isArray(o.data) ? replaceLeaf(o.data, pick, BAD_ELEMENTS[pick(BAD_ELEMENTS.length)]) : o.data })),
+  (v, pick) => typed(v, o => { const c = { ...o }; delete c[['dtype', 'shape', 'data'][pick(3)] as keyof typeof c]; return c }),
+  (v, pick) => typed(v, o => new Entries([...Object.entries(o), [['dtype', 'shape', 'data'][pick(3)], BAD_ELEMENTS[pick(BAD_ELEMENTS.length)]]])),
+  (v, pick) => typed(v, o => new Entries([[['dtype', 'shape', 'data'][pick(3)], BAD_ELEMENTS[pick(BAD_ELEMENTS.length)]], ...Object.entries(o)])),
+  (v, pick) => typed(v, o => new Entries([...Object.entries(o), ['extra', pick(2)]])),
+  (v, pick) => typed(v, o => new Entries(Object.entries(o).sort(() => pick(3) - 1))),
+  (v, pick) => typed(v, o => ({ ...o, dtype: ['float32', 'float64', 'int32', 'int64'][pick(4)] }))
+]
+
+function typed (v: unknown, f: (o: Record<string, unknown>) => unknown): unknown {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return v
+  return f(v as Record<string, unknown>)
+}
+
+function replaceLeaf (v: unknown, pick: (n: number) => number, bad: unknown): unknown {
+  if (!Array.isArray(v) || v.length === 0) return bad
+  const i = pick(v.length)
+  return v.map((x, j) => j !== i ? x : Array.isArray(x) ? replaceLeaf(x, pick, bad) : bad)
+}
+
+t.test('malformed tensors give exactly decodeTensor\'s error codes and messages', async t => {
+  const keys = new Set(['input'])
+  let refused = 0
+  fc.assert(fc.property(validTensor, fc.array(fc.nat({ max: MUTATIONS.length - 1 }), { minLength: 1, maxLength: 3 }), fc.array(fc.nat(), { minLength: 8, maxLength: 8 }), fc.integer(), (valid, which, choices, seed) => {
+    let c = 0
+    const pick = (n: number): number => choices[c++ % choices.length] % n
+    let tensor: unknown = valid
+    for (const m of which) tensor = MUTATIONS[m](tensor, pick)
+    const text = looseJson(new Entries([['a', 1], ['input', tensor], ['b', [true]]]), seed)
+    const want = reference('input', parseSent(text).input)
+    const got = outcome(text, keys)
+    if (want.tensor !== undefined) {
+      const d = tensorDifference(got.value?.input, want.tensor)
+      if (d !== undefined) throw new Error(`${d} (${got.code ?? ''} ${got.message ?? ''}) for ${text}`)
+    } else {
+      refused++
+      if (got.code !== want.code || got.message !== want.message) throw new Error(`${got.code ?? 'accepted'}: ${got.message ?? ''}\n  vs ${want.code ?? ''}: ${want.message ?? ''}\n  for ${text}`)
+    }
+  }), { seed: SEED, numRuns: 10 * RUNS })
+  t.ok(refused > RUNS, `${refused} malformed tensors refused`)
+})
+
+t.test('forms, dtypes and the 0-d case as decodeTensor gives them', async t => {
+  const keys = new Set(['input', 'target', 'weight'])
+  const body = readBody(Buffer.from('{"input": [[0.1, 2], ["NaN", "-Infinity"]], "target": {"dtype": "int64", "shape": [3], "data": [0, -1, 9007199254740991]}, "weight": "Infinity", "reduction": "sum"}'), keys)
+  const input = body.input as DecodedTensor
+  t.ok(input instanceof DecodedTensor)
+  t.same([input.dtype, input.shape, input.form], [undefined, [2, 2], 'nested'])
+  t.same(Array.from(input.data as Float64Array), [0.1, 2, NaN, -Infinity])
+  const target = body.target as DecodedTensor
+  t.same([target.dtype, target.form, Array.from(target.data as BigInt64Array)], ['int64', 'flat', [0n, -1n, 9007199254740991n]])
+  const weight = body.weight as DecodedTensor
+  t.same([weight.shape, weight.data[0]], [[], Infinity])
+  t.equal(body.reduction, 'sum')
+  t.notOk(body.reduction instanceof DecodedTensor)
+  // a tensor key under a plain key is plain JSON
+  t.strictSame(readBody(Buffer.from('{"x": {"input": [1]}}'), keys), { x: { input: [1] } })
+})
+
+t.test('base64 is decoded into aligned memory of exactly the tensor', async t => {
+  const values = Float64Array.of(0.1, -0, NaN, 5e-324)
+  const text = `{"pad": "x", "input": {"data": "${Buffer.from(values.buffer).toString('base64')}", "shape": [4], "dtype": "float64"}}`
+  const input = readBody(Buffer.from(text), new Set(['input'])).input as DecodedTensor
+  t.equal(input.form, 'base64')
+  t.equal(input.data.byteOffset, 0)
+  t.equal(input.data.buffer.byteLength, 32)
+  t.ok(bytesOf(input.data).equals(Buffer.from(values.buffer)))
+})
+
+t.test('a tensor error waits for the rest of the body: a syntax error comes first, a later duplicate replaces it', async t => {
+  const keys = new Set(['input'])
+  rejects(t, '{"input": [[1, 2], [3]], "b": }', 'INVALID_JSON', /Unexpected token }/, keys)
+  rejects(t, '{"input": [[1, 2], [3]], "b": 1}', 'INVALID_TENSOR', /^input\[1\]: ragged nested arrays: expected length 2 at depth 1, got 1$/, keys)
+  t.same(Array.from((readBody(Buffer.from('{"input": [[1, 2], [3]], "input": [4]}'), keys).input as DecodedTensor).data as Float64Array), [4])
+  rejects(t, '{"input": [4], "input": {"dtype": "float32"}}', 'INVALID_TENSOR', /^input\.shape: expected an array/, keys)
+})
