@@ -69,3 +69,17 @@ export const lossByNameSchema = {
   body: Type.Ref(AnyLossRequest),
   response: { 200: described(LossResponse, 'The named loss, and its gradients when `grad` is true.'), ...lossErrorResponses }
 }
+
+/** A route's `config` part that lets the spec show its full body while validation skips decoded tensors. */
+export interface DocumentedBody { documentedBody?: TSchema }
+
+/**
+ * `schema` with its tensor fields accepting anything: for routes whose tensors the body reader
+ * decoded and checked already (src/http/json-body.ts). Required fields, unknown-field refusal
+ * and the options' defaults stay as they are.
+ */
+export function withoutTensors (schema: TObject, tensorKeys: ReadonlySet<string>): TSchema {
+  const properties = Object.fromEntries(Object.entries(schema.properties).map(([k, v]) => [k, tensorKeys.has(k) ? {} : v]))
+  const { $id: _id, examples: _examples, ...rest } = schema
+  return { ...rest, properties } as unknown as TSchema
+}

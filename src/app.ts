@@ -20,13 +20,14 @@ import { clusterMetrics } from './cluster'
 import { pressure } from './plugins/pressure'
 import { exampleBody, lossRoutes } from './routes/loss'
 import { healthRoutes } from './routes/health'
-import { v2Routes } from './protocols/v2'
+import { v2Routes, V2Service } from './protocols/v2'
+import { GrpcFrontDoor } from './protocols/v2/grpc'
 import { compositeRoutes } from './routes/composite'
 import { tensorSchemas } from '../schemas/tensor'
 import { ErrorResponse } from '../schemas/error'
 import { LICENSE, portableBounds, SERVERS, TAGS } from '../schemas/document'
 import { CatalogArg, CatalogEntry, Catalog } from '../schemas/catalog'
-import { AnyLossRequest, LossResponse } from '../schemas/loss-request'
+import { AnyLossRequest, type DocumentedBody, LossResponse } from '../schemas/loss-request'
 import { ANNOTATIONS } from '../schemas/enum'
 import { version } from '../package.json'
 
@@ -36,6 +37,8 @@ export interface Losshub {
   warmed: Promise<void>
   batcher: Batcher
   metrics: Metrics
+  /** The Open Inference Protocol over gRPC: not listening until `listen` (src/server.ts binds GRPC_PORT); closed with the app. */
+  grpc: GrpcFrontDoor
   /** Set on SIGTERM: readiness fails (src/shutdown.ts). */
   draining: boolean
   /** Set once draining has let in what was on the wire: new loss requests get 503. */
@@ -97,7 +100,22 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
   }, { observer: metrics.observeBatch })
   let ready = false
   const warmed = warm(losses, batcher).then(() => { ready = true })
-  app.decorate('losshub', { warmed, batcher, metrics, draining: false, refusing: false, lastRequestAt: 0, active: 0 })
+  const readiness = { ready: () => ready, draining: () => app.losshub.draining, overloaded: () => app.hasDecorator('isUnderPressure') && app.isUnderPressure() }
+  // one Open Inference Protocol service behind both of its front doors, REST (/v2) and gRPC
+  const v2 = new V2Service({ losses, batcher, maxElements: cfg.maxElements, requestTimeoutMs: cfg.requestTimeoutMs, readiness })
+  const grpc = new GrpcFrontDoor({
+    service: v2,
+    maxMessageBytes: Math.round(cfg.bodyLimitMb * 1024 * 1024),
+    metrics,
+    log: app.log,
+    // the same bookkeeping as the onRequest hook below: draining waits for gRPC calls too
+    inFlight: {
+      refusing: () => app.losshub.refusing,
+      begin: () => { app.losshub.lastRequestAt = Date.now(); app.losshub.active++ },
+      end: () => { app.losshub.active-- }
+    }
+  })
+  app.decorate('losshub', { warmed, batcher, metrics, grpc, draining: false, refusing: false, lastRequestAt: 0, active: 0 })
 
   app.addHook('onSend', async (request, reply) => { void reply.header('x-request-id', request.id) })
   // evaluations in progress (received, not yet answered): draining waits for them (src/shutdown.ts)
@@ -132,21 +150,27 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
     },
     // on a copy: the schema objects are also the validators' (whose JSON Schema bounds stay numeric)
     transformObject: doc => portableBounds(structuredClone('openapiObject' in doc ? doc.openapiObject : doc.swaggerObject)),
+    // a route that validates a reduced body (decoded tensors left out) documents its full one
+    transform: ({ schema, url, route }) => {
+      const documented = (route.config as DocumentedBody | undefined)?.documentedBody
+      return { schema: documented === undefined ? schema : { ...schema, body: documented }, url }
+    },
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) }
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 
   await app.register(pressure, { maxEventLoopDelayMs: cfg.maxEventLoopDelayMs, maxRssMb: cfg.maxRssMb })
-  await app.register(observability, { metrics, aggregate: options.clusterMetrics === true ? clusterMetrics(metrics.registry) : undefined })
+  await app.register(observability, { metrics, aggregate: options.clusterMetrics === true ? clusterMetrics(metrics.registry) : undefined, isModel: name => v2.has(name) })
   await app.register(healthRoutes, {
     readiness: { ready: () => ready, draining: () => app.losshub.draining, overloaded: () => app.hasDecorator('isUnderPressure') && app.isUnderPressure() }
   })
   await app.register(lossRoutes, { losses, batcher, maxElements: cfg.maxElements })
-  await app.register(v2Routes, { losses, batcher, maxElements: cfg.maxElements, requestTimeoutMs: cfg.requestTimeoutMs, readiness: { ready: () => ready, draining: () => app.losshub.draining, overloaded: () => app.hasDecorator('isUnderPressure') && app.isUnderPressure() } })
+  await app.register(v2Routes, { service: v2 })
   await app.register(compositeRoutes, { losses, batcher, maxElements: cfg.maxElements })
   app.addHook('onClose', async () => {
     await warmed.catch(() => {}) // a close during start-up lets the warm-up finish first
+    await grpc.close(cfg.shutdownTimeoutMs) // calls in progress finish first, within the shutdown timeout
     await batcher.drain()
     await executor.close()
   })

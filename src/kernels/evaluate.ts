@@ -1,15 +1,18 @@
 import { type Batcher } from '../batching/batcher'
-import { encodeTensor } from '../tensor/encode'
+import { TensorOut } from '../tensor/json-writer'
 import { type PreparedCall } from './prepare'
 import { type KernelTensor } from './tensors'
 
 /** The JSON body of a successful response. */
 export interface LossResult { loss: unknown, grad?: Record<string, unknown> }
 
-/** Evaluates a prepared call through the batcher and encodes its result in the request's tensor form. */
+/**
+ * Evaluates a prepared call through the batcher; its result's tensors are `TensorOut`s in the
+ * request's tensor form, for `writeJson` to write straight from the output arrays.
+ */
 export async function evaluate (batcher: Batcher, call: PreparedCall, signal?: AbortSignal): Promise<LossResult> {
   const out = await batcher.submit(call, signal)
-  const enc = (t: KernelTensor): unknown => encodeTensor(call.dtype, t.dims, t.data, call.form)
+  const enc = (t: KernelTensor): TensorOut => new TensorOut(call.dtype, t.dims, t.data, call.form)
   const result: LossResult = { loss: enc(out.loss) }
   if (call.grad) {
     result.grad = {}

@@ -1,11 +1,13 @@
 import { type FastifyInstance } from 'fastify'
 import { Type } from '@sinclair/typebox'
 import { Catalog, CatalogEntry, type CatalogEntryJson } from '../../schemas/catalog'
-import { lossByNameSchema, lossRequestSchema, LossResponse, pascal } from '../../schemas/loss-request'
+import { type DocumentedBody, lossByNameSchema, lossRequestSchema, LossResponse, pascal, withoutTensors } from '../../schemas/loss-request'
 import { described, lossErrorResponses, unknownLossResponse } from '../../schemas/responses'
 import { fail } from '../errors'
 import { type LossDef } from '../losses/loss'
 import { evaluate } from '../kernels/evaluate'
+import { type TensorRouteConfig } from '../http/json-body'
+import { writeJson } from '../tensor/json-writer'
 import { type Batcher } from '../batching/batcher'
 import { prepare } from '../kernels/prepare'
 
@@ -33,6 +35,11 @@ export function exampleBody (def: LossDef): Record<string, unknown> {
   return body
 }
 
+/** The body keys that hold a loss's tensors: its arguments and the upstream gradient. */
+export function tensorKeysOf (def: LossDef): ReadonlySet<string> {
+  return new Set([...def.args.map(a => a.name), 'grad_output'])
+}
+
 /** `POST /loss/<name>` for every registered loss, plus the catalog routes. */
 export async function lossRoutes (app: FastifyInstance, opts: { losses: readonly LossDef[], batcher: Batcher, maxElements?: number }): Promise<void> {
   const byName = new Map(opts.losses.map(d => [d.name, d]))
@@ -42,13 +49,18 @@ export async function lossRoutes (app: FastifyInstance, opts: { losses: readonly
   for (const def of opts.losses) {
     const body = lossRequestSchema(def)
     app.addSchema(body)
+    const tensorKeys = tensorKeysOf(def)
+    const config: DocumentedBody & TensorRouteConfig = { tensorKeys, documentedBody: Type.Ref(body) }
     app.post(`/loss/${def.name}`, {
+      config,
       schema: {
         operationId: `evaluate${pascal(def.name)}`,
         summary: `${def.name}: ${def.summary}`,
         description: `Reference: \`${def.reference}\`. Reductions: ${def.reductions.join(', ')}.`,
         tags: [def.category],
-        body: Type.Ref(body),
+        // the tensors arrive decoded by the body reader (src/http/json-body.ts), which checked
+        // them; the schema checks the rest. The spec shows the full request (config.documentedBody).
+        body: withoutTensors(body, tensorKeys),
         response: { 200: described(LossResponse, `The ${def.name} loss, and its gradients when \`grad\` is true.`), ...errors }
       }
     }, async (request, reply) => {
@@ -57,9 +69,8 @@ export async function lossRoutes (app: FastifyInstance, opts: { losses: readonly
       const gone = new AbortController()
       reply.raw.once('close', () => { if (!reply.raw.writableEnded) gone.abort() })
       const result = await evaluate(opts.batcher, call, gone.signal)
-      // serialised here with the native JSON.stringify: the schema-compiled serializer walks
-      // megabyte base64 strings character by character
-      return await reply.type('application/json; charset=utf-8').send(JSON.stringify(result))
+      // written straight into a Buffer from the output arrays (src/tensor/json-writer.ts)
+      return await reply.type('application/json; charset=utf-8').send(writeJson(result))
     })
   }
 

@@ -1,5 +1,5 @@
 import { fail } from '../errors'
-import { type HostTensor, type TensorData, type WireDType, fmtShape, sizeOf } from './tensor'
+import { DecodedTensor, type HostTensor, type TensorData, type WireDType, fmtShape, sizeOf } from './tensor'
 
 /** Largest rank accepted; PyTorch's losses need far fewer. */
 export const MAX_RANK = 8
@@ -10,11 +10,13 @@ export const MAX_DIM = 2 ** 31 - 1
 const BYTES: Record<WireDType, number> = { float32: 4, float64: 8, int32: 4, int64: 8 }
 
 /**
- * Decodes one tensor argument from any of the three forms of the API. Nested arrays are
+ * Decodes one tensor argument from any of the three forms of the API (one the body reader
+ * already decoded passes through). Nested arrays are
  * read into float64 (the argument's kind decides the dtype later); typed tensors keep theirs.
  * Every failure is a 400 naming the argument.
  */
 export function decodeTensor (arg: string, json: unknown): HostTensor {
+  if (json instanceof DecodedTensor) return json
   if (typeof json === 'object' && json !== null && !Array.isArray(json)) return decodeTyped(arg, json as Record<string, unknown>)
   const shape: number[] = []
   let probe: unknown = json
@@ -39,7 +41,12 @@ export function decodeTensor (arg: string, json: unknown): HostTensor {
   return { dtype: undefined, shape, data, form: 'nested' }
 }
 
+const TYPED_KEYS = new Set(['dtype', 'shape', 'data'])
+
 function decodeTyped (arg: string, obj: Record<string, unknown>): HostTensor {
+  for (const key of Object.keys(obj)) {
+    if (!TYPED_KEYS.has(key)) fail('INVALID_TENSOR', `${arg}.${key}: unknown field; a typed tensor has dtype, shape and data`)
+  }
   const { dtype, shape, data } = obj
   if (dtype !== 'float32' && dtype !== 'float64' && dtype !== 'int32' && dtype !== 'int64') {
     fail('INVALID_DTYPE', `${arg}.dtype: expected one of float32, float64, int32, int64, got ${JSON.stringify(dtype)}`)

@@ -1,16 +1,16 @@
 import { fail, LosshubError } from '../errors'
-import { MAX_JSON_DEPTH } from '../http/json-body'
 import { decodeTensor, MAX_DIM, MAX_RANK } from './decode'
 import { decimalToDouble, EXACT_POW10 } from './json-decimal'
-import { type HostTensor, type TensorData, type TensorForm, type WireDType, sizeOf } from './tensor'
+import { DecodedTensor, type TensorData, type WireDType, sizeOf } from './tensor'
+
+export { DecodedTensor }
 
 /**
- * A tensor argument that `readBody` decoded straight from the body's bytes. Plain JSON
- * values never have this class, so `instanceof DecodedTensor` tells the two apart.
+ * Deepest nesting of arrays and objects a body may have. A tensor is at most 8 deep, inside a
+ * few levels of request object; without a bound, a body of 10^5 nested brackets would send
+ * anything recursive over it (a schema validator) past the stack.
  */
-export class DecodedTensor implements HostTensor {
-  constructor (public dtype: WireDType | undefined, public shape: number[], public data: TensorData, public form: TensorForm) {}
-}
+export const MAX_JSON_DEPTH = 32
 
 /**
  * Reads a JSON object body from its bytes in one pass. Top-level values under `tensorKeys`
@@ -22,6 +22,15 @@ export class DecodedTensor implements HostTensor {
 export function readBody (bytes: Buffer, tensorKeys: ReadonlySet<string>): Record<string, unknown> {
   if (bytes.length === 0) fail('INVALID_JSON', 'body: empty; expected a JSON object')
   return new Reader(bytes).body(tensorKeys)
+}
+
+/**
+ * Reads a JSON document of any type from its bytes, with readBody's checks (syntax with byte
+ * positions, prototype keys, the depth bound) and no tensors: what JSON.parse gives, safely.
+ */
+export function readJson (bytes: Buffer): unknown {
+  if (bytes.length === 0) fail('INVALID_JSON', 'body: empty; expected a JSON object')
+  return new Reader(bytes).document()
 }
 
 const TAB = 0x09
@@ -74,6 +83,14 @@ class Reader {
     this.b = bytes as Bytes
   }
 
+  /** The whole input as one JSON value of any type. */
+  document (): unknown {
+    this.pos = this.ws(0)
+    const v = this.value(0)
+    this.end(this.pos)
+    return v
+  }
+
   body (tensorKeys: ReadonlySet<string>): Record<string, unknown> {
     const b = this.b
     let p = this.ws(0)
@@ -82,7 +99,7 @@ class Reader {
       this.pos = p
       this.value(0)
       this.end(this.pos)
-      fail('INVALID_REQUEST', 'body must be object')
+      fail('INVALID_REQUEST', 'body: must be a JSON object')
     }
     const out: Record<string, unknown> = {}
     // tensor errors wait until the whole body is known to be JSON (a syntax error comes first,

@@ -16,6 +16,15 @@ export interface HostTensor {
   form: TensorForm
 }
 
+/**
+ * A tensor argument already decoded from the request's bytes (src/tensor/json-reader.ts, or a
+ * protocol's raw tensor data). Plain JSON values never have this class, so `instanceof`
+ * tells the two apart, and `decodeTensor` passes it through as it is.
+ */
+export class DecodedTensor implements HostTensor {
+  constructor (public dtype: WireDType | undefined, public shape: number[], public data: TensorData, public form: TensorForm) {}
+}
+
 /** Number of elements of a shape. */
 export function sizeOf (shape: readonly number[]): number {
   let n = 1

@@ -186,15 +186,20 @@ t.test('forms, dtypes, weights and names', async t => {
     t.same(none.body.grad.a, [0, 0, 0])
   })
 
-  t.test('no grad: no gradients; tensor names that are JavaScript built-ins stay plain keys', async t => {
+  t.test('no grad: no gradients; tensor names that are JavaScript built-ins stay plain keys, prototype keys are refused', async t => {
     const noGrad = await postLosses(app, { tensors: { a: x, b: y }, terms: [{ loss: 'mse', args: { input: 'a', target: 'b' } }] })
     t.equal(noGrad.status, 200)
     t.notOk('grad' in noGrad.body)
-    const odd = JSON.parse('{"tensors": {"__proto__": [0.5, -1, 2], "constructor": [1, 0, 1.5]}, "terms": [{"loss": "mse", "args": {"input": "__proto__", "target": "constructor"}}], "grad": true}')
+    const odd = { tensors: { toString: [0.5, -1, 2], hasOwnProperty: [1, 0, 1.5] }, terms: [{ loss: 'mse', args: { input: 'toString', target: 'hasOwnProperty' } }], grad: true }
     const r = await postLosses(app, odd)
     t.equal(r.status, 200)
-    t.same(Object.keys(r.body.grad), ['__proto__'])
-    t.equal(mismatch(fromForm(r.body.grad.__proto__).data, [-1 / 3, -2 / 3, 1 / 3], 1e-6, 1e-7), undefined)
+    t.same(Object.keys(r.body.grad), ['toString'])
+    t.equal(mismatch(fromForm(r.body.grad.toString).data, [-1 / 3, -2 / 3, 1 / 3], 1e-6, 1e-7), undefined)
+    // keys that reach a prototype are refused as the body is read, wherever they stand
+    const proto = await postLosses(app, JSON.parse('{"tensors": {"__proto__": [0.5, -1, 2], "b": [1, 0, 1.5]}, "terms": [{"loss": "mse", "args": {"input": "__proto__", "target": "b"}}]}'))
+    t.equal(proto.status, 400)
+    t.equal(proto.body.code, 'INVALID_JSON')
+    t.match(proto.body.message, /^body: key "__proto__" at position \d+ is not allowed/)
   })
 
   t.test('numeric options and weights are per-term graph inputs', async t => {

@@ -2,7 +2,7 @@ import t, { type Test } from 'tap'
 import fc from 'fast-check'
 import { readBody, DecodedTensor } from '../../src/tensor/json-reader'
 import { decodeTensor, MAX_RANK } from '../../src/tensor/decode'
-import { MAX_JSON_DEPTH } from '../../src/http/json-body'
+import { MAX_JSON_DEPTH } from '../../src/tensor/json-reader'
 import { LosshubError } from '../../src/errors'
 import { Entries, Raw, difference, looseJson, midpointText, numberTexts } from './json-forms'
 
@@ -148,8 +148,8 @@ t.test('syntax errors are INVALID_JSON naming the byte position', async t => {
   rejects(t, '\ufeff{}', 'INVALID_JSON', /Unexpected byte 0xef at position 0/)
   rejects(t, '', 'INVALID_JSON', /^body: empty; expected a JSON object$/)
   rejects(t, '  ', 'INVALID_JSON', /Unexpected end of JSON input at position 2/)
-  rejects(t, '[1, 2]', 'INVALID_REQUEST', /^body must be object$/)
-  rejects(t, '"x"', 'INVALID_REQUEST', /^body must be object$/)
+  rejects(t, '[1, 2]', 'INVALID_REQUEST', /^body: must be a JSON object$/)
+  rejects(t, '"x"', 'INVALID_REQUEST', /^body: must be a JSON object$/)
   rejects(t, '[1, 2', 'INVALID_JSON', /Unexpected end of JSON input/)
 })
 

@@ -16,12 +16,12 @@ export function binaryTail (request: FastifyRequest): Buffer | undefined { retur
  * raw bytes after it (a view, not a copy). A length the body cannot hold is a 400.
  */
 export function splitBody (body: Buffer, headerLength: string | string[] | undefined): { json: unknown, tail?: Buffer } {
-  if (headerLength === undefined) return { json: parseJsonBody(body.toString('utf8')) }
+  if (headerLength === undefined) return { json: parseJsonBody(body) }
   const text = Array.isArray(headerLength) ? headerLength.join(', ') : headerLength
   if (!/^[0-9]+$/.test(text)) fail('INVALID_REQUEST', `Inference-Header-Content-Length: expected the byte length of the JSON header, got ${JSON.stringify(text)}`)
   const n = Number(text)
   if (n > body.length) fail('INVALID_REQUEST', `Inference-Header-Content-Length: ${n} is more than the ${body.length} bytes of the body`)
-  return { json: parseJsonBody(body.toString('utf8', 0, n)), tail: body.subarray(n) }
+  return { json: parseJsonBody(body.subarray(0, n)), tail: body.subarray(n) }
 }
 
 /**
