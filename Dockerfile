@@ -13,7 +13,7 @@ RUN npm run build && npm prune --omit=dev
 FROM node:20-bookworm-slim AS runtime
 # tini is PID 1 so SIGTERM reaches Node and the process drains before exit
 RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/*
-ENV NODE_ENV=production PORT=8080 HOST=0.0.0.0
+ENV NODE_ENV=production PORT=8080 GRPC_PORT=8081 HOST=0.0.0.0
 # glibc keeps freed blocks below its (self-raising) mmap threshold in the heap: a fixed 128 KiB
 # threshold gives a large request's tensor buffers back to the OS when it ends
 ENV MALLOC_MMAP_THRESHOLD_=131072 MALLOC_ARENA_MAX=2
@@ -21,8 +21,11 @@ WORKDIR /app
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+# the Open Inference Protocol's .proto files, which the gRPC front door loads at start-up
+COPY proto ./proto
 USER node
-EXPOSE 8080
+# HTTP (REST, /metrics, probes) and gRPC (the Open Inference Protocol, grpc.health.v1)
+EXPOSE 8080 8081
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"

@@ -103,6 +103,15 @@ async function main (): Promise<void> {
   let seed = 1
   const random = (): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return seed / 2 ** 32 }
   let sent = 0
+  const failures = new Map<string, { count: number, first: string }>()
+  const noteFailure = (text: string): void => {
+    let code = 'unparsed'
+    let message = text.slice(0, 200)
+    try { ({ code, message } = JSON.parse(text) as { code: string, message: string }) } catch {}
+    const f = failures.get(code) ?? { count: 0, first: message }
+    f.count++
+    failures.set(code, f)
+  }
 
   const send = async (r: Req): Promise<void> => {
     const t0 = performance.now()
@@ -110,8 +119,14 @@ async function main (): Promise<void> {
     m.sent++
     const status = await new Promise<number>(resolve => {
       const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: `/loss/${r.loss}`, agent, headers: { 'content-type': 'application/json' } }, res => {
-        res.resume()
-        res.on('end', () => resolve(res.statusCode ?? 0))
+        const status = res.statusCode ?? 0
+        // a 5xx's error code and message are kept (which code, and the first message of each)
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => { if (status >= 500) chunks.push(c) })
+        res.on('end', () => {
+          if (status >= 500) noteFailure(Buffer.concat(chunks).toString())
+          resolve(status)
+        })
         res.on('error', () => resolve(0))
       })
       req.setTimeout(TIMEOUT_MS, () => req.destroy())
@@ -149,9 +164,10 @@ async function main (): Promise<void> {
       `${percentile(ms, 0.5).toFixed(1)} | ${percentile(ms, 0.99).toFixed(1)} | ${Math.round(m.rss.at(-1) ?? NaN)} | ${Math.round(Math.max(...m.rss))} |`)
     for (const k of ['sent', 'answered', 'ok', 'c4xx', 'c5xx', 'c503', 'lost', 'unexpected'] as const) total[k] += m[k]
   })
-  console.log(`\n${total.sent} requests sent, ${total.answered} answered: ${total.ok} × 200, ${total.c4xx} × 4xx, ${total.c5xx} × 5xx (${total.c503} of them 503, load shed). ` +
+  console.log(`\n${total.sent} requests sent, ${total.answered} answered: ${total.ok} × 200, ${total.c4xx} × 4xx, ${total.c5xx} × 5xx (${total.c503} of them 503). ` +
     `Lost (sent, never answered within ${TIMEOUT_MS / 1000} s): ${total.lost}. Unexpected (a good request not 200, a bad one 200 or 5xx): ${total.unexpected}. ` +
     `Server resident set at the end: ${Math.round(rssAfter)} MiB (process tree).`)
+  for (const [code, f] of failures) console.log(`5xx ${code} × ${f.count}, first: ${f.first}`)
   console.log(`5xx: ${total.c5xx}\nlost: ${total.lost}`)
 }
 

@@ -4,8 +4,9 @@ import { NonFinite } from './tensor'
 
 /**
  * The Open Inference Protocol (KServe V2) over REST, as Triton serves it, with its binary
- * tensor data extension: every loss is a model named after it. Only the JSON parts are
- * described here; the binary form appends raw tensors after the JSON (see V2InferenceRequest).
+ * tensor data extension: every loss is a model named after it, and `composite` evaluates several
+ * (schemas/v2-composite.ts). Only the JSON parts are described here; the binary form appends
+ * raw tensors after the JSON (see V2InferenceRequest).
  */
 
 /** Element types a V2 tensor may have here. */
@@ -45,7 +46,7 @@ export const V2ModelMetadata = Type.Object({
   outputs: Type.Array(Type.Ref(V2MetadataTensor))
 }, {
   $id: 'V2ModelMetadata',
-  description: 'Inputs are the loss\'s tensor arguments (the optional ones and `grad_output` included), outputs `loss` and one `grad_<argument>` per differentiable argument. Float inputs take FP32 or FP64, class indices INT32 or INT64; a target that takes either (cross_entropy\'s) is listed with the datatype of the catalog example.',
+  description: 'Inputs are the loss\'s tensor arguments (the optional ones and `grad_output` included), outputs `loss` and one `grad_<argument>` per differentiable argument; model `composite` has no fixed inputs (its terms name them) and `total` as its fixed output. Float inputs take FP32 or FP64, class indices INT32 or INT64; a target that takes either (cross_entropy\'s) is listed with the datatype of the catalog example.',
   examples: [{
     name: 'mse',
     versions: ['1'],
@@ -55,12 +56,19 @@ export const V2ModelMetadata = Type.Object({
   }]
 })
 
+/** Triton's request parameters, which every model takes. */
+export const TRITON_PARAMETERS = {
+  binary_data_output: Type.Optional(Type.Boolean({ description: 'Return every output as binary data unless the output says otherwise.' })),
+  priority: Type.Optional(Int64({ minimum: 0, description: 'Accepted and ignored (one priority).' })),
+  timeout: Type.Optional(Int64({ minimum: 0, description: 'Microseconds: answer 504 DEADLINE_EXCEEDED past it (at most REQUEST_TIMEOUT_MS).' }))
+}
+
 /** Request, input and output parameters: name → string, number or boolean. */
 const scalar = Type.Union([Type.String(), Double(), Type.Boolean()])
 
 /** One input tensor of an inference request. */
 export const V2RequestInput = Type.Object({
-  name: Type.String({ description: 'A tensor argument of the loss (`input`, `target`, `weight`, ...) or `grad_output`.' }),
+  name: Type.String({ description: 'A tensor argument of the loss (`input`, `target`, `weight`, ...) or `grad_output`; for model `composite`, a tensor its terms bind (an identifier).' }),
   shape: Type.Array(Int64({ minimum: 0 }), { description: 'Dimensions; [] for a 0-d tensor.' }),
   datatype,
   parameters: Type.Optional(Type.Object({
@@ -71,7 +79,7 @@ export const V2RequestInput = Type.Object({
 
 /** One output an inference request asks for. */
 export const V2RequestOutput = Type.Object({
-  name: Type.String({ description: '`loss` or `grad_<argument>`.' }),
+  name: Type.String({ description: '`loss` or `grad_<argument>`; for model `composite`, `total`, a term\'s output or `grad_<input>`.' }),
   parameters: Type.Optional(Type.Object({
     binary_data: Type.Optional(Type.Boolean({ description: 'Return this output as binary data (overrides `binary_data_output`).' })),
     classification: Type.Optional(Int64({ minimum: 0, description: 'Triton\'s classification extension: a loss has no class scores, so only 0 (off) is accepted.' }))
@@ -84,15 +92,17 @@ export const V2InferenceRequest = Type.Object({
   model_name: Type.Optional(Type.String({ description: 'If given, the model of the URL.' })),
   model_version: Type.Optional(Type.String({ description: 'If given, "1".' })),
   parameters: Type.Optional(Type.Object({
-    binary_data_output: Type.Optional(Type.Boolean({ description: 'Return every output as binary data unless the output says otherwise.' })),
-    priority: Type.Optional(Int64({ minimum: 0, description: 'Accepted and ignored (one priority).' })),
-    timeout: Type.Optional(Int64({ minimum: 0, description: 'Microseconds: answer 504 DEADLINE_EXCEEDED past it (at most REQUEST_TIMEOUT_MS).' }))
+    ...TRITON_PARAMETERS,
+    terms: Type.Optional(Type.String({
+      description: 'Model `composite` only: the terms, a JSON array as `terms` of `POST /losses` (CompositeTerm), whose `args` name inputs of this request.',
+      examples: ['[{"loss": "mse", "args": {"input": "x", "target": "y"}}, {"loss": "l1", "weight": 0.5, "args": {"input": "x", "target": "y"}, "name": "l1"}]']
+    }))
   }, {
     additionalProperties: scalar,
-    description: 'The loss\'s options, `reduction` and `grad`, as in the body of `POST /loss/{name}` (same defaults and checks), and Triton\'s `binary_data_output`, `priority` and `timeout`.'
+    description: 'A loss\'s options, `reduction` and `grad`, as in the body of `POST /loss/{name}` (same defaults and checks); for model `composite`, `terms` and `grad` only. Triton\'s `binary_data_output`, `priority` and `timeout` for every model.'
   })),
   inputs: Type.Array(Type.Ref(V2RequestInput)),
-  outputs: Type.Optional(Type.Array(Type.Ref(V2RequestOutput), { description: 'The outputs to return, in this order; absent: `loss` and, with grad, every gradient. Asking for a `grad_` output implies `grad: true`.' }))
+  outputs: Type.Optional(Type.Array(Type.Ref(V2RequestOutput), { description: 'The outputs to return, in this order; absent: `loss` (model `composite`: `total` and one output per term) and, with grad, every gradient. Asking for a `grad_` output implies `grad: true` unless `grad` is false.' }))
 }, {
   $id: 'V2InferenceRequest',
   additionalProperties: false,
@@ -162,8 +172,8 @@ export const v2UnknownModelResponse = v2ErrorResponse('No such model (code UNKNO
 
 /** The error responses of `POST /v2/models/{model}/infer` (codes in docs/errors.md). */
 export const v2InferErrorResponses = {
-  400: v2ErrorResponse('Invalid call: malformed JSON or binary layout (a binary_data_size that does not match its shape or the body), an unknown input, output or parameter, a bad option, or any error of `POST /loss/{name}` (shapes, dtypes, indices, domain). The message names the input or parameter at fault.'),
-  404: v2UnknownModelResponse,
+  400: v2ErrorResponse('Invalid call: malformed JSON or binary layout (a binary_data_size that does not match its shape or the body), an unknown input, output or parameter, a bad option, or any error of `POST /loss/{name}` (shapes, dtypes, indices, domain), or for model `composite` of `POST /losses` (the message then names the term: `terms[i] (name): `). The message names the input or parameter at fault.'),
+  404: v2ErrorResponse('No such model (code UNKNOWN_LOSS: the message lists the models served), a version other than 1 (NOT_FOUND), or a term of model `composite` naming a loss not served (UNKNOWN_LOSS).'),
   413: v2ErrorResponse('The body is larger than the configured limit (BODY_LIMIT_MB).'),
   415: v2ErrorResponse('A content type other than application/json, application/octet-stream or none.'),
   500: v2ErrorResponse('An unexpected failure (code INTERNAL): the details are logged with the request id (x-request-id), not returned.'),
@@ -173,12 +183,12 @@ export const v2InferErrorResponses = {
 
 /** Path parameters of the model routes. */
 export const V2ModelParams = Type.Object({
-  model: Type.String({ description: 'A loss name, e.g. cross_entropy.' })
+  model: Type.String({ description: 'A loss name, e.g. cross_entropy, or `composite` (several losses at once, as `POST /losses`).' })
 })
 
 /** Path parameters of the versioned model routes. */
 export const V2VersionParams = Type.Object({
-  model: Type.String({ description: 'A loss name, e.g. cross_entropy.' }),
+  model: Type.String({ description: 'A loss name, e.g. cross_entropy, or `composite` (several losses at once, as `POST /losses`).' }),
   version: Type.String({ description: 'Always "1": each loss has one version.' })
 })
 

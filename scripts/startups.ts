@@ -19,7 +19,7 @@ export interface StartupResult { status: number, code?: string, exitCode: number
 export async function startOnce (env: Record<string, string> = {}): Promise<StartupResult> {
   const t0 = Date.now()
   const child = spawn(process.execPath, [entry], {
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', ...env, LOG_LEVEL: 'info' }, // info: the "listening" line gives the port
+    env: { ...process.env, PORT: '0', GRPC_PORT: '0', HOST: '127.0.0.1', ...env, LOG_LEVEL: 'info' }, // info: the "listening" line gives the port
     stdio: ['ignore', 'pipe', 'inherit']
   })
   const exited = new Promise<number | null>(resolve => child.once('exit', code => resolve(code)))

@@ -4,8 +4,9 @@
  * to a temporary directory, replays the Dockerfile's stages there (WORKDIR, ENV, COPY, RUN;
  * system-package RUNs such as apt-get are skipped: the host's tools stand in), then starts the
  * final stage's CMD from the final stage's directory, with only its ENV (PORT moved to a free
- * port) and as a non-root user when run as root. It waits for /readyz, runs the HEALTHCHECK
- * command, POSTs a cross_entropy request, checks that no devDependency reached the runtime
+ * port, GRPC_PORT to another) and as a non-root user when run as root. It waits for /readyz,
+ * asks the gRPC health service (with the image's own proto/health.proto) whether it serves,
+ * runs the HEALTHCHECK command, POSTs a cross_entropy request, checks that no devDependency reached the runtime
  * node_modules, sends the STOPSIGNAL and expects exit code 0.
  *
  * Usage: npm run verify:image [-- --keep]   (--keep leaves the temporary directory)
@@ -15,6 +16,8 @@ import fs from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
+import * as grpc from '@grpc/grpc-js'
+import * as protoLoader from '@grpc/proto-loader'
 import { execForm, parseCopy, parseEnv, parseStages, type Stage } from './dockerfile'
 
 const root = path.join(__dirname, '..')
@@ -180,7 +183,8 @@ async function main (): Promise<void> {
     const stopSignal = (last('STOPSIGNAL') ?? 'SIGTERM') as NodeJS.Signals
 
     const port = await freePort()
-    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', ...image.env, HOST: '127.0.0.1', PORT: String(port) }
+    const grpcPort = await freePort()
+    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', ...image.env, HOST: '127.0.0.1', PORT: String(port), GRPC_PORT: String(grpcPort) }
     const cwd = path.join(image.dir, image.workdir)
     let identity: { uid?: number, gid?: number } = {}
     let who = `uid ${process.getuid?.()}`
@@ -190,7 +194,7 @@ async function main (): Promise<void> {
       identity = { uid: u.uid, gid: u.gid }
       who = u.as
     }
-    step(`start: ${argv.join(' ')} in ${cwd} as ${who}, env ${JSON.stringify({ ...image.env, HOST: env.HOST, PORT: env.PORT })}`)
+    step(`start: ${argv.join(' ')} in ${cwd} as ${who}, env ${JSON.stringify({ ...image.env, HOST: env.HOST, PORT: env.PORT, GRPC_PORT: env.GRPC_PORT })}`)
     const proc = spawn(argv[0], argv.slice(1), { cwd, env, ...identity, stdio: ['ignore', 'pipe', 'pipe'] })
     child = proc
     const logs: string[] = []
@@ -208,6 +212,16 @@ async function main (): Promise<void> {
       await new Promise(resolve => setTimeout(resolve, 200))
     }
     step(`GET /readyz: 200 after ${((Date.now() - started) / 1000).toFixed(1)}s in total`)
+
+    // the health service a Kubernetes grpc probe calls, through the image's own .proto
+    const healthProto = path.join(cwd, 'proto', 'health.proto')
+    if (!fs.existsSync(healthProto)) fail('proto/health.proto is not in the image')
+    const Health = (grpc.loadPackageDefinition(protoLoader.loadSync(healthProto, { enums: String })) as any).grpc.health.v1.Health
+    const client = new Health(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure())
+    const status = await new Promise<string>((resolve, reject) => client.Check({ service: '' }, { deadline: Date.now() + 10_000 }, (err: Error | null, r: { status: string }) => err === null ? resolve(r.status) : reject(err)))
+    client.close()
+    if (status !== 'SERVING') fail(`gRPC health check: ${status}, expected SERVING`)
+    step(`gRPC grpc.health.v1.Health/Check on port ${grpcPort}: SERVING`)
 
     const health = last('HEALTHCHECK')?.replace(/^(--\S+\s+)*CMD\s+/, '')
     if (health !== undefined) {

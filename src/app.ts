@@ -3,7 +3,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, 
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import { type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { type Config, DEFAULTS } from './config'
+import { type Config, cpuCount, DEFAULTS } from './config'
 import { errorBody, errorHandler } from './http/errors'
 import { jsonBodyParser } from './http/json-body'
 import { refuseContentEncoding } from './http/content-encoding'
@@ -85,10 +85,14 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
   const settings = { intraOpNumThreads: cfg.ortIntraOpThreads, interOpNumThreads: cfg.ortInterOpThreads }
   const executor: Executor = cfg.kernelWorkers > 0
     ? new WorkerPool({ short: cfg.kernelWorkers, long: cfg.longKernelWorkers }, settings, cfg.sessionCacheSize, {
-      onWorkerLost: (lane, reason) => app.log.warn({ lane, reason }, 'kernel worker replaced')
+      onWorkerLost: (lane, reason) => app.log.warn({ lane, reason }, 'kernel worker replaced'),
+      inlineElements: cfg.inlineKernelElements,
+      // a lone call large enough for the long lane may take the cores other processes leave free
+      wide: { threads: cfg.wideKernelThreads > 0 ? cfg.wideKernelThreads : cpuCount(), elements: cfg.longKernelElements > 0 ? cfg.longKernelElements : Infinity },
+      queued: () => batcher.queued
     })
     : new InProcessExecutor(new SessionCache(settings, cfg.sessionCacheSize))
-  const metrics = createMetrics(() => batcher.queued)
+  const metrics = createMetrics(() => batcher.queued, { executor: () => executor.stats?.(), deadlineExceeded: () => batcher.stats.timedOut, queuedBytes: () => batcher.queuedArgumentBytes })
   const batcher = new Batcher(executor, {
     maxSize: cfg.batchMaxSize,
     maxElements: cfg.batchMaxElements,
@@ -99,7 +103,7 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
     lanes: { longSteps: cfg.longKernelSteps, longElements: cfg.longKernelElements }
   }, { observer: metrics.observeBatch })
   let ready = false
-  const warmed = warm(losses, batcher).then(() => { ready = true })
+  const warmed = warm(losses, batcher, cfg.kernelWorkers > 0 ? cfg.inlineKernelElements : 0).then(() => { ready = true })
   const readiness = { ready: () => ready, draining: () => app.losshub.draining, overloaded: () => app.hasDecorator('isUnderPressure') && app.isUnderPressure() }
   // one Open Inference Protocol service behind both of its front doors, REST (/v2) and gRPC
   const v2 = new V2Service({ losses, batcher, maxElements: cfg.maxElements, requestTimeoutMs: cfg.requestTimeoutMs, readiness })
@@ -185,10 +189,19 @@ class OneLinePerRequest extends LogController {
   }
 }
 
-/** Runs each loss's example, with and without gradients, so its kernels are loaded before readiness. */
-async function warm (losses: readonly LossDef[], batcher: Batcher): Promise<void> {
+/**
+ * Runs each loss's example, with and without gradients, so its kernels are loaded before
+ * readiness: on a kernel worker and, for a call small enough to run on the event loop
+ * (`inlineElements`), there too.
+ */
+async function warm (losses: readonly LossDef[], batcher: Batcher, inlineElements: number): Promise<void> {
   for (const def of losses) {
-    // no deadline: the first runs wait for the kernel workers to start
-    for (const grad of [false, true]) await batcher.submit(prepare(def, { ...exampleBody(def), grad }), undefined, Infinity)
+    for (const grad of [false, true]) {
+      const call = prepare(def, { ...exampleBody(def), grad })
+      // no deadline: the first runs wait for the kernel workers to start
+      await batcher.submit(call, undefined, Infinity)
+      // it ran on the event loop: a cost past the inline bound sends it to a worker too
+      if (call.cost.steps <= 1 && call.cost.elements <= inlineElements) await batcher.submit({ ...call, cost: { ...call.cost, elements: inlineElements + 1 } }, undefined, Infinity)
+    }
   }
 }

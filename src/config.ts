@@ -3,6 +3,8 @@ import os from 'node:os'
 /** Service configuration, read from environment variables (documented in the README). */
 export interface Config {
   port: number
+  /** TCP port of the Open Inference Protocol over gRPC, in the same process (0: off). */
+  grpcPort: number
   host: string
   bodyLimitMb: number
   /** Most elements of any one tensor a request may make (arguments, broadcasts, intermediates, outputs). */
@@ -13,6 +15,10 @@ export interface Config {
   ortInterOpThreads: number
   /** Most ONNX sessions kept in memory (LRU), per kernel worker. */
   sessionCacheSize: number
+  /** Largest cost (elements, one step) of a call run on the event loop instead of a kernel worker (0: never). */
+  inlineKernelElements: number
+  /** Intra-op threads of a lone large kernel while other processes leave the cores free (0: one per CPU; 1: never more than ORT_INTRA_OP_THREADS). */
+  wideKernelThreads: number
   /** Kernel worker threads; 0 runs kernels on the event loop (tests). */
   kernelWorkers: number
   batchMaxSize: number
@@ -48,6 +54,7 @@ export interface Config {
 /** The defaults every variable falls back to. */
 export const DEFAULTS: Config = {
   port: 8080,
+  grpcPort: 8081,
   host: '0.0.0.0',
   bodyLimitMb: 64,
   maxElements: 4194304,
@@ -55,6 +62,8 @@ export const DEFAULTS: Config = {
   ortIntraOpThreads: 1,
   ortInterOpThreads: 1,
   sessionCacheSize: 512,
+  inlineKernelElements: 4096,
+  wideKernelThreads: 0,
   kernelWorkers: 1,
   batchMaxSize: 64,
   batchMaxElements: 65536,
@@ -77,6 +86,7 @@ export const DEFAULTS: Config = {
 /** The environment variable of each setting. */
 export const VARS: Record<keyof Config, string> = {
   port: 'PORT',
+  grpcPort: 'GRPC_PORT',
   host: 'HOST',
   bodyLimitMb: 'BODY_LIMIT_MB',
   maxElements: 'MAX_ELEMENTS',
@@ -84,6 +94,8 @@ export const VARS: Record<keyof Config, string> = {
   ortIntraOpThreads: 'ORT_INTRA_OP_THREADS',
   ortInterOpThreads: 'ORT_INTER_OP_THREADS',
   sessionCacheSize: 'SESSION_CACHE_SIZE',
+  inlineKernelElements: 'INLINE_KERNEL_ELEMENTS',
+  wideKernelThreads: 'WIDE_KERNEL_THREADS',
   kernelWorkers: 'KERNEL_WORKERS',
   batchMaxSize: 'BATCH_MAX_SIZE',
   batchMaxElements: 'BATCH_MAX_ELEMENTS',
@@ -122,6 +134,7 @@ const HOUR_MS = 3600000
  */
 export const RULES: { [K in keyof Config]: Config[K] extends number ? Extract<Rule, { type: 'int' | 'number' }> : Extract<Rule, { type: 'string' }> } = {
   port: { type: 'int', min: 0, max: 65535 },
+  grpcPort: { type: 'int', min: 0, max: 65535 },
   host: { type: 'string' },
   bodyLimitMb: { type: 'number', min: 0.001, max: 500 }, // 500 MiB: V8's longest string is just under 512 MiB
   maxElements: { type: 'int', min: 1, max: INT32 },
@@ -129,6 +142,8 @@ export const RULES: { [K in keyof Config]: Config[K] extends number ? Extract<Ru
   ortIntraOpThreads: { type: 'int', min: 1, max: 256 },
   ortInterOpThreads: { type: 'int', min: 1, max: 256 },
   sessionCacheSize: { type: 'int', min: 1, max: 1000000 },
+  inlineKernelElements: { type: 'int', min: 0, max: INT32 },
+  wideKernelThreads: { type: 'int', min: 0, max: 256 },
   kernelWorkers: { type: 'int', min: 0, max: 64 },
   batchMaxSize: { type: 'int', min: 1, max: 65536 },
   batchMaxElements: { type: 'int', min: 1, max: INT32 },

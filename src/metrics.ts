@@ -1,23 +1,37 @@
 import client from 'prom-client'
 import { type BatchObserver } from './batching/batcher'
+import { type KernelMetricsSource, registerKernelMetrics } from './kernels/kernel-metrics'
+
+/**
+ * The front door a loss evaluation came through: `loss` (POST /loss/{name}), `v2` (the Open
+ * Inference Protocol over REST) or `grpc` (the Open Inference Protocol over gRPC).
+ */
+export type Protocol = 'loss' | 'v2' | 'grpc'
 
 /** The service's Prometheus metrics, on a registry of its own (one per app). */
 export interface Metrics {
   registry: client.Registry
-  requests: client.Counter<'loss' | 'status'>
-  duration: client.Histogram<'loss'>
+  /** By protocol, loss and HTTP status (for gRPC, the HTTP status of the answer's error code: 200 when OK). */
+  requests: client.Counter<'protocol' | 'loss' | 'status'>
+  duration: client.Histogram<'protocol' | 'loss'>
   /** Feeds the batch, queue-wait and kernel-run histograms from the batcher. */
   observeBatch: BatchObserver
 }
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
-/** Creates the metrics; `queueDepth` is read at scrape time. */
-export function createMetrics (queueDepth: () => number): Metrics {
+/** Creates the metrics; `queueDepth` and `kernels` (memory, sessions and losses of the kernels) are read at scrape time. */
+export function createMetrics (queueDepth: () => number, kernels?: KernelMetricsSource): Metrics {
   const registry = new client.Registry()
   client.collectDefaultMetrics({ register: registry })
-  const requests = new client.Counter({ name: 'losshub_requests_total', help: 'Loss evaluations answered, by loss and HTTP status.', labelNames: ['loss', 'status'] as const, registers: [registry] })
-  const duration = new client.Histogram({ name: 'losshub_request_duration_seconds', help: 'Time from request received to response sent, by loss.', labelNames: ['loss'] as const, buckets: LATENCY_BUCKETS, registers: [registry] })
+  if (kernels !== undefined) registerKernelMetrics(registry, kernels)
+  const requests = new client.Counter({
+    name: 'losshub_requests_total',
+    help: 'Loss evaluations answered, by protocol (loss: POST /loss, v2: Open Inference Protocol REST, grpc: its gRPC), loss and HTTP status (gRPC: the HTTP status of its error code).',
+    labelNames: ['protocol', 'loss', 'status'] as const,
+    registers: [registry]
+  })
+  const duration = new client.Histogram({ name: 'losshub_request_duration_seconds', help: 'Time from request received to response sent, by protocol and loss.', labelNames: ['protocol', 'loss'] as const, buckets: LATENCY_BUCKETS, registers: [registry] })
   const batchSize = new client.Histogram({ name: 'losshub_batch_size', help: 'Requests per kernel run.', buckets: [1, 2, 4, 8, 16, 32, 64, 128], registers: [registry] })
   const queueWait = new client.Histogram({ name: 'losshub_queue_wait_seconds', help: 'Time a request waited in the batcher before its kernel run started.', buckets: LATENCY_BUCKETS, registers: [registry] })
   const kernelRun = new client.Histogram({ name: 'losshub_onnx_run_duration_seconds', help: 'Duration of one ONNX Runtime kernel run (one batch), by loss.', labelNames: ['loss'] as const, buckets: LATENCY_BUCKETS, registers: [registry] })

@@ -5,8 +5,9 @@ import { drain } from './shutdown'
 import { ConfigError, cpuCount, loadConfig } from './config'
 
 /**
- * Starts losshub. With WORKERS > 1 the primary supervises that many worker processes
- * sharing the port; each worker (or the single process) serves and drains on SIGTERM.
+ * Starts losshub: HTTP on PORT, the Open Inference Protocol over gRPC on GRPC_PORT (0: off).
+ * With WORKERS > 1 the primary supervises that many worker processes sharing both ports;
+ * each worker (or the single process) serves and drains on SIGTERM.
  */
 async function main (): Promise<void> {
   const config = loadConfig()
@@ -19,6 +20,8 @@ async function main (): Promise<void> {
   const app = await buildApp(config, { clusterMetrics: cluster.isWorker })
   try {
     await app.listen({ port: config.port, host: config.host })
+    // under node:cluster every worker binds GRPC_PORT too: the primary shares it, as it does PORT
+    if (config.grpcPort > 0) app.log.info({ port: await app.losshub.grpc.listen(config.grpcPort, config.host) }, 'gRPC listening (Open Inference Protocol, grpc.health.v1)')
   } catch (err) {
     // close before exiting: an exit while ONNX Runtime loads on a kernel thread aborts the process
     const bound = new Promise(resolve => setTimeout(resolve, config.shutdownTimeoutMs).unref())

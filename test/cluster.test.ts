@@ -21,7 +21,7 @@ t.test('WORKERS=2: two processes share the port, metrics add up across them, a d
     t.equal(r.status, 200)
   }
   const text = await (await fetch(`${server.url}/metrics`)).text()
-  t.match(text, /^losshub_requests_total\{loss="cross_entropy",status="200"\} 10$/m, 'the scrape counts both workers\' requests')
+  t.match(text, /^losshub_requests_total\{protocol="loss",loss="cross_entropy",status="200"\} 10$/m, 'the scrape counts both workers\' requests')
 
   process.kill(before[0], 'SIGKILL')
   let after: number[] = []

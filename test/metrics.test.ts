@@ -13,10 +13,10 @@ t.test('GET /metrics: request counters by loss and status, latency, batch and qu
   t.equal(r.statusCode, 200)
   t.match(r.headers['content-type'], /^text\/plain; version=0\.0\.4/)
   const text = r.body
-  t.equal(sample(text, /^losshub_requests_total\{loss="cross_entropy",status="200"\} (\d+)$/m), 3)
-  t.equal(sample(text, /^losshub_requests_total\{loss="cross_entropy",status="400"\} (\d+)$/m), 1)
-  t.equal(sample(text, /^losshub_requests_total\{loss="unknown",status="404"\} (\d+)$/m), 1, 'unknown names share one label')
-  t.equal(sample(text, /^losshub_request_duration_seconds_count\{loss="cross_entropy"\} (\d+)$/m), 4)
+  t.equal(sample(text, /^losshub_requests_total\{protocol="loss",loss="cross_entropy",status="200"\} (\d+)$/m), 3)
+  t.equal(sample(text, /^losshub_requests_total\{protocol="loss",loss="cross_entropy",status="400"\} (\d+)$/m), 1)
+  t.equal(sample(text, /^losshub_requests_total\{protocol="loss",loss="unknown",status="404"\} (\d+)$/m), 1, 'unknown names share one label')
+  t.equal(sample(text, /^losshub_request_duration_seconds_count\{protocol="loss",loss="cross_entropy"\} (\d+)$/m), 4)
   // the start-up warm-up ran every loss's example twice, and the three requests ran after it
   t.ok(sample(text, /^losshub_batch_size_count (\d+)$/m) >= 3)
   t.ok(sample(text, /^losshub_queue_wait_seconds_count (\d+)$/m) >= 3)

@@ -1,6 +1,6 @@
 import { LosshubError } from '../errors'
 import { batchFeeds, batchPlan, splitOutputs } from '../kernels/batch'
-import { type Executor, KernelTimeout, type Lane } from '../kernels/executor'
+import { type Executor, KernelTimeout, type Lane, runCost } from '../kernels/executor'
 import { buildFeeds, buildModel, kernelKey } from '../kernels/kernel'
 import { type Cost, type PreparedCall } from '../kernels/prepare'
 import { type KernelTensors } from '../kernels/tensors'
@@ -223,7 +223,8 @@ export class Batcher {
     const deadlineUs = Math.min(...items.map(p => p.deadlineUs))
     const timeoutMs = Number.isFinite(deadlineUs) ? Math.max(0, deadlineUs - start) / 1000 : undefined
     try {
-      const out = await this.executor.run(key, () => buildModel(calls[0], batched), batched ? batchFeeds(calls) : buildFeeds(calls[0]), { lane: items[0].lane, timeoutMs })
+      const feeds = (): KernelTensors => (batched ? batchFeeds(calls) : buildFeeds(calls[0]))
+      const out = await this.executor.run(key, () => buildModel(calls[0], batched), feeds(), { lane: items[0].lane, timeoutMs, cost: runCost(calls), rebuild: feeds })
       const shares = batched ? splitOutputs(calls, out) : [out]
       items.forEach((p, i) => { p.detach(); p.resolve(shares[i]) })
     } catch (err) {

@@ -5,7 +5,7 @@ import { type Cost } from '../kernels/prepare'
 export interface BatchPolicy {
   /** Most requests in one kernel run; 1 turns batching off. */
   maxSize: number
-  /** Most batch-argument elements in one kernel run (a large request still runs, alone). */
+  /** Most elements in one kernel run, each member counted by its working size (a large request still runs, alone). */
   maxElements: number
   /** How long the oldest request may wait for others while a kernel worker is free; 0: never wait. */
   maxDelayUs: number

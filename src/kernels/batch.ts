@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { sizeOf } from '../tensor/tensor'
 import { argTensor, gradOutput, kernelKey, optionFeeds, perRowDims } from './kernel'
 import { type PreparedCall } from './prepare'
-import { concatRows, type KernelTensors, sliceRows } from './tensors'
+import { concatRows, type KernelTensors, owned, sliceRows } from './tensors'
 
 /**
  * How a call may join a batch: the group it batches with, its rows (batch-dim size) and its
@@ -75,7 +75,11 @@ function sharedOptions (call: PreparedCall): unknown[] {
   return Object.keys(call.def.options).filter(k => !(perRow && k in call.numeric)).map(k => [k, call.opts[k] ?? null])
 }
 
-/** The inputs of a batched kernel: batch arguments and seeds concatenated, the rest from the first call. */
+/**
+ * The inputs of a batched kernel: batch arguments and seeds concatenated, the rest from the
+ * first call. Every array is the feeds' own (shared arguments are copied, not lent): when the
+ * batch fails, or its worker dies with its inputs, each member still has its arguments to run alone.
+ */
 export function batchFeeds (calls: readonly PreparedCall[]): KernelTensors {
   const first = calls[0]
   const batchArgs = new Set(first.def.batch)
@@ -97,7 +101,7 @@ export function batchFeeds (calls: readonly PreparedCall[]): KernelTensors {
     // reduced: one seed per request; none: the seeds' rows concatenated
     feeds.grad_output = first.opts.reduction === 'none'
       ? concatRows(calls.map(gradOutput))
-      : { ...gradOutput(first), dims: [calls.length], data: concatRows(calls.map(c => ({ ...gradOutput(c), dims: [1] }))).data }
+      : { type: first.dtype, dims: [calls.length], data: concatRows(calls.map(c => ({ ...gradOutput(c), dims: [1] }))).data }
   }
   return feeds
 }
@@ -125,11 +129,11 @@ function perRowOptionFeeds (calls: readonly PreparedCall[]): KernelTensors {
 
 function buildFeedsOfShared (call: PreparedCall, batchArgs: ReadonlySet<string>, withOptions: boolean): KernelTensors {
   const feeds: KernelTensors = withOptions ? optionFeeds(call) : {}
-  for (const [name, a] of Object.entries(call.args)) if (!batchArgs.has(name)) feeds[name] = argTensor(a, call.dtype)
+  for (const [name, a] of Object.entries(call.args)) if (!batchArgs.has(name)) feeds[name] = owned(argTensor(a, call.dtype))
   return feeds
 }
 
-/** Each call's share of a batched result, shaped as its solo result would be. */
+/** Each call's share of a batched result, shaped as its solo result would be: views over the batch's arrays (see `sliceRows`). */
 export function splitOutputs (calls: readonly PreparedCall[], out: KernelTensors): KernelTensors[] {
   const first = calls[0]
   const rowsOf = (c: PreparedCall): number => c.args[first.def.batch![0]].shape[0]

@@ -1,6 +1,7 @@
 import * as ort from 'onnxruntime-node'
+import { type PreparedCall } from './prepare'
 import { type SessionCache } from './session-cache'
-import { fromOrt, type KernelTensors } from './tensors'
+import { fromOrt, type KernelTensors, tensorBytes } from './tensors'
 
 /**
  * A class of kernel workers: `short` serves ordinary calls, `long` the calls whose cost marks
@@ -9,11 +10,35 @@ import { fromOrt, type KernelTensors } from './tensors'
  */
 export type Lane = 'short' | 'long'
 
-/** How one kernel run is to be made: its lane, and how long it may take before it is abandoned. */
+/** What one kernel run costs: its largest tensor's elements (summed over a batch's members) and its sequential steps. */
+export interface RunCost { elements: number, steps: number }
+
+/** How one kernel run is to be made: its lane, how long it may take before it is abandoned, what it costs. */
 export interface RunOptions {
   lane?: Lane
   /** Milliseconds the run may take; past them the executor abandons it and throws KernelTimeout. */
   timeoutMs?: number
+  /** The run's cost: whether it may skip the worker hop (tiny) or take idle cores (large). Unknown: neither. */
+  cost?: RunCost
+  /**
+   * Makes the feeds again, for a retry on a fresh worker when the one holding the feeds died
+   * (their buffers were moved to it, and went with it). Without it such a run is not retried.
+   */
+  rebuild?: () => KernelTensors
+}
+
+/** Memory and work of an executor, for GET /metrics. */
+export interface KernelStats {
+  /** Per kernel worker (`short-0`, `long-0`; `inline`: sessions on the event loop): cached sessions and the thread's V8 heap as of its last kernel. */
+  workers: Array<{ name: string, sessions: number, heapUsedBytes?: number, heapTotalBytes?: number, externalBytes?: number }>
+  /** Bytes of the inputs of the kernels running now. */
+  inFlightBytes: number
+  /** Kernels abandoned at their time limit (their workers replaced). */
+  abandoned: number
+  /** Workers replaced, by why: `died` (the thread failed or exited) or `overran` (its kernel was abandoned). */
+  replaced: { died: number, overran: number }
+  /** Threads still computing an abandoned kernel. */
+  overrunning: number
 }
 
 /**
@@ -23,10 +48,16 @@ export interface RunOptions {
 export interface Executor {
   /** How many more kernels it can start now in `lane` (default short). */
   available: (lane?: Lane) => number
-  /** Runs kernel `key` (building its session from `model()` when it is new). */
+  /**
+   * Runs kernel `key` (building its session from `model()` when it is new). The feeds' buffers
+   * may be moved to another thread while it runs; they are readable again once it settles,
+   * unless the worker died with them.
+   */
   run: (key: string, model: () => Uint8Array, feeds: KernelTensors, options?: RunOptions) => Promise<KernelTensors>
   /** Subscribes to capacity coming back other than by a run ending (a worker started late). */
   onCapacity?: (listener: () => void) => void
+  /** Its sessions, memory and losses so far. */
+  stats?: () => KernelStats
   close: () => Promise<void>
 }
 
@@ -38,10 +69,29 @@ export class KernelTimeout extends Error {
   }
 }
 
-/** ORT input tensors from plain kernel tensors. */
+/** The cost of running `calls` as one kernel: their elements summed, their steps at most; unknown if any call's is. */
+export function runCost (calls: readonly PreparedCall[]): RunCost | undefined {
+  let elements = 0
+  let steps = 0
+  for (const c of calls) {
+    const cost = (c as { cost?: RunCost }).cost // calls built by hand (tests, tools) may have none
+    if (cost === undefined) return undefined
+    elements += cost.elements
+    steps = Math.max(steps, cost.steps)
+  }
+  return { elements, steps }
+}
+
+/**
+ * ORT input tensors from plain kernel tensors. onnxruntime-node refuses arrays over a
+ * SharedArrayBuffer ("Invalid argument"): those are copied into memory of their own.
+ */
 export function toOrt (feeds: KernelTensors): Record<string, ort.Tensor> {
   const out: Record<string, ort.Tensor> = {}
-  for (const [name, t] of Object.entries(feeds)) out[name] = new ort.Tensor(t.type, t.data, t.dims)
+  for (const [name, t] of Object.entries(feeds)) {
+    const data = t.data.buffer instanceof SharedArrayBuffer ? t.data.slice() : t.data
+    out[name] = new ort.Tensor(t.type, data, t.dims)
+  }
   return out
 }
 
@@ -52,11 +102,21 @@ export function toOrt (feeds: KernelTensors): Record<string, ort.Tensor> {
  */
 export class InProcessExecutor implements Executor {
   private running = 0
+  private inFlight = 0
   constructor (private readonly sessions: SessionCache) {}
   available (): number { return this.running === 0 ? 1 : 0 }
   async run (key: string, model: () => Uint8Array, feeds: KernelTensors): Promise<KernelTensors> {
     this.running++
-    try { return fromOrt(await this.sessions.run(key, model, toOrt(feeds))) } finally { this.running-- }
+    const bytes = tensorBytes(feeds)
+    this.inFlight += bytes
+    try { return fromOrt(await this.sessions.run(key, model, toOrt(feeds))) } finally {
+      this.running--
+      this.inFlight -= bytes
+    }
+  }
+
+  stats (): KernelStats {
+    return { workers: [{ name: 'inline', sessions: this.sessions.size }], inFlightBytes: this.inFlight, abandoned: 0, replaced: { died: 0, overran: 0 }, overrunning: 0 }
   }
 
   async close (): Promise<void> { await this.sessions.close() }

@@ -88,19 +88,25 @@ export function optionFeeds (call: PreparedCall): KernelTensors {
   return feeds
 }
 
-/** The upstream gradient of a call: the given grad_output, or ones shaped like the loss. */
+/** The upstream gradient of a call: the given grad_output (lent when of the call's dtype), or ones shaped like the loss. */
 export function gradOutput (call: PreparedCall): KernelTensor {
   const Arr = call.dtype === 'float32' ? Float32Array : Float64Array
   const go = call.gradOutput
+  const dims = [...call.lossShape]
+  if (go !== undefined && go.data instanceof Arr) return { type: call.dtype, dims, data: go.data, source: go }
   const data = go !== undefined ? Arr.from(go.data as ArrayLike<number>) : new Arr(sizeOf(call.lossShape)).fill(1)
-  return { type: call.dtype, dims: [...call.lossShape], data }
+  return { type: call.dtype, dims, data }
 }
 
-/** An argument converted to its kernel dtype (int64 indices, or the call's float type). */
+/**
+ * An argument converted to its kernel dtype (int64 indices, or the call's float type). When
+ * it is already of that dtype, its own array is lent (`source`), not copied: the executor may
+ * move it to a kernel worker and hand it back (src/kernels/worker-pool.ts).
+ */
 export function argTensor (a: Arg, dtype: 'float32' | 'float64'): KernelTensor {
   const d: TensorData = a.data
   const dims = [...a.shape]
-  if (a.kind === 'index') return { type: 'int64', dims, data: d instanceof BigInt64Array ? d : BigInt64Array.from(d as ArrayLike<number>, v => BigInt(v)) }
-  if (dtype === 'float32') return { type: 'float32', dims, data: d instanceof Float32Array ? d : Float32Array.from(d as ArrayLike<number>) }
-  return { type: 'float64', dims, data: d instanceof Float64Array ? d : Float64Array.from(d as ArrayLike<number>) }
+  if (a.kind === 'index') return d instanceof BigInt64Array ? { type: 'int64', dims, data: d, source: a } : { type: 'int64', dims, data: BigInt64Array.from(d as ArrayLike<number>, v => BigInt(v)) }
+  if (dtype === 'float32') return d instanceof Float32Array ? { type: 'float32', dims, data: d, source: a } : { type: 'float32', dims, data: Float32Array.from(d as ArrayLike<number>) }
+  return d instanceof Float64Array ? { type: 'float64', dims, data: d, source: a } : { type: 'float64', dims, data: Float64Array.from(d as ArrayLike<number>) }
 }

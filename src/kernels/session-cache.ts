@@ -4,6 +4,8 @@ import * as ort from 'onnxruntime-node'
 export interface SessionSettings {
   intraOpNumThreads: number
   interOpNumThreads: number
+  /** Whether ORT's intra-op threads spin while they wait for work (its default); threads that share cores with other kernels should not. */
+  spin?: boolean
 }
 
 interface Entry { session: Promise<ort.InferenceSession>, running: number, evicted: boolean }
@@ -57,7 +59,8 @@ export class SessionCache {
       // allocator when it ends, instead of staying reserved for a shape that may never return
       enableCpuMemArena: false,
       enableMemPattern: false,
-      graphOptimizationLevel: 'all'
+      graphOptimizationLevel: 'all',
+      ...(this.settings.spin === false ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {})
     })
     entry = { session, running: 0, evicted: false }
     session.catch(() => this.entries.delete(key)) // a failed build is retried next time

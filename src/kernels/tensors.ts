@@ -6,6 +6,11 @@ export interface KernelTensor {
   type: 'float32' | 'float64' | 'int64'
   dims: number[]
   data: Float32Array | Float64Array | BigInt64Array
+  /**
+   * The request argument whose own array `data` is (not a copy of it): when the array is
+   * moved to a kernel worker and handed back, the argument is given the returned array too.
+   */
+  source?: { data: TensorData }
 }
 
 /** Kernel inputs or outputs by name. */
@@ -18,10 +23,14 @@ export function fromOrt (out: ort.InferenceSession.OnnxValueMapType): KernelTens
   return res
 }
 
-/** Rows [from, to) of a tensor along axis 0 (a copy, for one request's share of a batch). */
+/**
+ * Rows [from, to) of a tensor along axis 0, one request's share of a batch: a view over the
+ * batch's array, not a copy. The view keeps the whole batch's array alive until every share
+ * is dropped; a batch is bounded by BATCH_MAX_ELEMENTS and its shares are encoded at once.
+ */
 export function sliceRows (t: KernelTensor, from: number, to: number): KernelTensor {
   const row = t.dims.slice(1).reduce((n, d) => n * d, 1)
-  return { type: t.type, dims: [to - from, ...t.dims.slice(1)], data: t.data.slice(from * row, to * row) as TensorData as KernelTensor['data'] }
+  return { type: t.type, dims: [to - from, ...t.dims.slice(1)], data: t.data.subarray(from * row, to * row) }
 }
 
 /** Concatenates tensors along axis 0 (they agree on every other dim). */
@@ -35,4 +44,51 @@ export function concatRows (parts: KernelTensor[]): KernelTensor {
     offset += p.data.length
   }
   return { type: parts[0].type, dims: [parts.reduce((n, p) => n + p.dims[0], 0), ...parts[0].dims.slice(1)], data }
+}
+
+/** A tensor whose array is its own: a lent argument's array is copied, anything else kept. */
+export function owned (t: KernelTensor): KernelTensor {
+  return t.source === undefined ? t : { type: t.type, dims: t.dims, data: t.data.slice() }
+}
+
+/** Bytes of the tensors' arrays. */
+export function tensorBytes (tensors: KernelTensors): number {
+  let n = 0
+  for (const t of Object.values(tensors)) n += t.data.byteLength
+  return n
+}
+
+/**
+ * The buffers that may move to another thread instead of being copied: ArrayBuffers that an
+ * array spans whole (a view into a larger buffer, such as a request body, is copied, so that
+ * nothing else that buffer holds is taken away), each once. SharedArrayBuffers are shared
+ * as they are.
+ */
+export function movable (tensors: KernelTensors): ArrayBuffer[] {
+  const out = new Set<ArrayBuffer>()
+  for (const t of Object.values(tensors)) {
+    const b = t.data.buffer
+    if (b instanceof ArrayBuffer && t.data.byteOffset === 0 && t.data.byteLength === b.byteLength) out.add(b)
+  }
+  return [...out]
+}
+
+/** Plain tensors without their `source`, as they are posted to a worker. */
+export function bare (tensors: KernelTensors): KernelTensors {
+  const out: KernelTensors = {}
+  for (const [name, t] of Object.entries(tensors)) out[name] = { type: t.type, dims: t.dims, data: t.data }
+  return out
+}
+
+/**
+ * Puts arrays handed back by a worker in place of the ones that were moved to it (and into
+ * the arguments they were lent by), so that the caller's tensors are readable again.
+ */
+export function restore (tensors: KernelTensors, returned: KernelTensors): void {
+  for (const [name, t] of Object.entries(tensors)) {
+    const back = returned[name]
+    if (back === undefined || back.data === t.data) continue
+    t.data = back.data
+    if (t.source !== undefined) t.source.data = back.data
+  }
 }

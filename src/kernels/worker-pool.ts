@@ -2,10 +2,11 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { LosshubError } from '../errors'
-import { type Executor, KernelTimeout, type Lane, type RunOptions } from './executor'
-import { type SessionSettings } from './session-cache'
-import { type KernelTensors } from './tensors'
-import { type WorkerReply, type WorkerRequest } from './worker'
+import { type Executor, type KernelStats, KernelTimeout, type Lane, type RunCost, type RunOptions, toOrt } from './executor'
+import { IdleCores } from './idle-cores'
+import { SessionCache, type SessionSettings } from './session-cache'
+import { bare, fromOrt, type KernelTensor, type KernelTensors, movable, restore, tensorBytes } from './tensors'
+import { type WorkerData, type WorkerReply, type WorkerRequest, type WorkerStats } from './worker'
 
 /** Kernel worker threads per lane; with no long workers, long calls share the short ones. */
 export interface LaneSizes { short: number, long: number }
@@ -16,10 +17,31 @@ export interface WorkerPoolOptions {
   setTimer?: (fn: () => void, ms: number) => () => void
   /** Told whenever a worker is lost (its thread died, or its kernel overran) and replaced. */
   onWorkerLost?: (lane: Lane, reason: string) => void
+  /**
+   * A call of one step whose cost is at most this many elements runs on the event loop, on
+   * sessions of its own, skipping the hop to a worker (it still takes an idle worker's place
+   * while it runs); 0: never.
+   */
+  inlineElements?: number
+  /**
+   * A call of at least `elements` elements runs on a session of `threads` intra-op threads
+   * when no other kernel of the pool runs or waits (`queued`) and other processes leave that
+   * many cores free (`freeCores`, by default sampled by IdleCores): a lone large kernel
+   * takes the idle cores.
+   */
+  wide?: { threads: number, elements: number, freeCores?: () => number }
+  /** Calls waiting in front of the pool (the batcher's queue). */
+  queued?: () => number
 }
 
 /** What a run waits for: the worker's reply, or word that its worker is gone. */
 type Reply = WorkerReply | { ok: false, lost: string }
+
+/** Wide sessions kept per worker (each holds its own intra-op threads): large calls are few. */
+export const WIDE_SESSIONS = 4
+
+/** How the pool tells a wide session from the ordinary one of the same kernel in a worker's `knows`. */
+const WIDE = '\u0000wide'
 
 interface Slot {
   worker: Worker
@@ -36,6 +58,8 @@ interface Slot {
   state: 'live' | 'overrun' | 'gone'
   /** The worker that took its place when it died while running: kept for that run's retry. */
   replacement?: Slot
+  /** What the worker said it holds, with its last answer. */
+  stats?: WorkerStats
 }
 
 /** Attempts of one run: the first, and one retry on a fresh worker when the first worker died. */
@@ -44,7 +68,18 @@ const ATTEMPTS = 2
 /**
  * A fixed pool of kernel worker threads in two lanes, one kernel at a time each. Models are
  * built on the main thread and sent to a worker the first time it runs that kernel (and again
- * if it has evicted the session); inputs and outputs move as transferred buffers.
+ * if it has evicted the session).
+ *
+ * Inputs move to the worker as transferred buffers, not copies (`movable`: arrays spanning an
+ * ArrayBuffer of their own; views into a larger buffer are copied, SharedArrayBuffers shared),
+ * and the worker hands them back with its answer, so that the caller's feeds (and the request
+ * arguments they lend) are whole again for a retry: a failed batch rerun member by member, or
+ * a resend with the model. Outputs come back transferred too. A worker that dies keeps the
+ * buffers it was given: the run is retried on feeds made anew (`RunOptions.rebuild`), unless
+ * they held a request's own arrays, which are gone (503 WORKER_FAILED: the client retries).
+ *
+ * A tiny call (`inlineElements`) runs on the event loop instead, where it is done sooner than
+ * a hop to a worker and back; a large one runs on a wide session (`wide`) while nothing else runs.
  *
  * A worker takes kernels once it has said it is ready (until then its lane's calls wait in the
  * batcher's queue, where their deadlines run, not inside a kernel's time limit).
@@ -65,6 +100,11 @@ export class WorkerPool implements Executor {
   private readonly capacityListeners: Array<() => void> = []
   private nextId = 0
   private closing = false
+  private inFlight = 0
+  private readonly lost = { abandoned: 0, died: 0 }
+  private inlineSessions?: SessionCache
+  private readonly idleCores?: IdleCores
+  private readonly freeCores: () => number
   private readonly start: (workerData: unknown) => Worker
   private readonly setTimer: (fn: () => void, ms: number) => () => void
 
@@ -74,6 +114,9 @@ export class WorkerPool implements Executor {
       const t = setTimeout(fn, ms)
       return () => clearTimeout(t)
     })
+    const { wide } = options
+    if (this.widens() && wide?.freeCores === undefined) this.idleCores = new IdleCores()
+    this.freeCores = wide?.freeCores ?? (() => this.idleCores?.cores ?? 0)
     this.slots = [
       ...Array.from({ length: sizes.short }, () => this.spawn('short')),
       ...Array.from({ length: sizes.long }, () => this.spawn('long'))
@@ -97,6 +140,16 @@ export class WorkerPool implements Executor {
     let slot = idle.find(s => s.knows.has(key)) ?? idle[0]
     if (slot === undefined) throw new Error(`no idle kernel worker in the ${lane} lane (the batcher checks available() first)`)
     slot.busy = true
+    const bytes = tensorBytes(feeds)
+    this.inFlight += bytes
+    if (this.runsInline(options.cost)) {
+      // the call holds the worker's place, so that calls arriving meanwhile queue (and batch)
+      try { return await this.runInline(key, model, feeds) } finally {
+        latest(slot).busy = false
+        this.inFlight -= bytes
+      }
+    }
+    const wide = this.runsWide(options.cost, slot)
     let timedOut = false
     const { timeoutMs } = options
     const cancel = timeoutMs !== undefined && Number.isFinite(timeoutMs)
@@ -105,23 +158,49 @@ export class WorkerPool implements Executor {
         this.abandon(latest(slot as Slot), `a kernel ran past its time limit of ${Math.round(timeoutMs)} ms`)
       }, Math.max(0, timeoutMs))
       : () => {}
+    let sent = feeds
     try {
       for (let attempt = 1; ; attempt++) {
-        const reply = await this.runOn(slot, key, model, feeds)
+        const reply = await this.runOn(slot, key, model, sent, wide)
         if (reply.ok) {
-          slot.knows.add(key)
+          slot.knows.add(wide ? key + WIDE : key)
           return reply.outputs
         }
         if (!('lost' in reply)) throw new Error(reply.message)
         if (timedOut) throw new KernelTimeout(timeoutMs as number)
         if (slot.replacement === undefined) throw new LosshubError('WORKER_FAILED', `kernel worker failed: ${reply.lost}; retry`, 1)
         if (attempt === ATTEMPTS) throw new LosshubError('WORKER_FAILED', `kernel worker failed: ${reply.lost}, on a fresh worker too; retry`, 1)
+        const gone = Object.values(sent).filter(t => !holds(t))
+        if (gone.length > 0) {
+          // its buffers went with the dead worker: make the feeds again, if they were not a request's own arrays
+          if (options.rebuild === undefined || gone.some(t => t.source !== undefined)) {
+            throw new LosshubError('WORKER_FAILED', `kernel worker failed: ${reply.lost}; the request's tensors went with it; retry`, 1)
+          }
+          sent = options.rebuild()
+        }
         // the replacement was born reserved for this retry (see replace)
         slot = slot.replacement
       }
     } finally {
       cancel()
       latest(slot).busy = false
+      this.inFlight -= bytes
+    }
+  }
+
+  stats (): KernelStats {
+    const index: Record<Lane, number> = { short: 0, long: 0 }
+    const workers: KernelStats['workers'] = this.slots.map(s => {
+      const name = `${s.lane}-${index[s.lane]++}`
+      return s.stats === undefined ? { name, sessions: 0 } : { name, sessions: s.stats.sessions, heapUsedBytes: s.stats.heapUsedBytes, heapTotalBytes: s.stats.heapTotalBytes, externalBytes: s.stats.externalBytes }
+    })
+    if (this.inlineSessions !== undefined) workers.push({ name: 'inline', sessions: this.inlineSessions.size })
+    return {
+      workers,
+      inFlightBytes: this.inFlight,
+      abandoned: this.lost.abandoned,
+      replaced: { died: this.lost.died, overran: this.lost.abandoned },
+      overrunning: this.overrun.size
     }
   }
 
@@ -137,6 +216,36 @@ export class WorkerPool implements Executor {
     // an overrun thread closes itself when its kernel returns, and must not be terminated (nor
     // the process exit) before: wait for it (SHUTDOWN_TIMEOUT_MS bounds the whole shutdown)
     await Promise.all(this.ending)
+    await this.inlineSessions?.close()
+    this.idleCores?.close()
+  }
+
+  /** Whether wide sessions have more threads than the ordinary ones. */
+  private widens (): boolean { return (this.options.wide?.threads ?? 0) > this.settings.intraOpNumThreads }
+
+  /** Whether a call is tiny enough to run on the event loop: sooner than the hop to a worker, too short to hold up other requests. */
+  private runsInline (cost: RunCost | undefined): boolean {
+    const bound = this.options.inlineElements ?? 0
+    return bound > 0 && cost !== undefined && cost.steps <= 1 && cost.elements <= bound
+  }
+
+  private async runInline (key: string, model: () => Uint8Array, feeds: KernelTensors): Promise<KernelTensors> {
+    // one thread: a tiny kernel gains nothing from more, and the event loop's process has no pool to spare
+    this.inlineSessions ??= new SessionCache({ intraOpNumThreads: 1, interOpNumThreads: 1 }, this.capacity)
+    return fromOrt(await this.inlineSessions.run(key, model, toOrt(feeds)))
+  }
+
+  /**
+   * Whether a call runs on its kernel's wide session: it is large, the pool otherwise idle (no
+   * other worker busy, no abandoned kernel still computing, nothing queued), and other
+   * processes leave the cores free (more threads than free cores make a kernel slower, not
+   * faster). Work that arrives while it runs shares the cores with it until it ends.
+   */
+  private runsWide (cost: RunCost | undefined, slot: Slot): boolean {
+    const wide = this.options.wide
+    if (wide === undefined || !this.widens() || cost === undefined || cost.elements < wide.elements) return false
+    if (this.overrun.size > 0 || (this.options.queued?.() ?? 0) > 0 || this.slots.some(s => s !== slot && s.busy)) return false
+    return this.freeCores() >= wide.threads - 0.5
   }
 
   /** The lane whose workers serve `lane`: long calls share the short workers when there are no long ones. */
@@ -144,26 +253,41 @@ export class WorkerPool implements Executor {
     return lane === 'long' && this.sizes.long > 0 ? 'long' : 'short'
   }
 
-  private async runOn (slot: Slot, key: string, model: () => Uint8Array, feeds: KernelTensors): Promise<Reply> {
-    const reply = await this.send(slot, key, slot.knows.has(key) ? undefined : model(), feeds)
-    if (!reply.ok && 'missingModel' in reply && reply.missingModel) return await this.send(slot, key, model(), feeds)
+  private async runOn (slot: Slot, key: string, model: () => Uint8Array, feeds: KernelTensors, wide: boolean): Promise<Reply> {
+    const reply = await this.send(slot, key, slot.knows.has(wide ? key + WIDE : key) ? undefined : model(), feeds, wide)
+    // the worker handed the feeds back with its answer: they can go again
+    if (!reply.ok && 'missingModel' in reply && reply.missingModel) return await this.send(slot, key, model(), feeds, wide)
     return reply
   }
 
-  private async send (slot: Slot, key: string, model: Uint8Array | undefined, feeds: KernelTensors): Promise<Reply> {
+  private async send (slot: Slot, key: string, model: Uint8Array | undefined, feeds: KernelTensors, wide: boolean): Promise<Reply> {
     if (slot.state !== 'live') return { ok: false, lost: 'the kernel worker is gone' }
     const id = this.nextId++
-    const msg: WorkerRequest = { id, key, model, feeds }
-    // inputs are copied, not transferred: they may alias a request's decoded arguments,
-    // which a retry (model missing, a dead worker, or a failed batch run member by member) needs again
+    const transfer = movable(feeds)
+    const moving = new Set<ArrayBufferLike>(transfer)
+    const handBack = Object.keys(feeds).filter(name => moving.has(feeds[name].data.buffer))
+    const msg: WorkerRequest = { id, key, model, feeds: bare(feeds), handBack }
+    if (wide) msg.wide = true
     return await new Promise<Reply>(resolve => {
-      slot.pending.set(id, resolve)
-      slot.worker.postMessage(msg)
+      slot.pending.set(id, reply => {
+        if ('inputs' in reply && reply.inputs !== undefined) restore(feeds, reply.inputs)
+        resolve(reply)
+      })
+      try {
+        slot.worker.postMessage(msg, transfer)
+      } catch (err) {
+        // nothing was sent (an array that cannot be cloned): the run's own failure
+        slot.pending.delete(id)
+        resolve({ id, ok: false, missingModel: false, message: `kernel inputs could not be sent to the worker: ${(err as Error).message}` })
+      }
     })
   }
 
   private spawn (lane: Lane): Slot {
-    const slot: Slot = { worker: this.start({ settings: this.settings, capacity: this.capacity }), lane, busy: false, knows: new Set(), pending: new Map(), ready: false, state: 'live' }
+    const { wide } = this.options
+    const data: WorkerData = { settings: this.settings, capacity: this.capacity }
+    if (wide !== undefined && this.widens()) data.wide = { settings: { intraOpNumThreads: wide.threads, interOpNumThreads: 1, spin: false }, capacity: WIDE_SESSIONS }
+    const slot: Slot = { worker: this.start(data), lane, busy: false, knows: new Set(), pending: new Map(), ready: false, state: 'live' }
     slot.worker.on('message', (reply: WorkerReply | 'closed' | 'ready') => {
       if (slot.state === 'overrun') {
         // the abandoned kernel has returned: the thread is back in JavaScript and may now end
@@ -178,6 +302,7 @@ export class WorkerPool implements Executor {
         return
       }
       if (reply === 'closed' || reply === 'ready' || slot.state === 'gone') return
+      if (reply.stats !== undefined) slot.stats = reply.stats
       slot.pending.get(reply.id)?.(reply)
       slot.pending.delete(reply.id)
     })
@@ -203,6 +328,7 @@ export class WorkerPool implements Executor {
     }
     slot.state = 'gone'
     if (!this.closing) {
+      this.lost.died++
       const fresh = this.spawn(slot.lane)
       fresh.busy = slot.busy
       slot.replacement = fresh
@@ -217,6 +343,7 @@ export class WorkerPool implements Executor {
   private abandon (slot: Slot, reason: string): void {
     if (slot.state !== 'live') return
     slot.state = 'overrun'
+    this.lost.abandoned++
     this.overrun.add(slot)
     const i = this.slots.indexOf(slot)
     const finishing = [...this.overrun].filter(s => s.lane === slot.lane).length
@@ -253,6 +380,11 @@ export class WorkerPool implements Executor {
     this.ending.add(p)
     void p.then(() => this.ending.delete(p))
   }
+}
+
+/** Whether a tensor's array holds its elements (it was not moved to a worker and lost with it). */
+function holds (t: KernelTensor): boolean {
+  return t.data.length === t.dims.reduce((n, d) => n * d, 1)
 }
 
 /** The slot that now stands where `slot` stood (itself while it lives). */

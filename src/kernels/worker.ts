@@ -1,21 +1,36 @@
 /**
- * A kernel worker thread: its own ONNX sessions, fed plain tensors (transferred, not
- * copied) by the pool in worker-pool.ts, so that kernels never block the HTTP event loop.
+ * A kernel worker thread: its own ONNX sessions, fed plain tensors by the pool in
+ * worker-pool.ts (moved to it, not copied, and handed back with the answer), so that kernels
+ * never block the HTTP event loop.
  */
+import { getHeapStatistics } from 'node:v8'
 import { parentPort, workerData } from 'node:worker_threads'
 import { SessionCache, type SessionSettings } from './session-cache'
 import { toOrt } from './executor'
-import { fromOrt, type KernelTensors } from './tensors'
+import { fromOrt, type KernelTensors, movable } from './tensors'
 
-export interface WorkerRequest { id: number, key: string, model?: Uint8Array, feeds: KernelTensors }
-export type WorkerReply = { id: number, ok: true, outputs: KernelTensors } | { id: number, ok: false, missingModel: boolean, message: string }
+/**
+ * A kernel to run. `wide`: on the session with more intra-op threads (a large call while the
+ * pool is otherwise idle). `handBack`: the feeds moved here, to be moved back with the answer.
+ */
+export interface WorkerRequest { id: number, key: string, model?: Uint8Array, feeds: KernelTensors, wide?: boolean, handBack?: string[] }
 
-const { settings, capacity } = workerData as { settings: SessionSettings, capacity: number }
+/** What a worker holds, sent with every answer. */
+export interface WorkerStats { sessions: number, heapUsedBytes: number, heapTotalBytes: number, externalBytes: number }
+
+/** The answer to a request, with the inputs it hands back and the worker's stats. */
+export type WorkerReply = ({ id: number, ok: true, outputs: KernelTensors } | { id: number, ok: false, missingModel: boolean, message: string }) & { inputs?: KernelTensors, stats?: WorkerStats }
+
+/** What a worker is started with: the sessions' settings, and the wide sessions' (absent: none). */
+export interface WorkerData { settings: SessionSettings, capacity: number, wide?: { settings: SessionSettings, capacity: number } }
+
+const { settings, capacity, wide } = workerData as WorkerData
 const sessions = new SessionCache(settings, capacity)
+const wideSessions = wide !== undefined ? new SessionCache(wide.settings, wide.capacity) : undefined
 
 parentPort?.on('message', (msg: WorkerRequest | 'close') => {
   if (msg === 'close') {
-    void sessions.close().then(() => parentPort?.postMessage('closed'))
+    void Promise.all([sessions.close(), wideSessions?.close()]).then(() => parentPort?.postMessage('closed'))
     return
   }
   void handle(msg)
@@ -26,16 +41,28 @@ parentPort?.on('messageerror', () => process.exit(1))
 // ONNX Runtime is loaded: the pool may send kernels now
 parentPort?.postMessage('ready')
 
-async function handle ({ id, key, model, feeds }: WorkerRequest): Promise<void> {
-  if (model === undefined && !sessions.has(key)) {
-    parentPort?.postMessage({ id, ok: false, missingModel: true, message: 'model needed' } satisfies WorkerReply)
+async function handle ({ id, key, model, feeds, wide, handBack = [] }: WorkerRequest): Promise<void> {
+  const cache = wide === true && wideSessions !== undefined ? wideSessions : sessions
+  const inputs: KernelTensors = {}
+  for (const name of handBack) inputs[name] = feeds[name]
+  const answer = (reply: WorkerReply, outputs: KernelTensors = {}): void => {
+    reply.inputs = inputs
+    reply.stats = stats()
+    parentPort?.postMessage(reply, [...new Set([...movable(outputs), ...movable(inputs)])])
+  }
+  if (model === undefined && !cache.has(key)) {
+    answer({ id, ok: false, missingModel: true, message: 'model needed' })
     return
   }
   try {
-    const outputs = fromOrt(await sessions.run(key, () => model as Uint8Array, toOrt(feeds)))
-    const transfer = Object.values(outputs).map(t => t.data.buffer as ArrayBuffer)
-    parentPort?.postMessage({ id, ok: true, outputs } satisfies WorkerReply, transfer)
+    const outputs = fromOrt(await cache.run(key, () => model as Uint8Array, toOrt(feeds)))
+    answer({ id, ok: true, outputs }, outputs)
   } catch (err) {
-    parentPort?.postMessage({ id, ok: false, missingModel: false, message: (err as Error).message } satisfies WorkerReply)
+    answer({ id, ok: false, missingModel: false, message: (err as Error).message })
   }
+}
+
+function stats (): WorkerStats {
+  const heap = getHeapStatistics()
+  return { sessions: sessions.size + (wideSessions?.size ?? 0), heapUsedBytes: heap.used_heap_size, heapTotalBytes: heap.total_heap_size, externalBytes: heap.external_memory }
 }

@@ -1,17 +1,36 @@
 import { type FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { type Metrics } from '../metrics'
+import { type Metrics, type Protocol } from '../metrics'
 
-/** Per-request counters and latency for the loss routes, and `GET /metrics`. */
-async function observabilityPlugin (app: FastifyInstance, opts: { metrics: Metrics, aggregate?: () => Promise<string> }): Promise<void> {
+/** What the plugin needs: the metrics, the cluster's scrape (under node:cluster), the models V2 serves. */
+export interface ObservabilityOptions {
+  metrics: Metrics
+  aggregate?: () => Promise<string>
+  /** Whether a V2 model name is served: any other shares the label `unknown`. */
+  isModel?: (name: string) => boolean
+}
+
+const V2_INFER = new Set(['/v2/models/:model/infer', '/v2/models/:model/versions/:version/infer'])
+
+/** Counts one loss evaluation answered (any protocol) and its latency. */
+export function observeRequest (metrics: Metrics, protocol: Protocol, loss: string, status: number, seconds: number): void {
+  metrics.requests.inc({ protocol, loss, status: String(status) })
+  metrics.duration.observe({ protocol, loss }, seconds)
+}
+
+/** Per-request counters and latency for the loss and V2 inference routes, and `GET /metrics`. */
+async function observabilityPlugin (app: FastifyInstance, opts: ObservabilityOptions): Promise<void> {
   const { metrics } = opts
   app.addHook('onResponse', async (request, reply) => {
+    if (request.method !== 'POST') return
     const route = request.routeOptions.url ?? ''
-    if (!route.startsWith('/loss/') || request.method !== 'POST') return
     // unknown names share one label: a label per arbitrary name would grow without bound
-    const loss = route === '/loss/:name' ? 'unknown' : route.slice('/loss/'.length)
-    metrics.requests.inc({ loss, status: String(reply.statusCode) })
-    metrics.duration.observe({ loss }, reply.elapsedTime / 1000)
+    if (route.startsWith('/loss/')) {
+      observeRequest(metrics, 'loss', route === '/loss/:name' ? 'unknown' : route.slice('/loss/'.length), reply.statusCode, reply.elapsedTime / 1000)
+    } else if (V2_INFER.has(route)) {
+      const model = (request.params as { model?: string }).model ?? ''
+      observeRequest(metrics, 'v2', opts.isModel?.(model) === true ? model : 'unknown', reply.statusCode, reply.elapsedTime / 1000)
+    }
   })
   app.get('/metrics', {
     schema: {

@@ -23,11 +23,14 @@ function compositeErrorHandler (): ReturnType<typeof errorHandler> {
   }
 }
 
+/** What compiles schemas with the app's validator: a route's request, or any protocol's stand-in for one. */
+export interface SchemaCompiler { compileValidationSchema: (schema: object) => ((data: unknown) => boolean) & { errors?: unknown } }
+
 /**
  * Validates terms' options with the request's own validator compiler (the app's Ajv and its
  * settings, defaults filled in), compiled once per loss; messages as for `POST /loss/{name}`.
  */
-export function termOptionsValidator (request: FastifyRequest): OptionsValidator {
+export function termOptionsValidator (request: SchemaCompiler): OptionsValidator {
   return (def, options) => {
     const validate = request.compileValidationSchema(termOptionsSchema(def))
     if (!validate(options)) {

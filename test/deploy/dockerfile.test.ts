@@ -1,7 +1,8 @@
 /**
  * The Dockerfile has the production properties (checked without a Docker engine): multi-stage,
- * non-root, the service port exposed, a health check, SIGTERM drained through tini. The lint
- * itself is shown to catch each property on a broken copy.
+ * non-root, the service port and the gRPC port exposed, the .proto files shipped, a health
+ * check, SIGTERM drained through tini. The lint itself is shown to catch each property on a
+ * broken copy.
  */
 import fs from 'node:fs'
 import path from 'node:path'
@@ -33,9 +34,18 @@ t.test('the final stage runs the built entry point as a non-root user', async t 
   t.equal(Number(env.PORT), DEFAULTS.port)
   const cmd = execForm(final.instructions.filter(i => i.op === 'CMD').pop()?.args ?? '')
   t.same(cmd, ['node', pkg.main])
-  // everything the runtime needs comes from the build stage: dist, node_modules, package.json
-  const copied = final.instructions.filter(i => i.op === 'COPY').flatMap(i => parseCopy(i.args).sources)
-  t.same(copied.map(s => s.replace(/^\/app\//, '')).sort(), ['dist', 'node_modules', 'package.json'])
+  // everything the runtime needs: dist, node_modules and package.json from the build stage, proto/ from the context
+  const copies = final.instructions.filter(i => i.op === 'COPY').map(i => parseCopy(i.args))
+  t.same(copies.filter(c => c.flags.from === 'build').flatMap(c => c.sources).map(s => s.replace(/^\/app\//, '')).sort(), ['dist', 'node_modules', 'package.json'])
+  t.same(copies.filter(c => c.flags.from === undefined).map(c => [c.sources, c.dest]), [[['proto'], './proto']], 'proto/ beside dist/: the gRPC front door loads it at start-up')
+})
+
+t.test('the gRPC port: exposed, and the default the image sets', async t => {
+  const final = parseStages(dockerfile).pop()!
+  const exposed = final.instructions.filter(i => i.op === 'EXPOSE').flatMap(i => i.args.split(' ').map(p => Number(p.split('/')[0])))
+  t.ok(exposed.includes(DEFAULTS.grpcPort), `EXPOSE ${DEFAULTS.grpcPort} (${exposed.join(', ')})`)
+  const env = Object.assign({}, ...final.instructions.filter(i => i.op === 'ENV').map(i => parseEnv(i.args)))
+  t.equal(Number(env.GRPC_PORT), DEFAULTS.grpcPort)
 })
 
 t.test('.dockerignore keeps host builds and modules out of the context', async t => {
@@ -49,7 +59,7 @@ const breakages: Array<[string, (s: string) => string, RegExp]> = [
   ['dev dependencies shipped', s => s.replace(/ && npm prune --omit=dev/, ''), /dev dependencies/],
   ['no USER', s => s.replace(/^USER node$/m, ''), /^USER: the final stage runs as root/],
   ['USER root', s => s.replace(/^USER node$/m, 'USER root'), /^USER root: must not be root/],
-  ['wrong EXPOSE', s => s.replace(/^EXPOSE 8080$/m, 'EXPOSE 3000'), /^EXPOSE: 8080/],
+  ['wrong EXPOSE', s => s.replace(/^EXPOSE 8080 8081$/m, 'EXPOSE 3000 8081'), /^EXPOSE: 8080/],
   ['no HEALTHCHECK', s => s.replace(/^HEALTHCHECK[^\n]*\\\n[^\n]*\n/m, ''), /^HEALTHCHECK: missing/],
   ['STOPSIGNAL SIGINT', s => s.replace(/^STOPSIGNAL SIGTERM$/m, 'STOPSIGNAL SIGINT'), /^STOPSIGNAL/],
   ['no tini', s => s.replace(/^ENTRYPOINT .*$/m, ''), /^ENTRYPOINT/],

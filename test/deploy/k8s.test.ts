@@ -1,7 +1,7 @@
 /**
  * The Kubernetes manifests (deploy/k8s/), docker-compose.yml and deploy/prometheus.yml agree
- * with the service: its port and probe paths, its configuration variables and shutdown timeout,
- * and with each other (labels, names, ports).
+ * with the service: its ports (HTTP and gRPC) and probes, its configuration variables and
+ * shutdown timeout, and with each other (labels, names, ports).
  */
 import fs from 'node:fs'
 import path from 'node:path'
@@ -9,6 +9,7 @@ import t from 'tap'
 import YAML from 'yaml'
 import { DEFAULTS, loadConfig } from '../../src/config'
 import { build } from '../helpers/app'
+import { grpcApp } from '../protocols/v2/grpc'
 
 const root = path.join(__dirname, '..', '..')
 const load = (file: string): any => YAML.parse(fs.readFileSync(path.join(root, file), 'utf8'))
@@ -61,15 +62,33 @@ t.test('the container runs the image on the service port, one process per pod', 
   const cfg = loadConfig(env) // throws on a malformed value, as the server would
   t.equal(cfg.workers, 1, 'WORKERS=1: Kubernetes scales pods, not processes')
   t.equal(cfg.port, http?.containerPort, 'the process listens where the container port points')
+  const grpcPort = container.ports.find((p: any) => p.name === 'grpc')
+  t.equal(grpcPort?.containerPort, DEFAULTS.grpcPort, 'containerPort "grpc" is the default GRPC_PORT')
+  t.equal(cfg.grpcPort, grpcPort?.containerPort, 'gRPC listens where that container port points')
   t.equal(pod.metadata.annotations['prometheus.io/port'], String(http?.containerPort))
   t.equal(pod.metadata.annotations['prometheus.io/path'], '/metrics')
 })
 
-t.test('liveness is /healthz and readiness /readyz, on the http port', async t => {
+t.test('liveness is /healthz on the http port; readiness a grpc probe (grpc.health.v1) on the gRPC port', async t => {
   t.equal(container.livenessProbe?.httpGet?.path, '/healthz')
-  t.equal(container.readinessProbe?.httpGet?.path, '/readyz')
   t.equal(portNumber(container.livenessProbe.httpGet.port), DEFAULTS.port)
-  t.equal(portNumber(container.readinessProbe.httpGet.port), DEFAULTS.port)
+  const probe = container.readinessProbe?.grpc
+  t.ok(probe !== undefined && container.readinessProbe.httpGet === undefined, 'readiness probes gRPC')
+  t.equal(typeof probe.port, 'number', 'a grpc probe takes a port number (Kubernetes has no named port there)')
+  t.equal(probe.port, DEFAULTS.grpcPort)
+})
+
+t.test('the readiness probe\'s health check answers SERVING exactly when /readyz answers 200', async t => {
+  const s = await grpcApp(t)
+  const service = container.readinessProbe.grpc.service ?? '' // Kubernetes sends "" when none is set
+  const both = async (): Promise<[number, unknown]> => {
+    const r = await s.call('Check', { service }, { service: 'health' })
+    return [(await s.app.inject('/readyz')).statusCode, r.ok ? r.value.status : r.error.details]
+  }
+  t.same(await both(), [200, 'SERVING'])
+  s.app.losshub.draining = true
+  t.same(await both(), [503, 'NOT_SERVING'], 'draining')
+  s.app.losshub.draining = false
 })
 
 t.test('resources: requests and limits, requests within limits', async t => {
@@ -113,6 +132,9 @@ t.test('labels and selectors line up', async t => {
   t.ok(selects(pdb.spec.selector.matchLabels, labels), 'PodDisruptionBudget selects the pods')
   const port = service.spec.ports.find((p: any) => p.name === 'http')
   t.equal(portNumber(port?.targetPort), DEFAULTS.port, 'Service targets the container port')
+  const grpc = service.spec.ports.find((p: any) => p.name === 'grpc')
+  t.equal(portNumber(grpc?.targetPort), DEFAULTS.grpcPort, 'Service targets the gRPC container port')
+  t.equal(grpc?.appProtocol, 'grpc')
 })
 
 t.test('the HPA scales this Deployment on CPU and leaves room for the PDB', async t => {
@@ -132,6 +154,7 @@ t.test('docker-compose runs the service and a Prometheus that scrapes it', async
   const svc = compose.services.losshub
   t.equal(svc.build, '.')
   t.ok((svc.ports as string[]).includes(`${DEFAULTS.port}:${DEFAULTS.port}`), 'publishes the service port')
+  t.ok((svc.ports as string[]).includes(`${DEFAULTS.grpcPort}:${DEFAULTS.grpcPort}`), 'publishes the gRPC port')
   const probe = (svc.healthcheck?.test as string[]).join(' ')
   t.match(probe, new RegExp(`:${DEFAULTS.port}/(readyz|healthz)`), 'healthcheck calls a probe on the service port')
   const prom = compose.services.prometheus

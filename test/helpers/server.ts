@@ -7,12 +7,13 @@ export interface Server { url: string, child: ChildProcess, logs: string[], exit
 
 /**
  * Starts the built server with PORT=0 and resolves once it listens; killed at teardown. One
- * process and no load shedding unless `env` says otherwise: on a busy test machine a start-up's
- * event-loop stall could otherwise shed the test's first requests (shedding has its own test).
+ * process, gRPC off and no load shedding unless `env` says otherwise: on a busy test machine a
+ * start-up's event-loop stall could otherwise shed the test's first requests (shedding has its
+ * own test).
  */
 export async function startServer (t: Test, env: Record<string, string> = {}): Promise<Server> {
   const entry = path.join(__dirname, '..', '..', 'dist', 'src', 'server.js')
-  const child = spawn(process.execPath, [entry], { env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', WORKERS: '1', MAX_EVENT_LOOP_DELAY_MS: '0', ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, [entry], { env: { ...process.env, PORT: '0', GRPC_PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', WORKERS: '1', MAX_EVENT_LOOP_DELAY_MS: '0', ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
   const exited = new Promise<number | null>(resolve => child.once('exit', code => resolve(code)))
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
   const logs: string[] = []

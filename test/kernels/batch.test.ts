@@ -1,5 +1,6 @@
 import t from 'tap'
 import { batchFeeds, batchPlan, splitOutputs } from '../../src/kernels/batch'
+import { buildFeeds } from '../../src/kernels/kernel'
 import { prepare } from '../../src/kernels/prepare'
 import { LOSSES, REGISTRY } from '../../src/losses'
 
@@ -102,4 +103,43 @@ t.test('batch feeds: rows concatenated, segment ids per row, per-row option valu
   })
   t.same(shares.map(s => [s.loss.dims, Array.from(s.loss.data as Float32Array)]), [[[], [10]], [[], [20]]])
   t.same(shares.map(s => Array.from(s.grad_input.data as Float32Array)), [[1, 2, 3, 4], [5, 6]])
+})
+
+t.test('a batched result is split into views over the batch\'s arrays, not copies', async t => {
+  const calls = [
+    call('mse', { input: [[1, 2], [3, 4]], target: [[0, 0], [0, 0]], reduction: 'none' }),
+    call('mse', { input: [[5, 6]], target: [[0, 0]], reduction: 'none' })
+  ]
+  const loss = Float32Array.of(1, 4, 9, 16, 25, 36)
+  const [a, b] = splitOutputs(calls, { loss: { type: 'float32', dims: [3, 2], data: loss } })
+  t.equal(a.loss.data.buffer, loss.buffer)
+  t.equal(b.loss.data.buffer, loss.buffer)
+  t.same([a.loss.dims, b.loss.dims], [[2, 2], [1, 2]])
+  t.same([[...a.loss.data], [...b.loss.data]], [[1, 4, 9, 16], [25, 36]])
+  t.same([a.loss.data.byteOffset, b.loss.data.byteOffset], [0, 16])
+})
+
+t.test('feeds lend a call\'s own arrays when they are of the kernel\'s dtype, and convert the others', async t => {
+  const f32 = (xs: number[]): { dtype: 'float32', shape: number[], data: string } => ({ dtype: 'float32', shape: [xs.length], data: Buffer.from(Float32Array.from(xs).buffer).toString('base64') })
+  const typed = call('mse', { input: f32([1, 2]), target: f32([0, 0]), grad: true, grad_output: { dtype: 'float32', shape: [], data: [2] } })
+  const feeds = buildFeeds(typed)
+  t.equal(feeds.input.data, typed.args.input.data, 'float32 input: its own array')
+  t.equal(feeds.input.source, typed.args.input, 'lent by the argument')
+  t.equal(feeds.grad_output.source, typed.gradOutput, 'the seed too')
+  const nested = call('mse', { input: [1, 2], target: [0, 0] })
+  const converted = buildFeeds(nested)
+  t.not(converted.input.data, nested.args.input.data, 'nested numbers (float64) converted to float32: an array of the feeds\' own')
+  t.equal(converted.input.source, undefined)
+})
+
+t.test('batch feeds lend nothing: a failed batch\'s members keep their arguments to run alone', async t => {
+  const weight = { dtype: 'float32', shape: [2], data: [1, 2] }
+  const calls = [
+    call('cross_entropy', { input: { dtype: 'float32', shape: [1, 2], data: [1, 2] }, target: [0], weight }),
+    call('cross_entropy', { input: { dtype: 'float32', shape: [1, 2], data: [3, 4] }, target: [1], weight })
+  ]
+  const feeds = batchFeeds(calls)
+  t.same(Object.entries(feeds).filter(([, f]) => f.source !== undefined).map(([n]) => n), [])
+  for (const c of calls) for (const [name, a] of Object.entries(c.args)) t.not(feeds[name]?.data.buffer, a.data.buffer, `${name} is a copy`)
+  t.same(Array.from(feeds.weight.data as Float32Array), [1, 2], 'the shared weight, copied')
 })

@@ -2,14 +2,17 @@ import t, { type Test } from 'tap'
 import { Worker } from 'node:worker_threads'
 import { Batcher } from '../../src/batching/batcher'
 import { KernelTimeout } from '../../src/kernels/executor'
+import { buildFeeds, buildModel, kernelKey } from '../../src/kernels/kernel'
 import { prepare } from '../../src/kernels/prepare'
 import { type KernelTensors } from '../../src/kernels/tensors'
-import { type LaneSizes, WorkerPool } from '../../src/kernels/worker-pool'
+import { type LaneSizes, WorkerPool, type WorkerPoolOptions } from '../../src/kernels/worker-pool'
 import mse from '../../src/losses/mse'
+import { type TensorData } from '../../src/tensor/tensor'
 
 /*
- * A stand-in for src/kernels/worker.ts speaking its protocol, whose kernels are chosen by key:
- * `echo` answers its `x` feed back as `loss`; `exit` ends the thread and `throw` throws out of
+ * A stand-in for src/kernels/worker.ts speaking its protocol (it hands the inputs moved to it
+ * back with every answer, as worker.ts does), whose kernels are chosen by key:
+ * `echo` answers its `x` feed back as `loss`; `which` answers 2 on a wide session, 1 on the other; `exit` ends the thread and `throw` throws out of
  * it (in every worker, or with `-first` only in the pool's first); `fail` reports a kernel
  * error; `hang` answers only when the
  * test posts 'release' to it (with `-first`, only the first worker hangs). Keys starting with
@@ -26,16 +29,22 @@ parentPort.on('message', msg => {
   if (msg === 'forget') return known.clear()
   if (msg === 'start') return parentPort.postMessage('ready')
   if (msg === 'release') return held.splice(0).forEach(answer => answer())
-  const { id, key, model, feeds } = msg
-  if (model === undefined && !known.has(key)) return parentPort.postMessage({ id, ok: false, missingModel: true, message: 'model needed' })
+  const { id, key, model, feeds, handBack = [] } = msg
+  const reply = (r, outputs = {}) => {
+    r.inputs = Object.fromEntries(handBack.map(name => [name, feeds[name]]))
+    const buffers = [...Object.values(outputs), ...Object.values(r.inputs)].map(t => t.data.buffer)
+    parentPort.postMessage(r, [...new Set(buffers)])
+  }
+  if (model === undefined && !known.has(key)) return reply({ id, ok: false, missingModel: true, message: 'model needed' })
   known.add(key)
   const first = workerData.index === 0
-  const answer = () => parentPort.postMessage({ id, ok: true, outputs: { loss: feeds.x } })
+  const answer = () => reply({ id, ok: true, outputs: { loss: { ...feeds.x, data: feeds.x.data.slice() } } })
   if (key === 'exit' || (key === 'exit-first' && first)) process.exit(3)
   if (key === 'throw' || (key === 'throw-first' && first)) throw new Error('boom')
-  if (key === 'fail') return parentPort.postMessage({ id, ok: false, missingModel: false, message: 'kernel failed' })
+  if (key === 'fail') return reply({ id, ok: false, missingModel: false, message: 'kernel failed' })
   if (key === 'hang' || (key === 'hang-first' && first) || key.startsWith('batch|')) return held.push(answer)
-  if (key.startsWith('solo|')) return parentPort.postMessage({ id, ok: true, outputs: { loss: { type: 'float32', dims: [], data: feeds.input.data.slice(0, 1) } } })
+  if (key === 'which') return reply({ id, ok: true, outputs: { loss: { type: 'float32', dims: [1], data: Float32Array.of(msg.wide ? 2 : 1) } } })
+  if (key.startsWith('solo|')) return reply({ id, ok: true, outputs: { loss: { type: 'float32', dims: [], data: feeds.input.data.slice(0, 1) } } })
   answer()
 })
 if (!workerData.slowStart) parentPort.postMessage('ready')
@@ -58,7 +67,7 @@ interface Harness {
   ready: () => Promise<void>
 }
 
-async function harness (t: Test, sizes: LaneSizes = { short: 1, long: 0 }): Promise<Harness> {
+async function harness (t: Test, sizes: LaneSizes = { short: 1, long: 0 }, options: WorkerPoolOptions = {}): Promise<Harness> {
   const workers: Worker[] = []
   const timers: Harness['timers'] = []
   const lost: string[] = []
@@ -74,7 +83,8 @@ async function harness (t: Test, sizes: LaneSizes = { short: 1, long: 0 }): Prom
       timers.push(timer)
       return () => { timers.splice(timers.indexOf(timer), 1) }
     },
-    onWorkerLost: (lane, reason) => lost.push(`${lane}: ${reason}`)
+    onWorkerLost: (lane, reason) => lost.push(`${lane}: ${reason}`),
+    ...options
   })
   t.teardown(async () => {
     for (const w of workers) w.postMessage('release')
@@ -85,7 +95,8 @@ async function harness (t: Test, sizes: LaneSizes = { short: 1, long: 0 }): Prom
   let value = 0
   const run = async (key: string, options = {}): Promise<number> => {
     const v = ++value
-    const out = await pool.run(key, () => { models.sent++; return new Uint8Array([1]) }, feeds(v), options)
+    // as the batcher does: feeds that can be made again, should their worker die with them
+    const out = await pool.run(key, () => { models.sent++; return new Uint8Array([1]) }, feeds(v), { rebuild: () => feeds(v), ...options })
     return out.loss.data[0] as number
   }
   const h = { pool, workers, models, timers, lost, run, ready }
@@ -262,4 +273,132 @@ t.test('batcher on the pool: a batch stopped at a deadline answers 504 to the me
   t.pass('the lane has a fresh worker')
   h.workers[0].postMessage('release')
   await b.drain()
+})
+
+const model = (): Uint8Array => new Uint8Array([1])
+const one = (v: number): KernelTensors => ({ x: { type: 'float32', dims: [1], data: Float32Array.of(v) } })
+
+t.test('inputs move to the worker, not copied, and come back with its answer: a lent argument gets its array back', async t => {
+  const h = await harness(t)
+  const arg: { data: TensorData } = { data: Float32Array.of(7) }
+  const feeds: KernelTensors = { x: { type: 'float32', dims: [1], data: arg.data as Float32Array, source: arg } }
+  const run = h.pool.run('hang', model, feeds)
+  t.equal(feeds.x.data.length, 0, 'the array is detached while the worker holds it (transferred)')
+  t.equal(h.pool.stats().inFlightBytes, 4, 'its bytes count as in flight')
+  h.workers[0].postMessage('release')
+  t.same([...(await run).loss.data], [7])
+  t.same([...feeds.x.data], [7], 'the feed is whole again')
+  t.equal(arg.data, feeds.x.data, 'and the argument it was lent by has the returned array')
+  t.equal(h.pool.stats().inFlightBytes, 0)
+})
+
+t.test('a kernel error hands the inputs back too; so does a missing model, and they go again with it', async t => {
+  const h = await harness(t)
+  const feeds = one(3)
+  await t.rejects(h.pool.run('fail', model, feeds), { message: 'kernel failed' })
+  t.same([...feeds.x.data], [3], 'whole after the error')
+  let models = 0
+  const counted = (): Uint8Array => { models++; return model() }
+  t.same([...(await h.pool.run('echo', counted, one(4))).loss.data], [4])
+  h.workers[0].postMessage('forget')
+  const again = one(5)
+  t.same([...(await h.pool.run('echo', counted, again)).loss.data], [5], 'answered once the model was resent')
+  t.equal(models, 2)
+  t.same([...again.x.data], [5])
+})
+
+t.test('a view into a larger buffer is copied, not moved; an array over a SharedArrayBuffer is shared', async t => {
+  const h = await harness(t)
+  const body = new ArrayBuffer(16)
+  new Float32Array(body).set([1, 2, 3, 4])
+  const shared = new Float32Array(new SharedArrayBuffer(4))
+  shared[0] = 9
+  const feeds: KernelTensors = { x: { type: 'float32', dims: [1], data: new Float32Array(body, 4, 1) }, s: { type: 'float32', dims: [1], data: shared } }
+  const run = h.pool.run('hang', model, feeds)
+  t.equal(body.byteLength, 16, 'the larger buffer stays here')
+  t.same([...feeds.x.data, ...feeds.s.data], [2, 9], 'both readable while the kernel runs')
+  h.workers[0].postMessage('release')
+  t.same([...(await run).loss.data], [2])
+})
+
+t.test('a worker that dies with moved feeds: the run is retried on feeds made anew', async t => {
+  const h = await harness(t)
+  let rebuilt = 0
+  const out = await h.pool.run('exit-first', model, one(5), { rebuild: () => { rebuilt++; return one(5) } })
+  t.same([...out.loss.data], [5])
+  t.equal(rebuilt, 1)
+})
+
+t.test('... unless they cannot be made anew, or held a request\'s own arrays: 503 WORKER_FAILED, the client retries', async t => {
+  const h = await harness(t)
+  await t.rejects(h.pool.run('exit-first', model, one(5)), {
+    code: 'WORKER_FAILED', statusCode: 503, retryAfterSeconds: 1, message: 'kernel worker failed: kernel worker thread exited with code 3; the request\'s tensors went with it; retry'
+  })
+  await h.ready()
+  const arg: { data: TensorData } = { data: Float32Array.of(6) }
+  let rebuilt = 0
+  const lent: KernelTensors = { x: { type: 'float32', dims: [1], data: arg.data as Float32Array, source: arg } }
+  await t.rejects(h.pool.run('exit', model, lent, { rebuild: () => { rebuilt++; return lent } }), { code: 'WORKER_FAILED' })
+  t.equal(rebuilt, 0, 'the argument went with the worker: nothing to make the feeds from')
+})
+
+t.test('a lone large call runs on a wide session; not while another kernel runs or waits, nor on cores other processes use', async t => {
+  const state = { free: 2, queued: 0 }
+  const h = await harness(t, { short: 1, long: 1 }, { wide: { threads: 2, elements: 100, freeCores: () => state.free }, queued: () => state.queued })
+  const large = { cost: { elements: 100, steps: 1 } }
+  t.equal(await h.run('which', large), 2, 'large, alone: wide')
+  t.equal(await h.run('which', { cost: { elements: 99, steps: 1 } }), 1, 'smaller than the bound')
+  t.equal(await h.run('which'), 1, 'cost unknown')
+  state.queued = 1
+  t.equal(await h.run('which', large), 1, 'a call waits in the queue')
+  state.queued = 0
+  state.free = 1.4
+  t.equal(await h.run('which', large), 1, 'other processes leave fewer free cores than threads')
+  state.free = 2
+  const long = h.run('hang', { lane: 'long' })
+  await until(() => h.pool.available('long') === 0)
+  t.equal(await h.run('which', large), 1, 'another worker is busy')
+  h.workers[1].postMessage('release')
+  await long
+  t.equal(await h.run('which', large), 2)
+  t.equal(h.models.sent, 3, 'one model for each session of `which` (the wide one built once), one for `hang`')
+})
+
+t.test('no wide runs when the wide sessions would not have more threads than the ordinary ones', async t => {
+  const h = await harness(t, { short: 1, long: 0 }, { wide: { threads: 1, elements: 1, freeCores: () => 8 } })
+  t.equal(await h.run('which', { cost: { elements: 100, steps: 1 } }), 1)
+})
+
+t.test('a tiny call runs on the event loop: no message to a worker, whose place it holds meanwhile', async t => {
+  const h = await harness(t, { short: 1, long: 0 }, { inlineElements: 4 })
+  const call = prepare(mse as never, { input: [1, 2], target: [0, 0], reduction: 'mean', grad: false })
+  const sent: unknown[] = []
+  const post = h.workers[0].postMessage.bind(h.workers[0])
+  h.workers[0].postMessage = (msg: unknown) => { sent.push(msg) }
+  t.teardown(() => { h.workers[0].postMessage = post })
+  const run = h.pool.run(kernelKey(call), () => buildModel(call), buildFeeds(call), { cost: call.cost })
+  t.equal(h.pool.available(), 0, 'calls arriving meanwhile queue (and batch)')
+  t.same([...(await run).loss.data], [2.5], 'mean of 1 and 4')
+  t.equal(h.pool.available(), 1)
+  t.same(sent, [], 'the worker was not involved')
+  t.same(h.pool.stats().workers.find(w => w.name === 'inline'), { name: 'inline', sessions: 1 })
+})
+
+t.test('calls over the inline bound, of several steps, or of unknown cost take the hop', async t => {
+  const h = await harness(t, { short: 1, long: 0 }, { inlineElements: 4 })
+  // the stand-in's model is no ONNX model: only a worker answers these
+  t.equal(await h.run('echo', { cost: { elements: 5, steps: 1 } }), 1)
+  t.equal(await h.run('echo', { cost: { elements: 1, steps: 2 } }), 2)
+  t.equal(await h.run('echo'), 3)
+})
+
+t.test('stats: workers by lane, kernels abandoned and workers replaced by reason', async t => {
+  const h = await harness(t, { short: 1, long: 1 })
+  t.same(h.pool.stats(), { workers: [{ name: 'short-0', sessions: 0 }, { name: 'long-0', sessions: 0 }], inFlightBytes: 0, abandoned: 0, replaced: { died: 0, overran: 0 }, overrunning: 0 })
+  t.equal(await h.run('exit-first'), 1)
+  const late = h.run('hang', { timeoutMs: 1000 })
+  await until(() => h.timers.length === 1)
+  h.timers[0].fn()
+  await t.rejects(late, new KernelTimeout(1000))
+  t.match(h.pool.stats(), { abandoned: 1, replaced: { died: 1, overran: 1 }, overrunning: 1 })
 })

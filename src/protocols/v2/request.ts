@@ -1,7 +1,8 @@
 import { Type, type TObject, type TSchema } from '@sinclair/typebox'
 import { fail } from '../../errors'
 import { type LossDef } from '../../losses/loss'
-import { type TensorData, type WireDType, fmtShape, sizeOf } from '../../tensor/tensor'
+import { DecodedTensor, type TensorData, type WireDType, fmtShape, sizeOf } from '../../tensor/tensor'
+import { MAX_DIM, MAX_RANK } from '../../tensor/decode'
 import { lossRequestSchema } from '../../../schemas/loss-request'
 import { type V2InferenceRequestJson, type V2RequestInputJson } from '../../../schemas/v2'
 import { ELEMENT_BYTES, type V2DataType, typedView, wireDType } from './datatypes'
@@ -18,6 +19,13 @@ export interface Translated {
   /** Triton's `timeout` parameter in microseconds (0 or absent: none). */
   timeoutUs?: number
 }
+
+/**
+ * Tensor bytes that travel beside the request's JSON: REST's binary form (the body after the
+ * JSON header, split by each input's `binary_data_size`) or gRPC's `raw_input_contents` (one
+ * entry per input, in order).
+ */
+export type RawTensors = { tail: Buffer } | { contents: Buffer[] }
 
 /** Checks (and fills the defaults of) a loss's options object; throws the API's 400 when it is invalid. */
 export type OptionsCheck = (options: Record<string, unknown>) => void
@@ -47,17 +55,17 @@ export function optionsSchema (def: LossDef): TObject {
 
 /**
  * Translates a V2 inference request for `def` into the body of `POST /loss/{name}`: inputs
- * become tensor arguments (binary ones read from `tail`), parameters the options, checked by
+ * become tensor arguments (binary ones read from `raw`), parameters the options, checked by
  * `checkOptions` against the loss's own schema.
  */
-export function translateRequest (def: LossDef, req: V2InferenceRequestJson, tail: Buffer | undefined, checkOptions: OptionsCheck): Translated {
+export function translateRequest (def: LossDef, req: V2InferenceRequestJson, raw: RawTensors | undefined, checkOptions: OptionsCheck): Translated {
   if (req.model_name !== undefined && req.model_name !== def.name) fail('INVALID_REQUEST', `model_name: '${req.model_name}' is not the model of the URL, '${def.name}'`)
   if (req.model_version !== undefined && req.model_version !== '1') fail('INVALID_REQUEST', `model_version: '${req.model_version}' is not served; its only version is 1`)
   const params: Record<string, unknown> = req.parameters ?? {}
   const options = lossOptions(def, params)
   const binaryAll = params.binary_data_output === true
   const outputs = req.outputs === undefined ? undefined : chooseOutputs(def, req, binaryAll, options)
-  const values = inputValues(def, req, tail)
+  const values = inputTensors(def, req, raw)
   const checked: Record<string, unknown> = { ...options }
   for (const name of Object.keys(values)) checked[name] = true
   checkOptions(checked)
@@ -79,18 +87,23 @@ function lossOptions (def: LossDef, params: Record<string, unknown>): Record<str
 }
 
 /**
+ * Each input as a tensor argument `prepare()` decodes, by name, from its JSON data or its raw
+ * bytes. Without `def`, inputs of any name are taken (the composite model's: its terms bind them).
+ */
+export function inputTensors (def: LossDef | undefined, req: V2InferenceRequestJson, raw: RawTensors | undefined): Record<string, unknown> {
+  return raw !== undefined && 'contents' in raw ? rawInputValues(def, req, raw.contents) : inputValues(def, req, raw?.tail)
+}
+
+/**
  * Each input as a tensor argument `prepare()` decodes. Binary inputs take their
  * `binary_data_size` bytes of `tail` in order, which they must use up exactly.
  */
-function inputValues (def: LossDef, req: V2InferenceRequestJson, tail: Buffer | undefined): Record<string, unknown> {
-  const tensors = tensorNames(def)
-  const values: Record<string, unknown> = {}
+function inputValues (def: LossDef | undefined, req: V2InferenceRequestJson, tail: Buffer | undefined): Record<string, unknown> {
+  // input names are the client's: a null prototype keeps `__proto__` or `constructor` plain keys
+  const values: Record<string, unknown> = Object.create(null)
   let offset = 0
   req.inputs.forEach((input, i) => {
-    if (!tensors.has(input.name)) fail('INVALID_REQUEST', `inputs[${i}]: ${def.name} has no input '${input.name}'; its inputs are ${[...tensors].join(', ')}`)
-    if (input.name in values) fail('INVALID_REQUEST', `inputs[${i}]: input '${input.name}' is given twice`)
-    const where = `inputs[${i}] (${input.name})`
-    const dtype = wireDType(where, input.datatype)
+    const { where, dtype } = checkInput(def, input, i, values)
     const size = input.parameters?.binary_data_size
     if (size === undefined) {
       values[input.name] = jsonTensor(where, dtype, input)
@@ -105,13 +118,43 @@ function inputValues (def: LossDef, req: V2InferenceRequestJson, tail: Buffer | 
     if (offset + size > tail.length) {
       fail('INVALID_TENSOR', `${where}: binary_data_size ${size} runs past the end of the body: ${tail.length - offset} bytes remain after the JSON header${offset > 0 ? ' and the binary inputs before it' : ''}`)
     }
-    values[input.name] = preparable(dtype, input.shape, typedView(datatype, tail, offset, n))
+    values[input.name] = preparable(where, dtype, input.shape, typedView(datatype, tail, offset, n))
     offset += size
   })
   if (tail !== undefined && offset !== tail.length) {
     fail('INVALID_TENSOR', `body: ${tail.length - offset} bytes follow the JSON header and the binary inputs (${offset} bytes); each binary input's parameters.binary_data_size must count all of its bytes`)
   }
   return values
+}
+
+/**
+ * Each input as a tensor argument, its elements the `contents[i]` bytes of gRPC's
+ * raw_input_contents: one entry per input, of exactly the size its shape takes.
+ */
+function rawInputValues (def: LossDef | undefined, req: V2InferenceRequestJson, contents: Buffer[]): Record<string, unknown> {
+  if (contents.length !== req.inputs.length) {
+    fail('INVALID_REQUEST', `raw_input_contents: ${contents.length} entries for ${req.inputs.length} inputs; give one per input, in the order of inputs`)
+  }
+  const values: Record<string, unknown> = Object.create(null)
+  req.inputs.forEach((input, i) => {
+    const { where, dtype } = checkInput(def, input, i, values)
+    if (input.data !== undefined) fail('INVALID_REQUEST', `${where}: has contents, but raw_input_contents is given: send every input raw or none`)
+    const datatype = input.datatype as V2DataType
+    const bytes = contents[i]
+    const n = sizeOf(input.shape)
+    const want = n * ELEMENT_BYTES[datatype]
+    if (bytes.length !== want) fail('INVALID_TENSOR', `${where}: raw_input_contents[${i}] holds ${bytes.length} bytes, but shape ${fmtShape(input.shape)} of ${datatype} takes ${want}`)
+    values[input.name] = preparable(where, dtype, input.shape, typedView(datatype, bytes, 0, n))
+  })
+  return values
+}
+
+/** Checks an input's name (one of the loss's tensors, if a loss is given; given once) and datatype; its place for messages, its dtype. */
+function checkInput (def: LossDef | undefined, input: V2RequestInputJson, i: number, seen: Record<string, unknown>): { where: string, dtype: WireDType } {
+  if (def !== undefined && !tensorNames(def).has(input.name)) fail('INVALID_REQUEST', `inputs[${i}]: ${def.name} has no input '${input.name}'; its inputs are ${[...tensorNames(def)].join(', ')}`)
+  if (input.name in seen) fail('INVALID_REQUEST', `inputs[${i}]: input '${input.name}' is given twice`)
+  const where = `inputs[${i}] (${input.name})`
+  return { where, dtype: wireDType(where, input.datatype) }
 }
 
 /** The outputs of a loss: `loss` and one `grad_<argument>` per differentiable argument. */
@@ -147,13 +190,11 @@ function jsonTensor (where: string, dtype: WireDType, input: V2RequestInputJson)
 }
 
 /**
- * A binary input in a form `prepare()` decodes: the typed flat form, its elements as numbers.
- * prepare() takes tensors only as JSON values today, so this copy stands where the typed
- * array itself would go once it accepts decoded tensors.
+ * A binary input as the tensor argument itself, which `prepare()` takes as it is: its
+ * elements are not copied into numbers (int64 stays exact past 2^53). The shape gets the
+ * bounds decoding puts on any tensor's.
  */
-function preparable (dtype: WireDType, shape: number[], data: TensorData): unknown {
-  const out: number[] = new Array(data.length)
-  if (data instanceof BigInt64Array) for (let i = 0; i < data.length; i++) out[i] = Number(data[i])
-  else for (let i = 0; i < data.length; i++) out[i] = data[i]
-  return { dtype, shape, data: out }
+function preparable (where: string, dtype: WireDType, shape: number[], data: TensorData): DecodedTensor {
+  if (shape.length > MAX_RANK || shape.some(d => d > MAX_DIM)) fail('INVALID_TENSOR', `${where}.shape: expected at most ${MAX_RANK} dims in [0, ${MAX_DIM}], got ${fmtShape(shape)}`)
+  return new DecodedTensor(dtype, shape, data, 'flat')
 }

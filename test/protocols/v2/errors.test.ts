@@ -35,7 +35,7 @@ async function binary (header: unknown, tail: Buffer[], extra: Record<string, st
 
 t.test('unknown model: 404 listing the models', async t => {
   const r = await inferJson(app, 'crossentropy', { inputs: [input, target] })
-  rejects(t, r, 404, 'UNKNOWN_LOSS', "model 'crossentropy' is not served; known models: mse, cross_entropy, dice")
+  rejects(t, r, 404, 'UNKNOWN_LOSS', "model 'crossentropy' is not served; known models: mse, cross_entropy, dice, composite")
   rejects(t, await app.inject({ method: 'POST', url: '/v2/models/mse/versions/3/infer', payload: { inputs: [] } }), 404, 'NOT_FOUND', "model 'mse' has no version '3'; its only version is 1")
 })
 

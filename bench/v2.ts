@@ -1,0 +1,192 @@
+/**
+ * The Open Inference Protocol's two front doors against POST /loss (npm run bench:v2), on one
+ * server at its defaults (one process per CPU, gRPC on its own port):
+ * - cross_entropy [4096,1000] float32 (and [4096] int64 targets) at concurrency 1: /loss with
+ *   base64 tensors, V2 REST in the binary form, gRPC with raw_input_contents; p50 and p99 of a
+ *   keep-alive loop timed with hrtime (the goal: p50 at most 12 ms for both V2 forms);
+ * - cross_entropy [32,10] at concurrency 64: /loss with nested JSON (autocannon) against gRPC
+ *   with raw_input_contents (64 calls in flight over 8 connections, so that every worker of
+ *   the cluster gets some: the primary hands out connections, not calls); requests per second
+ *   (the goal: gRPC at least equal).
+ * gRPC requests go through a lean HTTP/2 client (encoded once, framed by hand), as the HTTP
+ * ones go through a keep-alive agent or autocannon with prebuilt bodies: the cells measure the
+ * server, not grpc-js's client.
+ * Every answer is checked against the /loss answer of the same request. BENCH_SECONDS (default
+ * 4) per measurement; the load generator shares the cores with the server.
+ */
+import http from 'node:http'
+import os from 'node:os'
+import autocannon from 'autocannon'
+import http2 from 'node:http2'
+import * as protoLoader from '@grpc/proto-loader'
+import { protoFile } from '../src/protocols/v2/grpc'
+import { freePort, startServer } from './server'
+
+const seconds = Number(process.env.BENCH_SECONDS ?? 4)
+
+let seed = 5
+const rand = (): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648 }
+const values = (n: number): Float32Array => Float32Array.from({ length: n }, () => Math.round((rand() * 4 - 2) * 1e4) / 1e4)
+const indices = (n: number, c: number): BigInt64Array => BigInt64Array.from({ length: n }, () => BigInt(Math.floor(rand() * c)))
+const bytes = (a: Float32Array | BigInt64Array): Buffer => Buffer.from(a.buffer, a.byteOffset, a.byteLength)
+const floats = (base64: string): Float32Array => new Float32Array(new Uint8Array(Buffer.from(base64, 'base64')).buffer)
+
+/** One cross_entropy request in every form the bench sends. */
+interface Case { n: number, c: number, base64: string, nested: string, v2Header: Buffer, v2Body: Buffer, grpc: object }
+
+function makeCase (n: number, c: number): Case {
+  const x = values(n * c)
+  const t = indices(n, c)
+  const base64 = JSON.stringify({ input: { dtype: 'float32', shape: [n, c], data: bytes(x).toString('base64') }, target: { dtype: 'int64', shape: [n], data: bytes(t).toString('base64') } })
+  const rows = Array.from({ length: n }, (_, i) => Array.from(x.subarray(i * c, (i + 1) * c)))
+  const nested = JSON.stringify({ input: rows, target: Array.from(t, Number) })
+  const inputs = [{ name: 'input', datatype: 'FP32', shape: [n, c] }, { name: 'target', datatype: 'INT64', shape: [n] }]
+  const v2Header = Buffer.from(JSON.stringify({ inputs: inputs.map((i, k) => ({ ...i, parameters: { binary_data_size: k === 0 ? x.byteLength : t.byteLength } })) }))
+  return { n, c, base64, nested, v2Header, v2Body: Buffer.concat([v2Header, bytes(x), bytes(t)]), grpc: { model_name: 'cross_entropy', inputs, raw_input_contents: [bytes(x), bytes(t)] } }
+}
+
+interface Cell { rps: number, p50: number, p99: number, errors: number, loss?: number }
+
+/** Latency of one request at a time for `seconds`: p50, p99 (ms), and the last answer's loss. */
+async function serial (once: () => Promise<number | undefined>): Promise<Cell> {
+  const times: number[] = []
+  let errors = 0
+  let loss: number | undefined
+  const until = performance.now() + seconds * 1000
+  while (performance.now() < until) {
+    const t0 = process.hrtime.bigint()
+    const got = await once().catch(() => undefined)
+    times.push(Number(process.hrtime.bigint() - t0) / 1e6)
+    if (got === undefined) errors++
+    else loss = got
+  }
+  times.sort((a, b) => a - b)
+  const q = (p: number): number => times[Math.min(times.length - 1, Math.floor(p * times.length))]
+  return { rps: times.length / seconds, p50: q(0.5), p99: q(0.99), errors, loss }
+}
+
+/** An HTTP POST on a keep-alive agent, resolving with the answer's loss (undefined unless 200). */
+function poster (url: string, agent: http.Agent): (path: string, body: Buffer, headers: Record<string, string>, lossOf: (json: any) => number) => Promise<number | undefined> {
+  const { hostname, port } = new URL(url)
+  return async (path, body, headers, lossOf) => await new Promise((resolve, reject) => {
+    const req = http.request({ hostname, port, path, method: 'POST', agent, headers: { ...headers, 'content-length': body.length } }, res => {
+      const chunks: Buffer[] = []
+      res.on('data', (b: Buffer) => chunks.push(b))
+      res.on('end', () => resolve(res.statusCode === 200 ? lossOf(JSON.parse(Buffer.concat(chunks).toString())) : undefined))
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
+/**
+ * A lean gRPC client over node:http2, as autocannon is a lean HTTP one: each request encoded
+ * once with the .proto's own types and framed by hand, calls taking turns over `connections`
+ * HTTP/2 connections; an answer is the response message, or undefined unless grpc-status is 0.
+ */
+function grpcClient (port: number, connections: number): { frame: (request: object) => Buffer, call: (frame: Buffer) => Promise<Buffer | undefined>, lossOf: (message: Buffer) => number, close: () => void } {
+  const method = protoLoader.loadSync(protoFile('grpc_service.proto'), { keepCase: true, longs: Number, enums: String })['inference.GRPCInferenceService'] as protoLoader.ServiceDefinition
+  const infer = method.ModelInfer
+  const sessions = Array.from({ length: connections }, () => http2.connect(`http://127.0.0.1:${port}`))
+  let next = 0
+  return {
+    // the gRPC framing: a compressed flag (0), the message length (big-endian), the message
+    frame: request => {
+      const message = infer.requestSerialize(request)
+      const out = Buffer.alloc(5 + message.length)
+      out.writeUInt32BE(message.length, 1)
+      message.copy(out, 5)
+      return out
+    },
+    call: async frame => await new Promise(resolve => {
+      const stream = sessions[next++ % connections].request({ ':method': 'POST', ':path': infer.path, 'content-type': 'application/grpc', te: 'trailers' })
+      const chunks: Buffer[] = []
+      let status: unknown
+      stream.on('data', (b: Buffer) => chunks.push(b))
+      stream.on('trailers', h => { status = h['grpc-status'] })
+      stream.on('close', () => resolve(status === '0' ? Buffer.concat(chunks).subarray(5) : undefined))
+      stream.on('error', () => {})
+      stream.end(frame)
+    }),
+    lossOf: message => {
+      const r = infer.responseDeserialize(message) as { raw_output_contents: Buffer[] }
+      return new Float32Array(new Uint8Array(r.raw_output_contents[0]).buffer)[0]
+    },
+    close: () => { for (const s of sessions) s.close() }
+  }
+}
+
+/** Requests per second of `connections` calls kept in flight for `seconds`. */
+async function inFlight (connections: number, once: () => Promise<number | undefined>): Promise<Cell> {
+  let done = 0
+  let errors = 0
+  const until = performance.now() + seconds * 1000
+  const t0 = performance.now()
+  await Promise.all(Array.from({ length: connections }, async () => {
+    while (performance.now() < until) {
+      if (await once() === undefined) errors++
+      done++
+    }
+  }))
+  return { rps: done / ((performance.now() - t0) / 1000), p50: NaN, p99: NaN, errors }
+}
+
+async function main (): Promise<void> {
+  const grpcPort = await freePort()
+  const server = await startServer({ GRPC_PORT: String(grpcPort) })
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  const post = poster(server.url, agent)
+  const single = grpcClient(grpcPort, 1)
+  const many = grpcClient(grpcPort, 8)
+  const answer = async (client: typeof single, frame: Buffer): Promise<number | undefined> => {
+    const message = await client.call(frame)
+    return message === undefined ? undefined : client.lossOf(message)
+  }
+  try {
+    const cpus = os.cpus()
+    console.log(`# Open Inference Protocol: gRPC and REST against POST /loss\n\n${cpus[0].model} × ${cpus.length}, Node ${process.version}; server at its defaults (one process per CPU), gRPC on GRPC_PORT; the load generator on the same cores; ${seconds} s per measurement.\n`)
+    const large = makeCase(4096, 1000)
+    const largeFrame = single.frame(large.grpc)
+    const cells: Array<[string, () => Promise<number | undefined>]> = [
+      ['POST /loss, base64', async () => await post('/loss/cross_entropy', Buffer.from(large.base64), { 'content-type': 'application/json' }, j => floats(j.loss.data)[0])],
+      ['V2 REST, binary form', async () => await post('/v2/models/cross_entropy/infer', large.v2Body, { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(large.v2Header.length) }, j => j.outputs[0].data[0])],
+      ['V2 gRPC, raw_input_contents', async () => await answer(single, largeFrame)]
+    ]
+    console.log('cross_entropy [4096,1000] float32, [4096] int64 targets, concurrency 1 (goal: V2 p50 <= 12 ms)\n')
+    console.log('| front door | p50 ms | p99 ms | req/s | errors | loss |')
+    console.log('|---|---:|---:|---:|---:|---:|')
+    const losses: number[] = []
+    for (const [name, once] of cells) {
+      for (let i = 0; i < 3; i++) await once() // kernels built, JITs hot
+      const r = await serial(once)
+      console.log(`| ${name} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.rps.toFixed(1)} | ${r.errors} | ${r.loss?.toFixed(5) ?? '-'} |`)
+      losses.push(r.loss ?? NaN)
+    }
+    if (!losses.every(l => Math.abs(l - losses[0]) <= 1e-5 * Math.abs(losses[0]))) throw new Error(`[4096,1000]: the front doors disagree: ${losses.join(', ')}`)
+
+    const small = makeCase(32, 10)
+    const warm = async (once: () => Promise<number | undefined>): Promise<void> => { await inFlight(8, once) }
+    const smallFrame = many.frame(small.grpc)
+    // like autocannon, the load loop reads no answer: it counts those with grpc-status 0
+    const viaGrpc = async (): Promise<number | undefined> => (await many.call(smallFrame)) === undefined ? undefined : 0
+    const reference = await post('/loss/cross_entropy', Buffer.from(small.nested), { 'content-type': 'application/json' }, j => j.loss)
+    const check = await answer(many, smallFrame)
+    if (reference === undefined || check === undefined || Math.abs(reference - check) > 1e-5 * Math.abs(reference) + 1e-6) throw new Error(`[32,10]: gRPC answers ${check}, /loss ${reference}`)
+    await warm(viaGrpc)
+    const loss = await autocannon({ url: `${server.url}/loss/cross_entropy`, method: 'POST', headers: { 'content-type': 'application/json' }, body: small.nested, connections: 64, duration: seconds })
+    const g = await inFlight(64, viaGrpc)
+    console.log('\ncross_entropy [32,10], concurrency 64 (goal: gRPC req/s at least those of /loss)\n')
+    console.log('| front door | req/s | errors |')
+    console.log('|---|---:|---:|')
+    console.log(`| POST /loss, nested JSON (autocannon, 64 connections) | ${loss.requests.average.toFixed(0)} | ${loss.errors + loss.non2xx} |`)
+    console.log(`| V2 gRPC, raw_input_contents (64 calls in flight, 8 connections) | ${g.rps.toFixed(0)} | ${g.errors} |`)
+    console.log(`\ngRPC / /loss: ${(g.rps / loss.requests.average).toFixed(2)}x`)
+  } finally {
+    single.close()
+    many.close()
+    agent.destroy()
+    await server.stop()
+  }
+}
+
+main().catch(err => { console.error(err); process.exit(1) })

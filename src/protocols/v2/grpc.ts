@@ -1,0 +1,244 @@
+import fs from 'node:fs'
+import type http2 from 'node:http2'
+import path from 'node:path'
+import * as grpc from '@grpc/grpc-js'
+import * as protoLoader from '@grpc/proto-loader'
+import { type FastifyBaseLogger } from 'fastify'
+import { ERRORS, type ErrorCode, LosshubError } from '../../errors'
+import { type AjvError, validationMessage } from '../../http/errors'
+import { type Metrics } from '../../metrics'
+import { observeRequest } from '../../plugins/observability'
+import { fromInferRequest, GRPC_LOADER_OPTIONS, type ModelInferRequest, toInferResponse } from './grpc-messages'
+import { HealthService } from './health'
+import { type V2Service } from './service'
+
+/** The inference service's full name (proto/grpc_service.proto). */
+export const INFERENCE_SERVICE = 'inference.GRPCInferenceService'
+
+/**
+ * The HTTP/2 receive windows (per connection and per stream) of the gRPC server. Node's default
+ * of 64 KiB makes a client wait for a WINDOW_UPDATE after every 64 KiB it sends: a 16 MiB
+ * tensor then takes hundreds of round trips (about 3x longer on loopback than with this).
+ */
+export const FLOW_CONTROL_WINDOW = 8 * 2 ** 20
+
+/** The app's bookkeeping of evaluations in progress, which a graceful shutdown waits for. */
+export interface InFlight {
+  /** Set once draining has let in what was on the wire: new evaluations are refused. */
+  refusing: () => boolean
+  begin: () => void
+  end: () => void
+}
+
+/** What the gRPC front door needs from the app. */
+export interface GrpcOptions {
+  service: V2Service
+  /** The largest message accepted, in bytes: the HTTP body limit (BODY_LIMIT_MB). */
+  maxMessageBytes: number
+  metrics: Metrics
+  log: FastifyBaseLogger
+  inFlight: InFlight
+}
+
+/**
+ * A file of proto/, found by walking up from here: src/protocols/v2 under ts-node,
+ * dist/src/protocols/v2 when built, /app/dist/src/protocols/v2 in the image (which ships proto/).
+ */
+export function protoFile (name: string): string {
+  for (let dir = __dirname; ; dir = path.dirname(dir)) {
+    const file = path.join(dir, 'proto', name)
+    if (fs.existsSync(file)) return file
+    if (path.dirname(dir) === dir) throw new Error(`proto/${name} not found above ${__dirname}`)
+  }
+}
+
+let loaded: protoLoader.PackageDefinition | undefined
+
+/** The services of proto/grpc_service.proto and proto/health.proto, read once per process. */
+function serviceDefinitions (): protoLoader.PackageDefinition {
+  loaded ??= protoLoader.loadSync([protoFile('grpc_service.proto'), protoFile('health.proto')], GRPC_LOADER_OPTIONS)
+  return loaded
+}
+
+/**
+ * The Open Inference Protocol over gRPC (inference.GRPCInferenceService) and the gRPC health
+ * service, on a port of their own in the same process. A thin translator onto the V2Service
+ * that REST uses: the same model lookup, request translation, prepare(), batcher and output
+ * selection. losshub's error codes become gRPC status codes (`grpcStatus`); the message is
+ * REST's `<code>: <message>`, and the trailing metadata carries `losshub-code` (and, for a
+ * retryable error, `retry-after` seconds and `grpc-retry-pushback-ms`).
+ */
+export class GrpcFrontDoor {
+  readonly server: grpc.Server
+  private readonly health: HealthService
+
+  constructor (private readonly opts: GrpcOptions) {
+    // the message limit is the HTTP body limit: grpc-js's default (4 MiB) is below one [4096,1000] float32 tensor
+    this.server = new grpc.Server({ 'grpc.max_receive_message_length': opts.maxMessageBytes, 'grpc.max_send_message_length': -1 })
+    const definitions = serviceDefinitions()
+    this.health = new HealthService(() => opts.service.notReady() === undefined, [INFERENCE_SERVICE])
+    this.server.addService(definitions[INFERENCE_SERVICE] as grpc.ServiceDefinition, this.handlers())
+    this.server.addService(definitions['grpc.health.v1.Health'] as grpc.ServiceDefinition, this.health.handlers())
+  }
+
+  /** Starts serving on `host:port` (0: any free port); resolves with the port bound. */
+  async listen (port: number, host: string): Promise<number> {
+    const address = `${host.includes(':') ? `[${host}]` : host}:${port}`
+    const bound = await new Promise<number>((resolve, reject) => {
+      this.server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => err === null ? resolve(port) : reject(err))
+    })
+    widenWindows(this.server)
+    return bound
+  }
+
+  /**
+   * Stops: Watch streams end, calls in progress finish (tryShutdown) for at most `timeoutMs`,
+   * then every connection is closed (forceShutdown).
+   */
+  async close (timeoutMs: number): Promise<void> {
+    this.health.close()
+    await new Promise<void>(resolve => {
+      const timer = setTimeout(() => { this.server.forceShutdown(); resolve() }, timeoutMs)
+      this.server.tryShutdown(() => { clearTimeout(timer); resolve() })
+    })
+  }
+
+  private handlers (): grpc.UntypedServiceImplementation {
+    const { service } = this.opts
+    return {
+      ServerLive: this.unary('ServerLive', async () => ({ live: true })),
+      ServerReady: this.unary('ServerReady', async () => ({ ready: service.notReady() === undefined })),
+      ModelReady: this.unary('ModelReady', async (req: { name?: string, version?: string }) => {
+        service.model(req.name ?? '', emptyAsUndefined(req.version))
+        return { ready: service.notReady() === undefined }
+      }),
+      ServerMetadata: this.unary('ServerMetadata', async () => ({ name: service.name, version: service.version, extensions: service.extensions })),
+      ModelMetadata: this.unary('ModelMetadata', async (req: { name?: string, version?: string }) => service.metadata(req.name ?? '', emptyAsUndefined(req.version))),
+      ModelInfer: (call: grpc.ServerUnaryCall<ModelInferRequest, unknown>, callback: grpc.sendUnaryData<unknown>) => { void this.infer(call, callback) }
+    }
+  }
+
+  /** A unary handler: `work`'s answer, or its error as a gRPC status; one log line either way. */
+  private unary<Req> (rpc: string, work: (request: Req) => Promise<unknown>): grpc.handleUnaryCall<Req, unknown> {
+    return (call, callback) => {
+      const started = performance.now()
+      work(call.request).then(
+        answer => {
+          this.opts.log.info({ rpc, code: 'OK', ms: elapsed(started) }, 'grpc')
+          callback(null, answer)
+        },
+        err => { callback(this.failure(rpc, err, started)) }
+      )
+    }
+  }
+
+  private async infer (call: grpc.ServerUnaryCall<ModelInferRequest, unknown>, callback: grpc.sendUnaryData<unknown>): Promise<void> {
+    const { service, inFlight, metrics } = this.opts
+    const started = performance.now()
+    const model = call.request.model_name ?? ''
+    const label = service.has(model) ? model : 'unknown'
+    inFlight.begin()
+    try {
+      if (inFlight.refusing()) throw new LosshubError('SHUTTING_DOWN', 'draining: this instance is shutting down; retry', 1)
+      service.admit()
+      // an unknown model is NOT_FOUND before any check of the request
+      service.model(model, emptyAsUndefined(call.request.model_version))
+      const msg = fromInferRequest(call.request)
+      const request = service.checkRequest(msg.request)
+      // a client that cancels (or whose deadline passes) while queued is dropped from the queue;
+      // grpc-js reports every stream's close as 'cancelled', so the listener goes once answered
+      const gone = new AbortController()
+      const cancelled = (): void => gone.abort()
+      call.once('cancelled', cancelled)
+      const result = await service.infer({
+        model: msg.model,
+        version: msg.version,
+        request,
+        raw: msg.raw,
+        signal: gone.signal,
+        deadlineUs: deadlineUs(call.getDeadline())
+      }).finally(() => call.removeListener('cancelled', cancelled))
+      callback(null, toInferResponse(result, msg.rawOutputs))
+      observeRequest(metrics, 'grpc', label, 200, elapsed(started) / 1000)
+      this.opts.log.info({ rpc: 'ModelInfer', model: label, code: 'OK', ms: elapsed(started) }, 'grpc')
+    } catch (err) {
+      const failure = this.failure('ModelInfer', err, started, label)
+      callback(failure)
+      observeRequest(metrics, 'grpc', label, ERRORS[failure.losshubCode].status, elapsed(started) / 1000)
+    } finally {
+      inFlight.end()
+    }
+  }
+
+  /** An error as a gRPC status, logged (5xx with the error). */
+  private failure (rpc: string, err: unknown, started: number, model?: string): grpc.ServiceError & { losshubCode: ErrorCode } {
+    const [code, message, retryAfter] = classify(err)
+    const ms = elapsed(started)
+    if (ERRORS[code].status >= 500) this.opts.log.error({ rpc, model, code, ms, err }, 'grpc call failed')
+    else this.opts.log.info({ rpc, model, code, ms }, 'grpc')
+    const metadata = new grpc.Metadata()
+    metadata.set('losshub-code', code)
+    if (retryAfter !== undefined) {
+      metadata.set('retry-after', String(retryAfter))
+      metadata.set('grpc-retry-pushback-ms', String(retryAfter * 1000))
+    }
+    const details = `${code}: ${ERRORS[code].status === 500 ? 'internal error; the logs have the details' : message}`
+    return Object.assign(new Error(details), { code: grpcStatus(code), details, metadata, losshubCode: code })
+  }
+}
+
+/**
+ * The gRPC status of a losshub error code: 400s are INVALID_ARGUMENT (a tensor past
+ * MAX_ELEMENTS, or a message past the limit, RESOURCE_EXHAUSTED), 404s NOT_FOUND, 503s
+ * (overloaded, starting, draining, a lost batch or worker: retry) UNAVAILABLE, 504
+ * DEADLINE_EXCEEDED, anything else INTERNAL.
+ */
+export function grpcStatus (code: ErrorCode): grpc.status {
+  if (code === 'TOO_LARGE' || code === 'PAYLOAD_TOO_LARGE') return grpc.status.RESOURCE_EXHAUSTED
+  const http = ERRORS[code].status
+  if (http === 404) return grpc.status.NOT_FOUND
+  if (http === 503) return grpc.status.UNAVAILABLE
+  if (http === 504) return grpc.status.DEADLINE_EXCEEDED
+  if (http >= 400 && http < 500) return grpc.status.INVALID_ARGUMENT
+  return grpc.status.INTERNAL
+}
+
+/** A thrown error as the API's code, message and Retry-After, as the REST error handler reads it. */
+function classify (err: unknown): [ErrorCode, string, number | undefined] {
+  if (err instanceof LosshubError) return [err.code, err.message, err.retryAfterSeconds]
+  const validation = (err as { validation?: AjvError[] }).validation
+  if (validation !== undefined && validation.length > 0) return [...validationMessage(validation[0], new Set()), undefined]
+  return ['INTERNAL', 'internal error', undefined]
+}
+
+const widened = new WeakSet<object>()
+
+/**
+ * Gives every new HTTP/2 session of `server` FLOW_CONTROL_WINDOW. grpc-js (1.14) has no server
+ * option for it, so its HTTP/2 servers are reached through its `http2Servers` field; where that
+ * is not found, the windows keep Node's default and nothing else changes.
+ */
+function widenWindows (server: grpc.Server): void {
+  const servers = (server as unknown as { http2Servers?: unknown }).http2Servers
+  if (!(servers instanceof Map)) return
+  for (const h2 of servers.keys() as IterableIterator<http2.Http2Server>) {
+    if (widened.has(h2) || typeof h2?.on !== 'function') continue
+    widened.add(h2)
+    h2.on('session', (session: http2.ServerHttp2Session) => {
+      try {
+        session.setLocalWindowSize(FLOW_CONTROL_WINDOW)
+        session.settings({ initialWindowSize: FLOW_CONTROL_WINDOW })
+      } catch {} // a session closing already: it needs no window
+    })
+  }
+}
+
+/** The time left before a gRPC deadline, in microseconds; undefined when the call has none. */
+function deadlineUs (deadline: grpc.Deadline): number | undefined {
+  const at = deadline instanceof Date ? deadline.getTime() : deadline
+  return Number.isFinite(at) ? Math.max(0, (at - Date.now()) * 1000) : undefined
+}
+
+const emptyAsUndefined = (s: string | undefined): string | undefined => (s === undefined || s === '' ? undefined : s)
+
+const elapsed = (started: number): number => Math.round((performance.now() - started) * 100) / 100
