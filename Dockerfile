@@ -14,9 +14,10 @@ FROM node:20-bookworm-slim AS runtime
 # tini is PID 1 so SIGTERM reaches Node and the process drains before exit
 RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/*
 ENV NODE_ENV=production PORT=8080 GRPC_PORT=8081 HOST=0.0.0.0
-# glibc keeps freed blocks below its (self-raising) mmap threshold in the heap: a fixed 128 KiB
-# threshold gives a large request's tensor buffers back to the OS when it ends
-ENV MALLOC_MMAP_THRESHOLD_=131072 MALLOC_ARENA_MAX=2
+# glibc keeps freed blocks below its (self-raising, up to 32 MiB) mmap threshold in the heap: a
+# fixed 4 MiB threshold gives a large request's tensor buffers back to the OS when it ends, and
+# transparent huge pages make mapping them afresh cheap (bench/README.md, "malloc")
+ENV GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4194304:glibc.malloc.hugetlb=1:glibc.malloc.arena_max=2
 WORKDIR /app
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules

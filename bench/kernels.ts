@@ -139,8 +139,8 @@ async function inline (): Promise<void> {
 
 /** The C allocator settings part 3 runs under: the service's (Dockerfile, npm start), with huge pages, and glibc's defaults. */
 const ALLOCATORS: Array<[string, Record<string, string>]> = [
-  ['service (MALLOC_MMAP_THRESHOLD_=131072 MALLOC_ARENA_MAX=2)', { MALLOC_MMAP_THRESHOLD_: '131072', MALLOC_ARENA_MAX: '2' }],
-  ['service + GLIBC_TUNABLES=glibc.malloc.hugetlb=1', { MALLOC_MMAP_THRESHOLD_: '131072', MALLOC_ARENA_MAX: '2', GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1' }],
+  ['128 KiB mmap threshold (MALLOC_MMAP_THRESHOLD_=131072 MALLOC_ARENA_MAX=2)', { MALLOC_MMAP_THRESHOLD_: '131072', MALLOC_ARENA_MAX: '2' }],
+  ['service (GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4194304:glibc.malloc.hugetlb=1:glibc.malloc.arena_max=2)', { GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=4194304:glibc.malloc.hugetlb=1:glibc.malloc.arena_max=2' }],
   ['glibc defaults', {}]
 ]
 

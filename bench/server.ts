@@ -16,7 +16,7 @@ export async function freePort (): Promise<number> {
 export async function startServer (env: Record<string, string>): Promise<{ url: string, pid: number, stop: () => Promise<void> }> {
   const entry = path.join(__dirname, '..', 'src', 'server.js')
   const port = await freePort()
-  const child: ChildProcess = spawn(process.execPath, [entry], { env: { ...process.env, MALLOC_MMAP_THRESHOLD_: '131072', MALLOC_ARENA_MAX: '2', PORT: String(port), GRPC_PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'ignore', 'inherit'] })
+  const child: ChildProcess = spawn(process.execPath, [entry], { env: { ...process.env, GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=4194304:glibc.malloc.hugetlb=1:glibc.malloc.arena_max=2', PORT: String(port), GRPC_PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'ignore', 'inherit'] })
   const exited = new Promise<void>(resolve => child.once('exit', () => resolve()))
   let gone = false
   void exited.then(() => { gone = true })

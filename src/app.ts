@@ -202,6 +202,9 @@ async function warm (losses: readonly LossDef[], batcher: Batcher, inlineElement
       await batcher.submit(call, undefined, Infinity)
       // it ran on the event loop: a cost past the inline bound sends it to a worker too
       if (call.cost.steps <= 1 && call.cost.elements <= inlineElements) await batcher.submit({ ...call, cost: { ...call.cost, elements: inlineElements + 1 } }, undefined, Infinity)
+      // inline runs resolve as microtasks, which starve timers: give the event loop a turn, so
+      // that the lag monitor (load shedding) sees many short stalls, not one of the whole warm-up
+      await new Promise(resolve => setImmediate(resolve))
     }
   }
 }

@@ -18,16 +18,6 @@ async function main (): Promise<void> {
   }
   // under cluster, any worker's /metrics answers for the whole cluster (aggregated by the primary)
   const app = await buildApp(config, { clusterMetrics: cluster.isWorker })
-  try {
-    await app.listen({ port: config.port, host: config.host })
-    // under node:cluster every worker binds GRPC_PORT too: the primary shares it, as it does PORT
-    if (config.grpcPort > 0) app.log.info({ port: await app.losshub.grpc.listen(config.grpcPort, config.host) }, 'gRPC listening (Open Inference Protocol, grpc.health.v1)')
-  } catch (err) {
-    // close before exiting: an exit while ONNX Runtime loads on a kernel thread aborts the process
-    const bound = new Promise(resolve => setTimeout(resolve, config.shutdownTimeoutMs).unref())
-    await Promise.race([app.close().catch(() => {}), bound])
-    throw err
-  }
   // from here on a signal drains, also while the kernels still load (closing waits for the warm-up)
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {
@@ -42,13 +32,33 @@ async function main (): Promise<void> {
       )
     })
   }
+  // a cluster worker binds only once its kernels are loaded: the primary hands connections to
+  // any listening worker, and one still warming up would take requests it cannot serve yet.
+  // A single process listens at once, so that /readyz can say it is starting.
+  if (cluster.isWorker && !await warmed(app)) return
   try {
-    await app.losshub.warmed
+    await app.listen({ port: config.port, host: config.host })
+    // under node:cluster every worker binds GRPC_PORT too: the primary shares it, as it does PORT
+    if (config.grpcPort > 0) app.log.info({ port: await app.losshub.grpc.listen(config.grpcPort, config.host) }, 'gRPC listening (Open Inference Protocol, grpc.health.v1)')
   } catch (err) {
-    if (app.losshub.draining) return // a signal cut the warm-up short (the batcher refuses new work): the drain exits
+    // close before exiting: an exit while ONNX Runtime loads on a kernel thread aborts the process
+    const bound = new Promise(resolve => setTimeout(resolve, config.shutdownTimeoutMs).unref())
+    await Promise.race([app.close().catch(() => {}), bound])
     throw err
   }
+  if (!await warmed(app)) return
   app.log.info('kernels loaded; ready')
+}
+
+/** Waits for the warm-up; false when a signal cut it short (the drain then exits the process). */
+async function warmed (app: Awaited<ReturnType<typeof buildApp>>): Promise<boolean> {
+  try {
+    await app.losshub.warmed
+    return true
+  } catch (err) {
+    if (app.losshub.draining) return false
+    throw err
+  }
 }
 
 main().catch(err => {

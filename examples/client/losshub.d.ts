@@ -877,7 +877,7 @@ export interface paths {
         };
         /**
          * Model metadata: a loss's inputs and outputs.
-         * @description The loss's tensor arguments as inputs (datatype, and -1 for dims of any size), `loss` and its gradients as outputs. Options are request parameters; `GET /loss/{name}` lists them.
+         * @description The loss's tensor arguments as inputs (datatype, and -1 for dims of any size), `loss` and its gradients as outputs. Options are request parameters; `GET /loss/{name}` lists them. Model `composite` lists no inputs (each request's terms name them) and `total` as its one fixed output.
          */
         get: operations["v2ModelMetadata"];
         put?: never;
@@ -919,7 +919,7 @@ export interface paths {
         put?: never;
         /**
          * Inference: evaluate a loss (and its gradients).
-         * @description Inputs are the loss's tensor arguments by name (FP32, FP64, INT32, INT64), parameters its options, `reduction` and `grad`; outputs `loss` and `grad_<argument>`. Values and checks are those of `POST /loss/{name}`. Binary form (Triton's binary tensor data extension): the JSON header, its length in `Inference-Header-Content-Length`, then each binary input's raw little-endian bytes; outputs with `binary_data` (or all, with `binary_data_output`) come back the same way.
+         * @description Inputs are the loss's tensor arguments by name (FP32, FP64, INT32, INT64), parameters its options, `reduction` and `grad`; outputs `loss` and `grad_<argument>`. Values and checks are those of `POST /loss/{name}`. Model `composite` is `POST /losses`: parameter `terms` holds its terms as a JSON string, inputs are the tensors they bind by name, outputs `total`, one per term (its `name`, else `term<i>_<loss>`) and `grad_<input>`. Binary form (Triton's binary tensor data extension): the JSON header, its length in `Inference-Header-Content-Length`, then each binary input's raw little-endian bytes; outputs with `binary_data` (or all, with `binary_data_output`) come back the same way.
          */
         post: operations["v2Infer"];
         delete?: never;
@@ -937,7 +937,7 @@ export interface paths {
         };
         /**
          * Model metadata of version 1: a loss's inputs and outputs.
-         * @description The loss's tensor arguments as inputs (datatype, and -1 for dims of any size), `loss` and its gradients as outputs. Options are request parameters; `GET /loss/{name}` lists them.
+         * @description The loss's tensor arguments as inputs (datatype, and -1 for dims of any size), `loss` and its gradients as outputs. Options are request parameters; `GET /loss/{name}` lists them. Model `composite` lists no inputs (each request's terms name them) and `total` as its one fixed output.
          */
         get: operations["v2ModelVersionMetadata"];
         put?: never;
@@ -979,7 +979,7 @@ export interface paths {
         put?: never;
         /**
          * Inference with version 1: evaluate a loss (and its gradients).
-         * @description Inputs are the loss's tensor arguments by name (FP32, FP64, INT32, INT64), parameters its options, `reduction` and `grad`; outputs `loss` and `grad_<argument>`. Values and checks are those of `POST /loss/{name}`. Binary form (Triton's binary tensor data extension): the JSON header, its length in `Inference-Header-Content-Length`, then each binary input's raw little-endian bytes; outputs with `binary_data` (or all, with `binary_data_output`) come back the same way.
+         * @description Inputs are the loss's tensor arguments by name (FP32, FP64, INT32, INT64), parameters its options, `reduction` and `grad`; outputs `loss` and `grad_<argument>`. Values and checks are those of `POST /loss/{name}`. Model `composite` is `POST /losses`: parameter `terms` holds its terms as a JSON string, inputs are the tensors they bind by name, outputs `total`, one per term (its `name`, else `term<i>_<loss>`) and `grad_<input>`. Binary form (Triton's binary tensor data extension): the JSON header, its length in `Inference-Header-Content-Length`, then each binary input's raw little-endian bytes; outputs with `binary_data` (or all, with `binary_data_output`) come back the same way.
          */
         post: operations["v2InferVersion"];
         delete?: never;
@@ -3206,7 +3206,7 @@ export interface components {
             shape: number[];
         };
         /**
-         * @description Inputs are the loss's tensor arguments (the optional ones and `grad_output` included), outputs `loss` and one `grad_<argument>` per differentiable argument. Float inputs take FP32 or FP64, class indices INT32 or INT64; a target that takes either (cross_entropy's) is listed with the datatype of the catalog example.
+         * @description Inputs are the loss's tensor arguments (the optional ones and `grad_output` included), outputs `loss` and one `grad_<argument>` per differentiable argument; model `composite` has no fixed inputs (its terms name them) and `total` as its fixed output. Float inputs take FP32 or FP64, class indices INT32 or INT64; a target that takes either (cross_entropy's) is listed with the datatype of the catalog example.
          * @example {
          *       "name": "mse",
          *       "versions": [
@@ -3264,7 +3264,7 @@ export interface components {
             outputs: components["schemas"]["V2MetadataTensor"][];
         };
         V2RequestInput: {
-            /** @description A tensor argument of the loss (`input`, `target`, `weight`, ...) or `grad_output`. */
+            /** @description A tensor argument of the loss (`input`, `target`, `weight`, ...) or `grad_output`; for model `composite`, a tensor its terms bind (an identifier). */
             name: string;
             /** @description Dimensions; [] for a 0-d tensor. */
             shape: number[];
@@ -3284,7 +3284,7 @@ export interface components {
             data?: unknown[];
         };
         V2RequestOutput: {
-            /** @description `loss` or `grad_<argument>`. */
+            /** @description `loss` or `grad_<argument>`; for model `composite`, `total`, a term's output or `grad_<input>`. */
             name: string;
             parameters?: {
                 /** @description Return this output as binary data (overrides `binary_data_output`). */
@@ -3342,7 +3342,7 @@ export interface components {
             model_name?: string;
             /** @description If given, "1". */
             model_version?: string;
-            /** @description The loss's options, `reduction` and `grad`, as in the body of `POST /loss/{name}` (same defaults and checks), and Triton's `binary_data_output`, `priority` and `timeout`. */
+            /** @description A loss's options, `reduction` and `grad`, as in the body of `POST /loss/{name}` (same defaults and checks); for model `composite`, `terms` and `grad` only. Triton's `binary_data_output`, `priority` and `timeout` for every model. */
             parameters?: {
                 /** @description Return every output as binary data unless the output says otherwise. */
                 binary_data_output?: boolean;
@@ -3356,11 +3356,16 @@ export interface components {
                  * @description Microseconds: answer 504 DEADLINE_EXCEEDED past it (at most REQUEST_TIMEOUT_MS).
                  */
                 timeout?: number;
+                /**
+                 * @description Model `composite` only: the terms, a JSON array as `terms` of `POST /losses` (CompositeTerm), whose `args` name inputs of this request.
+                 * @example [{"loss": "mse", "args": {"input": "x", "target": "y"}}, {"loss": "l1", "weight": 0.5, "args": {"input": "x", "target": "y"}, "name": "l1"}]
+                 */
+                terms?: string;
             } & {
                 [key: string]: string | number | boolean;
             };
             inputs: components["schemas"]["V2RequestInput"][];
-            /** @description The outputs to return, in this order; absent: `loss` and, with grad, every gradient. Asking for a `grad_` output implies `grad: true`. */
+            /** @description The outputs to return, in this order; absent: `loss` (model `composite`: `total` and one output per term) and, with grad, every gradient. Asking for a `grad_` output implies `grad: true` unless `grad` is false. */
             outputs?: components["schemas"]["V2RequestOutput"][];
         };
         V2ResponseOutput: {
@@ -7007,7 +7012,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description A loss name, e.g. cross_entropy. */
+                /** @description A loss name, e.g. cross_entropy, or `composite` (several losses at once, as `POST /losses`). */
                 model: string;
             };
             cookie?: never;
@@ -7039,7 +7044,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description A loss name, e.g. cross_entropy. */
+                /** @description A loss name, e.g. cross_entropy, or `composite` (several losses at once, as `POST /losses`). */
                 model: string;
             };
             cookie?: never;
@@ -7085,7 +7090,7 @@ export interface operations {
                 "inference-header-content-length"?: string;
             };
             path: {
-                /** @description A loss name, e.g. cross_entropy. */
+                /** @description A loss name, e.g. cross_entropy, or `composite` (several losses at once, as `POST /losses`). */
                 model: string;
             };
             cookie?: never;
@@ -7105,7 +7110,7 @@ export interface operations {
                     "application/json": components["schemas"]["V2InferenceResponse"];
                 };
             };
-            /** @description Invalid call: malformed JSON or binary layout (a binary_data_size that does not match its shape or the body), an unknown input, output or parameter, a bad option, or any error of `POST /loss/{name}` (shapes, dtypes, indices, domain). The message names the input or parameter at fault. */
+            /** @description Invalid call: malformed JSON or binary layout (a binary_data_size that does not match its shape or the body), an unknown input, output or parameter, a bad option, or any error of `POST /loss/{name}` (shapes, dtypes, indices, domain), or for model `composite` of `POST /losses` (the message then names the term: `terms[i] (name): `). The message names the input or parameter at fault. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7114,7 +7119,7 @@ export interface operations {
                     "application/json": components["schemas"]["V2ErrorResponse"];
                 };
             };
-            /** @description No such model (code UNKNOWN_LOSS: the message lists the models served), or a version other than 1 (NOT_FOUND). */
+            /** @description No such model (code UNKNOWN_LOSS: the message lists the models served), a version other than 1 (NOT_FOUND), or a term of model `composite` naming a loss not served (UNKNOWN_LOSS). */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -7177,7 +7182,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description A loss name, e.g. cross_entropy. */
+                /** @description A loss name, e.g. cross_entropy, or `composite` (several losses at once, as `POST /losses`). */
                 model: string;
                 /** @description Always "1": each loss has one version. */
                 version: string;
@@ -7211,7 +7216,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description A loss name, e.g. cross_entropy. */
+                /** @description A loss name, e.g. cross_entropy, or `composite` (several losses at once, as `POST /losses`). */
                 model: string;
                 /** @description Always "1": each loss has one version. */
                 version: string;
@@ -7259,7 +7264,7 @@ export interface operations {
                 "inference-header-content-length"?: string;
             };
             path: {
-                /** @description A loss name, e.g. cross_entropy. */
+                /** @description A loss name, e.g. cross_entropy, or `composite` (several losses at once, as `POST /losses`). */
                 model: string;
                 /** @description Always "1": each loss has one version. */
                 version: string;
@@ -7281,7 +7286,7 @@ export interface operations {
                     "application/json": components["schemas"]["V2InferenceResponse"];
                 };
             };
-            /** @description Invalid call: malformed JSON or binary layout (a binary_data_size that does not match its shape or the body), an unknown input, output or parameter, a bad option, or any error of `POST /loss/{name}` (shapes, dtypes, indices, domain). The message names the input or parameter at fault. */
+            /** @description Invalid call: malformed JSON or binary layout (a binary_data_size that does not match its shape or the body), an unknown input, output or parameter, a bad option, or any error of `POST /loss/{name}` (shapes, dtypes, indices, domain), or for model `composite` of `POST /losses` (the message then names the term: `terms[i] (name): `). The message names the input or parameter at fault. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -7290,7 +7295,7 @@ export interface operations {
                     "application/json": components["schemas"]["V2ErrorResponse"];
                 };
             };
-            /** @description No such model (code UNKNOWN_LOSS: the message lists the models served), or a version other than 1 (NOT_FOUND). */
+            /** @description No such model (code UNKNOWN_LOSS: the message lists the models served), a version other than 1 (NOT_FOUND), or a term of model `composite` naming a loss not served (UNKNOWN_LOSS). */
             404: {
                 headers: {
                     [name: string]: unknown;
