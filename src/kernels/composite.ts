@@ -1,3 +1,4 @@
+import { DecodedTensor } from '../tensor/tensor'
 import { TENSOR_NAME } from '../../schemas/composite'
 import { fail, LosshubError } from '../errors'
 import { type Arg, type ArgDecl, type Inputs, type LossDef } from '../losses/loss'
@@ -78,6 +79,11 @@ export function prepareComposite (body: CompositeBody, env: CompositeEnv): Compo
     const callBody: Record<string, unknown> = { ...options }
     for (const [arg, tensor] of Object.entries(tensorOf)) callBody[arg] = body.tensors[tensor]
     const call = prepare(def, callBody, env.maxElements)
+    // later terms take these decoded tensors as they are (decodeTensor passes them through)
+    for (const [arg, tensor] of Object.entries(tensorOf)) {
+      const a = call.args[arg]
+      if (!(body.tensors[tensor] instanceof DecodedTensor)) body.tensors[tensor] = new DecodedTensor(a.dtype, a.shape, a.data, a.form)
+    }
     const bindings = Object.entries(tensorOf).map(([arg, tensor]) => {
       const a = call.args[arg]
       const grad = def.args.find(d => d.name === arg)?.grad === true
