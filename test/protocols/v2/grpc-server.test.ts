@@ -30,6 +30,10 @@ t.test('WORKERS=2: both workers serve GRPC_PORT beside HTTP, connections spread 
   const port = await freePort()
   const server = await startServer(t, { WORKERS: '2', GRPC_PORT: String(port) })
   await waitReady(server.url)
+  // a worker binds its ports once its kernels are loaded: wait for the second one too
+  for (let i = 0; i < 600 && new Set(server.logs.filter(l => /gRPC listening/.test(l)).map(l => JSON.parse(l).pid)).size < 2; i++) {
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
   const c = clients(port)
   t.teardown(() => c.close())
   const health = await c.call('Check', { service: '' }, { service: 'health' })
