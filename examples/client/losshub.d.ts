@@ -3696,7 +3696,7 @@ export interface operations {
                     "application/json": components["schemas"]["LossResponse"];
                 };
             };
-            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain. `message` names the argument at fault. */
+            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain, or (`TOO_LARGE`) a tensor the call would make with more elements than MAX_ELEMENTS. `message` names the argument at fault. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3785,7 +3785,7 @@ export interface operations {
                     "application/json": components["schemas"]["LossResponse"];
                 };
             };
-            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain. `message` names the argument at fault. */
+            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain, or (`TOO_LARGE`) a tensor the call would make with more elements than MAX_ELEMENTS. `message` names the argument at fault. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3874,7 +3874,7 @@ export interface operations {
                     "application/json": components["schemas"]["LossResponse"];
                 };
             };
-            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain. `message` names the argument at fault. */
+            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain, or (`TOO_LARGE`) a tensor the call would make with more elements than MAX_ELEMENTS. `message` names the argument at fault. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3963,7 +3963,7 @@ export interface operations {
                     "application/json": components["schemas"]["LossResponse"];
                 };
             };
-            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain. `message` names the argument at fault. */
+            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain, or (`TOO_LARGE`) a tensor the call would make with more elements than MAX_ELEMENTS. `message` names the argument at fault. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4052,7 +4052,7 @@ export interface operations {
                     "application/json": components["schemas"]["LossResponse"];
                 };
             };
-            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain. `message` names the argument at fault. */
+            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain, or (`TOO_LARGE`) a tensor the call would make with more elements than MAX_ELEMENTS. `message` names the argument at fault. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4141,7 +4141,7 @@ export interface operations {
                     "application/json": components["schemas"]["LossResponse"];
                 };
             };
-            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain. `message` names the argument at fault. */
+            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain, or (`TOO_LARGE`) a tensor the call would make with more elements than MAX_ELEMENTS. `message` names the argument at fault. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4230,7 +4230,7 @@ export interface operations {
                     "application/json": components["schemas"]["LossResponse"];
                 };
             };
-            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain. `message` names the argument at fault. */
+            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain, or (`TOO_LARGE`) a tensor the call would make with more elements than MAX_ELEMENTS. `message` names the argument at fault. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4319,7 +4319,7 @@ export interface operations {
                     "application/json": components["schemas"]["LossResponse"];
                 };
             };
-            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain. `message` names the argument at fault. */
+            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain, or (`TOO_LARGE`) a tensor the call would make with more elements than MAX_ELEMENTS. `message` names the argument at fault. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4408,7 +4408,7 @@ export interface operations {
                     "application/json": components["schemas"]["LossResponse"];
                 };
             };
-            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain. `message` names the argument at fault. */
+            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain, or (`TOO_LARGE`) a tensor the call would make with more elements than MAX_ELEMENTS. `message` names the argument at fault. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4497,7 +4497,7 @@ export interface operations {
                     "application/json": components["schemas"]["LossResponse"];
                 };
             };
-            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain. `message` names the argument at fault. */
+            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain, or (`TOO_LARGE`) a tensor the call would make with more elements than MAX_ELEMENTS. `message` names the argument at fault. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4586,7 +4586,7 @@ export interface operations {
                     "application/json": components["schemas"]["LossResponse"];
                 };
             };
-            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain. `message` names the argument at fault. */
+            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain, or (`TOO_LARGE`) a tensor the call would make with more elements than MAX_ELEMENTS. `message` names the argument at fault. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4675,7 +4675,7 @@ export interface operations {
                     "application/json": components["schemas"]["LossResponse"];
                 };
             };
-            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain. `message` names the argument at fault. */
+            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain, or (`TOO_LARGE`) a tensor the call would make with more elements than MAX_ELEMENTS. `message` names the argument at fault. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4764,7 +4764,7 @@ export interface operations {
                     "application/json": components["schemas"]["LossResponse"];
                 };
             };
-            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain. `message` names the argument at fault. */
+            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain, or (`TOO_LARGE`) a tensor the call would make with more elements than MAX_ELEMENTS. `message` names the argument at fault. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4853,7 +4853,7 @@ export interface operations {
                     "application/json": components["schemas"]["LossResponse"];
                 };
             };
-            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain. `message` names the argument at fault. */
+            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain, or (`TOO_LARGE`) a tensor the call would make with more elements than MAX_ELEMENTS. `message` names the argument at fault. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4942,7 +4942,7 @@ export interface operations {
                     "application/json": components["schemas"]["LossResponse"];
                 };
             };
-            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain. `message` names the argument at fault. */
+            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain, or (`TOO_LARGE`) a tensor the call would make with more elements than MAX_ELEMENTS. `message` names the argument at fault. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5031,7 +5031,7 @@ export interface operations {
                     "application/json": components["schemas"]["LossResponse"];
                 };
             };
-            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain. `message` names the argument at fault. */
+            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain, or (`TOO_LARGE`) a tensor the call would make with more elements than MAX_ELEMENTS. `message` names the argument at fault. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5120,7 +5120,7 @@ export interface operations {
                     "application/json": components["schemas"]["LossResponse"];
                 };
             };
-            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain. `message` names the argument at fault. */
+            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain, or (`TOO_LARGE`) a tensor the call would make with more elements than MAX_ELEMENTS. `message` names the argument at fault. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5209,7 +5209,7 @@ export interface operations {
                     "application/json": components["schemas"]["LossResponse"];
                 };
             };
-            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain. `message` names the argument at fault. */
+            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain, or (`TOO_LARGE`) a tensor the call would make with more elements than MAX_ELEMENTS. `message` names the argument at fault. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5298,7 +5298,7 @@ export interface operations {
                     "application/json": components["schemas"]["LossResponse"];
                 };
             };
-            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain. `message` names the argument at fault. */
+            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain, or (`TOO_LARGE`) a tensor the call would make with more elements than MAX_ELEMENTS. `message` names the argument at fault. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5387,7 +5387,7 @@ export interface operations {
                     "application/json": components["schemas"]["LossResponse"];
                 };
             };
-            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain. `message` names the argument at fault. */
+            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain, or (`TOO_LARGE`) a tensor the call would make with more elements than MAX_ELEMENTS. `message` names the argument at fault. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5476,7 +5476,7 @@ export interface operations {
                     "application/json": components["schemas"]["LossResponse"];
                 };
             };
-            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain. `message` names the argument at fault. */
+            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain, or (`TOO_LARGE`) a tensor the call would make with more elements than MAX_ELEMENTS. `message` names the argument at fault. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5565,7 +5565,7 @@ export interface operations {
                     "application/json": components["schemas"]["LossResponse"];
                 };
             };
-            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain. `message` names the argument at fault. */
+            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain, or (`TOO_LARGE`) a tensor the call would make with more elements than MAX_ELEMENTS. `message` names the argument at fault. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5654,7 +5654,7 @@ export interface operations {
                     "application/json": components["schemas"]["LossResponse"];
                 };
             };
-            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain. `message` names the argument at fault. */
+            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain, or (`TOO_LARGE`) a tensor the call would make with more elements than MAX_ELEMENTS. `message` names the argument at fault. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5743,7 +5743,7 @@ export interface operations {
                     "application/json": components["schemas"]["LossResponse"];
                 };
             };
-            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain. `message` names the argument at fault. */
+            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain, or (`TOO_LARGE`) a tensor the call would make with more elements than MAX_ELEMENTS. `message` names the argument at fault. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5832,7 +5832,7 @@ export interface operations {
                     "application/json": components["schemas"]["LossResponse"];
                 };
             };
-            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain. `message` names the argument at fault. */
+            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain, or (`TOO_LARGE`) a tensor the call would make with more elements than MAX_ELEMENTS. `message` names the argument at fault. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -5921,7 +5921,7 @@ export interface operations {
                     "application/json": components["schemas"]["LossResponse"];
                 };
             };
-            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain. `message` names the argument at fault. */
+            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain, or (`TOO_LARGE`) a tensor the call would make with more elements than MAX_ELEMENTS. `message` names the argument at fault. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6010,7 +6010,7 @@ export interface operations {
                     "application/json": components["schemas"]["LossResponse"];
                 };
             };
-            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain. `message` names the argument at fault. */
+            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain, or (`TOO_LARGE`) a tensor the call would make with more elements than MAX_ELEMENTS. `message` names the argument at fault. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6099,7 +6099,7 @@ export interface operations {
                     "application/json": components["schemas"]["LossResponse"];
                 };
             };
-            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain. `message` names the argument at fault. */
+            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain, or (`TOO_LARGE`) a tensor the call would make with more elements than MAX_ELEMENTS. `message` names the argument at fault. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6188,7 +6188,7 @@ export interface operations {
                     "application/json": components["schemas"]["LossResponse"];
                 };
             };
-            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain. `message` names the argument at fault. */
+            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain, or (`TOO_LARGE`) a tensor the call would make with more elements than MAX_ELEMENTS. `message` names the argument at fault. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6277,7 +6277,7 @@ export interface operations {
                     "application/json": components["schemas"]["LossResponse"];
                 };
             };
-            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain. `message` names the argument at fault. */
+            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain, or (`TOO_LARGE`) a tensor the call would make with more elements than MAX_ELEMENTS. `message` names the argument at fault. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6366,7 +6366,7 @@ export interface operations {
                     "application/json": components["schemas"]["LossResponse"];
                 };
             };
-            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain. `message` names the argument at fault. */
+            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain, or (`TOO_LARGE`) a tensor the call would make with more elements than MAX_ELEMENTS. `message` names the argument at fault. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6455,7 +6455,7 @@ export interface operations {
                     "application/json": components["schemas"]["LossResponse"];
                 };
             };
-            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain. `message` names the argument at fault. */
+            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain, or (`TOO_LARGE`) a tensor the call would make with more elements than MAX_ELEMENTS. `message` names the argument at fault. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6544,7 +6544,7 @@ export interface operations {
                     "application/json": components["schemas"]["LossResponse"];
                 };
             };
-            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain. `message` names the argument at fault. */
+            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain, or (`TOO_LARGE`) a tensor the call would make with more elements than MAX_ELEMENTS. `message` names the argument at fault. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6633,7 +6633,7 @@ export interface operations {
                     "application/json": components["schemas"]["LossResponse"];
                 };
             };
-            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain. `message` names the argument at fault. */
+            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain, or (`TOO_LARGE`) a tensor the call would make with more elements than MAX_ELEMENTS. `message` names the argument at fault. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6722,7 +6722,7 @@ export interface operations {
                     "application/json": components["schemas"]["LossResponse"];
                 };
             };
-            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain. `message` names the argument at fault. */
+            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain, or (`TOO_LARGE`) a tensor the call would make with more elements than MAX_ELEMENTS. `message` names the argument at fault. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -6849,7 +6849,7 @@ export interface operations {
                     "application/json": components["schemas"]["LossResponse"];
                 };
             };
-            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain. `message` names the argument at fault. */
+            /** @description Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss's domain, or (`TOO_LARGE`) a tensor the call would make with more elements than MAX_ELEMENTS. `message` names the argument at fault. */
             400: {
                 headers: {
                     [name: string]: unknown;
