@@ -1,5 +1,5 @@
 import { type Batcher } from '../batching/batcher'
-import { encodeTensor } from '../tensor/encode'
+import { TensorOut } from '../tensor/json-writer'
 import { type CompositeBody, type CompositeCall, type CompositeEnv, prepareComposite, termOutput } from './composite'
 import { type KernelTensor, type KernelTensors } from './tensors'
 
@@ -30,7 +30,7 @@ export async function evaluateComposite (body: CompositeBody, ctx: CompositeCont
  */
 export function compositeResult (composite: CompositeCall, out: KernelTensors): CompositeResult {
   const { dtype, form } = composite.call
-  const enc = (t: KernelTensor): unknown => encodeTensor(dtype, t.dims, t.data, t.dims.length === 0 ? 'nested' : form)
+  const enc = (t: KernelTensor): TensorOut => new TensorOut(dtype, t.dims, t.data, t.dims.length === 0 ? 'nested' : form)
   const result: CompositeResult = {
     total: enc(out.loss),
     terms: composite.terms.map((t, i) => {

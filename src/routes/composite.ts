@@ -7,6 +7,7 @@ import { fail } from '../errors'
 import { type AjvError, errorHandler, validationMessage } from '../http/errors'
 import { type CompositeBody, type OptionsValidator } from '../kernels/composite'
 import { evaluateComposite } from '../kernels/evaluate-composite'
+import { writeJson } from '../tensor/json-writer'
 import { type LossDef } from '../losses/loss'
 
 /**
@@ -68,7 +69,7 @@ export async function compositeRoutes (app: FastifyInstance, opts: { losses: rea
     const result = await evaluateComposite(request.body as CompositeBody, {
       losses, batcher: opts.batcher, maxElements: opts.maxElements, validateOptions: termOptionsValidator(request)
     }, gone.signal)
-    // the native JSON.stringify, as for /loss: megabyte base64 strings
-    return await reply.type('application/json; charset=utf-8').send(JSON.stringify(result))
+    // written straight into a Buffer from the output arrays, as for /loss (src/tensor/json-writer.ts)
+    return await reply.type('application/json; charset=utf-8').send(writeJson(result))
   })
 }
