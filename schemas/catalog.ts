@@ -39,7 +39,7 @@ export const CatalogEntry = Type.Object({
 /** `GET /loss`. */
 export const Catalog = Type.Object({ losses: Type.Array(Type.Ref(CatalogEntry)) }, {
   $id: 'Catalog',
-  description: 'Every loss served, in the order of API.md (the example shows one entry).',
+  description: 'Every loss served, in the order of docs/losses.md (the example shows one entry).',
   examples: [{ losses: [CATALOG_ENTRY_EXAMPLE] }]
 })
 

@@ -14,7 +14,7 @@ export const SERVERS = [
   { url: '/', description: 'The instance that serves this document (as Swagger UI at /docs calls it).' }
 ]
 
-/** The operation tags, in the order of API.md, each with what it groups. */
+/** The operation tags, the loss categories first in the order of docs/losses.md, each with what it groups. */
 export const TAGS = [
   { name: 'regression', description: 'Losses between real-valued predictions and targets (mse, l1, huber, ...).' },
   { name: 'classification', description: 'Losses over logits, probabilities or class indices (cross_entropy, bce, focal, margin, Keras crossentropies, ...).' },

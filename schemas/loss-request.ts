@@ -9,8 +9,6 @@ export function pascal (name: string): string {
   return name.split('_').map(w => w.charAt(0).toUpperCase() + w.slice(1)).join('')
 }
 
-export { StringEnum } from './enum'
-
 /**
  * The request body of `POST /loss/<name>`: the loss's tensor arguments and options, and the
  * common `reduction`, `grad`, `grad_output`. Unknown fields are rejected.

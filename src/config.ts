@@ -1,167 +1,164 @@
 import os from 'node:os'
-
-/** Service configuration, read from environment variables (documented in the README). */
-export interface Config {
-  port: number
-  /** TCP port of the Open Inference Protocol over gRPC, in the same process (0: off). */
-  grpcPort: number
-  host: string
-  bodyLimitMb: number
-  /** Most elements of any one tensor a request may make (arguments, broadcasts, intermediates, outputs). */
-  maxElements: number
-  logLevel: string
-  /** ORT threads inside one op; 1 suits many small kernels and leaves cores to other work. */
-  ortIntraOpThreads: number
-  ortInterOpThreads: number
-  /** Most ONNX sessions kept in memory (LRU), per kernel worker. */
-  sessionCacheSize: number
-  /** Largest cost (elements, one step) of a call run on the event loop instead of a kernel worker (0: never). */
-  inlineKernelElements: number
-  /** Intra-op threads of a lone large kernel while other processes leave the cores free (0: one per CPU; 1: never more than ORT_INTRA_OP_THREADS). */
-  wideKernelThreads: number
-  /** Kernel worker threads; 0 runs kernels on the event loop (tests). */
-  kernelWorkers: number
-  batchMaxSize: number
-  batchMaxElements: number
-  batchMaxDelayUs: number
-  queueMaxRequests: number
-  /** Most MiB of decoded arguments waiting in the queue; past it 503 (0: no bound). */
-  queueMaxMb: number
-  /** Deadline of a request, queueing plus kernel time; past it 504 and its kernel is stopped (0: none). */
-  requestTimeoutMs: number
-  /** Kernel worker threads kept for long calls (the long lane); 0: long calls share the others. */
-  longKernelWorkers: number
-  /** Sequential steps (ctc's frames) from which a call is long (0: steps never make it long). */
-  longKernelSteps: number
-  /** Elements of its largest tensor from which a call is long (0: elements never make it long). */
-  longKernelElements: number
-  /** On SIGTERM/SIGINT: how long queued and running requests get before the process exits anyway. */
-  shutdownTimeoutMs: number
-  /** Processes sharing the port (node:cluster); 0 means one per CPU. */
-  workers: number
-  /** Load shedding: 503 while the event loop lags more than this (0: off). */
-  maxEventLoopDelayMs: number
-  /** Load shedding: 503 while the resident set is above this many MiB (0: off). */
-  maxRssMb: number
-  /** Most time to receive a whole request, headers and body; past it Node answers 408 and closes the connection. */
-  receiveTimeoutMs: number
-  /** Most time to receive a request's headers (at most `receiveTimeoutMs`). */
-  headersTimeoutMs: number
-  /** How long an idle keep-alive connection stays open; longer than a load balancer's idle timeout. */
-  keepAliveTimeoutMs: number
-}
-
-/** The defaults every variable falls back to. */
-export const DEFAULTS: Config = {
-  port: 8080,
-  grpcPort: 8081,
-  host: '0.0.0.0',
-  bodyLimitMb: 64,
-  maxElements: 4194304,
-  logLevel: 'info',
-  ortIntraOpThreads: 1,
-  ortInterOpThreads: 1,
-  sessionCacheSize: 512,
-  inlineKernelElements: 4096,
-  wideKernelThreads: 0,
-  kernelWorkers: 1,
-  batchMaxSize: 64,
-  batchMaxElements: 65536,
-  batchMaxDelayUs: 0,
-  queueMaxRequests: 1024,
-  queueMaxMb: 128,
-  requestTimeoutMs: 30000,
-  longKernelWorkers: 1,
-  longKernelSteps: 1000,
-  longKernelElements: 1048576,
-  shutdownTimeoutMs: 10000,
-  workers: 0,
-  maxEventLoopDelayMs: 1000,
-  maxRssMb: 0,
-  receiveTimeoutMs: 30000,
-  headersTimeoutMs: 10000,
-  keepAliveTimeoutMs: 72000
-}
-
-/** The environment variable of each setting. */
-export const VARS: Record<keyof Config, string> = {
-  port: 'PORT',
-  grpcPort: 'GRPC_PORT',
-  host: 'HOST',
-  bodyLimitMb: 'BODY_LIMIT_MB',
-  maxElements: 'MAX_ELEMENTS',
-  logLevel: 'LOG_LEVEL',
-  ortIntraOpThreads: 'ORT_INTRA_OP_THREADS',
-  ortInterOpThreads: 'ORT_INTER_OP_THREADS',
-  sessionCacheSize: 'SESSION_CACHE_SIZE',
-  inlineKernelElements: 'INLINE_KERNEL_ELEMENTS',
-  wideKernelThreads: 'WIDE_KERNEL_THREADS',
-  kernelWorkers: 'KERNEL_WORKERS',
-  batchMaxSize: 'BATCH_MAX_SIZE',
-  batchMaxElements: 'BATCH_MAX_ELEMENTS',
-  batchMaxDelayUs: 'BATCH_MAX_DELAY_US',
-  queueMaxRequests: 'QUEUE_MAX_REQUESTS',
-  queueMaxMb: 'QUEUE_MAX_MB',
-  requestTimeoutMs: 'REQUEST_TIMEOUT_MS',
-  longKernelWorkers: 'LONG_KERNEL_WORKERS',
-  longKernelSteps: 'LONG_KERNEL_STEPS',
-  longKernelElements: 'LONG_KERNEL_ELEMENTS',
-  shutdownTimeoutMs: 'SHUTDOWN_TIMEOUT_MS',
-  workers: 'WORKERS',
-  maxEventLoopDelayMs: 'MAX_EVENT_LOOP_DELAY_MS',
-  maxRssMb: 'MAX_RSS_MB',
-  receiveTimeoutMs: 'RECEIVE_TIMEOUT_MS',
-  headersTimeoutMs: 'HEADERS_TIMEOUT_MS',
-  keepAliveTimeoutMs: 'KEEP_ALIVE_TIMEOUT_MS'
-}
-
-type NumberKey = { [K in keyof Config]: Config[K] extends number ? K : never }[keyof Config]
-
-/**
- * What a variable may be: an integer (`int`) or a decimal number (`number`) from `min` to `max`
- * inclusive (a bound may name another setting), or a string, from `oneOf` when given.
- */
-export type Rule = { type: 'int' | 'number', min: number | NumberKey, max: number | NumberKey } | { type: 'string', oneOf?: readonly string[] }
+import { Kind, Type, type Static, type TSchema } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
 
 const INT32 = 2 ** 31 - 1
 const HOUR_MS = 3600000
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
 /**
- * The allowed values of every setting, checked at start-up. Lower bounds keep out values that
- * would deadlock or cannot work (an empty batch or queue, a zero body limit); upper bounds keep
- * out typos (a port past 65535, a thousand worker threads). 0 is allowed only where the README
- * gives it a meaning (off, no bound, automatic, any free port).
+ * Every setting of the service, declared once: its type, allowed range, default and meaning.
+ * A setting is read from the environment variable of its name in UPPER_SNAKE_CASE (`grpcPort`
+ * from `GRPC_PORT`); the README's configuration table is generated from this (`npm run docs`).
+ * Lower bounds keep out values that would deadlock or cannot work (an empty batch or queue, a
+ * zero body limit); upper bounds keep out typos (a port past 65535, a thousand worker threads).
+ * 0 is allowed only where the description gives it a meaning (off, no bound, automatic, any
+ * free port). `atMost` names another setting whose value bounds this one from above.
  */
-export const RULES: { [K in keyof Config]: Config[K] extends number ? Extract<Rule, { type: 'int' | 'number' }> : Extract<Rule, { type: 'string' }> } = {
-  port: { type: 'int', min: 0, max: 65535 },
-  grpcPort: { type: 'int', min: 0, max: 65535 },
-  host: { type: 'string' },
-  bodyLimitMb: { type: 'number', min: 0.001, max: 500 }, // 500 MiB: V8's longest string is just under 512 MiB
-  maxElements: { type: 'int', min: 1, max: INT32 },
-  logLevel: { type: 'string', oneOf: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
-  ortIntraOpThreads: { type: 'int', min: 1, max: 256 },
-  ortInterOpThreads: { type: 'int', min: 1, max: 256 },
-  sessionCacheSize: { type: 'int', min: 1, max: 1000000 },
-  inlineKernelElements: { type: 'int', min: 0, max: INT32 },
-  wideKernelThreads: { type: 'int', min: 0, max: 256 },
-  kernelWorkers: { type: 'int', min: 0, max: 64 },
-  batchMaxSize: { type: 'int', min: 1, max: 65536 },
-  batchMaxElements: { type: 'int', min: 1, max: INT32 },
-  batchMaxDelayUs: { type: 'int', min: 0, max: 1000000 },
-  queueMaxRequests: { type: 'int', min: 1, max: 1000000 },
-  queueMaxMb: { type: 'number', min: 0, max: 1048576 },
-  requestTimeoutMs: { type: 'int', min: 0, max: HOUR_MS },
-  longKernelWorkers: { type: 'int', min: 0, max: 64 },
-  longKernelSteps: { type: 'int', min: 0, max: INT32 },
-  longKernelElements: { type: 'int', min: 0, max: INT32 },
-  shutdownTimeoutMs: { type: 'int', min: 1, max: HOUR_MS },
-  workers: { type: 'int', min: 0, max: 256 },
-  maxEventLoopDelayMs: { type: 'int', min: 0, max: 60000 },
-  maxRssMb: { type: 'int', min: 0, max: 1048576 },
-  receiveTimeoutMs: { type: 'int', min: 1000, max: HOUR_MS },
-  headersTimeoutMs: { type: 'int', min: 1000, max: 'receiveTimeoutMs' },
-  keepAliveTimeoutMs: { type: 'int', min: 1000, max: HOUR_MS }
-}
+export const CONFIG = Type.Object({
+  port: Type.Integer({ default: 8080, minimum: 0, maximum: 65535, description: 'TCP port of HTTP (`0`: any free port)' }),
+  grpcPort: Type.Integer({
+    default: 8081,
+    minimum: 0,
+    maximum: 65535,
+    description: 'TCP port of the Open Inference Protocol over gRPC and of `grpc.health.v1`, served by the same process (every worker under `WORKERS > 1`); its largest message is `BODY_LIMIT_MB`; `0`: no gRPC'
+  }),
+  host: Type.String({ default: '0.0.0.0', description: 'interface to listen on' }),
+  // 500 MiB: V8's longest string is just under 512 MiB
+  bodyLimitMb: Type.Number({ default: 64, minimum: 0.001, maximum: 500, description: 'largest request body in MiB; larger gets 413' }),
+  maxElements: Type.Integer({
+    default: 4194304,
+    minimum: 1,
+    maximum: INT32,
+    description: 'most elements of any one tensor a request makes: each argument (a zero-size dim counts as 1, so `[0, 10^8]` is 10^8), a broadcast, a loss\'s intermediates (a one-hot, multilabel_margin\'s N·C·C, CTC\'s T·N·(2S+1) lattice), the loss and the gradients. Past it: 400 `TOO_LARGE` naming the tensor, before anything is allocated. The default, 2^22 (a [4096,1024] tensor), is 16 MiB in float32 and 32 MiB in float64; the largest graphs hold a few of those at once, and the reply\'s text is the largest cost: a float64 loss of 2^22 elements with `reduction: "none"` in nested form is an 80 MB body that peaked at 0.9 GB resident (2^24 peaked at 2.6 GB, over the 2 GiB limit of `deploy/k8s`)'
+  }),
+  logLevel: Type.Union(LOG_LEVELS.map(level => Type.Literal(level)), {
+    default: 'info',
+    description: 'pino level: one JSON line per request, with its request id (`x-request-id` is honoured and echoed)'
+  }),
+  workers: Type.Integer({
+    default: 0,
+    minimum: 0,
+    maximum: 256,
+    description: 'processes sharing the port (`node:cluster`); `0`: one per CPU; `1` runs a single process (use `1` on Kubernetes: scale with pods)'
+  }),
+  kernelWorkers: Type.Integer({
+    default: 1,
+    minimum: 0,
+    maximum: 64,
+    description: 'kernel worker threads per process; ONNX Runtime runs there, not on the HTTP event loop (but for tiny calls, `INLINE_KERNEL_ELEMENTS`), so a long kernel does not hold up other requests (measured in bench/README.md; `0`: on the event loop)'
+  }),
+  longKernelWorkers: Type.Integer({
+    default: 1,
+    minimum: 0,
+    maximum: 64,
+    description: 'kernel worker threads per process kept for long calls (the long lane), so that a kernel running for seconds (ctc over many frames) never holds the worker small requests wait for: they keep `KERNEL_WORKERS` to themselves. Idle unless a long call runs; none when `KERNEL_WORKERS` is `0`; `0`: long calls share the `KERNEL_WORKERS`'
+  }),
+  longKernelSteps: Type.Integer({
+    default: 1000,
+    minimum: 0,
+    maximum: INT32,
+    description: 'a call with this many sequential steps (ctc\'s frames T: a Scan runs them one after another, some 30 µs each with gradients, more for a larger batch) is long: 1000 frames are some 30 to 40 ms of kernel, 50000 one and a half to two seconds (`0`: steps never make a call long)'
+  }),
+  longKernelElements: Type.Integer({
+    default: 1048576,
+    minimum: 0,
+    maximum: INT32,
+    description: 'a call whose largest tensor (argument, intermediate or gradient, as `MAX_ELEMENTS` counts) has this many elements is long: from 2^20 elements (the default) a kernel takes from a few ms to a few hundred, depending on the loss (`0`: size never makes a call long)'
+  }),
+  ortIntraOpThreads: Type.Integer({ default: 1, minimum: 1, maximum: 256, description: 'ONNX Runtime threads within one op, per kernel worker; 1 suits many small kernels and leaves cores to other work' }),
+  ortInterOpThreads: Type.Integer({ default: 1, minimum: 1, maximum: 256, description: 'ONNX Runtime threads across ops, per kernel worker' }),
+  sessionCacheSize: Type.Integer({
+    default: 512,
+    minimum: 1,
+    maximum: 1000000,
+    description: 'most ONNX sessions kept per kernel worker (LRU); one per loss × dtype × structural options × which dims are 1. The event loop keeps as many for its inline kernels (`INLINE_KERNEL_ELEMENTS`), and each worker up to 4 more for wide runs (`WIDE_KERNEL_THREADS`); `losshub_kernel_sessions` in `/metrics` counts them'
+  }),
+  inlineKernelElements: Type.Integer({
+    default: 4096,
+    minimum: 0,
+    maximum: INT32,
+    description: 'a call whose cost (its largest tensor, as `MAX_ELEMENTS` counts; a batch\'s members summed) is at most this, in one sequential step, runs on the event loop instead of a kernel worker: sooner than the hop to a worker and back (some 0.1 to 0.25 ms), and short enough not to hold up other requests: 30 to 100 µs for most losses at 4096 elements, some 0.45 ms for the slowest (Lovasz with gradients; `npm run bench:kernels`). A kernel\'s first such run builds its session there (a few ms, once; the warm-up builds the examples\'). Calls that arrive meanwhile queue and batch as usual (`0`: every kernel on a worker)'
+  }),
+  wideKernelThreads: Type.Integer({
+    default: 0,
+    minimum: 0,
+    maximum: 256,
+    description: 'ONNX Runtime threads of a lone large call: one of at least `LONG_KERNEL_ELEMENTS` elements runs on a session with this many intra-op threads when no other kernel of the process runs or waits and other processes left that many cores free over the last second (more threads than free cores make a kernel slower, not faster). `0`: one per CPU; `1`: never more than `ORT_INTRA_OP_THREADS`'
+  }),
+  batchMaxSize: Type.Integer({ default: 64, minimum: 1, maximum: 65536, description: 'most requests in one kernel run; `1` turns batching off' }),
+  batchMaxElements: Type.Integer({
+    default: 65536,
+    minimum: 1,
+    maximum: INT32,
+    description: 'most elements in one kernel run, counting each member\'s working size (its largest tensor, as `MAX_ELEMENTS` counts it); a request this large runs alone (batching buys nothing there: its compute outweighs the per-call overhead)'
+  }),
+  batchMaxDelayUs: Type.Integer({
+    default: 0,
+    minimum: 0,
+    maximum: 1000000,
+    description: 'how long a request may wait for others while a kernel worker is free, in µs; `0` never waits (requests that queue while the worker is busy still batch)'
+  }),
+  queueMaxRequests: Type.Integer({ default: 1024, minimum: 1, maximum: 1000000, description: 'requests waiting at most; past it, 503 `OVERLOADED` with `Retry-After` at once' }),
+  queueMaxMb: Type.Number({
+    default: 128,
+    minimum: 0,
+    maximum: 1048576,
+    description: 'MiB of decoded arguments waiting at most; past it, 503 `OVERLOADED` with `Retry-After` at once (a request is still taken when nothing waits, whatever its size: `BODY_LIMIT_MB` and `MAX_ELEMENTS` bound that). 128 MiB holds two of the largest base64 requests `BODY_LIMIT_MB` admits (48 MiB decoded each) beside any number of small ones; queued requests also keep their parsed bodies, about as much again, so the queue stays near a quarter of the 2 GiB pod of `deploy/k8s`, the rest left to running kernels and replies (`0`: no bound)'
+  }),
+  requestTimeoutMs: Type.Integer({
+    default: 30000,
+    minimum: 0,
+    maximum: HOUR_MS,
+    description: 'deadline of a loss request from the moment it is queued: queueing plus kernel time. Past it, 504 `DEADLINE_EXCEEDED`; a queued request leaves the queue, a running kernel is abandoned (its worker is replaced at once; the old thread ends when ONNX Runtime returns, which cannot be interrupted) and the other requests of its batch get 503 `KERNEL_ABANDONED` with `Retry-After` (`0`: no deadline)'
+  }),
+  maxEventLoopDelayMs: Type.Integer({
+    default: 1000,
+    minimum: 0,
+    maximum: 60000,
+    description: 'load shedding: 503 `OVERLOADED` (and `/readyz` 503) while the event loop\'s mean lag over the last second is larger (`0`: off). The lag is how late a 10 ms timer fires, so one stall counts as long as it lasted'
+  }),
+  maxRssMb: Type.Integer({ default: 0, minimum: 0, maximum: 1048576, description: 'load shedding: 503 `OVERLOADED` while the resident set is larger than this many MiB (`0`: off)' }),
+  shutdownTimeoutMs: Type.Integer({ default: 10000, minimum: 1, maximum: HOUR_MS, description: 'on SIGTERM/SIGINT, the most time draining may take before the process exits anyway' }),
+  receiveTimeoutMs: Type.Integer({
+    default: 30000,
+    minimum: 1000,
+    maximum: HOUR_MS,
+    description: 'most time to receive a whole request, headers and body; a slower or stalled upload gets 408 and its connection is closed (checked every second). 30 s takes a full 64 MiB body at 18 Mbit/s'
+  }),
+  headersTimeoutMs: Type.Integer({
+    default: 10000,
+    minimum: 1000,
+    atMost: 'receiveTimeoutMs',
+    description: 'most time to receive a request\'s headers (the default is lowered to a smaller `RECEIVE_TIMEOUT_MS`)'
+  }),
+  keepAliveTimeoutMs: Type.Integer({
+    default: 72000,
+    minimum: 1000,
+    maximum: HOUR_MS,
+    description: 'how long an idle keep-alive connection stays open; keep it above your load balancer\'s idle timeout (often 60 s)'
+  })
+})
+
+/** Service configuration, read from environment variables (CONFIG). */
+export type Config = Static<typeof CONFIG>
+
+/** The name of a setting. */
+export type ConfigKey = keyof Config
+
+/** The settings in declaration order: the order of the README's table and of error messages. */
+export const KEYS = Object.keys(CONFIG.properties) as ConfigKey[]
+
+/** The schema of one setting, with the keywords losshub reads from it. */
+type Setting = TSchema & { default: number | string, minimum?: number, maximum?: number, atMost?: ConfigKey, anyOf?: Array<{ const: string }> }
+
+const setting = (key: ConfigKey): Setting => CONFIG.properties[key] as Setting
+
+/** The environment variable of each setting: its name in UPPER_SNAKE_CASE. */
+export const VARS = Object.fromEntries(KEYS.map(key => [key, key.replace(/[A-Z]/g, c => `_${c}`).toUpperCase()])) as Record<ConfigKey, string>
+
+/** The defaults every variable falls back to. */
+export const DEFAULTS = Object.fromEntries(KEYS.map(key => [key, setting(key).default])) as Config
 
 /** A setting that is out of its range or not of its type: the message names each variable at fault. */
 export class ConfigError extends Error {}
@@ -171,44 +168,51 @@ const DECIMAL = /^-?(\d+\.?\d*|\.\d+)$/
 
 /**
  * Reads the configuration from `env` (unset or empty variables keep their defaults) and checks
- * every value against RULES. Throws one ConfigError listing every variable at fault, with its
- * allowed range.
+ * every value against CONFIG. Throws one ConfigError listing every variable at fault, with
+ * what it allows.
  */
 export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
-  const out: Record<string, number | string> = { ...DEFAULTS }
-  const problems = new Map<keyof Config, string>()
-  const keys = Object.keys(RULES) as Array<keyof Config>
-  for (const key of keys) {
+  const values: Record<string, unknown> = { ...DEFAULTS }
+  const given = new Set<ConfigKey>()
+  const problems = new Map<ConfigKey, string>()
+  for (const key of KEYS) {
     const raw = env[VARS[key]]?.trim()
     if (raw === undefined || raw === '') continue
-    const rule: Rule = RULES[key]
-    if (rule.type === 'string') {
-      if (rule.oneOf === undefined || rule.oneOf.includes(raw)) out[key] = raw
-      else problems.set(key, `must be one of ${rule.oneOf.join(', ')}; got ${JSON.stringify(raw)}`)
-    } else if ((rule.type === 'int' ? INTEGER : DECIMAL).test(raw)) out[key] = Number(raw)
-    else problems.set(key, `must be ${describe(rule)}; got ${JSON.stringify(raw)}`)
+    given.add(key)
+    const value = parse(setting(key), raw)
+    if (value !== undefined && Value.Check(setting(key), value)) values[key] = value
+    else problems.set(key, `must be ${allowed(key)}; got ${JSON.stringify(raw)}`)
   }
-  // ranges once every value is read: a bound may name another setting
-  const bound = (b: number | NumberKey): number => (typeof b === 'number' ? b : out[b] as number)
-  for (const key of keys) {
-    const rule: Rule = RULES[key]
-    if (rule.type === 'string' || problems.has(key)) continue
-    const value = out[key] as number
-    if (value >= bound(rule.min) && value <= bound(rule.max)) continue
-    const given = env[VARS[key]]?.trim()
-    // a default yields to a bound that another setting moved (HEADERS_TIMEOUT_MS to RECEIVE_TIMEOUT_MS)
-    if (given === undefined || given === '') out[key] = Math.min(Math.max(value, bound(rule.min)), bound(rule.max))
-    else problems.set(key, `must be ${describe(rule, bound)}; got ${JSON.stringify(given)}`)
+  // a bound naming another setting, once every value is read
+  for (const key of KEYS) {
+    const other = setting(key).atMost
+    if (other === undefined || problems.has(key) || (values[key] as number) <= (values[other] as number)) continue
+    // a default yields to it (HEADERS_TIMEOUT_MS to a lower RECEIVE_TIMEOUT_MS); a value given does not
+    if (!given.has(key)) values[key] = values[other]
+    else problems.set(key, `must be ${allowed(key, values)}; got ${JSON.stringify(env[VARS[key]]?.trim())}`)
   }
-  const faults = keys.filter(key => problems.has(key)).map(key => `${VARS[key]} ${problems.get(key) as string}`)
+  const faults = KEYS.filter(key => problems.has(key)).map(key => `${VARS[key]} ${problems.get(key) as string}`)
   if (faults.length > 0) throw new ConfigError(['invalid configuration:', ...faults].join('\n  '))
-  return out as unknown as Config
+  return values as Config
 }
 
-/** The allowed range in words: "an integer from 1 to 65536"; a bound naming a setting shows its value when known. */
-function describe (rule: Extract<Rule, { type: 'int' | 'number' }>, bound?: (b: number | NumberKey) => number): string {
-  const show = (b: number | NumberKey): string => (typeof b === 'number' ? String(b) : `${VARS[b]}${bound !== undefined ? ` (${bound(b)})` : ''}`)
-  return `${rule.type === 'int' ? 'an integer' : 'a number'} from ${show(rule.min)} to ${show(rule.max)}`
+/** A variable's text as its setting's type: a number for Integer and Number (undefined when it is none), else the text. */
+function parse (schema: Setting, raw: string): unknown {
+  if (schema[Kind] === 'Integer') return INTEGER.test(raw) ? Number(raw) : undefined
+  if (schema[Kind] === 'Number') return DECIMAL.test(raw) ? Number(raw) : undefined
+  return raw
+}
+
+/**
+ * What a setting allows, in words: "an integer from 1 to 65536", "one of a, b", "any text". A
+ * bound naming another setting shows that setting's variable, and its value when `values` are given.
+ */
+export function allowed (key: ConfigKey, values?: Record<string, unknown>): string {
+  const s = setting(key)
+  if (s.anyOf !== undefined) return `one of ${s.anyOf.map(m => m.const).join(', ')}`
+  if (s[Kind] === 'String') return 'any text'
+  const upper = s.atMost === undefined ? String(s.maximum) : `${VARS[s.atMost]}${values === undefined ? '' : ` (${String(values[s.atMost])})`}`
+  return `${s[Kind] === 'Integer' ? 'an integer' : 'a number'} from ${String(s.minimum)} to ${upper}`
 }
 
 /** Number of CPUs this process may use (respects container CPU limits where Node can see them). */

@@ -2,7 +2,9 @@ import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
-import { ConfigError, DEFAULTS, loadConfig, RULES, VARS, type Config } from '../src/config'
+import { Kind } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
+import { CONFIG, ConfigError, DEFAULTS, KEYS, loadConfig, VARS } from '../src/config'
 
 /** The message loadConfig refuses `env` with ('' when it accepts it). */
 const refusal = (env: Record<string, string>): string => {
@@ -11,8 +13,30 @@ const refusal = (env: Record<string, string>): string => {
 
 t.test('no variables: the defaults; every default is itself an allowed value', async t => {
   t.same(loadConfig({}), DEFAULTS)
-  const asText = Object.fromEntries((Object.keys(VARS) as Array<keyof Config>).map(k => [VARS[k], String(DEFAULTS[k])]))
+  t.ok(Value.Check(CONFIG, DEFAULTS), 'the defaults satisfy the schema')
+  const asText = Object.fromEntries(KEYS.map(k => [VARS[k], String(DEFAULTS[k])]))
   t.same(loadConfig(asText), DEFAULTS)
+})
+
+t.test('the variables operators set: every setting has one, with a default and a description', async t => {
+  // typed out: renaming a setting in the code must not rename the variable under a deployment
+  t.same(Object.values(VARS), [
+    'PORT', 'GRPC_PORT', 'HOST', 'BODY_LIMIT_MB', 'MAX_ELEMENTS', 'LOG_LEVEL', 'WORKERS', 'KERNEL_WORKERS',
+    'LONG_KERNEL_WORKERS', 'LONG_KERNEL_STEPS', 'LONG_KERNEL_ELEMENTS', 'ORT_INTRA_OP_THREADS',
+    'ORT_INTER_OP_THREADS', 'SESSION_CACHE_SIZE', 'INLINE_KERNEL_ELEMENTS', 'WIDE_KERNEL_THREADS',
+    'BATCH_MAX_SIZE', 'BATCH_MAX_ELEMENTS', 'BATCH_MAX_DELAY_US', 'QUEUE_MAX_REQUESTS', 'QUEUE_MAX_MB',
+    'REQUEST_TIMEOUT_MS', 'MAX_EVENT_LOOP_DELAY_MS', 'MAX_RSS_MB', 'SHUTDOWN_TIMEOUT_MS', 'RECEIVE_TIMEOUT_MS',
+    'HEADERS_TIMEOUT_MS', 'KEEP_ALIVE_TIMEOUT_MS'
+  ])
+  t.equal(VARS.grpcPort, 'GRPC_PORT')
+  t.equal(VARS.ortIntraOpThreads, 'ORT_INTRA_OP_THREADS')
+  for (const key of KEYS) {
+    const s = CONFIG.properties[key] as { default?: unknown, description?: unknown, atMost?: unknown }
+    t.not(s.default, undefined, `${VARS[key]} has a default`)
+    t.ok(typeof s.description === 'string' && s.description.length > 0, `${VARS[key]} has a description`)
+    // a bound naming another setting must name a numeric one
+    if (s.atMost !== undefined) t.equal(typeof DEFAULTS[s.atMost as keyof typeof DEFAULTS], 'number', `${VARS[key]}'s atMost names a numeric setting`)
+  }
 })
 
 t.test('values that would deadlock or make no sense are refused, naming the variable and the allowed range', async t => {
@@ -58,22 +82,17 @@ t.test('a default bounded by another setting yields to it; an explicit value doe
   t.equal(loadConfig({ RECEIVE_TIMEOUT_MS: '5000', HEADERS_TIMEOUT_MS: '5000' }).headersTimeoutMs, 5000)
 })
 
-t.test('every numeric rule: one step past either bound is refused with the variable\'s name', async t => {
-  for (const key of Object.keys(RULES) as Array<keyof Config>) {
-    const rule = RULES[key]
-    if (rule.type === 'string') continue
-    const step = rule.type === 'int' ? 1 : 0.0001
-    for (const [bound, past] of [[rule.min, -step], [rule.max, step]] as const) {
-      const edge = typeof bound === 'number' ? bound : DEFAULTS[bound] as number
+t.test('every numeric setting: one step past either bound is refused with the variable\'s name', async t => {
+  for (const key of KEYS) {
+    const s = CONFIG.properties[key] as { [Kind]: string, minimum: number, maximum?: number, atMost?: keyof typeof DEFAULTS }
+    if (s[Kind] !== 'Integer' && s[Kind] !== 'Number') continue
+    const step = s[Kind] === 'Integer' ? 1 : 0.0001
+    const max = s.atMost === undefined ? s.maximum as number : DEFAULTS[s.atMost] as number
+    for (const [edge, past] of [[s.minimum, -step], [max, step]]) {
       t.match(refusal({ [VARS[key]]: String(edge + past) }), new RegExp(`^invalid configuration:\\n {2}${VARS[key]} must be `), `${VARS[key]}=${edge + past}`)
       t.equal(refusal({ [VARS[key]]: String(edge) }), '', `${VARS[key]}=${edge} is allowed`)
     }
   }
-})
-
-t.test('the README documents every variable', async t => {
-  const readme = fs.readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8')
-  for (const name of Object.values(VARS)) t.ok(readme.includes(`| \`${name}\` |`), `${name} has a row in the configuration table`)
 })
 
 t.test('the server refuses a bad configuration at start-up: exit 1, the message on stderr', async t => {

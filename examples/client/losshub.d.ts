@@ -797,7 +797,7 @@ export interface paths {
         };
         /**
          * The catalog: every loss with its arguments, options, defaults and reference.
-         * @description Every loss served, in the order of API.md, each with its tensor arguments (and which get gradients), the JSON Schema of its options with their defaults, its reductions, its ground-truth reference and a request body that works.
+         * @description Every loss served, in the order of docs/losses.md, each with its tensor arguments (and which get gradients), the JSON Schema of its options with their defaults, its reductions, its ground-truth reference and a request body that works.
          */
         get: operations["listLosses"];
         put?: never;
@@ -1180,7 +1180,7 @@ export interface components {
             };
         };
         /**
-         * @description Every loss served, in the order of API.md (the example shows one entry).
+         * @description Every loss served, in the order of docs/losses.md (the example shows one entry).
          * @example {
          *       "losses": [
          *         {

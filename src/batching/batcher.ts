@@ -1,13 +1,12 @@
 import { LosshubError } from '../errors'
-import { batchFeeds, batchPlan, splitOutputs } from '../kernels/batch'
-import { type Executor, KernelTimeout, type Lane, runCost } from '../kernels/executor'
-import { buildFeeds, buildModel, kernelKey } from '../kernels/kernel'
-import { type Cost, type PreparedCall } from '../kernels/prepare'
+import { type Executor, KernelTimeout, type Lane } from '../kernels/executor'
+import { type PreparedCall } from '../kernels/prepare'
 import { type KernelTensors } from '../kernels/tensors'
+import { type BatchKernels, preparedKernels } from './kernels'
 import { admitsBytes, type BatchPolicy, decide, laneOf } from './policy'
 
-interface Pending {
-  call: PreparedCall
+interface Pending<C> {
+  call: C
   group: string
   lane: Lane
   elements: number
@@ -44,15 +43,16 @@ export interface BatcherOptions {
 }
 
 /**
- * The dynamic batcher in front of the executor. Requests of the same batch group queue
- * together; whenever the executor has room in a group's lane, `decide` picks what runs (oldest
- * ready group first). A batch that fails is retried member by member, so one bad request fails
- * alone. Every request has a deadline (`timeoutUs` after submission): past it, it leaves the
- * queue, or its kernel is abandoned, with DEADLINE_EXCEEDED.
+ * The dynamic batcher in front of the executor, for calls of type `C` whose kernels it reaches
+ * through `kernels`. Requests of the same batch group queue together; whenever the executor
+ * has room in a group's lane, `decide` picks what runs (oldest ready group first). A batch that
+ * fails is retried member by member, so one bad request fails alone. Every request has a
+ * deadline (`timeoutUs` after submission): past it, it leaves the queue, or its kernel is
+ * abandoned, with DEADLINE_EXCEEDED.
  */
-export class Batcher {
+export class DynamicBatcher<C> {
   readonly stats: BatchStats = { runs: 0, requests: 0, sizes: new Map(), abandoned: 0, timedOut: 0 }
-  private readonly groups = new Map<string, Pending[]>()
+  private readonly groups = new Map<string, Array<Pending<C>>>()
   private waiting = 0
   private queuedBytes = 0
   private inFlight = 0
@@ -65,7 +65,7 @@ export class Batcher {
   private readonly observer?: BatchObserver
   private cancelTimer: () => void = () => {}
 
-  constructor (private readonly executor: Executor, private readonly policy: BatchPolicy, options: BatcherOptions = {}) {
+  constructor (private readonly executor: Executor, private readonly policy: BatchPolicy, private readonly kernels: BatchKernels<C>, options: BatcherOptions = {}) {
     this.clockUs = options.clockUs ?? (() => performance.now() * 1000)
     this.setTimer = options.setTimer ?? ((fn, us) => {
       const t = setTimeout(fn, us / 1000)
@@ -88,12 +88,12 @@ export class Batcher {
    * Queues a call; resolves with its own outputs. Refuses at once when the queue is full.
    * `timeoutUs` overrides the policy's deadline (the warm-up, which starts the workers, has none).
    */
-  async submit (call: PreparedCall, signal?: AbortSignal, timeoutUs = this.policy.timeoutUs ?? Infinity): Promise<KernelTensors> {
+  async submit (call: C, signal?: AbortSignal, timeoutUs = this.policy.timeoutUs ?? Infinity): Promise<KernelTensors> {
     if (this.draining) throw new LosshubError('SHUTTING_DOWN', 'draining: this instance is shutting down; retry', 1)
     if (this.waiting >= this.policy.maxQueue) {
       throw new LosshubError('OVERLOADED', `overloaded: ${this.waiting} requests are queued (QUEUE_MAX_REQUESTS); retry`, 1)
     }
-    const cost = costOf(call)
+    const cost = this.kernels.cost(call)
     const bytes = cost?.bytes ?? 0
     if (!admitsBytes(this.waiting, this.queuedBytes, bytes, this.policy)) {
       throw new LosshubError('OVERLOADED', `overloaded: ${mib(this.queuedBytes)} MiB of arguments are queued and this request brings ${mib(bytes)} MiB (QUEUE_MAX_MB); retry`, 1)
@@ -102,10 +102,10 @@ export class Batcher {
     // nothing queued, a worker free and no delay to wait out: run at once, without even
     // working out a batch plan (a lone client pays nothing for batching)
     const alone = this.waiting === 0 && this.executor.available(lane) > 0 && this.policy.maxDelayUs === 0
-    const plan = this.policy.maxSize > 1 && !alone ? batchPlan(call) : undefined
+    const plan = this.policy.maxSize > 1 && !alone ? this.kernels.plan(call) : undefined
     const arrivedUs = this.clockUs()
     return await new Promise<KernelTensors>((resolve, reject) => {
-      const item: Pending = {
+      const item: Pending<C> = {
         call,
         // a group is one lane's: calls of one kernel may differ in size, and so in lane
         group: plan !== undefined ? `${lane}|${plan.group}` : `solo:${this.soloIds++}`,
@@ -135,7 +135,7 @@ export class Batcher {
     await new Promise<void>(resolve => this.idleWaiters.push(resolve))
   }
 
-  private enqueue (item: Pending, front: boolean): void {
+  private enqueue (item: Pending<C>, front: boolean): void {
     const q = this.groups.get(item.group) ?? []
     if (front) q.unshift(item)
     else q.push(item)
@@ -145,8 +145,8 @@ export class Batcher {
   }
 
   /** Takes the first `count` requests of a group's queue out of the queues. */
-  private dequeue (group: string, count: number): Pending[] {
-    const q = this.groups.get(group) as Pending[]
+  private dequeue (group: string, count: number): Array<Pending<C>> {
+    const q = this.groups.get(group) as Array<Pending<C>>
     const items = q.splice(0, count)
     if (q.length === 0) this.groups.delete(group)
     this.waiting -= items.length
@@ -154,7 +154,7 @@ export class Batcher {
     return items
   }
 
-  private abandon (item: Pending): void {
+  private abandon (item: Pending<C>): void {
     const q = this.groups.get(item.group)
     const i = q?.indexOf(item) ?? -1
     if (q === undefined || i < 0) return // already running: its answer is simply not read
@@ -213,19 +213,18 @@ export class Batcher {
     }
   }
 
-  private async launch (items: Pending[]): Promise<void> {
+  private async launch (items: Array<Pending<C>>): Promise<void> {
     this.inFlight++
     const start = this.clockUs()
     const calls = items.map(p => p.call)
     const batched = items.length > 1
-    const key = kernelKey(calls[0], batched)
+    const run = this.kernels.run(calls)
     // the run may last until its earliest member's deadline (the queue let none through past it)
     const deadlineUs = Math.min(...items.map(p => p.deadlineUs))
     const timeoutMs = Number.isFinite(deadlineUs) ? Math.max(0, deadlineUs - start) / 1000 : undefined
     try {
-      const feeds = (): KernelTensors => (batched ? batchFeeds(calls) : buildFeeds(calls[0]))
-      const out = await this.executor.run(key, () => buildModel(calls[0], batched), feeds(), { lane: items[0].lane, timeoutMs, cost: runCost(calls), rebuild: feeds })
-      const shares = batched ? splitOutputs(calls, out) : [out]
+      const out = await this.executor.run(run.key, run.model, run.feeds(), { lane: items[0].lane, timeoutMs, cost: run.cost, rebuild: run.feeds })
+      const shares = batched ? this.kernels.split(calls, out) : [out]
       items.forEach((p, i) => { p.detach(); p.resolve(shares[i]) })
     } catch (err) {
       if (err instanceof KernelTimeout) {
@@ -256,7 +255,7 @@ export class Batcher {
       this.stats.runs++
       this.stats.requests += items.length
       this.stats.sizes.set(items.length, (this.stats.sizes.get(items.length) ?? 0) + 1)
-      this.observer?.(items.length, items.map(p => (start - p.arrivedUs) / 1e6), (end - start) / 1e6, calls[0].def.name)
+      this.observer?.(items.length, items.map(p => (start - p.arrivedUs) / 1e6), (end - start) / 1e6, run.name)
       this.pump()
       this.settle()
     }
@@ -267,9 +266,11 @@ export class Batcher {
   }
 }
 
-/** A call's cost; calls built by hand (tests, tools) may have none, and count as small. */
-function costOf (call: PreparedCall): Cost | undefined {
-  return (call as { cost?: Cost }).cost
+/** The service's batcher: of prepared loss calls, whose kernels src/kernels builds and runs. */
+export class Batcher extends DynamicBatcher<PreparedCall> {
+  constructor (executor: Executor, policy: BatchPolicy, options: BatcherOptions = {}) {
+    super(executor, policy, preparedKernels, options)
+  }
 }
 
 const ms = (us: number): number => Math.round(us / 1000)

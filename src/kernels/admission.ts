@@ -1,21 +1,14 @@
 import { fail } from '../errors'
 import { type Arg, type LossDef, type Options } from '../losses/loss'
+import { nominalSize } from '../losses/shapes'
 import { type HostTensor, fmtShape } from '../tensor/tensor'
 import { type Cost } from './prepare'
 
 /** The default of MAX_ELEMENTS: 2^22 elements, 16 MiB in float32 and 32 MiB in float64 per tensor (README). */
 export const DEFAULT_MAX_ELEMENTS = 2 ** 22
 
-/**
- * Elements a shape costs to work with. A zero-size dim makes the tensor empty, but not the
- * work around it: a [0, 10^8] input still asks for a Range of 10^8 classes, and a [10^9, 0]
- * loss for 10^9 empty rows in a reply. So every dim counts at least 1.
- */
-export function nominalSize (shape: readonly number[]): number {
-  let n = 1
-  for (const d of shape) n *= Math.max(d, 1)
-  return n
-}
+/** Elements a shape costs to work with (declared beside the losses' workspaces, which count in it). */
+export { nominalSize }
 
 /**
  * Refuses, before the loss looks at them, arguments so large that no graph over them fits:

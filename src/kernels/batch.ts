@@ -51,22 +51,30 @@ export function batchPlan (call: PreparedCall): BatchPlan | undefined {
  */
 function keepsRowsApart (call: PreparedCall, batchArgs: readonly string[]): number | undefined {
   const { def, args } = call
-  const lead = args[batchArgs[0]]
-  if (lead === undefined || lead.shape.length === 0 || lead.shape[0] === 0) return undefined
-  const rank = lead.shape.length
-  const rows = lead.shape[0]
+  const rows = rowsOf(call)
+  if (rows === 0) return undefined
+  const rank = args[batchArgs[0]].shape.length
   for (const [name, a] of Object.entries(args)) {
     if (batchArgs.includes(name)) {
       if (a.shape.length === 0 || a.shape[0] !== rows) return undefined
       if (a.shape.length !== rank && def.rowAligned?.includes(name) !== true) return undefined
     } else if (a.shape.length > rank || (a.shape.length === rank && a.shape[0] !== 1)) return undefined
   }
-  const unreduced = call.opts.reduction === 'none' ? call.lossShape : def.check(args, { ...call.opts, reduction: 'none' })
-  if (unreduced.length === 0 || unreduced[0] !== rows) return undefined
+  if (call.unreducedShape.length === 0 || call.unreducedShape[0] !== rows) return undefined
   for (const decl of def.args) {
     if (decl.grad === true && call.grad && args[decl.name] !== undefined && !batchArgs.includes(decl.name)) return undefined
   }
   return rows
+}
+
+/**
+ * A request's rows: axis 0 of its loss's first batch argument, where batches concatenate it
+ * (0 when that argument is 0-d or absent, or the loss does not batch).
+ */
+export function rowsOf (call: PreparedCall): number {
+  const lead = call.def.batch?.[0]
+  const shape = lead === undefined ? undefined : call.args[lead]?.shape
+  return shape === undefined || shape.length === 0 ? 0 : shape[0]
 }
 
 /** The option values every member of a batch must share: all but per-row numeric ones. */
@@ -88,10 +96,10 @@ export function batchFeeds (calls: readonly PreparedCall[]): KernelTensors {
     if (batchArgs.has(name)) feeds[name] = concatRows(calls.map(c => argTensor(c.args[name], c.dtype)))
   }
   if (first.def.perRowOptions !== undefined) Object.assign(feeds, perRowOptionFeeds(calls))
-  const ids = new BigInt64Array(calls.reduce((n, c) => n + c.args[first.def.batch![0]].shape[0], 0))
+  const ids = new BigInt64Array(calls.reduce((n, c) => n + rowsOf(c), 0))
   let row = 0
   calls.forEach((c, r) => {
-    const n = c.args[first.def.batch![0]].shape[0]
+    const n = rowsOf(c)
     ids.fill(BigInt(r), row, row + n)
     row += n
   })
@@ -109,7 +117,6 @@ export function batchFeeds (calls: readonly PreparedCall[]): KernelTensors {
 /** Each numeric option as one value per row: every row carries its own request's value. */
 function perRowOptionFeeds (calls: readonly PreparedCall[]): KernelTensors {
   const first = calls[0]
-  const rowsOf = (c: PreparedCall): number => c.args[first.def.batch![0]].shape[0]
   const rows = calls.reduce((n, c) => n + rowsOf(c), 0)
   const dims = [rows, ...perRowDims(first).slice(1).map(() => 1)]
   const feeds: KernelTensors = {}
@@ -135,8 +142,6 @@ function buildFeedsOfShared (call: PreparedCall, batchArgs: ReadonlySet<string>,
 
 /** Each call's share of a batched result, shaped as its solo result would be: views over the batch's arrays (see `sliceRows`). */
 export function splitOutputs (calls: readonly PreparedCall[], out: KernelTensors): KernelTensors[] {
-  const first = calls[0]
-  const rowsOf = (c: PreparedCall): number => c.args[first.def.batch![0]].shape[0]
   let row = 0
   return calls.map((c, r) => {
     const n = rowsOf(c)

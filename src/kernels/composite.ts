@@ -1,7 +1,7 @@
 import { DecodedTensor } from '../tensor/tensor'
 import { TENSOR_NAME } from '../../schemas/composite'
 import { fail, LosshubError } from '../errors'
-import { type Arg, type ArgDecl, type Inputs, type LossDef } from '../losses/loss'
+import { type Arg, type ArgDecl, type Inputs, type LossDef, structuralOptions } from '../losses/loss'
 import { type FloatDType, type Graph, type Value } from '../onnx/graph'
 import { add, mul } from '../onnx/ops'
 import { type TensorForm } from '../tensor/tensor'
@@ -170,7 +170,7 @@ function kernelCall (terms: PreparedTerm[], inputs: GraphInput[], grad: boolean,
     reductions: ['sum'],
     example: {},
     check: () => [],
-    structural: () => structure,
+    structural: () => ({ terms: structure }),
     forward: (G, x) => weightedTotal(G, x, terms)
   }
   const cost: Cost = {
@@ -178,7 +178,8 @@ function kernelCall (terms: PreparedTerm[], inputs: GraphInput[], grad: boolean,
     steps: terms.reduce((n, t) => n + t.call.cost.steps, 0),
     bytes: inputs.reduce((n, i) => n + i.arg.data.byteLength, 0)
   }
-  return { def, opts: { reduction: 'sum' } as PreparedCall['opts'], dtype, args, numeric, grad, lossShape: [], form, cost }
+  const opts = { reduction: 'sum' } as PreparedCall['opts']
+  return { def, opts, structural: structuralOptions(def, opts), dtype, args, numeric, grad, lossShape: [], unreducedShape: [], form, cost }
 }
 
 /**
@@ -205,7 +206,7 @@ function weightedTotal (G: Graph, x: Inputs, terms: readonly PreparedTerm[]): Va
     const tx: Inputs = {}
     for (const b of t.bindings) tx[b.arg] = b.grad ? x[b.input] : detached(b.input)
     for (const name of Object.keys(t.call.numeric)) tx[name] = x[optionInput(i, name)]
-    const value = t.call.def.forward(G, tx, t.call.opts)
+    const value = t.call.def.forward(G, tx, t.call.structural)
     G.output(termOutput(i), value)
     if (t.weight === 0) return
     const weighted = mul(value, x[optionInput(i, 'weight')])

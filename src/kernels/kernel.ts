@@ -1,4 +1,4 @@
-import { type Arg, numericKind } from '../losses/loss'
+import { type Arg } from '../losses/loss'
 import { backward } from '../onnx/autodiff'
 import { type Dim, Graph, type Value } from '../onnx/graph'
 import { type TensorData, sizeOf } from '../tensor/tensor'
@@ -8,22 +8,16 @@ import { type KernelTensor, type KernelTensors } from './tensors'
 /** Static dims of a run-time shape: 1 stays 1, anything else is 'n'. */
 export function dimsOf (shape: readonly number[]): Dim[] { return shape.map(d => (d === 1 ? 1 : 'n')) }
 
-/** The options that shape the graph (every non-numeric option, unless the loss says otherwise). */
-function structuralOptions (call: PreparedCall): unknown {
-  const { def, opts } = call
-  return def.structural !== undefined
-    ? def.structural(opts)
-    : Object.keys(def.options).filter(k => numericKind(def.options[k]) === undefined).map(k => opts[k])
-}
-
 /**
- * What varies the graph: loss, dtype, reduction, grad, structural options, and each
- * argument's kind and static dims. In a batched kernel the batch arguments' first dim is 'n'.
+ * What varies the graph: loss, dtype, grad, everything `forward` is given (the reduction, the
+ * structural options), the numeric options present (an optional one is an input or not), and
+ * each argument's kind and static dims. In a batched kernel the batch arguments' first dim is 'n'.
  */
 export function kernelKey (call: PreparedCall, batched = false): string {
-  const { def, opts, dtype, args, grad } = call
+  const { def, structural, dtype, args, grad } = call
   const sig = Object.entries(args).map(([name, a]) => `${name}:${a.kind}:${argDims(call, name, a, batched).join('')}`)
-  return [batched ? 'batch' : 'solo', def.name, dtype, opts.reduction, grad ? 'grad' : 'value', JSON.stringify(structuralOptions(call)), ...sig].join('|')
+  const numeric = Object.keys(call.numeric).join(',')
+  return [batched ? 'batch' : 'solo', def.name, dtype, grad ? 'grad' : 'value', JSON.stringify(structural), numeric, ...sig].join('|')
 }
 
 function argDims (call: PreparedCall, name: string, a: Arg, batched: boolean): Dim[] {
@@ -37,7 +31,7 @@ function argDims (call: PreparedCall, name: string, a: Arg, batched: boolean): D
  * per request; built from any one member, since all members share the kernel key.
  */
 export function buildModel (call: PreparedCall, batched = false): Uint8Array {
-  const { def, opts, dtype, args, grad } = call
+  const { def, structural, dtype, args, grad } = call
   const G = new Graph(def.name, dtype)
   if (batched) G.segments = { ids: G.input('segment_ids', 'int64', ['n']), count: G.input('segment_count', 'int64', [1]) }
   const x: Record<string, Value> = {}
@@ -51,7 +45,7 @@ export function buildModel (call: PreparedCall, batched = false): Uint8Array {
   }
   const optionDims = batched && call.def.perRowOptions !== undefined ? perRowDims(call) : []
   for (const [name, p] of Object.entries(call.numeric)) x[name] = G.input(name, p.kind === 'int64' ? 'int64' : dtype, optionDims)
-  const loss = def.forward(G, x, opts)
+  const loss = def.forward(G, x, structural)
   G.output('loss', loss)
   if (grad) {
     const seed = G.input('grad_output', dtype, loss.dims)

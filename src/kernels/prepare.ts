@@ -1,5 +1,6 @@
+import { type TProperties } from '@sinclair/typebox'
 import { fail } from '../errors'
-import { type Arg, type LossDef, type Options, type Reduction, numericKind } from '../losses/loss'
+import { type Arg, type LossDef, type Options, type Reduction, type StructuralOptions, numericKind, structuralOptions } from '../losses/loss'
 import { type FloatDType } from '../onnx/graph'
 import { decodeTensor } from '../tensor/decode'
 import { admitArgs, admitCall, DEFAULT_MAX_ELEMENTS } from './admission'
@@ -9,6 +10,8 @@ import { type HostTensor, type TensorForm, at, fmtShape, sameShape } from '../te
 export interface PreparedCall {
   def: LossDef
   opts: Options<Record<string, never>> & Record<string, unknown>
+  /** What the loss's forward is given, and what of the options keys its kernel (src/losses/loss.ts `structuralOptions`). */
+  structural: StructuralOptions<TProperties>
   dtype: FloatDType
   args: Record<string, Arg>
   /** Numeric options fed as 0-d graph inputs. */
@@ -16,8 +19,10 @@ export interface PreparedCall {
   grad: boolean
   /** The upstream gradient (shaped like the loss); ones when not given. */
   gradOutput?: HostTensor
-  /** Shape of the returned loss. */
+  /** Shape of the returned loss: `unreducedShape` with reduction "none", else 0-d. */
   lossShape: number[]
+  /** Shape of the loss before its reduction, as the loss's `check` found it. */
+  unreducedShape: number[]
   /** The form every response tensor is written in. */
   form: TensorForm
   /** What the call costs (src/kernels/admission.ts): checked against MAX_ELEMENTS before any kernel runs. */
@@ -36,7 +41,8 @@ const COMMON = new Set(['reduction', 'grad', 'grad_output'])
 
 /**
  * Decodes and validates a request body (already schema-checked) for `def`: tensor forms,
- * argument kinds and dtypes, the loss's own shape and domain checks, grad_output.
+ * argument kinds and dtypes, the loss's own shape and domain checks (which give the unreduced
+ * shape; the reduction gives the returned one), grad_output.
  */
 export function prepare (def: LossDef, body: Record<string, unknown>, maxElements = DEFAULT_MAX_ELEMENTS): PreparedCall {
   const args: Record<string, Arg> = {}
@@ -74,7 +80,8 @@ export function prepare (def: LossDef, body: Record<string, unknown>, maxElement
     gradOutput = decodeTensor('grad_output', body.grad_output)
   }
   admitArgs(gradOutput === undefined ? args : { ...args, grad_output: gradOutput }, maxElements)
-  const lossShape = def.check(args, typedOpts)
+  const unreducedShape = def.check(args, typedOpts)
+  const lossShape = reduction === 'none' ? unreducedShape : []
   const cost = admitCall(def, args, typedOpts, lossShape, maxElements)
   if (gradOutput !== undefined) {
     if (gradOutput.dtype === 'int32' || gradOutput.dtype === 'int64') fail('INVALID_DTYPE', `grad_output: expected float32 or float64, got ${gradOutput.dtype}`)
@@ -82,7 +89,8 @@ export function prepare (def: LossDef, body: Record<string, unknown>, maxElement
       fail('SHAPE_MISMATCH', `grad_output: must have the loss's shape ${fmtShape(lossShape)} (reduction "${reduction}"), got ${fmtShape(gradOutput.shape)}`)
     }
   }
-  return { def, opts: typedOpts, dtype, args, numeric, grad, gradOutput, lossShape, form: args[def.args[0].name].form, cost }
+  const structural = structuralOptions(def, typedOpts)
+  return { def, opts: typedOpts, structural, dtype, args, numeric, grad, gradOutput, lossShape, unreducedShape, form: args[def.args[0].name].form, cost }
 }
 
 function resolveKind (name: string, kind: Arg['kind'] | 'float-or-index', t: HostTensor, first: Arg | undefined): Arg['kind'] {
@@ -106,42 +114,3 @@ function resolveKind (name: string, kind: Arg['kind'] | 'float-or-index', t: Hos
   }
   return resolved
 }
-
-/** Requires `arg` to have exactly `shape`. */
-export function expectShape (name: string, arg: Arg, shape: readonly number[], why = ''): void {
-  if (!sameShape(arg.shape, shape)) fail('SHAPE_MISMATCH', `${name}: expected shape ${fmtShape(shape)}${why}, got ${fmtShape(arg.shape)}`)
-}
-
-/**
- * Requires every index of `arg` (other than `ignore`) to lie in [0, classes). int64 indices
- * are compared as BigInt, so a base64 2^53 + 1 is never rounded into range or onto `ignore`.
- */
-export function expectIndicesInRange (name: string, arg: Arg, classes: number, ignore?: number): void {
-  const d = arg.data
-  if (d instanceof BigInt64Array) {
-    const top = BigInt(classes)
-    const skip = ignore === undefined ? undefined : BigInt(ignore)
-    for (let i = 0; i < d.length; i++) {
-      const v = d[i]
-      if (v !== skip && (v < 0n || v >= top)) outOfRange(name, String(v), i, classes, ignore)
-    }
-    return
-  }
-  for (let i = 0; i < d.length; i++) {
-    const v = d[i] as number
-    if (v !== ignore && (v < 0 || v >= classes)) outOfRange(name, String(v), i, classes, ignore)
-  }
-}
-
-function outOfRange (name: string, v: string, i: number, classes: number, ignore: number | undefined): never {
-  return fail('INDEX_OUT_OF_RANGE', `${name}: class index ${v} at flat position ${i} is out of range [0, ${classes})${ignore !== undefined ? ` (ignore_index is ${ignore})` : ''}`)
-}
-
-/** Requires every element of `arg` to lie in [lo, hi]. */
-export function expectInRange (name: string, arg: Arg, lo: number, hi: number): void {
-  for (let i = 0; i < arg.data.length; i++) {
-    const v = at(arg.data, i)
-    if (!(v >= lo && v <= hi)) fail('DOMAIN_ERROR', `${name}: elements must lie in [${lo}, ${hi}], got ${v} at flat position ${i}`)
-  }
-}
-

@@ -1,11 +1,9 @@
 import { defineLoss, STANDARD_REDUCTIONS, Type } from './loss'
 import { add, div, equal, mask, mul, numel, sub, sumAll } from '../onnx/ops'
 import bce from './bce'
-import { returned, sameShapes } from './shapes'
-import { expectInRange } from '../kernels/prepare'
-import { fail } from '../errors'
-import { StringEnum } from '../../schemas/loss-request'
-import { at } from '../tensor/tensor'
+import { sameShapes } from './shapes'
+import { expectBinaryLabels, expectInRange } from './checks'
+import { StringEnum } from '../../schemas/enum'
 
 /**
  * Class-balanced binary cross entropy: -(alpha t log(p) + (1 - alpha)(1 - t) log(1 - p)), logs
@@ -17,6 +15,10 @@ export default defineLoss({
   summary: 'Binary cross entropy with positives weighted alpha and negatives 1 - alpha.',
   reference: '-(alpha*t*log(p) + (1-alpha)*(1-t)*log(1-p)), as torch.nn.functional.binary_cross_entropy with weight',
   category: 'classification',
+  notes: [
+    '`alpha: "auto"` is the share of negatives among the targets of the whole request, so such a request never joins a batch with others.',
+    'Written as `bce` with the weight alpha t + (1 - alpha)(1 - t): the same formula for targets in {0, 1}, with bce\'s clamped logs and gradient.'
+  ],
   args: [
     { name: 'input', kind: 'float', grad: true, doc: 'Probabilities in [0, 1], any shape.' },
     { name: 'target', kind: 'float', doc: "Labels in {0, 1}, the input's shape." }
@@ -28,19 +30,15 @@ export default defineLoss({
   },
   reductions: STANDARD_REDUCTIONS,
   example: { input: [[0.9, 0.2, 0.3], [0.6, 0.1, 0.8]], target: [[1, 0, 0], [1, 0, 0]], grad: true },
-  // a numeric alpha is a graph input; "auto" is computed in the graph from the targets
-  structural: o => [o.alpha === 'auto'],
-  check: (a, o) => {
+  check: a => {
     const shape = sameShapes(a, ['input', 'target'])
     expectInRange('input', a.input, 0, 1)
-    for (let i = 0; i < a.target.data.length; i++) {
-      const t = at(a.target.data, i)
-      if (t !== 0 && t !== 1) fail('DOMAIN_ERROR', `target: labels must be 0 or 1, got ${t} at flat position ${i}`)
-    }
-    return returned(shape, o.reduction)
+    expectBinaryLabels('target', a.target)
+    return shape
   },
   forward: (g, x, o) => {
     const { input, target } = x
+    // a numeric alpha is a graph input (forward sees only "auto"), computed in the graph from the targets
     const alpha = o.alpha === 'auto' ? div(sumAll(mask(equal(target, 0))), numel(target)) : x.alpha
     const weight = add(mul(target, alpha), mul(sub(1, target), sub(1, alpha)))
     return bce.forward(g, { input, target, weight }, { reduction: o.reduction })

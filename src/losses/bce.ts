@@ -2,8 +2,8 @@ import { defineLoss, STANDARD_REDUCTIONS } from './loss'
 import { type Value } from '../onnx/graph'
 import { add, clampMin, custom, div, log, mul, neg, sub, unbroadcast } from '../onnx/ops'
 import { reduce } from './reduce'
-import { broadcastsTo, returned, sameShapes } from './shapes'
-import { expectInRange } from '../kernels/prepare'
+import { broadcastsTo, sameShapes } from './shapes'
+import { expectInRange } from './checks'
 
 /**
  * `F.binary_cross_entropy` on probabilities: -w (t log p + (1 - t) log(1 - p)), each log
@@ -15,6 +15,9 @@ export default defineLoss({
   summary: 'Binary cross entropy of probabilities.',
   reference: 'torch.nn.functional.binary_cross_entropy',
   category: 'classification',
+  notes: [
+    'Each log is clamped at -100, as PyTorch. The gradient is PyTorch\'s own formula w (p - t) / max(p (1 - p), 1e-12), finite at p = 0 and p = 1, rather than the derivative of the clamped logs.'
+  ],
   args: [
     { name: 'input', kind: 'float', grad: true, doc: 'Probabilities in [0, 1], any shape.' },
     { name: 'target', kind: 'float', doc: "Targets in [0, 1], the input's shape." },
@@ -24,11 +27,11 @@ export default defineLoss({
   reductions: STANDARD_REDUCTIONS,
   batch: ['input', 'target'],
   example: { input: [[0.7311, 0.8808], [0.8808, 0.8808]], target: [[1, 0], [1, 0]] },
-  check: (a, o) => {
+  check: a => {
     const shape = sameShapes(a, ['input', 'target'])
     broadcastsTo(a, 'weight', shape)
     expectInRange('input', a.input, 0, 1)
-    return returned(shape, o.reduction)
+    return shape
   },
   forward: (_g, x, o) => {
     let loss = bceTerms(x.input, x.target)

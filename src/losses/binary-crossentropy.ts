@@ -1,7 +1,7 @@
 import { defineLoss, STANDARD_REDUCTIONS, Type } from './loss'
 import { add, clamp, dimSize, div, log, mul, neg, reduceSum, softplus, sub } from '../onnx/ops'
 import { reduce } from './reduce'
-import { returned, sameShapes } from './shapes'
+import { sameShapes } from './shapes'
 import { fail } from '../errors'
 
 /**
@@ -14,6 +14,9 @@ export default defineLoss({
   summary: 'Keras binary cross entropy of probabilities (or logits), averaged over the last axis.',
   reference: 'keras.losses.binary_crossentropy',
   category: 'classification',
+  notes: [
+    'Keras 3\'s: targets smoothed to t (1 - ls) + ls / 2; probabilities clipped to [1e-7, 1 - 1e-7] with the bounds in the computation dtype and no gradient outside the clip; no epsilon inside the log (Keras 2 added one). The mean over the last axis makes `reduction: "none"` one value per sample: the input\'s shape without its last axis.'
+  ],
   args: [
     { name: 'input', kind: 'float', grad: true, doc: 'Probabilities (or logits with from_logits) [..., D].' },
     { name: 'target', kind: 'float', doc: "Targets in [0, 1], the input's shape." }
@@ -24,9 +27,9 @@ export default defineLoss({
   },
   reductions: STANDARD_REDUCTIONS,
   example: { input: [[0.6, 0.4], [0.4, 0.6]], target: [[0, 1], [0, 0]], grad: true },
-  check: (a, o) => {
+  check: a => {
     if (a.input.shape.length === 0) fail('SHAPE_MISMATCH', 'input: expected at least one axis (the last is the feature axis), got a 0-d tensor')
-    return returned(sameShapes(a, ['input', 'target']).slice(0, -1), o.reduction)
+    return sameShapes(a, ['input', 'target']).slice(0, -1)
   },
   forward: (_g, x, o) => {
     const { input, label_smoothing: ls } = x

@@ -1,7 +1,7 @@
 import { defineLoss, STANDARD_REDUCTIONS, Type } from './loss'
 import { add, clamp, dimSize, div, log, logSoftmax, mul, neg, reduceSum, sub } from '../onnx/ops'
 import { reduce } from './reduce'
-import { returned, sameShapes } from './shapes'
+import { sameShapes } from './shapes'
 import { fail } from '../errors'
 
 /**
@@ -14,6 +14,9 @@ export default defineLoss({
   summary: 'Keras categorical cross entropy of probabilities (or logits) against one-hot or soft targets.',
   reference: 'keras.losses.categorical_crossentropy',
   category: 'classification',
+  notes: [
+    'Keras 3\'s: targets smoothed to t (1 - ls) + ls / C; probabilities normalised over the last axis (differentiated through) and clipped to [1e-7, 1 - 1e-7], no gradient outside the clip; logits through log_softmax. `reduction: "none"` gives one value per sample: the input\'s shape without its last axis.'
+  ],
   args: [
     { name: 'input', kind: 'float', grad: true, doc: 'Probabilities (normalised over the last axis) or logits with from_logits, [..., C].' },
     { name: 'target', kind: 'float', doc: "One-hot or probability targets, the input's shape." }
@@ -24,9 +27,9 @@ export default defineLoss({
   },
   reductions: STANDARD_REDUCTIONS,
   example: { input: [[0.1, 0.2, 0.7], [0.3, 0.4, 0.3]], target: [[0, 0, 1], [0, 1, 0]], grad: true },
-  check: (a, o) => {
+  check: a => {
     if (a.input.shape.length === 0) fail('SHAPE_MISMATCH', 'input: expected at least one axis (the last holds the classes), got a 0-d tensor')
-    return returned(sameShapes(a, ['input', 'target']).slice(0, -1), o.reduction)
+    return sameShapes(a, ['input', 'target']).slice(0, -1)
   },
   forward: (_g, x, o) => {
     const { input, label_smoothing: ls } = x

@@ -3,7 +3,7 @@ import { type Value } from '../onnx/graph'
 import { rowValue } from '../onnx/segments'
 import { equal, gatherElements, mask, mul, neg, not, squeeze, take, unsqueeze, where } from '../onnx/ops'
 import { type Arg } from './loss'
-import { expectIndicesInRange } from '../kernels/prepare'
+import { expectIndicesInRange } from './checks'
 import { fmtShape } from '../tensor/tensor'
 
 /** The class axis of a classifier's input: 0 for an unbatched [C], else 1 ([N,C,d1,...]). */

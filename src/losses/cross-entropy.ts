@@ -3,9 +3,8 @@ import { type Value } from '../onnx/graph'
 import { add, div, dimSize, logSoftmax, mask, mul, neg, reduceSum, sub, equal, not } from '../onnx/ops'
 import { reduce, reduceWeighted } from './reduce'
 import { checkClassIndexArgs, classAxis, classWeightAlong, pickedNll } from './class-index'
-import { returned } from './shapes'
 import { rowValue } from '../onnx/segments'
-import { expectShape } from '../kernels/prepare'
+import { expectShape } from './checks'
 import { fail } from '../errors'
 import { fmtShape } from '../tensor/tensor'
 
@@ -18,6 +17,11 @@ export default defineLoss({
   summary: 'Cross entropy of logits against class indices or class probabilities.',
   reference: 'torch.nn.functional.cross_entropy',
   category: 'classification',
+  notes: [
+    'With class-probability targets, `mean` divides by the number of samples (N·d1·...), not by the weights, as PyTorch 1.13 does; with class indices it divides by the sum of w[target] over the samples not ignored.',
+    '`label_smoothing` is written as PyTorch 1.13 writes it: with class indices (1 - ls) nll + ls / C · (-sum over c of w[c] log p[c]), ignored samples giving 0; with probabilities the target becomes t (1 - ls) + ls / C.',
+    'An input with an empty class dim is refused (400 `SHAPE_MISMATCH`), where PyTorch answers NaN (or, with probability targets, 0 per sample).'
+  ],
   args: [
     { name: 'input', kind: 'float', grad: true, doc: 'Logits [C], [N,C] or [N,C,d1,...].' },
     { name: 'target', kind: 'float-or-index', doc: "Class indices (the input's shape without C) or class probabilities (the input's shape)." },
@@ -33,9 +37,9 @@ export default defineLoss({
   perRowOptions: 'rows',
   example: { input: [[1, 2], [1, 3], [1, 3]], target: [0, 1, 1], grad: true },
   // label_smoothing > 0 adds a term PyTorch computes only then (it matters for -inf logits)
-  structural: o => [o.label_smoothing > 0],
+  structural: o => ({ smoothed: o.label_smoothing > 0 }),
   check: (a, o) => {
-    if (a.target.kind === 'index') return returned(checkClassIndexArgs(a, o.ignore_index), o.reduction)
+    if (a.target.kind === 'index') return checkClassIndexArgs(a, o.ignore_index)
     if (a.input.shape.length === 0) fail('SHAPE_MISMATCH', 'input: expected [C], [N,C] or [N,C,d1,...], got a 0-d tensor')
     if (o.ignore_index >= 0) fail('INVALID_OPTION', `ignore_index: not supported with class-probability targets (got ${o.ignore_index}), as in PyTorch`)
     expectShape('target', a.target, a.input.shape, " (class probabilities take the input's shape)")
@@ -43,12 +47,12 @@ export default defineLoss({
     // no classes: refused as with class indices (PyTorch answers 0 per sample but NaN for the mean)
     if (classes === 0) fail('SHAPE_MISMATCH', `input: the class dim of ${fmtShape(a.input.shape)} is empty; expected at least one class`)
     if (a.weight !== undefined) expectShape('weight', a.weight, [classes], ` (one weight per class of input ${fmtShape(a.input.shape)})`)
-    return returned(a.input.shape.filter((_, i) => i !== classAxis(a.input.shape.length)), o.reduction)
+    return a.input.shape.filter((_, i) => i !== classAxis(a.input.shape.length))
   },
   forward: (_g, x, o) => {
     const axis = classAxis(x.input.rank)
     const logp = logSoftmax(x.input, axis)
-    const smoothing = o.label_smoothing > 0 ? x.label_smoothing : undefined
+    const smoothing = o.smoothed ? x.label_smoothing : undefined
     const weight = x.weight === undefined ? undefined : classWeightAlong(x.weight, x.input.rank)
     if (x.target.dtype === 'int64') return indexTargets(logp, x.target, x.weight, weight, x.ignore_index, smoothing, axis, o.reduction)
     let target = x.target

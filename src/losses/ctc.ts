@@ -1,10 +1,10 @@
 import { defineLoss, STANDARD_REDUCTIONS, Type, type Arg } from './loss'
 import { type Graph, type Value } from '../onnx/graph'
 import {
-  add, and, cast, clampMin, custom, dimSize, div, equal, exp, expandAs, less, mul, neg, not, reduceMax, shapeOf, squeeze, sub, sumAll, take, unsqueeze, where
+  add, and, arange, cast, clampMin, cumsum, custom, dimSize, div, equal, exp, expandAs, less, mul, neg, not, reduceMax, scatterAdd, shapeOf, squeeze, sub, sumAll, take, unsqueeze, where
 } from '../onnx/ops'
-import { arange, concat, dimOf, exclusiveCumsum, expandTo, logSumExp, outer, scan, scatterAdd, shift, special } from '../onnx/ops-loop'
-import { returned } from './shapes'
+import { concat, expandTo, shift } from '../onnx/ops-layout'
+import { logSumExp, outer, scan } from '../onnx/ops-scan'
 import { fail } from '../errors'
 import { at, fmtShape } from '../tensor/tensor'
 
@@ -18,6 +18,11 @@ export default defineLoss({
   summary: 'Connectionist temporal classification loss of label sequences under per-frame log-probabilities.',
   reference: 'torch.nn.functional.ctc_loss',
   category: 'sequence',
+  notes: [
+    '`mean` divides each sample\'s loss by its target length (at least 1), then averages over the batch, as PyTorch.',
+    'The gradient is the exact derivative w.r.t. `log_probs`. PyTorch\'s kernel returns exp(log_probs) - posterior instead; the two agree once back-propagated through the log_softmax that makes `log_probs`.',
+    'Refused where PyTorch does not check: a label that is the blank or outside [0, C) (400 `INDEX_OUT_OF_RANGE`). An empty `log_probs` (T, N or C of 0) is refused too (400 `SHAPE_MISMATCH`). Places of padded targets past a sample\'s target length are never read and may hold anything.'
+  ],
   args: [
     { name: 'log_probs', kind: 'float', grad: true, doc: 'Log-probabilities [T,N,C] (frames, batch, classes) or unbatched [T,C].' },
     { name: 'targets', kind: 'index', doc: 'Labels: padded [N,S] (rows read up to their target length), or concatenated 1-D of length sum(target_lengths); never the blank.' },
@@ -50,7 +55,7 @@ export default defineLoss({
   steps: a => a.log_probs.shape[0],
   check: (a, o) => {
     const { batched, N } = checkArgs(a, o.blank)
-    return returned(batched ? [N] : [], o.reduction)
+    return batched ? [N] : []
   },
   forward: (g, x, o) => {
     const batched = x.log_probs.rank === 3
@@ -141,12 +146,12 @@ function paddedTargets (targets: Value, tl: Value, blank: Value): Value {
   const S = reduceMax(tl, [0], false)
   const cols = unsqueeze(arange(S), [0]) // [1,S]
   const valid = less(cols, unsqueeze(tl, [1])) // [N,S]
-  const pos = where(valid, add(unsqueeze(exclusiveCumsum(tl), [1]), cols), targets.graph.constant(0, 'int64'))
+  const pos = where(valid, add(unsqueeze(cumsum(tl, 0, { exclusive: true }), [1]), cols), targets.graph.constant(0, 'int64'))
   return where(valid, take(targets, pos), blank)
 }
 
 function blankPast (targets: Value, tl: Value, blank: Value): Value {
-  const cols = unsqueeze(arange(dimOf(targets, 1)), [0])
+  const cols = unsqueeze(arange(dimSize(targets, 1, 'int64')), [0])
   return where(less(cols, unsqueeze(tl, [1])), targets, blank)
 }
 
@@ -156,46 +161,36 @@ function blankPast (targets: Value, tl: Value, blank: Value): Value {
  * recursion. Both run on the extended labels l' = (blank, l1, blank, l2, ..., blank), K = 2S+1.
  */
 function ctcNll (G: Graph, lp: Value, targets: Value, il: Value, tl: Value, blank: Value, zeroInfinity: boolean): Value {
-  // values the VJP reuses; set while the forward is built
-  let ext!: Value
-  let extAt!: Value
-  let lpe!: Value
-  let active!: Value
-  let preAlpha!: Value
-  let logZ!: Value
-  let infeasible!: Value
-  let negInf!: Value
+  const negInf = G.constant(-Infinity)
   return custom([lp], () => {
-    negInf = special(G, -Infinity)
-    ext = extendedLabels(targets, blank) // [N,K]
-    const T = dimOf(lp, 0)
+    const ext = extendedLabels(targets, blank) // [N,K]
+    const T = dimSize(lp, 0, 'int64')
     const shapeTNK = concat([unsqueeze(T, [0]), shapeOf(ext)], 0)
-    extAt = expandTo(unsqueeze(ext, [0]), shapeTNK, [lp.dims[0], lp.dims[1], 'n']) // [T,N,K]
-    lpe = G.node('GatherElements', [lp, extAt], { axis: 2 }, lp.dtype, extAt.dims) // lp at l'[k]
+    const extAt = expandTo(unsqueeze(ext, [0]), shapeTNK, [lp.dims[0], lp.dims[1], 'n']) // [T,N,K]
+    const lpe = G.node('GatherElements', [lp, extAt], { axis: 2 }, lp.dtype, extAt.dims) // lp at l'[k]
     // frame t counts for sample n while t < input_length[n]
-    active = unsqueeze(less(unsqueeze(arange(T), [1]), unsqueeze(il, [0])), [2]) // [T,N,1]
+    const active = unsqueeze(less(unsqueeze(arange(T), [1]), unsqueeze(il, [0])), [2]) // [T,N,1]
     // the skip s-2 -> s is allowed when l'[s] is a label other than l'[s-2]
     const skip = and(not(equal(ext, blank)), not(equal(ext, shift(ext, 2, 1, blank))))
     // before frame 0, all mass sits on a virtual state that feeds l'[0] and l'[1]
-    const k = arange(dimOf(ext, 1))
+    const k = arange(dimSize(ext, 1, 'int64'))
     const start = expandTo(where(equal(k, G.constant(0, 'int64')), 0, negInf), shapeOf(ext), ext.dims)
     const fwd = recursion(G, start, lpe, active, skip, negInf, false)
-    preAlpha = fwd.pre
     // alpha at each sample's last frame (held since): log Z = logsumexp(alpha[2L], alpha[2L-1])
     const twoL = mul(tl, G.constant(2, 'int64'))
     const last = G.node('GatherElements', [fwd.last, unsqueeze(twoL, [1])], { axis: 1 }, lp.dtype, [tl.dims[0], 1])
     const prev = clampMin(sub(twoL, G.constant(1, 'int64')), G.constant(0, 'int64')) // 2L-1, kept in range when L = 0
     const before = G.node('GatherElements', [fwd.last, unsqueeze(prev, [1])], { axis: 1 }, lp.dtype, [tl.dims[0], 1])
     const beforeOrNone = where(unsqueeze(equal(tl, G.constant(0, 'int64')), [1]), negInf, before)
-    logZ = squeeze(logSumExp([last, beforeOrNone], negInf), [1]) // [N]
-    infeasible = equal(logZ, negInf)
+    const logZ = squeeze(logSumExp([last, beforeOrNone], negInf), [1]) // [N]
+    const infeasible = equal(logZ, negInf)
     const nll = neg(logZ)
-    return zeroInfinity ? where(infeasible, 0, nll) : nll
-  }, g => {
+    return { value: zeroInfinity ? where(infeasible, 0, nll) : nll, saved: { ext, extAt, lpe, active, preAlpha: fwd.pre, logZ, infeasible } }
+  }, (g, { ext, extAt, lpe, active, preAlpha, logZ, infeasible }) => {
     // beta from each sample's last frame back, without frame t's own emission: then
     // alpha[t,s] + beta[t,s] - log Z is the log-posterior of being in state s at frame t
     const twoL = unsqueeze(mul(tl, G.constant(2, 'int64')), [1])
-    const k = unsqueeze(arange(dimOf(ext, 1)), [0])
+    const k = unsqueeze(arange(dimSize(ext, 1, 'int64')), [0])
     const end = where(equal(k, twoL), 0, negInf) // [N,K]: the virtual state after l'[2L] and l'[2L-1]
     // backward, the skip s -> s+2 is allowed when l'[s] is a label other than l'[s+2]
     const skipBack = and(not(equal(ext, blank)), not(equal(ext, shift(ext, -2, 1, blank))))
@@ -205,7 +200,7 @@ function ctcNll (G: Graph, lp: Value, targets: Value, il: Value, tl: Value, blan
     const post = exp(where(feasible, logPost, negInf))
     const grad = scatterAdd(lp, extAt, mul(post, neg(unsqueeze(g, [0, 2]))), 2)
     const bad = unsqueeze(infeasible, [0, 2])
-    return [zeroInfinity ? where(bad, 0, grad) : where(and(bad, active), special(G, NaN), grad)]
+    return [zeroInfinity ? where(bad, 0, grad) : where(and(bad, active), G.constant(NaN), grad)]
   })
 }
 

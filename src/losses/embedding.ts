@@ -2,17 +2,9 @@ import { fail } from '../errors'
 import { type Operand, custom, div, equal, mul, reduceSum, sqrt, where, clampMin } from '../onnx/ops'
 import { type Value } from '../onnx/graph'
 import { type Arg } from './loss'
-import { at, fmtShape, sameShape } from '../tensor/tensor'
+import { fmtShape, sameShape } from '../tensor/tensor'
 
-/** Shared by the embedding and ranking losses: target checks, vector-pair shapes, cosine similarity. */
-
-/** Requires every element of `arg` to be -1 or 1, as the loss's target convention. */
-export function expectSigns (name: string, arg: Arg): void {
-  for (let i = 0; i < arg.data.length; i++) {
-    const v = at(arg.data, i)
-    if (v !== 1 && v !== -1) fail('DOMAIN_ERROR', `${name}: elements must be 1 or -1, got ${v} at flat position ${i}`)
-  }
-}
+/** Shared by the embedding and ranking losses: vector-pair shapes and targets, cosine similarity. */
 
 /**
  * Requires the named arguments to be same-shaped batches of vectors, [N,D] (or one vector
@@ -44,7 +36,8 @@ export function cosineSimilarity (x1: Value, x2: Value, eps: Operand): Value {
 }
 
 function clampedNorm (x: Value, eps: Operand): Value {
-  const norm: Value = custom([x], () => clampMin(sqrt(reduceSum(mul(x, x), [-1], true)), eps),
-    g => [mul(x, where(equal(norm, 0), 0, div(g, norm)))])
-  return norm
+  return custom([x], () => {
+    const norm = clampMin(sqrt(reduceSum(mul(x, x), [-1], true)), eps)
+    return { value: norm, saved: { norm } }
+  }, (g, { norm }) => [mul(x, where(equal(norm, 0), 0, div(g, norm)))])
 }

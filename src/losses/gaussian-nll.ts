@@ -1,9 +1,10 @@
 import { defineLoss, STANDARD_REDUCTIONS, Type } from './loss'
 import { add, clampMin, custom, div, log, mul, square, sub, unsqueeze } from '../onnx/ops'
 import { reduce } from './reduce'
-import { broadcastArgs, returned, broadcastWorkspace } from './shapes'
+import { broadcastArgs, broadcastWorkspace } from './shapes'
+import { expectNonNegative } from './checks'
 import { fail } from '../errors'
-import { at, fmtShape, sameShape } from '../tensor/tensor'
+import { fmtShape, sameShape } from '../tensor/tensor'
 
 /**
  * `F.gaussian_nll_loss`: 0.5 (log(max(var, eps)) + (input - target)^2 / max(var, eps)), plus
@@ -15,6 +16,9 @@ export default defineLoss({
   summary: 'Negative log-likelihood of a Gaussian with predicted mean and variance.',
   reference: 'torch.nn.functional.gaussian_nll_loss',
   category: 'regression',
+  notes: [
+    'Variances below `eps` are clamped to it, and the gradient w.r.t. `var` is the unclamped formula\'s taken at the clamped value (PyTorch clamps in place under no_grad), not 0.'
+  ],
   args: [
     { name: 'input', kind: 'float', grad: true, doc: 'Predicted means, any shape.' },
     { name: 'target', kind: 'float', doc: 'Samples, broadcastable with input.' },
@@ -29,15 +33,15 @@ export default defineLoss({
   rowAligned: ['var'],
   example: { input: [[0.5, 1.0], [2.0, -1.0]], target: [[0.0, 1.5], [2.5, -1.0]], var: [0.5, 2.0], grad: true },
   workspace: broadcastWorkspace(['input', 'target']),
-  check: (a, o) => {
+  check: a => {
     const shape = broadcastArgs(a, ['input', 'target'])
     const { input, var: v } = a
     const lead = input.shape.slice(0, -1)
     if (!sameShape(v.shape, input.shape) && !(input.shape.length > 0 && (sameShape(v.shape, lead) || sameShape(v.shape, [...lead, 1])))) {
       fail('SHAPE_MISMATCH', `var: expected the input's shape ${fmtShape(input.shape)}, or ${fmtShape(lead)}, or ${fmtShape([...lead, 1])}; got ${fmtShape(v.shape)}`)
     }
-    for (let i = 0; i < v.data.length; i++) if (at(v.data, i) < 0) fail('DOMAIN_ERROR', `var: variances must be non-negative, got ${at(v.data, i)} at flat position ${i}`)
-    return returned(shape, o.reduction)
+    expectNonNegative('var', v, 'variances')
+    return shape
   },
   forward: (_g, x, o) => {
     // var without the input's last dim is homoscedastic over it: unsqueeze, as PyTorch does

@@ -1,8 +1,8 @@
 import { defineLoss, STANDARD_REDUCTIONS, Type } from './loss'
 import { clampMin, equal, sub, where } from '../onnx/ops'
 import { reduce } from './reduce'
-import { broadcastArgs, returned, broadcastWorkspace } from './shapes'
-import { expectSigns } from './embedding'
+import { broadcastArgs, broadcastWorkspace } from './shapes'
+import { expectSigns } from './checks'
 
 /**
  * `F.hinge_embedding_loss` (torch 1.13), elementwise: x where t = 1, max(0, margin - x) where
@@ -13,6 +13,9 @@ export default defineLoss({
   summary: 'Hinge embedding: pulls similar pairs\' distances down, pushes dissimilar ones past a margin.',
   reference: 'torch.nn.functional.hinge_embedding_loss',
   category: 'ranking',
+  notes: [
+    'The clamp max(0, margin - x) passes the gradient at exactly 0, as clamp_min does in torch 1.13.'
+  ],
   args: [
     { name: 'input', kind: 'float', grad: true, doc: 'Distances (or any scores), any shape.' },
     { name: 'target', kind: 'float', doc: '1 for similar pairs, -1 for dissimilar ones; broadcastable with input.' }
@@ -25,10 +28,10 @@ export default defineLoss({
   perRowOptions: 'elementwise',
   example: { input: [[1.0, 0.8, 0.5]], target: [[1, 1, -1]], margin: 1.0 },
   workspace: broadcastWorkspace(['input', 'target']),
-  check: (a, o) => {
+  check: a => {
     const shape = broadcastArgs(a, ['input', 'target'])
     expectSigns('target', a.target)
-    return returned(shape, o.reduction)
+    return shape
   },
   forward: (_g, x, o) => {
     const loss = where(equal(x.target, -1), clampMin(sub(x.margin, x.input), 0), x.input)

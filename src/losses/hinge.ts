@@ -1,10 +1,9 @@
-import { defineLoss, STANDARD_REDUCTIONS, type Arg, type ArgDecl, type Reduction } from './loss'
+import { defineLoss, STANDARD_REDUCTIONS, type Arg, type ArgDecl } from './loss'
 import { type Value } from '../onnx/graph'
 import { clampMin, equal, mul, sub, where } from '../onnx/ops'
 import { reduce } from './reduce'
-import { broadcastArgs, returned, broadcastWorkspace } from './shapes'
-import { fail } from '../errors'
-import { at } from '../tensor/tensor'
+import { broadcastArgs, broadcastWorkspace } from './shapes'
+import { expectHingeTargets } from './checks'
 
 /** The tensor arguments of hinge, squared_hinge and perceptron. */
 export const HINGE_ARGS: ArgDecl[] = [
@@ -21,30 +20,25 @@ export default defineLoss({
   summary: 'Hinge loss of scores against targets in {-1, 1} (or {0, 1}).',
   reference: 'keras.losses.hinge, elementwise max(0, 1 - t*x)',
   category: 'classification',
+  notes: [
+    'Targets are -1 and 1; targets all in {0, 1} are read as Keras reads them, as 2t - 1. Targets mixing -1 and 0, or any other value, are refused (400 `DOMAIN_ERROR`).',
+    'At the kink (t·x = 1) the gradient passes, as TF\'s maximum gives it.'
+  ],
   args: HINGE_ARGS,
   options: {},
   reductions: STANDARD_REDUCTIONS,
   batch: ['input', 'target'],
   example: { input: [[0.3, -0.8], [1.5, 0.2]], target: [[1, -1], [1, 1]], grad: true },
   workspace: broadcastWorkspace(['input', 'target']),
-  check: (a, o) => checkHingeArgs(a, o.reduction),
+  check: checkHingeArgs,
   forward: (_g, x, o) => reduce(clampMin(sub(1, mul(hingeTargets(x.target), x.input)), 0), o.reduction)
 })
 
 /** Shapes and targets of the hinge family: every target in {-1, 1}, or every one in {0, 1}. */
-export function checkHingeArgs (a: Record<string, Arg>, reduction: Reduction): number[] {
+export function checkHingeArgs (a: Record<string, Arg>): number[] {
   const shape = broadcastArgs(a, ['input', 'target'])
-  const t = a.target.data
-  let seen: number | undefined // the first -1 or 0: the two may not be mixed
-  for (let i = 0; i < t.length; i++) {
-    const v = at(t, i)
-    if (v !== 1 && v !== -1 && v !== 0) fail('DOMAIN_ERROR', `target: expected values in {-1, 1} (or all in {0, 1}), got ${v} at flat position ${i}`)
-    if (v !== 1 && seen !== undefined && v !== at(t, seen)) {
-      fail('DOMAIN_ERROR', `target: mixes -1 and 0 (at flat positions ${seen} and ${i}); use {-1, 1}, or {0, 1} throughout`)
-    }
-    if (v !== 1) seen ??= i
-  }
-  return returned(shape, reduction)
+  expectHingeTargets('target', a.target)
+  return shape
 }
 
 /**

@@ -1,4 +1,4 @@
-import { type TProperties, type Static, type TObject, Type, Kind } from '@sinclair/typebox'
+import { type TInteger, type TNumber, type TProperties, type Static, type TObject, Type, Kind } from '@sinclair/typebox'
 import { type Graph, type Value } from '../onnx/graph'
 import { type HostTensor } from '../tensor/tensor'
 
@@ -25,20 +25,36 @@ export interface Arg extends HostTensor { kind: 'float' | 'index' }
 /** The request's options, typed from the loss's schema, plus the common ones. */
 export type Options<P extends TProperties> = Static<TObject<P>> & { reduction: Reduction }
 
+/**
+ * The options `forward` is given: the structural ones (every option but the numeric ones)
+ * and the reduction. A numeric option is a graph input, read from `x`, never a value the
+ * build could bake into a cached session; a union of a number and keywords (balanced_bce's
+ * alpha) keeps its keyword here, and is absent when the request gave a number.
+ */
+export type StructuralOptions<P extends TProperties> = {
+  [K in keyof P as P[K] extends TNumber | TInteger ? never : K]: number extends Static<P[K]> ? Exclude<Static<P[K]>, number> | undefined : Static<P[K]>
+} & { reduction: Reduction }
+
 /** Graph inputs of a kernel: tensor arguments and the numeric options, by name. */
 export type Inputs = Record<string, Value>
 
 /**
  * One loss, declared once: its schema (arguments and options), its checks and its forward
  * graph. Numeric options (TypeBox Number/Integer) become graph inputs, so a new value needs
- * no new session; every other option is structural and part of the kernel's key.
+ * no new session; every other option is structural and part of the kernel's key. `D` holds
+ * what the loss derives from its numeric options for the build (see `structural`).
  */
-export interface LossDef<P extends TProperties = TProperties> {
+export interface LossDef<P extends TProperties = TProperties, D extends object = object> {
   name: string
   summary: string
   /** The ground truth for values and gradients. */
   reference: string
   category: 'regression' | 'classification' | 'ranking' | 'sequence' | 'segmentation'
+  /**
+   * Where losshub follows one reading of the reference over another, or refuses what it would
+   * accept: one Markdown sentence or two each, for docs/losses.md.
+   */
+  notes?: readonly string[]
   args: ArgDecl[]
   options: P
   reductions: readonly Reduction[]
@@ -66,7 +82,8 @@ export interface LossDef<P extends TProperties = TProperties> {
   example: Record<string, unknown>
   /**
    * Checks shapes, index ranges and domains (throwing coded errors that name the argument)
-   * and returns the shape of the loss as it will be returned.
+   * and returns the shape of the unreduced loss (as with reduction "none"); preparation
+   * derives the returned shape from it (src/kernels/prepare.ts).
    */
   check: (args: Record<string, Arg>, opts: Options<P>) => number[]
   /**
@@ -77,14 +94,22 @@ export interface LossDef<P extends TProperties = TProperties> {
   workspace?: (args: Record<string, Arg>, opts: Options<P>) => Record<string, number>
   /** Sequential steps of the graph (a Scan's iterations); absent: 1. */
   steps?: (args: Record<string, Arg>, opts: Options<P>) => number
-  /** Builds the loss, reduced as `opts.reduction` asks, from graph inputs. */
-  forward: (g: Graph, x: Inputs, opts: Options<P>) => Value
-  /** Overrides the kernel-key part of the options (default: every non-numeric option). */
-  structural?: (opts: Options<P>) => unknown
+  /**
+   * Builds the loss, reduced as `opts.reduction` asks, from graph inputs (numeric options
+   * among them). It is given only what is part of the kernel's key: the structural options
+   * and what `structural` derives.
+   */
+  forward: (g: Graph, x: Inputs, opts: StructuralOptions<P> & D) => Value
+  /**
+   * What the build needs to know of the numeric options' values (e.g. whether label_smoothing
+   * is > 0, which adds a term): given to `forward` beside the structural options, and so part
+   * of the kernel's key. Absent: nothing.
+   */
+  structural?: (opts: Options<P>) => D
 }
 
 /** Declares a loss (keeps the options' static type flowing into check/forward). */
-export function defineLoss<P extends TProperties> (def: LossDef<P>): LossDef<P> { return def }
+export function defineLoss<P extends TProperties, D extends object = Record<never, never>> (def: LossDef<P, D>): LossDef<P, D> { return def }
 
 /** The reductions most losses accept. */
 export const STANDARD_REDUCTIONS: readonly Reduction[] = ['none', 'mean', 'sum']
@@ -92,7 +117,7 @@ export const STANDARD_REDUCTIONS: readonly Reduction[] = ['none', 'mean', 'sum']
 /**
  * Whether an option's schema makes it a numeric graph input, and of which kind. A union of one
  * number with string keywords (balanced_bce's alpha: "auto" or a number) is one when the request
- * gives a number; such a loss's `structural` must then say which member was given.
+ * gives a number; a keyword given instead is a structural option.
  */
 export function numericKind (schema: unknown): 'float' | 'int64' | undefined {
   const s = schema as { [Kind]?: string, anyOf?: Array<{ type?: unknown }> }
@@ -101,6 +126,21 @@ export function numericKind (schema: unknown): 'float' | 'int64' | undefined {
     return kinds.length === 1 && s.anyOf.every(m => numericKind(m) !== undefined || m.type === 'string') ? kinds[0] : undefined
   }
   return s[Kind] === 'Number' ? 'float' : s[Kind] === 'Integer' ? 'int64' : undefined
+}
+
+/**
+ * The options `forward` is given for `opts` (see StructuralOptions): every option but those
+ * whose value is a number fed as a graph input (or absent), the reduction, and what the loss's
+ * `structural` derives. Everything that shapes the graph, and so the kernel's key.
+ */
+export function structuralOptions (def: LossDef, opts: Options<TProperties>): StructuralOptions<TProperties> {
+  const structural: StructuralOptions<TProperties> = { reduction: opts.reduction }
+  for (const [name, schema] of Object.entries(def.options)) {
+    const value = opts[name]
+    if (numericKind(schema) !== undefined && (typeof value === 'number' || value === undefined)) continue
+    structural[name] = value
+  }
+  return { ...structural, ...def.structural?.(opts) }
 }
 
 /** Re-export for loss files: one import for schemas. */

@@ -1,9 +1,9 @@
 import { defineLoss, STANDARD_REDUCTIONS, Type } from './loss'
 import { cast, equal, mask, mul, not, reduceSum, relu, shapeOf, sub, sumAll, where } from '../onnx/ops'
-import { flattenFrom, reshape } from '../onnx/ops-sort'
+import { flattenFrom, reshape } from '../onnx/ops-layout'
 import { reduce } from './reduce'
-import { checkPerImageReduction, expectLabels, lovaszWeights } from './lovasz'
-import { expectShape } from '../kernels/prepare'
+import { checkPerImageReduction, lovaszWeights } from './lovasz'
+import { expectLabels, expectShape } from './checks'
 import { fail } from '../errors'
 import { fmtShape } from '../tensor/tensor'
 
@@ -18,6 +18,9 @@ export default defineLoss({
   summary: 'Lovasz hinge: a convex surrogate of the Jaccard (IoU) loss for binary segmentation.',
   reference: "lovasz_hinge of M. Berman's lovasz_losses.py (LovaszSoftmax, PyTorch version)",
   category: 'segmentation',
+  notes: [
+    'Ignored pixels are left out; an image (or, without `per_image`, the batch) with none left gives 0 and still counts among the images, as in the reference. The Lovasz weights depend only on the order and the labels, so the gradient is weight × the hinge error\'s gradient, as autograd through torch.sort gives.'
+  ],
   args: [
     { name: 'input', kind: 'float', grad: true, doc: 'Logits [N,H,W] (or [N,P]).' },
     { name: 'target', kind: 'float-or-index', doc: "Labels 0 or 1 (floats or integers), the input's shape; pixels equal to ignore_index are left out." }
@@ -34,7 +37,7 @@ export default defineLoss({
     if (rank !== 2 && rank !== 3) fail('SHAPE_MISMATCH', `input: expected logits [N,H,W] (or [N,P]), got ${fmtShape(a.input.shape)}`)
     expectShape('target', a.target, a.input.shape, " (the input's shape)")
     expectLabels('target', a.target, [0, 1], o.ignore_index)
-    return o.per_image && o.reduction === 'none' ? [a.input.shape[0]] : []
+    return o.per_image ? [a.input.shape[0]] : []
   },
   forward: (g, x, o) => {
     const { input, target } = x

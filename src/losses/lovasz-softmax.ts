@@ -1,11 +1,11 @@
 import { defineLoss, STANDARD_REDUCTIONS, Type } from './loss'
 import { type Value } from '../onnx/graph'
 import { abs, clampMin, dimSize, div, equal, expandAs, greater, mask, mul, not, oneHot, reduceSum, shapeOf, softmax, sub, take, unsqueeze, where } from '../onnx/ops'
-import { flattenFrom, reshape, transpose } from '../onnx/ops-sort'
-import { StringEnum } from '../../schemas/loss-request'
+import { flattenFrom, reshape, transpose } from '../onnx/ops-layout'
+import { StringEnum } from '../../schemas/enum'
 import { reduce } from './reduce'
 import { checkPerImageReduction, lovaszWeights } from './lovasz'
-import { expectIndicesInRange, expectShape } from '../kernels/prepare'
+import { expectIndicesInRange, expectShape } from './checks'
 import { fail } from '../errors'
 import { fmtShape } from '../tensor/tensor'
 
@@ -20,6 +20,9 @@ export default defineLoss({
   summary: 'Lovasz-Softmax: a convex surrogate of the mean Jaccard (IoU) loss for multiclass segmentation.',
   reference: "lovasz_softmax of M. Berman's lovasz_losses.py (LovaszSoftmax, PyTorch version)",
   category: 'segmentation',
+  notes: [
+    'Ignored pixels are left out; a set of pixels (an image with `per_image`, else the batch) with none left gives 0 and still counts among the images, as in the reference. The Lovasz weights depend only on the order and the labels, so the gradient is weight × the error\'s gradient, as autograd through torch.sort gives.'
+  ],
   args: [
     { name: 'input', kind: 'float', grad: true, doc: 'Logits (or probabilities with from_logits: false) [N,C,H,W], or [N,C,P].' },
     { name: 'target', kind: 'index', doc: 'Class indices [N,H,W] (or [N,P]); pixels equal to ignore_index are left out.' }
@@ -38,7 +41,7 @@ export default defineLoss({
     if (rank !== 3 && rank !== 4) fail('SHAPE_MISMATCH', `input: expected [N,C,H,W] (or [N,C,P]), got ${fmtShape(a.input.shape)}`)
     expectShape('target', a.target, a.input.shape.filter((_, i) => i !== 1), ` (the input's shape ${fmtShape(a.input.shape)} without dim C)`)
     expectIndicesInRange('target', a.target, a.input.shape[1], o.ignore_index)
-    return o.per_image && o.reduction === 'none' ? [a.input.shape[0]] : []
+    return o.per_image ? [a.input.shape[0]] : []
   },
   forward: (g, x, o) => {
     const probas = o.from_logits ? softmax(x.input, 1) : x.input

@@ -1,9 +1,8 @@
 import { fail } from '../errors'
 import { type Value } from '../onnx/graph'
-import { add, div, gatherElements, greater, mul, reduceSum, sub, where } from '../onnx/ops'
-import { argsortDescending, cumsum, unpermute } from '../onnx/ops-sort'
-import { type Arg, type Reduction } from './loss'
-import { at } from '../tensor/tensor'
+import { add, cumsum, div, gatherElements, greater, mul, reduceSum, sub, where } from '../onnx/ops'
+import { argsortDescending, unpermute } from '../onnx/ops-sort'
+import { type Reduction } from './loss'
 
 /**
  * Shared by lovasz_hinge and lovasz_softmax: the Lovasz extension of the Jaccard loss (M.
@@ -50,14 +49,5 @@ function setWeights (errors: Value, fg: Value, valid: Value): Value {
 export function checkPerImageReduction (perImage: boolean, reduction: Reduction): void {
   if (!perImage && reduction !== 'mean') {
     fail('INVALID_OPTION', `reduction: "${reduction}" needs per_image: true (one loss per image); with per_image: false the loss is one value over the whole batch and only "mean" is accepted`)
-  }
-}
-
-/** Requires every element of `arg` other than `ignore` to be one of `allowed`. */
-export function expectLabels (name: string, arg: Arg, allowed: readonly number[], ignore?: number): void {
-  for (let i = 0; i < arg.data.length; i++) {
-    const v = at(arg.data, i)
-    if (v === ignore || allowed.includes(v)) continue
-    fail('DOMAIN_ERROR', `${name}: elements must be ${allowed.join(' or ')}${ignore !== undefined ? ` (or ignore_index ${ignore})` : ''}, got ${v} at flat position ${i}`)
   }
 }

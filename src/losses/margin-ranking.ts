@@ -1,8 +1,8 @@
 import { defineLoss, STANDARD_REDUCTIONS, Type } from './loss'
 import { add, clampMin, mul, neg, sub } from '../onnx/ops'
 import { reduce } from './reduce'
-import { broadcastArgs, returned, broadcastWorkspace } from './shapes'
-import { expectSigns } from './embedding'
+import { broadcastArgs, broadcastWorkspace } from './shapes'
+import { expectSigns } from './checks'
 import { fail } from '../errors'
 import { fmtShape } from '../tensor/tensor'
 
@@ -16,6 +16,9 @@ export default defineLoss({
   summary: 'Margin ranking: penalises pairs of scores ordered against the target.',
   reference: 'torch.nn.functional.margin_ranking_loss',
   category: 'ranking',
+  notes: [
+    'The clamp max(0, ...) passes the gradient at exactly 0, as clamp_min does in torch 1.13.'
+  ],
   args: [
     { name: 'input1', kind: 'float', grad: true, doc: 'Scores of the first items, any shape.' },
     { name: 'input2', kind: 'float', grad: true, doc: 'Scores of the second items: as many dims as input1, broadcastable with it.' },
@@ -29,7 +32,7 @@ export default defineLoss({
   perRowOptions: 'elementwise',
   example: { input1: [0.8, -0.2, 0.5], input2: [0.3, 0.1, 0.9], target: [1, -1, 1], margin: 0.1 },
   workspace: broadcastWorkspace(['input1', 'input2', 'target']),
-  check: (a, o) => {
+  check: a => {
     // PyTorch rejects differing numbers of dims before broadcasting
     const ranks = ['input1', 'input2', 'target'].map(n => a[n].shape.length)
     if (ranks[1] !== ranks[0] || ranks[2] !== ranks[0]) {
@@ -37,7 +40,7 @@ export default defineLoss({
     }
     const shape = broadcastArgs(a, ['input1', 'input2', 'target'])
     expectSigns('target', a.target)
-    return returned(shape, o.reduction)
+    return shape
   },
   forward: (_g, x, o) => reduce(clampMin(add(mul(neg(x.target), sub(x.input1, x.input2)), x.margin), 0), o.reduction)
 })

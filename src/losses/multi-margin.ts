@@ -1,8 +1,7 @@
 import { defineLoss, STANDARD_REDUCTIONS, Type } from './loss'
 import { add, dimSize, div, equal, gatherElements, mul, oneHot, reduceSum, relu, squeeze, sub, take, unsqueeze, where } from '../onnx/ops'
 import { reduce } from './reduce'
-import { expectIndicesInRange, expectShape } from '../kernels/prepare'
-import { returned } from './shapes'
+import { expectIndicesInRange, expectShape } from './checks'
 import { fail } from '../errors'
 import { fmtShape } from '../tensor/tensor'
 
@@ -16,6 +15,10 @@ export default defineLoss({
   summary: 'Multi-class hinge loss of scores against class indices.',
   reference: 'torch.nn.functional.multi_margin_loss',
   category: 'classification',
+  notes: [
+    'A term exactly at the margin gets no gradient, as in PyTorch\'s kernel (it tests z > 0).',
+    'An unbatched input [C] takes a 0-d target (a 0-d loss) or a [1] one (a [1] loss), as PyTorch.'
+  ],
   args: [
     { name: 'input', kind: 'float', grad: true, doc: 'Scores [N,C] (or [C]).' },
     { name: 'target', kind: 'index', doc: 'Class indices [N] (0-d or [1] for an input [C]).' },
@@ -27,7 +30,7 @@ export default defineLoss({
   },
   reductions: STANDARD_REDUCTIONS,
   example: { input: [[0.1, 0.2, 0.4, 0.8]], target: [3], grad: true },
-  check: (a, o) => {
+  check: a => {
     const { input, target } = a
     if (input.shape.length < 1 || input.shape.length > 2 || input.shape.at(-1) === 0) fail('SHAPE_MISMATCH', `input: expected scores [N,C] or [C] with C > 0, got ${fmtShape(input.shape)}`)
     const rows = input.shape.length === 2 ? input.shape[0] : 1
@@ -35,7 +38,7 @@ export default defineLoss({
     const classes = input.shape.at(-1) as number
     if (a.weight !== undefined) expectShape('weight', a.weight, [classes], ' (one weight per class)')
     expectIndicesInRange('target', target, classes)
-    return returned(target.shape, o.reduction)
+    return target.shape
   },
   forward: (g, x, o) => {
     const input = x.input.rank === 1 ? unsqueeze(x.input, [0]) : x.input

@@ -1,11 +1,10 @@
 import { defineLoss, STANDARD_REDUCTIONS } from './loss'
-import { add, cast, dimSize, div, equal, gatherElements, less, mask, mul, oneHot, reduceMax, reduceSum, relu, squeeze, sub, unsqueeze, where } from '../onnx/ops'
+import { add, cast, cumsum, dimSize, div, equal, gatherElements, less, mask, mul, oneHot, reduceMax, reduceSum, relu, squeeze, sub, unsqueeze, where } from '../onnx/ops'
 import { reduce } from './reduce'
-import { cumsum } from '../onnx/ops-sort'
-import { returned, sameShapes } from './shapes'
-import { nominalSize } from '../kernels/admission'
+import { nominalSize, sameShapes } from './shapes'
+import { expectListedIndices } from './checks'
 import { fail } from '../errors'
-import { at, fmtShape } from '../tensor/tensor'
+import { fmtShape } from '../tensor/tensor'
 
 /**
  * `F.multilabel_margin_loss`: per sample, sum over the listed classes y and the unlisted j of
@@ -19,6 +18,9 @@ export default defineLoss({
   summary: 'Multi-label hinge loss of scores against lists of class indices.',
   reference: 'torch.nn.functional.multilabel_margin_loss',
   category: 'classification',
+  notes: [
+    'A row lists class indices up to its first negative entry and anything after it is ignored; a repeated index counts each time, as in PyTorch\'s loop. A term exactly at the margin gets no gradient, as in PyTorch\'s kernel.'
+  ],
   args: [
     { name: 'input', kind: 'float', grad: true, doc: 'Scores [N,C] or [C].' },
     { name: 'target', kind: 'index', doc: "The input's shape: each row's class indices, ended (padded) by -1." }
@@ -28,18 +30,12 @@ export default defineLoss({
   example: { input: [[0.1, 0.2, 0.4, 0.8]], target: [[3, 0, -1, 1]], grad: true },
   // the graph compares every listed class with every class: N*C*C working elements
   workspace: a => ({ [`N*C*C, the pairs of classes of input ${fmtShape(a.input.shape)}`]: nominalSize(a.input.shape) * Math.max(a.input.shape.at(-1) ?? 1, 1) }),
-  check: (a, o) => {
-    const { input, target } = a
+  check: a => {
+    const { input } = a
     if (input.shape.length < 1 || input.shape.length > 2 || input.shape.at(-1) === 0) fail('SHAPE_MISMATCH', `input: expected scores [N,C] or [C] with C > 0, got ${fmtShape(input.shape)}`)
     sameShapes(a, ['input', 'target'])
-    const classes = input.shape.at(-1) as number
-    for (let row = 0; row < target.data.length; row += classes) {
-      for (let i = row; i < row + classes && at(target.data, i) >= 0; i++) {
-        const v = at(target.data, i)
-        if (v >= classes) fail('INDEX_OUT_OF_RANGE', `target: class index ${v} at flat position ${i} is out of range [0, ${classes}) (a row's indices end at its first -1)`)
-      }
-    }
-    return returned(input.shape.slice(0, -1), o.reduction)
+    expectListedIndices('target', a.target, input.shape.at(-1) as number)
+    return input.shape.slice(0, -1)
   },
   forward: (g, x, o) => {
     const input = x.input.rank === 1 ? unsqueeze(x.input, [0]) : x.input

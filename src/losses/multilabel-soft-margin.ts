@@ -1,7 +1,7 @@
 import { defineLoss, STANDARD_REDUCTIONS } from './loss'
 import { add, dimSize, div, logSigmoid, mul, neg, reduceSum, sub } from '../onnx/ops'
 import { reduce } from './reduce'
-import { broadcastsTo, returned, sameShapes } from './shapes'
+import { broadcastsTo, sameShapes } from './shapes'
 import { fail } from '../errors'
 
 /**
@@ -21,11 +21,11 @@ export default defineLoss({
   options: {},
   reductions: STANDARD_REDUCTIONS,
   example: { input: [[0.3, 0.7, 0.8]], target: [[0, 1, 1]], grad: true },
-  check: (a, o) => {
+  check: a => {
     if (a.input.shape.length === 0) fail('SHAPE_MISMATCH', 'input: expected scores [N,C] (or [C]), got a 0-d tensor')
     const shape = sameShapes(a, ['input', 'target'])
     broadcastsTo(a, 'weight', shape)
-    return returned(shape.slice(0, -1), o.reduction)
+    return shape.slice(0, -1)
   },
   forward: (_g, x, o) => {
     const { input, target } = x

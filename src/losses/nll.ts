@@ -1,7 +1,6 @@
 import { defineLoss, STANDARD_REDUCTIONS, Type } from './loss'
 import { reduceWeighted } from './reduce'
 import { checkClassIndexArgs, classAxis, pickedNll } from './class-index'
-import { returned } from './shapes'
 
 /** `F.nll_loss`: -weight[t] * input[t] over log-probabilities, weighted mean over kept samples. */
 export default defineLoss({
@@ -22,7 +21,7 @@ export default defineLoss({
   rowAligned: ['target'],
   perRowOptions: 'rows',
   example: { input: [[1, 2], [1, 3], [1, 3]], target: [0, 1, 1], weight: [1, 1] },
-  check: (a, o) => returned(checkClassIndexArgs(a, o.ignore_index), o.reduction),
+  check: (a, o) => checkClassIndexArgs(a, o.ignore_index),
   forward: (_g, x, o) => {
     const { loss, weights } = pickedNll(x.input, x.target, x.weight, x.ignore_index, classAxis(x.input.rank))
     return reduceWeighted(loss, weights, o.reduction)

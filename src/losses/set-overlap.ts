@@ -1,11 +1,11 @@
 import { fail } from '../errors'
 import { type Value } from '../onnx/graph'
 import { abs, add, cast, clampMin, div, equal, exp, greater, logSigmoid, mask, mul, not, oneHot, type Operand, reduceSum, softmax, sub, sumAll, unsqueeze } from '../onnx/ops'
-import { StringEnum } from '../../schemas/loss-request'
-import { type Arg, type ArgDecl, type Inputs, type Options, Type } from './loss'
+import { StringEnum } from '../../schemas/enum'
+import { type Arg, type ArgDecl, type Inputs, type Options, type StructuralOptions, Type } from './loss'
 import { reduce } from './reduce'
-import { expectIndicesInRange, expectShape } from '../kernels/prepare'
-import { at, fmtShape, sameShape } from '../tensor/tensor'
+import { expectIndicesInRange, expectShape, expectUnit } from './checks'
+import { fmtShape, sameShape } from '../tensor/tensor'
 
 /** The tensor arguments of dice, jaccard and tversky. */
 export const OVERLAP_ARGS: ArgDecl[] = [
@@ -29,11 +29,6 @@ export const OVERLAP_OPTIONS = {
 }
 
 type OverlapOptions = Options<typeof OVERLAP_OPTIONS>
-
-/** The kernel-key part of the options: ignore_index changes the graph by being there at all. */
-export function overlapStructural (o: OverlapOptions): unknown {
-  return [o.mode, o.from_logits, o.ignore_index !== undefined]
-}
 
 /** Shape, dtype and domain checks of the three modes; the loss is always one value. */
 export function checkOverlap (a: Record<string, Arg>, o: OverlapOptions): number[] {
@@ -59,18 +54,10 @@ export function checkOverlap (a: Record<string, Arg>, o: OverlapOptions): number
   return []
 }
 
-function expectUnit (name: string, arg: Arg, ignore: number | undefined): void {
-  for (let i = 0; i < arg.data.length; i++) {
-    const v = at(arg.data, i)
-    if (v === ignore || (v >= 0 && v <= 1)) continue
-    fail('DOMAIN_ERROR', `${name}: elements must lie in [0, 1]${ignore !== undefined ? ` (or be ignore_index ${ignore})` : ''}, got ${v} at flat position ${i}`)
-  }
-}
-
 /** Probabilities and targets, masked by ignore_index, and the per-class sum over batch and pixels. */
 export interface Overlap { p: Value, t: Value, sums: (v: Value) => Value }
 
-export function overlapInputs (x: Inputs, o: OverlapOptions): Overlap {
+export function overlapInputs (x: Inputs, o: StructuralOptions<typeof OVERLAP_OPTIONS>): Overlap {
   const { input, target } = x
   const G = input.graph
   const multiclass = o.mode === 'multiclass'

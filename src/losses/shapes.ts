@@ -1,11 +1,16 @@
 import { fail } from '../errors'
-import { type Arg, type Reduction } from './loss'
+import { type Arg } from './loss'
 import { broadcastShapes, fmtShape } from '../tensor/tensor'
-import { nominalSize } from '../kernels/admission'
 
-/** The shape a loss returns: the unreduced shape for `none`, 0-d otherwise. */
-export function returned (unreduced: number[], reduction: Reduction): number[] {
-  return reduction === 'none' ? unreduced : []
+/**
+ * Elements a shape costs to work with. A zero-size dim makes the tensor empty, but not the
+ * work around it: a [0, 10^8] input still asks for a Range of 10^8 classes, and a [10^9, 0]
+ * loss for 10^9 empty rows in a reply. So every dim counts at least 1.
+ */
+export function nominalSize (shape: readonly number[]): number {
+  let n = 1
+  for (const d of shape) n *= Math.max(d, 1)
+  return n
 }
 
 /** Broadcasts the named arguments as PyTorch would, or fails naming them and their shapes. */

@@ -1,7 +1,7 @@
 import { reduce } from './reduce'
 import { defineLoss, STANDARD_REDUCTIONS, Type } from './loss'
 import { abs, custom, div, greaterOrEqual, less, lessOrEqual, mul, neg, square, sub, where } from '../onnx/ops'
-import { broadcastArgs, returned, broadcastWorkspace } from './shapes'
+import { broadcastArgs, broadcastWorkspace } from './shapes'
 
 /**
  * `F.smooth_l1_loss`: 0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta. The gradient is
@@ -13,6 +13,9 @@ export default defineLoss({
   summary: 'Smooth L1: quadratic below beta, linear above.',
   reference: 'torch.nn.functional.smooth_l1_loss',
   category: 'regression',
+  notes: [
+    'The gradient is PyTorch\'s kernel: -1 where input - target <= -beta, 1 where it is >= beta, else (input - target) / beta. So with `beta: 0`, where the value is l1\'s, a tie (input = target) gets the gradient -1, where `l1` gives 0.'
+  ],
   args: [
     { name: 'input', kind: 'float', grad: true, doc: 'Predictions, any shape.' },
     { name: 'target', kind: 'float', doc: 'Targets, broadcastable with input.' }
@@ -23,7 +26,7 @@ export default defineLoss({
   perRowOptions: 'elementwise',
   example: { input: [0.2, -1.5, 3], target: [0, 0, 0], beta: 1.0 },
   workspace: broadcastWorkspace(['input', 'target']),
-  check: (a, o) => returned(broadcastArgs(a, ['input', 'target']), o.reduction),
+  check: a => broadcastArgs(a, ['input', 'target']),
   forward: (_g, x, o) => {
     const d = sub(x.input, x.target)
     const beta = x.beta

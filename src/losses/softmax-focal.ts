@@ -2,7 +2,6 @@ import { defineLoss, STANDARD_REDUCTIONS, Type } from './loss'
 import { equal, exp, gatherElements, logSoftmax, mask, mul, neg, not, pow, squeeze, sub, take, unsqueeze, where } from '../onnx/ops'
 import { reduceWeighted } from './reduce'
 import { checkClassIndexArgs } from './class-index'
-import { returned } from './shapes'
 import { fail } from '../errors'
 import { fmtShape } from '../tensor/tensor'
 
@@ -16,6 +15,9 @@ export default defineLoss({
   summary: 'Focal loss of logits against class indices, down-weighting well-classified samples.',
   reference: 'alpha * w[t] * (1 - p_t)^gamma * -log(p_t), p_t = softmax(input)[t]',
   category: 'classification',
+  notes: [
+    'No PyTorch function computes it: samples whose target is `ignore_index` give 0 and no gradient, and `mean` divides by the count of the others, unweighted (cross_entropy divides by the sum of their weights). With every sample ignored the mean is NaN, with a zero gradient.'
+  ],
   args: [
     { name: 'input', kind: 'float', grad: true, doc: 'Logits [N,C].' },
     { name: 'target', kind: 'index', doc: 'Class indices [N].' },
@@ -30,7 +32,7 @@ export default defineLoss({
   example: { input: [[1, 2, 0.5], [0.3, 3, -1]], target: [0, 1], grad: true },
   check: (a, o) => {
     if (a.input.shape.length !== 2) fail('SHAPE_MISMATCH', `input: expected logits [N,C], got ${fmtShape(a.input.shape)}`)
-    return returned(checkClassIndexArgs(a, o.ignore_index), o.reduction)
+    return checkClassIndexArgs(a, o.ignore_index)
   },
   forward: (g, x, o) => {
     const valid = not(equal(x.target, x.ignore_index))

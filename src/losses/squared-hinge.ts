@@ -10,12 +10,15 @@ export default defineLoss({
   summary: 'Squared hinge loss of scores against targets in {-1, 1} (or {0, 1}).',
   reference: 'keras.losses.squared_hinge, elementwise max(0, 1 - t*x)^2',
   category: 'classification',
+  notes: [
+    'Targets as `hinge`\'s: -1 and 1, or all in {0, 1} read as 2t - 1; a mix of -1 and 0 is refused.'
+  ],
   args: HINGE_ARGS,
   options: {},
   reductions: STANDARD_REDUCTIONS,
   batch: ['input', 'target'],
   example: { input: [[0.3, -0.8], [1.5, 0.2]], target: [[1, -1], [1, 1]], grad: true },
   workspace: broadcastWorkspace(['input', 'target']),
-  check: (a, o) => checkHingeArgs(a, o.reduction),
+  check: checkHingeArgs,
   forward: (_g, x, o) => reduce(square(clampMin(sub(1, mul(hingeTargets(x.target), x.input)), 0)), o.reduction)
 })

@@ -1,9 +1,8 @@
 import { defineLoss, STANDARD_REDUCTIONS, Type } from './loss'
 import { type Value } from '../onnx/graph'
 import { abs, add, clampMin, custom, div, equal, maximum, mul, neg, pow, reduceSum, sign, square, sub, unsqueeze, where } from '../onnx/ops'
-import { StringEnum } from '../../schemas/loss-request'
+import { StringEnum } from '../../schemas/enum'
 import { reduce } from './reduce'
-import { returned } from './shapes'
 import { cosineSimilarity, vectorPairs } from './embedding'
 import { fail } from '../errors'
 import { fmtShape } from '../tensor/tensor'
@@ -20,6 +19,10 @@ export default defineLoss({
   summary: 'Triplet margin: the anchor must be closer to the positive than to the negative by a margin.',
   reference: 'torch.nn.functional.triplet_margin_loss',
   category: 'ranking',
+  notes: [
+    'With `swap`, an exact tie of d(a, n) and d(p, n) splits the gradient in halves, as torch.min does. The clamp passes the gradient at exactly 0.',
+    '`distance` "squared_euclidean" and "cosine" follow `F.triplet_margin_with_distance_loss` with sum((x - y)^2) and 1 - `F.cosine_similarity(x, y)` (eps 1e-8); `p` and `eps` apply to "pairwise" only.'
+  ],
   args: [
     { name: 'anchor', kind: 'float', grad: true, doc: 'Anchor embeddings [N,D] (or one [D], except with distance "cosine").' },
     { name: 'positive', kind: 'float', grad: true, doc: "Positive embeddings, the anchor's shape." },
@@ -39,7 +42,7 @@ export default defineLoss({
     if (o.distance === 'pairwise' && !(o.p > 0)) fail('INVALID_OPTION', `p: the norm degree must be positive, got ${o.p}`)
     // F.cosine_similarity's default dim=1 does not exist for single vectors
     if (o.distance === 'cosine' && pairs.length === 0) fail('SHAPE_MISMATCH', `anchor: distance "cosine" takes batches of vectors [N,D], got ${fmtShape(a.anchor.shape)}`)
-    return returned(pairs, o.reduction)
+    return pairs
   },
   forward: (_g, x, o) => {
     const d = (u: Value, v: Value): Value =>
@@ -60,10 +63,12 @@ export default defineLoss({
  * 0 where x or the norm is 0.
  */
 function pnorm (x: Value, p: Value): Value {
-  const norm: Value = custom([x], () => pow(reduceSum(pow(abs(x), p), [-1], false), div(1, p)), g => {
+  return custom([x], () => {
+    const norm = pow(reduceSum(pow(abs(x), p), [-1], false), div(1, p))
+    return { value: norm, saved: { norm } }
+  }, (g, { norm }) => {
     const scale = where(equal(norm, 0), 0, div(g, pow(norm, sub(p, 1))))
     const slope = where(equal(x, 0), 0, mul(sign(x), pow(abs(x), sub(p, 1))))
     return [mul(slope, unsqueeze(scale, [-1]))]
   })
-  return norm
 }

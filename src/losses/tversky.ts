@@ -1,6 +1,6 @@
 import { defineLoss, Type } from './loss'
 import { pow } from '../onnx/ops'
-import { checkOverlap, OVERLAP_ARGS, OVERLAP_OPTIONS, overlapInputs, overlapLoss, overlapStructural, softTverskyScore } from './set-overlap'
+import { checkOverlap, OVERLAP_ARGS, OVERLAP_OPTIONS, overlapInputs, overlapLoss, softTverskyScore } from './set-overlap'
 
 /**
  * segmentation_models_pytorch v0.5 TverskyLoss: soft_tversky_score (softTverskyScore: I, FP, FN
@@ -13,6 +13,10 @@ export default defineLoss({
   summary: 'Tversky loss: Dice with separate weights for false positives and false negatives.',
   reference: 'segmentation_models_pytorch.losses.TverskyLoss (v0.5)',
   category: 'segmentation',
+  notes: [
+    'segmentation_models_pytorch v0.5: score = (I + smooth) / max(I + alpha FP + beta FN + smooth, eps), with `dice`\'s L1 intersection I = (sum p + sum t - sum |p - t|) / 2, FP = sum p - I, FN = sum t - I.',
+    '`gamma` raises the mean over classes, (mean of 1 - score)^gamma, as smp\'s aggregate_loss, not each class\'s term.'
+  ],
   args: OVERLAP_ARGS,
   options: {
     ...OVERLAP_OPTIONS,
@@ -22,7 +26,6 @@ export default defineLoss({
   },
   reductions: ['mean'],
   example: { input: [[[[1.2, -0.5], [0.3, 2.0]]]], target: [[[[1, 0], [0, 1]]]], mode: 'binary', alpha: 0.3, beta: 0.7 },
-  structural: overlapStructural,
   check: checkOverlap,
   forward: (_g, x, o) => {
     const overlap = overlapInputs(x, o)

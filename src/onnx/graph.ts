@@ -1,4 +1,5 @@
 import { onnx } from 'onnx-proto'
+import { fail } from '../errors'
 
 /** Float element types a loss computes in. */
 export type FloatDType = 'float32' | 'float64'
@@ -14,7 +15,8 @@ export type Dim = 1 | 'n'
 /** The ONNX opset every graph imports; ops below are written against it. */
 export const OPSET = 18
 
-const ELEM_TYPE: Record<DType, number> = {
+/** The ONNX element type of each dtype (TensorProto.DataType; also Cast's `to`). */
+export const ELEM_TYPE: Readonly<Record<DType, number>> = {
   float32: onnx.TensorProto.DataType.FLOAT,
   float64: onnx.TensorProto.DataType.DOUBLE,
   int64: onnx.TensorProto.DataType.INT64,
@@ -80,7 +82,7 @@ export class Graph {
     this.outputs.push(valueInfo(name, out.dtype, out.dims))
   }
 
-  /** A scalar (or 1-D when given an array) constant, shared by every use. */
+  /** A scalar (or 1-D when given an array) constant, shared by every use; NaN and the infinities too. */
   constant (value: number | readonly number[], dtype: DType = this.float): Value {
     // String(), not JSON: NaN and the infinities must not share one key (JSON writes null)
     const key = `${dtype}:${typeof value === 'number' ? String(value) : `[${value.map(String).join(',')}]`}`
@@ -89,7 +91,7 @@ export class Graph {
     const name = `${this.name}/const_${this.constants.size}`
     const data = typeof value === 'number' ? [value] : value
     const dims = typeof value === 'number' ? [] : [data.length]
-    this.initializers.push(tensorProto(name, dtype, dims, data))
+    this.initializers.push(tensorProto(dtype, dims, data, name))
     const v = new Value(this, name, dtype, dims.map(d => (d === 1 ? 1 : 'n') as Dim), false)
     this.constants.set(key, v)
     return v
@@ -144,20 +146,50 @@ export class Graph {
   /** A fresh name for a subgraph-local value. */
   fresh (hint: string): string { return `${this.name}/${hint}_${this.counter++}` }
 
-  /** The GraphProto of what has been built (used as the model body and for Loop bodies). */
+  /** The GraphProto of what has been built (the model's graph, or a Scan body). */
   toGraphProto (): onnx.IGraphProto {
     return { name: this.name, node: this.nodes, input: this.inputs, output: this.outputs, initializer: this.initializers }
   }
 
-  /** The encoded ModelProto, ready for `InferenceSession.create(bytes)`. */
+  /**
+   * The encoded ModelProto, ready for `InferenceSession.create(bytes)`. The graph is checked
+   * first (see `checkGraph`): a builder bug fails here, naming the value, not in ONNX Runtime.
+   */
   toModel (): Uint8Array {
+    const graph = this.toGraphProto()
+    checkGraph(graph, new Set())
     const model = onnx.ModelProto.create({
       irVersion: 8,
       producerName: 'losshub',
       opsetImport: [{ domain: '', version: OPSET }],
-      graph: this.toGraphProto()
+      graph
     })
     return onnx.ModelProto.encode(model).finish()
+  }
+}
+
+/**
+ * Throws an INTERNAL error unless every node input of `graph` is defined before the node (a
+ * graph input, an initializer, an earlier node's output, or a value of the enclosing graphs
+ * `outer` for a subgraph) and every graph output is defined. Subgraphs (Scan bodies) are
+ * checked the same way, seeing what is defined before their node.
+ */
+function checkGraph (graph: onnx.IGraphProto, outer: ReadonlySet<string>): void {
+  const defined = new Set(outer)
+  for (const v of graph.input ?? []) defined.add(v.name ?? '')
+  for (const t of graph.initializer ?? []) defined.add(t.name ?? '')
+  for (const node of graph.node ?? []) {
+    for (const a of node.attribute ?? []) if (a.g != null) checkGraph(a.g, defined)
+    for (const [i, name] of (node.input ?? []).entries()) {
+      // '' is an optional input left out
+      if (name !== '' && !defined.has(name)) {
+        fail('INTERNAL', `graph ${String(graph.name)}: input ${i} of node ${String(node.name)} (${String(node.opType)}) is ${name}, which is not defined before it`)
+      }
+    }
+    for (const name of node.output ?? []) defined.add(name)
+  }
+  for (const v of graph.output ?? []) {
+    if (!defined.has(v.name ?? '')) fail('INTERNAL', `graph ${String(graph.name)}: output ${String(v.name)} is not produced by any node, input or initializer`)
   }
 }
 
@@ -168,12 +200,13 @@ function valueInfo (name: string, dtype: DType, dims: readonly Dim[]): onnx.IVal
   }
 }
 
-/** An ONNX TensorProto holding `data` as `dtype`. */
-export function tensorProto (name: string, dtype: DType, dims: number[], data: readonly number[]): onnx.ITensorProto {
-  const t: onnx.ITensorProto = { name, dims, dataType: ELEM_TYPE[dtype] }
+/** An ONNX TensorProto holding `data` as `dtype`: named for an initializer, unnamed for a node attribute. */
+export function tensorProto (dtype: DType, dims: number[], data: readonly number[], name?: string): onnx.ITensorProto {
+  const t: onnx.ITensorProto = { ...(name === undefined ? {} : { name }), dims, dataType: ELEM_TYPE[dtype] }
   if (dtype === 'float32') t.floatData = [...data]
   else if (dtype === 'float64') t.doubleData = [...data]
-  else t.int64Data = [...data] // bool constants are never needed; int64 covers indices and axes
+  else if (dtype === 'int64') t.int64Data = [...data]
+  else t.int32Data = [...data] // ONNX keeps bool elements in int32_data
   return t
 }
 

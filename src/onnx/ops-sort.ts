@@ -1,12 +1,10 @@
-import { type Dim, type Value } from './graph'
-import { gatherElements, shapeOf, zerosLike } from './ops'
+import { type Value } from './graph'
+import { axisOf, gatherElements, shapeOf, zerosLike } from './ops'
 
 /**
- * Sorting, permutation and layout ops, for the sort-based losses (Lovasz). Each records its
- * VJP, so they may sit on a differentiated path or inside untracked weight computations.
+ * Sorting and permutation ops. Each records its VJP, so they may sit on a differentiated path
+ * or inside untracked weight computations.
  */
-
-function axisOf (x: Value, axis: number): number { return axis < 0 ? axis + x.rank : axis }
 
 /** The permutation that sorts x descending along `axis` (ONNX TopK, k = the axis's size); ties keep ascending index order. No gradient. */
 export function argsortDescending (x: Value, axis = -1): Value {
@@ -35,38 +33,4 @@ export function unpermute (x: Value, indices: Value, axis: number): Value {
   const ax = axisOf(x, axis)
   const out = G.node('ScatterElements', [zerosLike(x, x.dtype), indices, x], { axis: ax }, x.dtype, x.dims)
   return G.record([x], out, g => [gatherElements(g, indices, ax)])
-}
-
-/** Cumulative sum along `axis`: `exclusive` starts from 0, `reverse` runs from the end. Gradient: the cumulative sum the other way. */
-export function cumsum (x: Value, axis: number, opts: { exclusive?: boolean, reverse?: boolean } = {}): Value {
-  const G = x.graph
-  const ax = axisOf(x, axis)
-  const exclusive = opts.exclusive === true
-  const reverse = opts.reverse === true
-  const out = G.node('CumSum', [x, G.constant(ax, 'int64')], { exclusive: exclusive ? 1 : 0, reverse: reverse ? 1 : 0 }, x.dtype, x.dims)
-  return G.record([x], out, g => [cumsum(g, ax, { exclusive, reverse: !reverse })])
-}
-
-/** x with its axes permuted (ONNX Transpose). Gradient transposed back. */
-export function transpose (x: Value, perm: readonly number[]): Value {
-  const G = x.graph
-  const out = G.node('Transpose', [x], { perm: [...perm] }, x.dtype, perm.map(p => x.dims[p]))
-  return G.record([x], out, g => [transpose(g, perm.map((_, i) => perm.indexOf(i)))])
-}
-
-/** x reshaped to a run-time shape (1-D int64, taken literally: zeros are sizes) with the given static dims. Gradient reshaped back. */
-export function reshape (x: Value, shape: Value, dims: readonly Dim[]): Value {
-  const G = x.graph
-  const out = G.node('Reshape', [x, shape], { allowzero: 1 }, x.dtype, dims)
-  return G.record([x], out, g => [reshape(g, shapeOf(x), x.dims)])
-}
-
-/** x with the axes from `axis` on merged into one: [d0, ..., d(axis-1), rest]; axis 0 gives [1, numel]. Empty tensors allowed. */
-export function flattenFrom (x: Value, axis: number): Value {
-  const G = x.graph
-  const tail: Dim = x.dims.slice(axis).every(d => d === 1) ? 1 : 'n'
-  const rest = G.node('ReduceProd', [G.node('Shape', [x], { start: axis }, 'int64', ['n'])], { keepdims: 1 }, 'int64', [1])
-  const lead = axis === 0 ? G.constant([1], 'int64') : G.node('Shape', [x], { start: 0, end: axis }, 'int64', [axis === 1 ? 1 : 'n'])
-  const shape = G.node('Concat', [lead, rest], { axis: 0 }, 'int64', ['n'])
-  return reshape(x, shape, [...(axis === 0 ? [1 as Dim] : x.dims.slice(0, axis)), tail])
 }

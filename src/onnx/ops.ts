@@ -1,4 +1,4 @@
-import { type Dim, type DType, type Graph, Value, type Vjp } from './graph'
+import { type Dim, type DType, ELEM_TYPE, type Graph, tensorProto, Value, type Vjp } from './graph'
 
 /**
  * Typed ops over graph values. Each differentiable op emits its ONNX node(s) and records its
@@ -131,9 +131,8 @@ export function where (cond: Value, a: Operand, b: Operand): Value {
 /** Converts to another element type (no gradient: used on masks and indices). */
 export function cast (x: Value, to: DType): Value {
   if (x.dtype === to) return x
-  return x.graph.node('Cast', [x], { to: ONNX_TYPE[to] }, to, x.dims)
+  return x.graph.node('Cast', [x], { to: ELEM_TYPE[to] }, to, x.dims)
 }
-const ONNX_TYPE: Record<DType, number> = { float32: 1, float64: 11, int64: 7, bool: 9 }
 
 /** A float 0/1 mask of the graph's float type. */
 export function mask (cond: Value): Value { return cast(cond, cond.graph.float) }
@@ -173,16 +172,25 @@ export function maximum (a: Value, b: Value): Value {
 
 // ---- numerically careful composites with their own gradients --------------------------
 
+/** The forward of a `custom` op that saves values for its gradient: its output and those values. */
+export interface Saving<S> { value: Value, saved: S }
+
 /**
  * A composite op with its own gradient: `build` emits the forward nodes (not differentiated
  * through), `vjp` gives the gradient of each input. For numerically careful formulas whose
  * naive derivative would be unstable, and for PyTorch's hand-written backward formulas.
+ * Values of the forward that the gradient reuses (its output among them) are returned by
+ * `build` as `{ value, saved }` and handed to `vjp`, as tfjs-core's `customGrad` hands `saved`.
  */
-export function custom (inputs: Value[], build: () => Value, vjp: Vjp): Value {
+export function custom (inputs: Value[], build: () => Value, vjp: Vjp): Value
+export function custom<S> (inputs: Value[], build: () => Saving<S>, vjp: (grad: Value, saved: S) => Array<Value | undefined>): Value
+export function custom<S> (inputs: Value[], build: () => Value | Saving<S>, vjp: (grad: Value, saved: S) => Array<Value | undefined>): Value {
   const G = inputs[0].graph
-  const inner = G.untracked(build)
+  const built = G.untracked(build)
+  const inner = built instanceof Value ? built : built.value
+  const saved = (built instanceof Value ? undefined : built.saved) as S
   const out = new Value(G, inner.name, inner.dtype, inner.dims, inputs.some(x => x.tracked))
-  return G.record(inputs, out, vjp)
+  return G.record(inputs, out, grad => vjp(grad, saved))
 }
 
 /** log(1 + x), accurate for tiny x (Kahan's trick); gradient 1 / (1 + x). */
@@ -211,12 +219,21 @@ export function softmax (x: Value, axis: number): Value { return exp(logSoftmax(
 
 function axesConst (g: Graph, axes: readonly number[]): Value { return g.constant(axes, 'int64') }
 
+/** `axis` of x counted from the front when negative: the form ONNX attributes and gradients share. */
+export function axisOf (x: Value, axis: number): number { return axis < 0 ? axis + x.rank : axis }
+
+/** A reduction's axes (all when `axes` is empty), counted from the front, and its static dims. */
+function reduced (x: Value, axes: readonly number[], keepdims: boolean): { all: boolean, ax: number[], dims: Dim[] } {
+  const all = axes.length === 0
+  const ax = all ? range(x.rank) : axes.map(a => axisOf(x, a))
+  const dims = keepdims ? x.dims.map((d, i) => (ax.includes(i) ? 1 : d)) : x.dims.filter((_, i) => !ax.includes(i))
+  return { all, ax, dims }
+}
+
 /** Sum over `axes` (all axes when empty). */
 export function reduceSum (x: Value, axes: readonly number[], keepdims: boolean): Value {
   const G = x.graph
-  const all = axes.length === 0
-  const ax = all ? range(x.rank) : axes.map(a => (a < 0 ? a + x.rank : a))
-  const dims = keepdims ? x.dims.map((d, i) => (ax.includes(i) ? 1 : d)) : x.dims.filter((_, i) => !ax.includes(i))
+  const { all, ax, dims } = reduced(x, axes, keepdims)
   const out = G.node('ReduceSum', all ? [x] : [x, axesConst(G, ax)], { keepdims: keepdims ? 1 : 0 }, x.dtype, dims)
   return G.record([x], out, g => [expandAs(keepdims || ax.length === 0 ? g : unsqueeze(g, ax), x)])
 }
@@ -231,20 +248,30 @@ export function sumAll (x: Value): Value { return x.rank === 0 ? x : accurateSum
 export function accurateSum (x: Value, axes: readonly number[], keepdims: boolean): Value {
   if (x.dtype !== 'float32') return reduceSum(x, axes, keepdims)
   const G = x.graph
-  const all = axes.length === 0
-  const ax = all ? range(x.rank) : axes.map(a => (a < 0 ? a + x.rank : a))
-  const dims = keepdims ? x.dims.map((d, i) => (ax.includes(i) ? 1 : d)) : x.dims.filter((_, i) => !ax.includes(i))
-  const wide = G.node('Cast', [x], { to: ONNX_TYPE.float64 }, 'float64', x.dims)
+  const { all, ax, dims } = reduced(x, axes, keepdims)
+  const wide = G.node('Cast', [x], { to: ELEM_TYPE.float64 }, 'float64', x.dims)
   const sum = G.node('ReduceSum', all ? [wide] : [wide, axesConst(G, ax)], { keepdims: keepdims ? 1 : 0 }, 'float64', dims)
-  const out = G.node('Cast', [sum], { to: ONNX_TYPE.float32 }, 'float32', dims)
+  const out = G.node('Cast', [sum], { to: ELEM_TYPE.float32 }, 'float32', dims)
   return G.record([x], out, g => [expandAs(keepdims || ax.length === 0 ? g : unsqueeze(g, ax), x)])
 }
 /** Max over `axes` (no gradient: used for stabilising shifts and masks). */
 export function reduceMax (x: Value, axes: readonly number[], keepdims: boolean): Value {
   const G = x.graph
-  const ax = axes.map(a => (a < 0 ? a + x.rank : a))
+  const ax = axes.map(a => axisOf(x, a))
   const dims = keepdims ? x.dims.map((d, i) => (ax.includes(i) ? 1 : d)) : x.dims.filter((_, i) => !ax.includes(i))
   return G.node('ReduceMax', [x, axesConst(G, ax)], { keepdims: keepdims ? 1 : 0 }, x.dtype, dims)
+}
+/**
+ * Cumulative sum along `axis`: `exclusive` starts from 0 (each entry sums those before it),
+ * `reverse` runs from the end. Gradient: the cumulative sum the other way.
+ */
+export function cumsum (x: Value, axis: number, opts: { exclusive?: boolean, reverse?: boolean } = {}): Value {
+  const G = x.graph
+  const ax = axisOf(x, axis)
+  const exclusive = opts.exclusive === true
+  const reverse = opts.reverse === true
+  const out = G.node('CumSum', [x, G.constant(ax, 'int64')], { exclusive: exclusive ? 1 : 0, reverse: reverse ? 1 : 0 }, x.dtype, x.dims)
+  return G.record([x], out, g => [cumsum(g, ax, { exclusive, reverse: !reverse })])
 }
 
 /** Inserts size-1 axes (positions in the output). */
@@ -261,7 +288,7 @@ export function unsqueeze (x: Value, axes: readonly number[]): Value {
 /** Removes size-1 axes. */
 export function squeeze (x: Value, axes: readonly number[]): Value {
   const G = x.graph
-  const ax = axes.map(a => (a < 0 ? a + x.rank : a))
+  const ax = axes.map(a => axisOf(x, a))
   const out = G.node('Squeeze', [x, axesConst(G, ax)], {}, x.dtype, x.dims.filter((_, i) => !ax.includes(i)))
   return G.record([x], out, g => [unsqueeze(g, ax)])
 }
@@ -275,26 +302,30 @@ export function expandAs (x: Value, like: Value): Value {
 }
 /** Number of elements of x, as a 0-d float. */
 export function numel (x: Value): Value { return cast(x.graph.node('Size', [x], {}, 'int64', []), x.graph.float) }
-/** Size of one axis of x, as a 0-d float. */
-export function dimSize (x: Value, axis: number): Value {
+/** Size of one axis of x as a 0-d tensor: of the graph's float type, or int64 to index or shape with. */
+export function dimSize (x: Value, axis: number, dtype: DType = x.graph.float): Value {
   const G = x.graph
-  const s = G.node('Gather', [shapeOf(x), G.constant(axis < 0 ? axis + x.rank : axis, 'int64')], { axis: 0 }, 'int64', [])
-  return cast(s, G.float)
+  const s = G.node('Gather', [shapeOf(x), G.constant(axisOf(x, axis), 'int64')], { axis: 0 }, 'int64', [])
+  return cast(s, dtype)
+}
+/** 0, 1, ..., n-1 (int64) for a 0-d int64 n. */
+export function arange (n: Value): Value {
+  const G = n.graph
+  return G.node('Range', [G.constant(0, 'int64'), n, G.constant(1, 'int64')], {}, 'int64', ['n'])
+}
+/** A tensor of the run-time shape `shape` (1-D int64) and static `dims`, every element `value` (constant, no gradient). */
+export function fill (shape: Value, value: number, dtype: DType, dims: readonly Dim[]): Value {
+  return shape.graph.node('ConstantOfShape', [shape], { value: tensorProto(dtype, [1], [value]) }, dtype, dims)
 }
 /** A tensor of zeros shaped like x, of dtype `dtype`. */
-export function zerosLike (x: Value, dtype: DType = x.graph.float): Value {
-  const G = x.graph
-  return G.node('ConstantOfShape', [shapeOf(x)], { value: { dims: [1], dataType: ONNX_TYPE[dtype], ...(dtype === 'float64' ? { doubleData: [0] } : dtype === 'float32' ? { floatData: [0] } : { int64Data: [0] }) } }, dtype, x.dims)
-}
+export function zerosLike (x: Value, dtype: DType = x.graph.float): Value { return fill(shapeOf(x), 0, dtype, x.dims) }
 
 /**
  * One-hot float mask of class indices `idx`, inserted as axis `axis`, with as many classes
  * as `like` has along that axis. Indices outside [0, C) (ignored samples) give all zeros.
  */
 export function oneHot (idx: Value, like: Value, axis: number): Value {
-  const G = idx.graph
-  const c = G.node('Gather', [shapeOf(like), G.constant(axis, 'int64')], { axis: 0 }, 'int64', [])
-  const classes = G.node('Range', [G.constant(0, 'int64'), c, G.constant(1, 'int64')], {}, 'int64', ['n'])
+  const classes = arange(dimSize(like, axis, 'int64'))
   // classes shaped [C, 1, ..., 1] so that it broadcasts along `axis` of the unsqueezed indices
   const trailing = idx.rank - axis
   const cls = trailing > 0 ? unsqueeze(classes, range(trailing).map(i => i + 1)) : classes
@@ -307,11 +338,14 @@ export function oneHot (idx: Value, like: Value, axis: number): Value {
 export function gatherElements (x: Value, idx: Value, axis: number): Value {
   const G = x.graph
   const out = G.node('GatherElements', [x, idx], { axis }, x.dtype, idx.dims)
-  return G.record([x], out, g => [G.node('ScatterElements', [zerosLike(x), idx, g], { axis, reduction: 'add' }, x.dtype, x.dims)])
+  return G.record([x], out, g => [scatterAdd(x, idx, g, axis)])
+}
+/** A tensor of `like`'s shape and type holding `updates` summed into zeros at `idx` along `axis` (no gradient). */
+export function scatterAdd (like: Value, idx: Value, updates: Value, axis: number): Value {
+  return like.graph.node('ScatterElements', [zerosLike(like, like.dtype), idx, updates], { axis, reduction: 'add' }, like.dtype, like.dims)
 }
 /** Rows of x at int64 `idx` along `axis` (numpy take; no gradient: used on class weights). */
 export function take (x: Value, idx: Value, axis = 0): Value {
   const dims = [...x.dims.slice(0, axis), ...idx.dims, ...x.dims.slice(axis + 1)]
   return x.graph.node('Gather', [x, idx], { axis }, x.dtype, dims)
 }
-

@@ -1,5 +1,5 @@
 import { type Value } from './graph'
-import { cast, custom, expandAs, reduceSum, take, unsqueeze } from './ops'
+import { cast, custom, expandAs, fill, reduceSum, take, unsqueeze } from './ops'
 
 /**
  * Per-request sums of a batched graph: rows of `x` (axis 0) are summed into the request
@@ -14,8 +14,8 @@ export function segmentSum (x: Value): Value {
   if (seg === undefined) throw new Error('segmentSum needs a batched graph')
   return custom([x], () => {
     const wide = cast(x, 'float64')
-    const rows = x.rank > 1 ? reduceSum(wide, Array.from({ length: x.rank - 1 }, (_, i) => i + 1), false) : wide
-    const zeros = G.node('ConstantOfShape', [seg.count], { value: { dims: [1], dataType: 11, doubleData: [0] } }, 'float64', ['n'])
+    const rows = x.rank > 1 ? reduceSum(wide, axesAfterFirst(x.rank), false) : wide
+    const zeros = fill(seg.count, 0, 'float64', ['n'])
     return cast(G.node('ScatterElements', [zeros, seg.ids, rows], { axis: 0, reduction: 'add' }, 'float64', ['n']), x.dtype)
   }, g => [perRow(g, x)])
 }
@@ -24,8 +24,7 @@ export function segmentSum (x: Value): Value {
 export function onesLike (x: Value, what: 'elements' | 'rows'): Value {
   const G = x.graph
   const shape = G.node('Shape', [x], what === 'rows' ? { start: 0, end: 1 } : {}, 'int64', ['n'])
-  const value = { dims: [1], dataType: G.float === 'float64' ? 11 : 1, ...(G.float === 'float64' ? { doubleData: [1] } : { floatData: [1] }) }
-  return G.node('ConstantOfShape', [shape], { value }, G.float, what === 'rows' ? ['n'] : x.dims.map(() => 'n'))
+  return fill(shape, 1, G.float, what === 'rows' ? ['n'] : x.dims.map(() => 'n'))
 }
 
 /** Each request's value (one per request) spread onto its rows, broadcastable against `like`. */
@@ -33,7 +32,7 @@ export function perRow (perRequest: Value, like: Value): Value {
   const seg = like.graph.segments
   if (seg === undefined) throw new Error('perRow needs a batched graph')
   const rows = take(perRequest, seg.ids)
-  const lifted = like.rank > 1 ? unsqueeze(rows, Array.from({ length: like.rank - 1 }, (_, i) => i + 1)) : rows
+  const lifted = like.rank > 1 ? unsqueeze(rows, axesAfterFirst(like.rank)) : rows
   return expandAs(lifted, like)
 }
 
@@ -43,5 +42,8 @@ export function perRow (perRequest: Value, like: Value): Value {
  */
 export function rowValue (option: Value, like: Value): Value {
   if (option.rank === 0 || like.rank <= 1) return option
-  return unsqueeze(option, Array.from({ length: like.rank - 1 }, (_, i) => i + 1))
+  return unsqueeze(option, axesAfterFirst(like.rank))
 }
+
+/** 1, ..., rank-1: every axis but the rows'. */
+function axesAfterFirst (rank: number): number[] { return Array.from({ length: rank - 1 }, (_, i) => i + 1) }

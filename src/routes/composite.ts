@@ -6,7 +6,7 @@ import { type Batcher } from '../batching/batcher'
 import { fail } from '../errors'
 import { type AjvError, errorHandler, validationMessage } from '../http/errors'
 import { type CompositeBody, type OptionsValidator } from '../kernels/composite'
-import { evaluateComposite } from '../kernels/evaluate-composite'
+import { evaluateComposite } from '../batching/evaluate-composite'
 import { writeJson } from '../tensor/json-writer'
 import { type LossDef } from '../losses/loss'
 

@@ -5,7 +5,7 @@ import { type DocumentedBody, lossByNameSchema, lossRequestSchema, LossResponse,
 import { described, lossErrorResponses, unknownLossResponse } from '../../schemas/responses'
 import { fail } from '../errors'
 import { type LossDef } from '../losses/loss'
-import { evaluate } from '../kernels/evaluate'
+import { evaluate } from '../batching/evaluate'
 import { type TensorRouteConfig } from '../http/json-body'
 import { writeJson } from '../tensor/json-writer'
 import { type Batcher } from '../batching/batcher'
@@ -83,7 +83,7 @@ export async function lossRoutes (app: FastifyInstance, opts: { losses: readonly
     schema: {
       operationId: 'listLosses',
       summary: 'The catalog: every loss with its arguments, options, defaults and reference.',
-      description: 'Every loss served, in the order of API.md, each with its tensor arguments (and which get gradients), the JSON Schema of its options with their defaults, its reductions, its ground-truth reference and a request body that works.',
+      description: 'Every loss served, in the order of docs/losses.md, each with its tensor arguments (and which get gradients), the JSON Schema of its options with their defaults, its reductions, its ground-truth reference and a request body that works.',
       tags: ['catalog'],
       response: { 200: described(Catalog, 'Every loss served.') }
     }

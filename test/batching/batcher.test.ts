@@ -1,9 +1,9 @@
 import t from 'tap'
-import { Batcher } from '../../src/batching/batcher'
+import { DynamicBatcher } from '../../src/batching/batcher'
+import { type BatchKernels } from '../../src/batching/kernels'
 import { type Executor, KernelTimeout, type Lane, type RunOptions } from '../../src/kernels/executor'
 import { type KernelTensors } from '../../src/kernels/tensors'
-import { type Cost, type PreparedCall, prepare } from '../../src/kernels/prepare'
-import mse from '../../src/losses/mse'
+import { type Cost } from '../../src/kernels/prepare'
 
 interface Run { key: string, feeds: KernelTensors, options: RunOptions, finish: () => void, fail: (e: Error) => void }
 
@@ -39,21 +39,38 @@ class ManualExecutor implements Executor {
   private laneOf (lane: Lane): Lane { return this.lanes ? lane : 'short' }
 }
 
-const call = (v: number): PreparedCall => prepare(mse as never, { input: [v], target: [0], reduction: 'sum', grad: false })
-/** A call with the given cost (what admission would have measured). */
-const costing = (v: number, cost: Partial<Cost>): PreparedCall => ({ ...call(v), cost: { elements: 1, steps: 1, bytes: 8, ...cost } })
-/** A call without a cost, as a call built by hand has. */
-const costless = (v: number): PreparedCall => {
-  const { cost: _, ...bare } = call(v)
-  return bare as PreparedCall
+/** A call as these tests make them: a value, echoed back as its loss, and what it costs (absent: small). */
+interface Call { v: number, cost?: Cost }
+
+/**
+ * The kernels of test calls: all of them batch together, one row each; a kernel's input holds
+ * the calls' values, and each call's share of a batch's output is its own row.
+ */
+const kernels: BatchKernels<Call> = {
+  cost: c => c.cost,
+  plan: c => ({ group: 'echo', rows: 1, elements: c.cost?.elements ?? 1 }),
+  run: calls => ({
+    key: `${calls.length > 1 ? 'batch' : 'solo'}|echo`,
+    name: 'echo',
+    model: () => new Uint8Array(0),
+    feeds: () => ({ input: { type: 'float32', dims: [calls.length], data: Float32Array.from(calls, c => c.v) } })
+  }),
+  split: (calls, out) => calls.map((_, i) => ({ loss: { ...out.loss, dims: [], data: out.loss.data.slice(i, i + 1) } }))
 }
+
+/** A call of one element, as admission would have measured it. */
+const call = (v: number): Call => ({ v, cost: { elements: 1, steps: 1, bytes: 8 } })
+/** A call with the given cost. */
+const costing = (v: number, cost: Partial<Cost>): Call => ({ v, cost: { elements: 1, steps: 1, bytes: 8, ...cost } })
+/** A call without a cost, as a call built by hand has. */
+const costless = (v: number): Call => ({ v })
 const tick = async (): Promise<void> => await new Promise(resolve => setImmediate(resolve))
 
-function harness (policy: Partial<ConstructorParameters<typeof Batcher>[1]> = {}, lanes = false): { b: Batcher, ex: ManualExecutor, clock: { now: number }, timers: Array<{ fn: () => void, at: number }> } {
+function harness (policy: Partial<ConstructorParameters<typeof DynamicBatcher>[1]> = {}, lanes = false): { b: DynamicBatcher<Call>, ex: ManualExecutor, clock: { now: number }, timers: Array<{ fn: () => void, at: number }> } {
   const ex = new ManualExecutor(lanes)
   const clock = { now: 0 }
   const timers: Array<{ fn: () => void, at: number }> = []
-  const b = new Batcher(ex, { maxSize: 4, maxElements: 1000, maxDelayUs: 0, maxQueue: 8, ...policy }, {
+  const b = new DynamicBatcher(ex, { maxSize: 4, maxElements: 1000, maxDelayUs: 0, maxQueue: 8, ...policy }, kernels, {
     clockUs: () => clock.now,
     setTimer: (fn, us) => {
       const timer = { fn, at: clock.now + us }
@@ -83,7 +100,7 @@ t.test('requests that arrive while the executor is busy run together, up to maxS
   await tick()
   t.equal(ex.runs.length, 2)
   t.match(ex.runs[1].key, /^batch\|/)
-  t.same(Array.from(ex.runs[1].feeds.segment_ids.data as BigInt64Array), [0n, 1n, 2n, 3n], 'four requests, one row each')
+  t.same(Array.from(ex.runs[1].feeds.input.data as Float32Array), [2, 3, 4, 5], 'four requests, oldest first')
   ex.runs[1].finish()
   await tick()
   ex.runs[2].finish()

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { LOSSES } from '../../src/losses'
 import { build, postLoss } from '../helpers/app'
 import { fromForm, mismatch } from '../helpers/tensors'
 
@@ -14,46 +15,70 @@ const prob = (): number => Math.round((0.05 + rand() * 0.9) * 1000) / 1000
 const broadcastable = (n: number, c: number, f: () => number): unknown =>
   pick([() => matrix(n, c, f), () => matrix(n, c, f), () => matrix(n, 1, f), () => matrix(1, c, f), () => Array.from({ length: c }, f)])()
 
-/** A random request of a batchable loss: shapes, options and reductions that vary. */
-function randomRequest (): [string, Record<string, unknown>] {
+/** What a request generator is given: rows, classes, random class indices and the common fields. */
+interface Draw { n: number, c: number, targets: number[], common: { reduction: string, grad: boolean } }
+
+/** A random body of one loss; `perSample` when its unreduced loss has one value per row (else one per element). */
+interface Generator { perSample?: boolean, body: (d: Draw) => Record<string, unknown> }
+
+const elementwise: Generator = { body: ({ n, c, common }) => ({ ...common, input: matrix(n, c, normal), target: broadcastable(n, c, normal) }) }
+const signs: Generator = { body: ({ n, c, common }) => ({ ...common, input: matrix(n, c, normal), target: matrix(n, c, () => pick([-1, 1])) }) }
+
+/** Random requests of each batchable loss: shapes, options and reductions that vary. */
+const GENERATORS: Record<string, Generator> = {
+  mse: elementwise,
+  l1: elementwise,
+  log_cosh: elementwise,
+  smooth_l1: { body: ({ n, c, common }) => ({ ...common, input: matrix(n, c, normal), target: matrix(n, c, normal), beta: pick([1, 0.5, 0.25, 0]) }) },
+  huber: { body: ({ n, c, common }) => ({ ...common, input: matrix(n, c, normal), target: matrix(n, c, normal), delta: pick([1, 2, 0.3]) }) },
+  cross_entropy: {
+    perSample: true,
+    body: ({ n, c, targets, common }) => ({ ...common, input: matrix(n, c, normal), target: targets, ...(rand() < 0.3 ? { weight: [1, 2, 0.5, 1].slice(0, c) } : {}), ...(rand() < 0.4 ? { ignore_index: pick([1, 2]) } : {}), ...(rand() < 0.4 ? { label_smoothing: pick([0.1, 0.25]) } : {}) })
+  },
+  nll: { perSample: true, body: ({ n, c, targets, common }) => ({ ...common, input: matrix(n, c, () => -prob()), target: targets, ...(rand() < 0.4 ? { ignore_index: pick([0, 2]) } : {}) }) },
+  bce: { body: ({ n, c, common }) => ({ ...common, input: matrix(n, c, prob), target: matrix(n, c, () => pick([0, 1])) }) },
+  bce_with_logits: { body: ({ n, c, common }) => ({ ...common, input: matrix(n, c, normal), target: matrix(n, c, prob), ...(rand() < 0.4 ? { pos_weight: [2, 1, 3, 1].slice(0, c) } : {}) }) },
+  kl_div: { body: ({ n, c, common }) => ({ ...common, reduction: pick(['none', 'mean', 'sum', 'batchmean']), input: matrix(n, c, () => -prob()), target: matrix(n, c, prob) }) },
+  poisson_nll: { body: ({ n, c, common }) => ({ ...common, input: matrix(n, c, normal), target: matrix(n, c, () => Math.floor(rand() * 4)), full: rand() < 0.5, eps: pick([1e-8, 0.1]) }) },
+  gaussian_nll: { body: ({ n, c, common }) => ({ ...common, input: matrix(n, c, normal), target: broadcastable(n, c, normal), var: pick([() => matrix(n, c, prob), () => Array.from({ length: n }, prob), () => matrix(n, 1, prob)])() }) },
+  sigmoid_focal: { body: ({ n, c, common }) => ({ ...common, input: matrix(n, c, normal), target: matrix(n, c, () => pick([0, 1])), gamma: pick([2, 1.5, 0]), alpha: pick([0.25, -1, 0.6]) }) },
+  soft_margin: signs,
+  hinge: signs,
+  squared_hinge: signs,
+  perceptron: signs,
+  margin_ranking: { body: ({ n, c, common }) => ({ ...common, input1: matrix(n, c, normal), input2: matrix(n, c, normal), target: matrix(n, c, () => pick([-1, 1])), margin: pick([0, 0.5]) }) },
+  hinge_embedding: { body: ({ n, c, common }) => ({ ...common, input: matrix(n, c, normal), target: matrix(n, c, () => pick([-1, 1])), margin: pick([1, 0.5, 2]) }) },
+  cosine_embedding: { perSample: true, body: ({ n, c, common }) => ({ ...common, input1: matrix(n, c, normal), input2: matrix(n, c, normal), target: Array.from({ length: n }, () => pick([-1, 1])) }) },
+  cosine_similarity: { perSample: true, body: ({ n, c, common }) => ({ ...common, input1: matrix(n, c, normal), input2: matrix(n, c, normal), target: Array.from({ length: n }, () => pick([-1, 0.5, 1])) }) }
+}
+
+/** The losses that batch, as the registry declares them. */
+const BATCHABLE = LOSSES.filter(d => d.batch !== undefined).map(d => d.name)
+
+/** A random request of a batchable loss (of those with a generator: the test below requires them all). */
+function randomRequest (): [string, Generator, Record<string, unknown>] {
   const n = 1 + Math.floor(rand() * 5)
   const c = pick([3, 4])
-  const reduction = pick(['none', 'mean', 'sum'])
-  const grad = rand() < 0.6
-  const common = { reduction, grad }
-  const name = pick(['mse', 'l1', 'smooth_l1', 'huber', 'cross_entropy', 'nll', 'bce', 'bce_with_logits', 'kl_div', 'poisson_nll', 'gaussian_nll', 'log_cosh', 'soft_margin', 'sigmoid_focal', 'hinge', 'squared_hinge', 'perceptron', 'margin_ranking', 'hinge_embedding', 'cosine_embedding', 'cosine_similarity'])
+  const common = { reduction: pick(['none', 'mean', 'sum']), grad: rand() < 0.6 }
+  const name = pick(BATCHABLE.filter(l => GENERATORS[l] !== undefined))
   const targets = Array.from({ length: n }, () => Math.floor(rand() * c))
-  switch (name) {
-    case 'smooth_l1': return [name, { ...common, input: matrix(n, c, normal), target: matrix(n, c, normal), beta: pick([1, 0.5, 0.25, 0]) }]
-    case 'huber': return [name, { ...common, input: matrix(n, c, normal), target: matrix(n, c, normal), delta: pick([1, 2, 0.3]) }]
-    case 'cross_entropy': return [name, { ...common, input: matrix(n, c, normal), target: targets, ...(rand() < 0.3 ? { weight: [1, 2, 0.5, 1].slice(0, c) } : {}), ...(rand() < 0.4 ? { ignore_index: pick([1, 2]) } : {}), ...(rand() < 0.4 ? { label_smoothing: pick([0.1, 0.25]) } : {}) }]
-    case 'nll': return [name, { ...common, input: matrix(n, c, () => -prob()), target: targets, ...(rand() < 0.4 ? { ignore_index: pick([0, 2]) } : {}) }]
-    case 'bce': return [name, { ...common, input: matrix(n, c, prob), target: matrix(n, c, () => pick([0, 1])) }]
-    case 'bce_with_logits': return [name, { ...common, input: matrix(n, c, normal), target: matrix(n, c, prob), ...(rand() < 0.4 ? { pos_weight: [2, 1, 3, 1].slice(0, c) } : {}) }]
-    case 'kl_div': return [name, { ...common, reduction: pick(['none', 'mean', 'sum', 'batchmean']), input: matrix(n, c, () => -prob()), target: matrix(n, c, prob) }]
-    case 'poisson_nll': return [name, { ...common, input: matrix(n, c, normal), target: matrix(n, c, () => Math.floor(rand() * 4)), full: rand() < 0.5, eps: pick([1e-8, 0.1]) }]
-    case 'gaussian_nll': return [name, { ...common, input: matrix(n, c, normal), target: broadcastable(n, c, normal), var: pick([() => matrix(n, c, prob), () => Array.from({ length: n }, prob), () => matrix(n, 1, prob)])() }]
-    case 'sigmoid_focal': return [name, { ...common, input: matrix(n, c, normal), target: matrix(n, c, () => pick([0, 1])), gamma: pick([2, 1.5, 0]), alpha: pick([0.25, -1, 0.6]) }]
-    case 'soft_margin': case 'hinge': case 'squared_hinge': case 'perceptron':
-      return [name, { ...common, input: matrix(n, c, normal), target: matrix(n, c, () => pick([-1, 1])) }]
-    case 'margin_ranking': return [name, { ...common, input1: matrix(n, c, normal), input2: matrix(n, c, normal), target: matrix(n, c, () => pick([-1, 1])), margin: pick([0, 0.5]) }]
-    case 'hinge_embedding': return [name, { ...common, input: matrix(n, c, normal), target: matrix(n, c, () => pick([-1, 1])), margin: pick([1, 0.5, 2]) }]
-    case 'cosine_embedding': return [name, { ...common, input1: matrix(n, c, normal), input2: matrix(n, c, normal), target: Array.from({ length: n }, () => pick([-1, 1])) }]
-    case 'cosine_similarity': return [name, { ...common, input1: matrix(n, c, normal), input2: matrix(n, c, normal), target: Array.from({ length: n }, () => pick([-1, 0.5, 1])) }]
-    default: return [name, { ...common, input: matrix(n, c, normal), target: broadcastable(n, c, normal) }]
-  }
+  return [name, GENERATORS[name], GENERATORS[name].body({ n, c, targets, common })]
 }
+
+t.test('every batchable loss of the registry has a request generator here', async t => {
+  t.same(BATCHABLE.filter(l => GENERATORS[l] === undefined), [], 'add one to GENERATORS')
+  t.same(Object.keys(GENERATORS).filter(l => !BATCHABLE.includes(l)), [], 'a generator of a loss that does not batch (or no longer exists)')
+})
 
 t.test('300 concurrent mixed requests: each batched answer equals its solo answer', async t => {
   // no load shedding nor deadlines: on a busy machine they would answer 503/504 to one app only
   const steady = { maxEventLoopDelayMs: 0, requestTimeoutMs: 0 }
   const batched = await build(t, { ...steady, kernelWorkers: 1, batchMaxSize: 64 })
   const solo = await build(t, { ...steady, kernelWorkers: 0, batchMaxSize: 1 })
-  const requests = Array.from({ length: 300 }, randomRequest).map(([name, body]) => {
+  const requests = Array.from({ length: 300 }, randomRequest).map(([name, generator, body]) => {
     if (body.grad === true && body.reduction === 'none') {
       const rows = (body.input ?? body.input1) as number[][]
-      // per-sample losses for the classifiers and embeddings, elementwise for the rest
-      body.grad_output = ['cross_entropy', 'nll', 'cosine_embedding', 'cosine_similarity'].includes(name) ? rows.map(() => 0.5) : rows.map(r => r.map(() => 0.5))
+      body.grad_output = generator.perSample === true ? rows.map(() => 0.5) : rows.map(r => r.map(() => 0.5))
     }
     return [name, body] as const
   })

@@ -3,7 +3,6 @@ import * as ort from 'onnxruntime-node'
 import { Graph, type Value } from '../../src/onnx/graph'
 import * as op from '../../src/onnx/ops'
 import { backward } from '../../src/onnx/autodiff'
-import { cumsum } from '../../src/onnx/ops-sort'
 
 /** Builds f(x, y), differentiates it w.r.t. x (and y), runs it, returns value and gradients. */
 async function run (f: (x: Value, y: Value) => Value, x: number[], xShape: number[], y: number[], yShape: number[]): Promise<{ out: number[], gx: number[], gy: number[] }> {
@@ -61,7 +60,7 @@ t.test('softplus and log1p are accurate where the naive formulas are not', async
 })
 
 t.test('cumsum: d/dx sum(y * cumsum(x)) is the reversed cumulative sum of y', async t => {
-  const r = await run((x, y) => op.sumAll(op.mul(cumsum(x, 1), y)), [1, 2, 3, 4, 5, 6], [2, 3], [1, 10, 100], [3])
+  const r = await run((x, y) => op.sumAll(op.mul(op.cumsum(x, 1), y)), [1, 2, 3, 4, 5, 6], [2, 3], [1, 10, 100], [3])
   t.same(r.out, [1 + 10 * 3 + 100 * 6 + 4 + 10 * 9 + 100 * 15])
   t.same(r.gx, [111, 110, 100, 111, 110, 100])
 })

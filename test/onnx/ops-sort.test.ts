@@ -3,6 +3,7 @@ import * as ort from 'onnxruntime-node'
 import { type FloatDType, Graph, type Value } from '../../src/onnx/graph'
 import * as op from '../../src/onnx/ops'
 import * as sort from '../../src/onnx/ops-sort'
+import * as layout from '../../src/onnx/ops-layout'
 import { backward } from '../../src/onnx/autodiff'
 
 /**
@@ -40,10 +41,10 @@ for (const dtype of ['float32', 'float64'] as const) {
   })
 
   t.test(`${dtype}: cumsum and its VJP (reverse cumsum), inclusive and exclusive`, async t => {
-    const inc = await run(dtype, x => sort.cumsum(x, 0), [1, 2, 3, 4], [4], [1, 10, 100, 1000])
+    const inc = await run(dtype, x => op.cumsum(x, 0), [1, 2, 3, 4], [4], [1, 10, 100, 1000])
     t.same(inc.out, [1, 3, 6, 10])
     t.same(inc.gx, [1111, 1110, 1100, 1000])
-    const exc = await run(dtype, x => sort.cumsum(x, -1, { exclusive: true }), [1, 2, 3, 4], [4], [1, 10, 100, 1000])
+    const exc = await run(dtype, x => op.cumsum(x, -1, { exclusive: true }), [1, 2, 3, 4], [4], [1, 10, 100, 1000])
     t.same(exc.out, [0, 1, 3, 6])
     t.same(exc.gx, [1110, 1100, 1000, 0])
   })
@@ -55,10 +56,10 @@ for (const dtype of ['float32', 'float64'] as const) {
     }, [5, 6, 7], [3], [1, 10, 100])
     t.same(r.out, [6, 7, 5])
     t.same(r.gx, [100, 1, 10])
-    const f = await run(dtype, x => sort.flattenFrom(sort.transpose(x, [1, 0, 2]), 1), [1, 2, 3, 4, 5, 6, 7, 8], [2, 2, 2], [1, 2, 3, 4, 5, 6, 7, 8], [2, 4])
+    const f = await run(dtype, x => layout.flattenFrom(layout.transpose(x, [1, 0, 2]), 1), [1, 2, 3, 4, 5, 6, 7, 8], [2, 2, 2], [1, 2, 3, 4, 5, 6, 7, 8], [2, 4])
     t.same(f.out, [1, 2, 5, 6, 3, 4, 7, 8])
     t.same(f.gx, [1, 2, 5, 6, 3, 4, 7, 8])
-    const a = await run(dtype, x => sort.flattenFrom(x, 0), [1, 2, 3, 4], [2, 2], [1, 2, 3, 4], [1, 4])
+    const a = await run(dtype, x => layout.flattenFrom(x, 0), [1, 2, 3, 4], [2, 2], [1, 2, 3, 4], [1, 4])
     t.same(a.out, [1, 2, 3, 4])
   })
 

@@ -1,7 +1,7 @@
-import { type Batcher } from '../batching/batcher'
+import { type Batcher } from './batcher'
 import { TensorOut } from '../tensor/json-writer'
-import { type CompositeBody, type CompositeCall, type CompositeEnv, prepareComposite, termOutput } from './composite'
-import { type KernelTensor, type KernelTensors } from './tensors'
+import { type CompositeBody, type CompositeCall, type CompositeEnv, prepareComposite, termOutput } from '../kernels/composite'
+import { type KernelTensor, type KernelTensors } from '../kernels/tensors'
 
 /** The JSON body of a successful composite. */
 export interface CompositeResult {

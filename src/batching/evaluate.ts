@@ -1,7 +1,7 @@
-import { type Batcher } from '../batching/batcher'
+import { type Batcher } from './batcher'
 import { TensorOut } from '../tensor/json-writer'
-import { type PreparedCall } from './prepare'
-import { type KernelTensor } from './tensors'
+import { type PreparedCall } from '../kernels/prepare'
+import { type KernelTensor } from '../kernels/tensors'
 
 /** The JSON body of a successful response. */
 export interface LossResult { loss: unknown, grad?: Record<string, unknown> }

@@ -1,0 +1,68 @@
+import t from 'tap'
+import { kernelKey } from '../../src/kernels/kernel'
+import { prepare } from '../../src/kernels/prepare'
+import { REGISTRY } from '../../src/losses'
+
+/** Prepares a body of the named loss with its options' defaults filled in (as the route's validation does). */
+const call = (name: string, body: Record<string, unknown>): ReturnType<typeof prepare> => {
+  const def = REGISTRY.get(name)
+  if (def === undefined) throw new Error(name)
+  const defaults: Record<string, unknown> = { reduction: 'mean', grad: false }
+  for (const [k, s] of Object.entries(def.options)) if ('default' in s) defaults[k] = (s as { default: unknown }).default
+  return prepare(def, { ...defaults, ...body })
+}
+
+const input = [[1, 2, 3], [4, 5, 6]]
+const zeros = [[0, 0, 0], [0, 0, 0]]
+
+t.test('the loss checks its unreduced shape; the reduction gives the returned one', async t => {
+  for (const [reduction, returned] of [['none', [2, 3]], ['mean', []], ['sum', []]] as const) {
+    const c = call('mse', { input, target: zeros, reduction })
+    t.same([c.unreducedShape, c.lossShape], [[2, 3], returned], `mse ${reduction}`)
+  }
+  const kl = call('kl_div', { input, target: zeros, reduction: 'batchmean' })
+  t.same([kl.unreducedShape, kl.lossShape], [[2, 3], []], 'kl_div batchmean')
+  const ce = call('cross_entropy', { input, target: [0, 2], reduction: 'none' })
+  t.same(ce.lossShape, [2], 'cross_entropy: one loss per sample')
+  const lovasz = (reduction: string): number[][] => {
+    const c = call('lovasz_hinge', { input: [[[1, -1]], [[0.5, 2]]], target: [[[1, 0]], [[0, 1]]], reduction })
+    return [c.unreducedShape, c.lossShape]
+  }
+  t.same(lovasz('none'), [[2], [2]], 'lovasz_hinge per image, none')
+  t.same(lovasz('sum'), [[2], []], 'lovasz_hinge per image, sum')
+  const dice = call('dice', { input: [[[[1.2, -0.5]]]], target: [[[[1, 0]]]], mode: 'binary' })
+  t.same([dice.unreducedShape, dice.lossShape], [[], []], 'dice: one value over the whole batch')
+})
+
+t.test('grad_output must have the returned shape', async t => {
+  t.throws(() => call('mse', { input, target: zeros, grad: true, grad_output: zeros }), {
+    code: 'SHAPE_MISMATCH', message: 'grad_output: must have the loss\'s shape [] (reduction "mean"), got [2,3]'
+  })
+  t.same(call('mse', { input, target: zeros, reduction: 'none', grad: true, grad_output: zeros }).gradOutput?.shape, [2, 3])
+})
+
+t.test('forward is given the structural options only: numeric values stay graph inputs', async t => {
+  const smooth = call('smooth_l1', { input, target: zeros, beta: 0.5 })
+  t.same(smooth.structural, { reduction: 'mean' }, 'smooth_l1: beta is not there')
+  t.same(smooth.numeric, { beta: { kind: 'float', value: 0.5 } })
+  t.same(call('binary_crossentropy', { input: [[0.5, 0.5]], target: [[1, 0]], from_logits: true }).structural, { reduction: 'mean', from_logits: true }, 'a boolean option is structural')
+  t.same(call('balanced_bce', { input: [[0.5]], target: [[1]] }).structural, { reduction: 'mean', alpha: 'auto' }, 'balanced_bce alpha "auto" is structural')
+  const numericAlpha = call('balanced_bce', { input: [[0.5]], target: [[1]], alpha: 0.3 })
+  t.same([numericAlpha.structural, numericAlpha.numeric], [{ reduction: 'mean' }, { alpha: { kind: 'float', value: 0.3 } }], '... a numeric one is an input')
+  const smoothing = (v: number): ReturnType<typeof call> => call('cross_entropy', { input, target: [0, 2], label_smoothing: v })
+  t.same(smoothing(0.2).structural, { reduction: 'mean', smoothed: true }, 'cross_entropy: what it derives from label_smoothing')
+  t.same(smoothing(0).structural, { reduction: 'mean', smoothed: false })
+})
+
+t.test('the kernel key follows what shapes the graph, not numeric values', async t => {
+  const key = (name: string, body: Record<string, unknown>): string => kernelKey(call(name, body))
+  t.equal(key('smooth_l1', { input, target: zeros, beta: 0.5 }), key('smooth_l1', { input, target: zeros, beta: 2 }), 'smooth_l1 beta')
+  t.not(key('smooth_l1', { input, target: zeros }), key('smooth_l1', { input, target: zeros, reduction: 'sum' }), 'the reduction')
+  t.not(key('binary_crossentropy', { input, target: zeros }), key('binary_crossentropy', { input, target: zeros, from_logits: true }), 'a structural option')
+  t.equal(key('cross_entropy', { input, target: [0, 2], label_smoothing: 0.1 }), key('cross_entropy', { input, target: [0, 2], label_smoothing: 0.3 }), 'label_smoothing values')
+  t.not(key('cross_entropy', { input, target: [0, 2], label_smoothing: 0 }), key('cross_entropy', { input, target: [0, 2], label_smoothing: 0.3 }), 'label_smoothing 0 or not')
+  t.not(key('balanced_bce', { input: [[0.5]], target: [[1]] }), key('balanced_bce', { input: [[0.5]], target: [[1]], alpha: 0.3 }), 'balanced_bce alpha "auto" or a number')
+  const dice = { input: [[[[1.2, -0.5]]]], target: [[[[1, 0]]]], mode: 'binary' }
+  t.equal(key('dice', { ...dice, ignore_index: 0 }), key('dice', { ...dice, ignore_index: 1 }), 'dice ignore_index values')
+  t.not(key('dice', dice), key('dice', { ...dice, ignore_index: 1 }), 'dice with ignore_index or without: an input more')
+})
