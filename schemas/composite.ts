@@ -48,6 +48,16 @@ export const CompositeRequest = Type.Object({
   examples: [example]
 })
 
+/**
+ * What `POST /losses` validates: CompositeRequest with the values of `tensors` left to the body
+ * reader, which decodes and checks them (src/tensor/json-reader.ts).
+ */
+export const CompositeRequestWithoutTensors: TSchema = (() => {
+  const { $id: _id, examples: _examples, ...rest } = CompositeRequest
+  const { description: _d, patternProperties: _p, ...tensors } = CompositeRequest.properties.tensors
+  return { ...rest, properties: { ...CompositeRequest.properties, tensors: { ...tensors, additionalProperties: {} } } } as unknown as TSchema
+})()
+
 /** The body of a successful `POST /losses`. */
 export const CompositeResponse = Type.Object({
   total: Type.Union([Double(), Type.Ref(NonFinite)], { description: 'The weighted sum of the terms\' values: a JSON number in every tensor form (a non-finite one as a string).' }),

@@ -1,8 +1,11 @@
 import { type FastifyInstance, type FastifyRequest } from 'fastify'
 import { readBody, readJson } from '../tensor/json-reader'
 
-/** What a route may declare in its `config`: the top-level body keys that hold tensors. */
-export interface TensorRouteConfig { tensorKeys?: ReadonlySet<string> }
+/**
+ * What a route may declare in its `config`: the top-level body keys that hold a tensor, and
+ * those that hold an object of tensors by name.
+ */
+export interface TensorRouteConfig { tensorKeys?: ReadonlySet<string>, tensorMaps?: ReadonlySet<string> }
 
 /**
  * Parses a JSON body with no tensor fields: the reader's plain JSON of any type, with its depth
@@ -14,16 +17,16 @@ export function parseJsonBody (bytes: Buffer): unknown {
 
 /**
  * Installs the JSON body parser on `app` (replacing Fastify's): the bytes are read once, and
- * the fields a route names in `config.tensorKeys` arrive as decoded tensors, never as arrays
- * of JS numbers. Fastify's body limit still applies before parsing.
+ * the fields a route names in `config.tensorKeys` (and the values of those in
+ * `config.tensorMaps`) arrive as decoded tensors, never as arrays of JS numbers. Fastify's body limit still applies before parsing.
  */
 export function jsonBodyParser (app: FastifyInstance): void {
   app.removeContentTypeParser('application/json')
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request: FastifyRequest, bytes: string | Buffer, done: (err: Error | null, body?: unknown) => void) => {
     try {
-      const keys = (request.routeOptions.config as TensorRouteConfig | undefined)?.tensorKeys
+      const config = request.routeOptions.config as TensorRouteConfig | undefined
       const buf = typeof bytes === 'string' ? Buffer.from(bytes) : bytes
-      done(null, keys === undefined ? readJson(buf) : readBody(buf, keys))
+      done(null, config?.tensorKeys === undefined ? readJson(buf) : readBody(buf, config.tensorKeys, config.tensorMaps))
     } catch (err) {
       done(err as Error)
     }

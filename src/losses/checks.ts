@@ -1,6 +1,7 @@
 import { fail } from '../errors'
 import { type Arg } from './loss'
 import { at, fmtShape, sameShape } from '../tensor/tensor'
+import { firstOutside } from '../tensor/scan'
 
 /**
  * The checks a loss makes of its arguments' shapes and values in `check`, each throwing a
@@ -17,20 +18,8 @@ export function expectShape (name: string, arg: Arg, shape: readonly number[], w
  * are compared as BigInt, so a base64 2^53 + 1 is never rounded into range or onto `ignore`.
  */
 export function expectIndicesInRange (name: string, arg: Arg, classes: number, ignore?: number): void {
-  const d = arg.data
-  if (d instanceof BigInt64Array) {
-    const top = BigInt(classes)
-    const skip = ignore === undefined ? undefined : BigInt(ignore)
-    for (let i = 0; i < d.length; i++) {
-      const v = d[i]
-      if (v !== skip && (v < 0n || v >= top)) outOfRange(name, String(v), i, classes, ignore)
-    }
-    return
-  }
-  for (let i = 0; i < d.length; i++) {
-    const v = d[i] as number
-    if (v !== ignore && (v < 0 || v >= classes)) outOfRange(name, String(v), i, classes, ignore)
-  }
+  const i = firstOutside(arg.data, 0, classes - 1, ignore)
+  if (i >= 0) outOfRange(name, String(arg.data[i]), i, classes, ignore)
 }
 
 function outOfRange (name: string, v: string, i: number, classes: number, ignore: number | undefined): never {
@@ -53,19 +42,14 @@ export function expectListedIndices (name: string, arg: Arg, classes: number): v
 
 /** Requires every element of `arg` to lie in [lo, hi]. */
 export function expectInRange (name: string, arg: Arg, lo: number, hi: number): void {
-  for (let i = 0; i < arg.data.length; i++) {
-    const v = at(arg.data, i)
-    if (!(v >= lo && v <= hi)) fail('DOMAIN_ERROR', `${name}: elements must lie in [${lo}, ${hi}], got ${v} at flat position ${i}`)
-  }
+  const i = firstOutside(arg.data, lo, hi)
+  if (i >= 0) fail('DOMAIN_ERROR', `${name}: elements must lie in [${lo}, ${hi}], got ${at(arg.data, i)} at flat position ${i}`)
 }
 
 /** Requires every element of `arg` other than `ignore` to lie in [0, 1]. */
 export function expectUnit (name: string, arg: Arg, ignore: number | undefined): void {
-  for (let i = 0; i < arg.data.length; i++) {
-    const v = at(arg.data, i)
-    if (v === ignore || (v >= 0 && v <= 1)) continue
-    fail('DOMAIN_ERROR', `${name}: elements must lie in [0, 1]${ignore !== undefined ? ` (or be ignore_index ${ignore})` : ''}, got ${v} at flat position ${i}`)
-  }
+  const i = firstOutside(arg.data, 0, 1, ignore)
+  if (i >= 0) fail('DOMAIN_ERROR', `${name}: elements must lie in [0, 1]${ignore !== undefined ? ` (or be ignore_index ${ignore})` : ''}, got ${at(arg.data, i)} at flat position ${i}`)
 }
 
 /** Requires every element of `arg` to be >= 0; `what` says what its elements are (e.g. "variances"). */

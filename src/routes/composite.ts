@@ -1,10 +1,12 @@
 import { type FastifyInstance, type FastifyRequest } from 'fastify'
 import { Type } from '@sinclair/typebox'
-import { compositeSchemas, CompositeRequest, CompositeResponse, termOptionsSchema } from '../../schemas/composite'
+import { compositeSchemas, CompositeRequest, CompositeRequestWithoutTensors, CompositeResponse, termOptionsSchema } from '../../schemas/composite'
 import { described, lossErrorResponses, errorResponse } from '../../schemas/responses'
 import { type Batcher } from '../batching/batcher'
 import { fail } from '../errors'
 import { type AjvError, errorHandler, validationMessage } from '../http/errors'
+import { type TensorRouteConfig } from '../http/json-body'
+import { type DocumentedBody } from '../../schemas/loss-request'
 import { type CompositeBody, type OptionsValidator } from '../kernels/composite'
 import { evaluateComposite } from '../batching/evaluate-composite'
 import { writeJson } from '../tensor/json-writer'
@@ -47,7 +49,11 @@ export async function compositeRoutes (app: FastifyInstance, opts: { losses: rea
   const losses = new Map(opts.losses.map(d => [d.name, d]))
   for (const s of compositeSchemas) app.addSchema(s)
   app.setErrorHandler(compositeErrorHandler()) // this plugin's routes only
+  // the values of `tensors` arrive decoded (and checked) by the body reader
+  // (src/http/json-body.ts); the schema checks the rest. The spec shows the full request.
+  const config: DocumentedBody & TensorRouteConfig = { tensorKeys: new Set(), tensorMaps: new Set(['tensors']), documentedBody: Type.Ref(CompositeRequest) }
   app.post('/losses', {
+    config,
     schema: {
       operationId: 'evaluateComposite',
       summary: 'Several losses over shared tensors: their values, weighted total and its gradient.',
@@ -55,7 +61,7 @@ export async function compositeRoutes (app: FastifyInstance, opts: { losses: rea
         'One kernel computes every term, the weighted total and, with `grad`, the gradient of the total w.r.t. each tensor a term differentiates (summed over the terms). ' +
         'Each term is checked as `POST /loss/{name}` checks its body; error messages begin `terms[i] (name): `.',
       tags: ['composite'],
-      body: Type.Ref(CompositeRequest),
+      body: CompositeRequestWithoutTensors,
       response: {
         200: described(CompositeResponse, 'Each term\'s value, the weighted total, and its gradients when `grad` is true.'),
         ...lossErrorResponses,

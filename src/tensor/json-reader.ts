@@ -14,14 +14,15 @@ export const MAX_JSON_DEPTH = 32
 
 /**
  * Reads a JSON object body from its bytes in one pass. Top-level values under `tensorKeys`
- * become `DecodedTensor`s (decoded as `decodeTensor` does, with its errors); every other value
- * is what `JSON.parse` gives, numbers bit for bit. Refuses, as INVALID_JSON naming the byte
+ * become `DecodedTensor`s (decoded as `decodeTensor` does, with its errors), and so does every
+ * value of an object under `tensorMaps` (named `map.name` in errors); every other value is
+ * what `JSON.parse` gives, numbers bit for bit. Refuses, as INVALID_JSON naming the byte
  * position: syntax errors, the keys `__proto__`, `constructor` and `prototype`, and nesting
  * deeper than MAX_JSON_DEPTH (without recursion). Duplicate keys: the last wins.
  */
-export function readBody (bytes: Buffer, tensorKeys: ReadonlySet<string>): Record<string, unknown> {
+export function readBody (bytes: Buffer, tensorKeys: ReadonlySet<string>, tensorMaps: ReadonlySet<string> = NONE): Record<string, unknown> {
   if (bytes.length === 0) fail('INVALID_JSON', 'body: empty; expected a JSON object')
-  return new Reader(bytes).body(tensorKeys)
+  return new Reader(bytes).body(tensorKeys, tensorMaps)
 }
 
 /**
@@ -32,6 +33,8 @@ export function readJson (bytes: Buffer): unknown {
   if (bytes.length === 0) fail('INVALID_JSON', 'body: empty; expected a JSON object')
   return new Reader(bytes).document()
 }
+
+const NONE: ReadonlySet<string> = new Set()
 
 const TAB = 0x09
 const LF = 0x0a
@@ -91,7 +94,7 @@ class Reader {
     return v
   }
 
-  body (tensorKeys: ReadonlySet<string>): Record<string, unknown> {
+  body (tensorKeys: ReadonlySet<string>, tensorMaps: ReadonlySet<string>): Record<string, unknown> {
     const b = this.b
     let p = this.ws(0)
     if (b[p] !== LBRACE) {
@@ -112,11 +115,16 @@ class Reader {
         const key = this.key(p)
         p = this.pos
         if (tensorKeys.has(key)) {
-          const got = this.tensor(key, p)
+          const got = this.tensor(key, p, 1)
           if (got instanceof DecodedTensor) {
             out[key] = got
             deferred?.delete(key)
           } else (deferred ??= new Map()).set(key, got)
+        } else if (tensorMaps.has(key) && b[p] === LBRACE) {
+          const errors = new Map<string, LosshubError>()
+          out[key] = this.tensorMap(key, p, errors)
+          for (const k of [...(deferred?.keys() ?? [])]) if (k.startsWith(`${key}.`)) deferred?.delete(k)
+          if (errors.size > 0) for (const [k, err] of errors) (deferred ??= new Map()).set(k, err)
         } else {
           this.pos = p
           out[key] = this.value(1)
@@ -138,15 +146,49 @@ class Reader {
 
   // ---- tensors ------------------------------------------------------------------------------
 
-  /** The tensor at p, decoded; or the error `decodeTensor` gives for it. Leaves pos after it. */
-  private tensor (key: string, p: number): DecodedTensor | LosshubError {
+  /**
+   * The object at p (b[p] is '{') whose values are tensors, each decoded by `tensor` under the
+   * name `key.name`; their errors go to `errors` (a later duplicate replaces an earlier one).
+   * Leaves pos after it.
+   */
+  private tensorMap (key: string, p: number, errors: Map<string, LosshubError>): Record<string, DecodedTensor> {
+    const b = this.b
+    const out: Record<string, DecodedTensor> = {}
+    p = this.ws(p + 1)
+    if (b[p] === RBRACE) {
+      this.pos = p + 1
+      return out
+    }
+    for (;;) {
+      const name = this.key(p)
+      const got = this.tensor(`${key}.${name}`, this.pos, 2)
+      if (got instanceof DecodedTensor) {
+        out[name] = got
+        errors.delete(`${key}.${name}`)
+      } else errors.set(`${key}.${name}`, got)
+      p = this.ws(this.pos)
+      if (b[p] === COMMA) {
+        p = this.ws(p + 1)
+        continue
+      }
+      if (b[p] !== RBRACE) this.unexpected(p)
+      this.pos = p + 1
+      return out
+    }
+  }
+
+  /**
+   * The tensor at p, decoded; or the error `decodeTensor` gives for it. `depth` is its nesting
+   * depth in the body. Leaves pos after it.
+   */
+  private tensor (key: string, p: number, depth: number): DecodedTensor | LosshubError {
     const c = this.b[p]
-    const fast = c === LBRACKET ? this.nested(p) : c === LBRACE ? this.typed(p) : this.scalar(p)
+    const fast = c === LBRACKET ? this.nested(p, depth) : c === LBRACE ? this.typed(p, depth) : this.scalar(p)
     if (fast !== undefined) return fast
     // anything unusual (and every malformed tensor) goes through the JSON value and
     // decodeTensor itself: the same answer and the same error, by construction
     this.pos = p
-    const json = this.value(1)
+    const json = this.value(depth)
     try {
       const t = decodeTensor(key, json)
       return new DecodedTensor(t.dtype, t.shape, t.data, t.form)
@@ -172,7 +214,7 @@ class Reader {
    * decodeTensor's probe of first elements does. Undefined (nothing thrown) for anything
    * decodeTensor would refuse or that needs a closer look.
    */
-  private nested (p: number): DecodedTensor | undefined {
+  private nested (p: number, depth: number): DecodedTensor | undefined {
     const b = this.b
     const shape: number[] = []
     const counts: number[] = []
@@ -182,7 +224,7 @@ class Reader {
     for (;;) {
       // b[p] is '[': open an array one level deeper
       level++
-      if (level >= (rank < 0 ? MAX_RANK : rank) || 1 + level >= MAX_JSON_DEPTH) return undefined
+      if (level >= (rank < 0 ? MAX_RANK : rank) || depth + level >= MAX_JSON_DEPTH) return undefined
       counts[level] = 0
       if (shape.length === level) shape.push(-1)
       p = this.ws(p + 1)
@@ -287,7 +329,7 @@ class Reader {
    * A typed tensor `{"dtype", "shape", "data"}` at p (keys in any order), checked in
    * decodeTensor's order; base64 is decoded by Node's own decoder into the tensor's memory.
    */
-  private typed (p: number): DecodedTensor | undefined {
+  private typed (p: number, depth: number): DecodedTensor | undefined {
     const b = this.b
     let dtype: unknown
     let shape: unknown
@@ -303,7 +345,7 @@ class Reader {
       p = this.ws(p + 1)
       if (key === 'dtype' || key === 'shape') {
         this.pos = p
-        const v = this.value(2)
+        const v = this.value(depth + 1)
         if (key === 'dtype') dtype = v
         else shape = v
         p = this.pos
