@@ -375,3 +375,28 @@ t.test('a tensor error waits for the rest of the body: a syntax error comes firs
   t.same(Array.from((readBody(Buffer.from('{"input": [[1, 2], [3]], "input": [4]}'), keys).input as DecodedTensor).data as Float64Array), [4])
   rejects(t, '{"input": [4], "input": {"dtype": "float32"}}', 'INVALID_TENSOR', /^input\.shape: expected an array/, keys)
 })
+
+t.test('a tensor map: each entry decoded as a tensor argument is, its errors named map.entry', async t => {
+  const maps = new Set(['tensors'])
+  const read = (text: string): Record<string, unknown> => readBody(Buffer.from(text), NONE, maps)
+  const body = read('{"tensors": {"a": [[1, 2], [3, 4]], "b": {"dtype": "int64", "shape": [2], "data": "AQAAAAAAAAACAAAAAAAAAA=="}, "c": 2.5}, "grad": true}')
+  const { a, b, c } = body.tensors as Record<string, DecodedTensor>
+  t.ok(a instanceof DecodedTensor && b instanceof DecodedTensor && c instanceof DecodedTensor, 'every entry is a decoded tensor')
+  t.same([a.shape, [...a.data], a.form], [[2, 2], [1, 2, 3, 4], 'nested'])
+  t.same([b.dtype, b.shape, [...b.data], b.form], ['int64', [2], [1n, 2n], 'base64'])
+  t.same([c.shape, [...c.data]], [[], [2.5]])
+  t.equal(body.grad, true, 'other fields are plain JSON')
+  t.same(read('{"tensors": {}}').tensors, {}, 'an empty map stays empty (the schema refuses it)')
+  t.same(read('{"tensors": 3}').tensors, 3, 'a map that is not an object is left to the schema')
+
+  const err = (text: string): LosshubError => t.throws(() => read(text)) as unknown as LosshubError
+  t.throws(() => read('{"tensors": {"a": [1, 2], "b": [[1], [2, 3]]}}'), { code: 'INVALID_TENSOR', message: /^tensors\.b\[1\]: ragged/ }, 'a ragged entry is named')
+  t.throws(() => read('{"tensors": {"a": {"dtype": "float32", "shape": [3], "data": [1]}}}'), { code: 'INVALID_TENSOR', message: /^tensors\.a\.data: shape \[3\] needs 3 elements, got 1/ })
+  t.same(read('{"tensors": {"a": [[1], [2, 3]], "a": [5]}}').tensors, { a: new DecodedTensor(undefined, [1], Float64Array.of(5), 'nested') }, 'a later duplicate entry replaces an earlier one and its error')
+  t.throws(() => read('{"tensors": {"a": [1]}, "tensors": {"b": [[1], [2, 3]]}}'), { code: 'INVALID_TENSOR', message: /^tensors\.b\[1\]: ragged/ }, 'a later duplicate map brings its own errors')
+  t.same(Object.keys(read('{"tensors": {"a": [[1], [2, 3]]}, "tensors": {"b": [1]}}').tensors as object), ['b'], 'and drops those of the map it replaces')
+  t.throws(() => read('{"tensors": {"a": [1], "a": x}}'), { code: 'INVALID_JSON' }, 'a syntax error comes first')
+  t.throws(() => read('{"tensors": {"__proto__": [1]}}'), { code: 'INVALID_JSON' }, 'prototype keys are refused in the map too')
+  const deep = `{"tensors": {"a": ${'['.repeat(MAX_JSON_DEPTH)}1${']'.repeat(MAX_JSON_DEPTH)}}}`
+  t.match(err(deep).code, /INVALID_(JSON|TENSOR)/, 'nesting past the bound is refused, not recursed into')
+})
