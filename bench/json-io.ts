@@ -46,7 +46,7 @@ const large = floats(4096 * 1000)
 const keys = new Set(['input', 'target'])
 // nested text as this service writes float32 (shortest form), and as Python writes
 // `tensor.tolist()` (the double nearest each float32, up to 17 digits)
-const shortest = (encodeTensor('float32', [256, 1000], small, 'nested') as number[][])
+const shortest = encodeTensor('float32', [256, 1000], small, 'nested') as number[][]
 const bodies: Array<[string, Buffer]> = [
   ['nested [256,1000], float32 shortest', Buffer.from(JSON.stringify({ input: shortest, reduction: 'mean' }))],
   ['nested [256,1000], torch tolist()', Buffer.from(JSON.stringify({ input: nested(small, 256, 1000), reduction: 'mean' }))],

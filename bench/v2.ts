@@ -84,7 +84,12 @@ function poster (url: string, agent: http.Agent): (path: string, body: Buffer, h
  * once with the .proto's own types and framed by hand, calls taking turns over `connections`
  * HTTP/2 connections; an answer is the response message, or undefined unless grpc-status is 0.
  */
-function grpcClient (port: number, connections: number): { frame: (request: object) => Buffer, call: (frame: Buffer) => Promise<Buffer | undefined>, lossOf: (message: Buffer) => number, close: () => void } {
+function grpcClient (port: number, connections: number): {
+  frame: (request: object) => Buffer
+  call: (frame: Buffer) => Promise<Buffer | undefined>
+  lossOf: (message: Buffer) => number
+  close: () => void
+} {
   const method = protoLoader.loadSync(protoFile('grpc_service.proto'), { keepCase: true, longs: Number, enums: String })['inference.GRPCInferenceService'] as protoLoader.ServiceDefinition
   const infer = method.ModelInfer
   const sessions = Array.from({ length: connections }, () => http2.connect(`http://127.0.0.1:${port}`))

@@ -9,6 +9,6 @@ export const ErrorResponse = Type.Object({
   message: Type.String({ description: 'What is wrong, naming the argument and the shapes or values at fault.' })
 }, {
   $id: 'ErrorResponse',
-  examples: [{ statusCode: 400, code: 'SHAPE_MISMATCH', error: 'Bad Request', message: "target: expected shape [3] for input [3,2], got [4]" }]
+  examples: [{ statusCode: 400, code: 'SHAPE_MISMATCH', error: 'Bad Request', message: 'target: expected shape [3] for input [3,2], got [4]' }]
 })
 export type ErrorResponseJson = Static<typeof ErrorResponse>

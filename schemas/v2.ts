@@ -205,4 +205,7 @@ export type V2MetadataTensorJson = Static<typeof V2MetadataTensor>
 export type V2ModelMetadataJson = Static<typeof V2ModelMetadata>
 
 /** Schemas referenced by $id; registered once by the V2 routes. */
-export const v2Schemas = [V2ServerMetadata, V2ServerLive, V2ServerReady, V2ModelReady, V2MetadataTensor, V2ModelMetadata, V2RequestInput, V2RequestOutput, V2InferenceRequest, V2ResponseOutput, V2InferenceResponse, V2ErrorResponse]
+export const v2Schemas = [
+  V2ServerMetadata, V2ServerLive, V2ServerReady, V2ModelReady, V2MetadataTensor, V2ModelMetadata,
+  V2RequestInput, V2RequestOutput, V2InferenceRequest, V2ResponseOutput, V2InferenceResponse, V2ErrorResponse
+]

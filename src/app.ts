@@ -92,7 +92,11 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
       queued: () => batcher.queued
     })
     : new InProcessExecutor(new SessionCache(settings, cfg.sessionCacheSize))
-  const metrics = createMetrics(() => batcher.queued, { executor: () => executor.stats?.(), deadlineExceeded: () => batcher.stats.timedOut, queuedBytes: () => batcher.queuedArgumentBytes })
+  const metrics = createMetrics(() => batcher.queued, {
+    executor: () => executor.stats?.(),
+    deadlineExceeded: () => batcher.stats.timedOut,
+    queuedBytes: () => batcher.queuedArgumentBytes
+  })
   const batcher = new Batcher(executor, {
     maxSize: cfg.batchMaxSize,
     maxElements: cfg.batchMaxElements,

@@ -192,7 +192,9 @@ export class WorkerPool implements Executor {
     const index: Record<Lane, number> = { short: 0, long: 0 }
     const workers: KernelStats['workers'] = this.slots.map(s => {
       const name = `${s.lane}-${index[s.lane]++}`
-      return s.stats === undefined ? { name, sessions: 0 } : { name, sessions: s.stats.sessions, heapUsedBytes: s.stats.heapUsedBytes, heapTotalBytes: s.stats.heapTotalBytes, externalBytes: s.stats.externalBytes }
+      return s.stats === undefined
+        ? { name, sessions: 0 }
+        : { name, sessions: s.stats.sessions, heapUsedBytes: s.stats.heapUsedBytes, heapTotalBytes: s.stats.heapTotalBytes, externalBytes: s.stats.externalBytes }
     })
     if (this.inlineSessions !== undefined) workers.push({ name: 'inline', sessions: this.inlineSessions.size })
     return {

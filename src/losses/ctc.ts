@@ -1,7 +1,8 @@
 import { defineLoss, STANDARD_REDUCTIONS, Type, type Arg } from './loss'
 import { type Graph, type Value } from '../onnx/graph'
 import {
-  add, and, arange, cast, clampMin, cumsum, custom, dimSize, div, equal, exp, expandAs, less, mul, neg, not, reduceMax, scatterAdd, shapeOf, squeeze, sub, sumAll, take, unsqueeze, where
+  add, and, arange, cast, clampMin, cumsum, custom, dimSize, div, equal, exp, expandAs,
+  less, mul, neg, not, reduceMax, scatterAdd, shapeOf, squeeze, sub, sumAll, take, unsqueeze, where
 } from '../onnx/ops'
 import { concat, expandTo, shift } from '../onnx/ops-layout'
 import { logSumExp, outer, scan } from '../onnx/ops-scan'

@@ -52,4 +52,3 @@ export default defineLoss({
     return reduce(loss, o.reduction)
   }
 })
-

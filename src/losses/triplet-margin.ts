@@ -46,8 +46,10 @@ export default defineLoss({
   },
   forward: (_g, x, o) => {
     const d = (u: Value, v: Value): Value =>
-      o.distance === 'pairwise' ? pnorm(add(sub(u, v), x.eps), x.p)
-        : o.distance === 'squared_euclidean' ? reduceSum(square(sub(u, v)), [-1], false)
+      o.distance === 'pairwise'
+        ? pnorm(add(sub(u, v), x.eps), x.p)
+        : o.distance === 'squared_euclidean'
+          ? reduceSum(square(sub(u, v)), [-1], false)
           : sub(1, cosineSimilarity(u, v, 1e-8))
     const dPos = d(x.anchor, x.positive)
     let dNeg = d(x.anchor, x.negative)

@@ -1,4 +1,4 @@
-import { type FastifyInstance, type FastifyRequest } from 'fastify'
+import { type FastifyInstance } from 'fastify'
 import { Type } from '@sinclair/typebox'
 import { compositeSchemas, CompositeRequest, CompositeRequestWithoutTensors, CompositeResponse, termOptionsSchema } from '../../schemas/composite'
 import { described, lossErrorResponses, errorResponse } from '../../schemas/responses'

@@ -140,7 +140,8 @@ class Reader {
       }
     }
     this.end(p)
-    if (deferred !== undefined) for (const err of deferred.values()) throw err
+    const first = deferred?.values().next()
+    if (first !== undefined && first.done !== true) throw first.value
     return out
   }
 

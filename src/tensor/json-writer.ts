@@ -234,7 +234,7 @@ class Writer {
 
   /** A non-finite float as the API writes it; false for a finite one. */
   private nonFinite (v: number): boolean {
-    if (v === v && v !== Infinity && v !== -Infinity) return false
+    if (Number.isFinite(v)) return false
     this.pos += this.buf.write(v === Infinity ? '"Infinity"' : v === -Infinity ? '"-Infinity"' : '"NaN"', this.pos, 'latin1')
     return true
   }

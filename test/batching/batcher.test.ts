@@ -66,7 +66,12 @@ const costing = (v: number, cost: Partial<Cost>): Call => ({ v, cost: { elements
 const costless = (v: number): Call => ({ v })
 const tick = async (): Promise<void> => await new Promise(resolve => setImmediate(resolve))
 
-function harness (policy: Partial<ConstructorParameters<typeof DynamicBatcher>[1]> = {}, lanes = false): { b: DynamicBatcher<Call>, ex: ManualExecutor, clock: { now: number }, timers: Array<{ fn: () => void, at: number }> } {
+function harness (policy: Partial<ConstructorParameters<typeof DynamicBatcher>[1]> = {}, lanes = false): {
+  b: DynamicBatcher<Call>
+  ex: ManualExecutor
+  clock: { now: number }
+  timers: Array<{ fn: () => void, at: number }>
+} {
   const ex = new ManualExecutor(lanes)
   const clock = { now: 0 }
   const timers: Array<{ fn: () => void, at: number }> = []

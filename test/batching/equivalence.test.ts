@@ -33,23 +33,92 @@ const GENERATORS: Record<string, Generator> = {
   huber: { body: ({ n, c, common }) => ({ ...common, input: matrix(n, c, normal), target: matrix(n, c, normal), delta: pick([1, 2, 0.3]) }) },
   cross_entropy: {
     perSample: true,
-    body: ({ n, c, targets, common }) => ({ ...common, input: matrix(n, c, normal), target: targets, ...(rand() < 0.3 ? { weight: [1, 2, 0.5, 1].slice(0, c) } : {}), ...(rand() < 0.4 ? { ignore_index: pick([1, 2]) } : {}), ...(rand() < 0.4 ? { label_smoothing: pick([0.1, 0.25]) } : {}) })
+    body: ({ n, c, targets, common }) => ({
+      ...common,
+      input: matrix(n, c, normal),
+      target: targets,
+      ...(rand() < 0.3 ? { weight: [1, 2, 0.5, 1].slice(0, c) } : {}),
+      ...(rand() < 0.4 ? { ignore_index: pick([1, 2]) } : {}),
+      ...(rand() < 0.4 ? { label_smoothing: pick([0.1, 0.25]) } : {})
+    })
   },
-  nll: { perSample: true, body: ({ n, c, targets, common }) => ({ ...common, input: matrix(n, c, () => -prob()), target: targets, ...(rand() < 0.4 ? { ignore_index: pick([0, 2]) } : {}) }) },
+  nll: {
+    perSample: true,
+    body: ({ n, c, targets, common }) => ({
+      ...common,
+      input: matrix(n, c, () => -prob()),
+      target: targets,
+      ...(rand() < 0.4 ? { ignore_index: pick([0, 2]) } : {})
+    })
+  },
   bce: { body: ({ n, c, common }) => ({ ...common, input: matrix(n, c, prob), target: matrix(n, c, () => pick([0, 1])) }) },
-  bce_with_logits: { body: ({ n, c, common }) => ({ ...common, input: matrix(n, c, normal), target: matrix(n, c, prob), ...(rand() < 0.4 ? { pos_weight: [2, 1, 3, 1].slice(0, c) } : {}) }) },
+  bce_with_logits: {
+    body: ({ n, c, common }) => ({
+      ...common,
+      input: matrix(n, c, normal),
+      target: matrix(n, c, prob),
+      ...(rand() < 0.4 ? { pos_weight: [2, 1, 3, 1].slice(0, c) } : {})
+    })
+  },
   kl_div: { body: ({ n, c, common }) => ({ ...common, reduction: pick(['none', 'mean', 'sum', 'batchmean']), input: matrix(n, c, () => -prob()), target: matrix(n, c, prob) }) },
-  poisson_nll: { body: ({ n, c, common }) => ({ ...common, input: matrix(n, c, normal), target: matrix(n, c, () => Math.floor(rand() * 4)), full: rand() < 0.5, eps: pick([1e-8, 0.1]) }) },
-  gaussian_nll: { body: ({ n, c, common }) => ({ ...common, input: matrix(n, c, normal), target: broadcastable(n, c, normal), var: pick([() => matrix(n, c, prob), () => Array.from({ length: n }, prob), () => matrix(n, 1, prob)])() }) },
-  sigmoid_focal: { body: ({ n, c, common }) => ({ ...common, input: matrix(n, c, normal), target: matrix(n, c, () => pick([0, 1])), gamma: pick([2, 1.5, 0]), alpha: pick([0.25, -1, 0.6]) }) },
+  poisson_nll: {
+    body: ({ n, c, common }) => ({
+      ...common,
+      input: matrix(n, c, normal),
+      target: matrix(n, c, () => Math.floor(rand() * 4)),
+      full: rand() < 0.5,
+      eps: pick([1e-8, 0.1])
+    })
+  },
+  gaussian_nll: {
+    body: ({ n, c, common }) => ({
+      ...common,
+      input: matrix(n, c, normal),
+      target: broadcastable(n, c, normal),
+      var: pick([() => matrix(n, c, prob), () => Array.from({ length: n }, prob), () => matrix(n, 1, prob)])()
+    })
+  },
+  sigmoid_focal: {
+    body: ({ n, c, common }) => ({
+      ...common,
+      input: matrix(n, c, normal),
+      target: matrix(n, c, () => pick([0, 1])),
+      gamma: pick([2, 1.5, 0]),
+      alpha: pick([0.25, -1, 0.6])
+    })
+  },
   soft_margin: signs,
   hinge: signs,
   squared_hinge: signs,
   perceptron: signs,
-  margin_ranking: { body: ({ n, c, common }) => ({ ...common, input1: matrix(n, c, normal), input2: matrix(n, c, normal), target: matrix(n, c, () => pick([-1, 1])), margin: pick([0, 0.5]) }) },
+  margin_ranking: {
+    body: ({ n, c, common }) => ({
+      ...common,
+      input1: matrix(n, c, normal),
+      input2: matrix(n, c, normal),
+      target: matrix(n, c, () => pick([-1, 1])),
+      margin: pick([0, 0.5])
+    })
+  },
   hinge_embedding: { body: ({ n, c, common }) => ({ ...common, input: matrix(n, c, normal), target: matrix(n, c, () => pick([-1, 1])), margin: pick([1, 0.5, 2]) }) },
-  cosine_embedding: { perSample: true, body: ({ n, c, common }) => ({ ...common, input1: matrix(n, c, normal), input2: matrix(n, c, normal), target: Array.from({ length: n }, () => pick([-1, 1])) }) },
-  cosine_similarity: { perSample: true, body: ({ n, c, common }) => ({ ...common, input1: matrix(n, c, normal), input2: matrix(n, c, normal), target: Array.from({ length: n }, () => pick([-1, 0.5, 1])) }) }
+  cosine_embedding: {
+    perSample: true,
+    body: ({ n, c, common }) => ({
+      ...common,
+      input1: matrix(n, c, normal),
+      input2: matrix(n, c, normal),
+      target: Array.from({ length: n }, () => pick([-1, 1]))
+    })
+  },
+  cosine_similarity: {
+    perSample: true,
+    body: ({ n, c, common }) => ({
+      ...common,
+      input1: matrix(n, c, normal),
+      input2: matrix(n, c, normal),
+      target: Array.from({ length: n }, () => pick([-1, 0.5, 1]))
+    })
+  }
 }
 
 /** The losses that batch, as the registry declares them. */

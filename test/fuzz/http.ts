@@ -3,7 +3,14 @@ import http from 'node:http'
 import { type Answer } from './oracle'
 
 /** An answer, or `undefined` when none came before the deadline (the request is then abandoned). */
-export async function request (port: number, method: string, path: string, body: string | Buffer | undefined, headers: Record<string, string>, timeoutMs: number): Promise<Answer | undefined> {
+export async function request (
+  port: number,
+  method: string,
+  path: string,
+  body: string | Buffer | undefined,
+  headers: Record<string, string>,
+  timeoutMs: number
+): Promise<Answer | undefined> {
   return await new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port, method, path, headers, agent: false }, res => {
       const chunks: Buffer[] = []

@@ -104,6 +104,7 @@ class Budget {
     const share = (this.deadline - performance.now()) / Math.max(this.pairsLeft--, 1)
     return perMutant === 0 ? RUNS : Math.max(MIN_RUNS, Math.min(RUNS, Math.floor(share / perMutant)))
   }
+
   record (ms: number): void { this.spentMs += ms; this.mutants++ }
 }
 

@@ -92,7 +92,8 @@ function admits (schema: { type?: string, enum?: unknown[], anyOf?: unknown[] })
 function options (ex: Example): fc.Arbitrary<Mutant> {
   const names = Object.keys(ex.def.options)
   if (names.length === 0) return common(ex)
-  return fc.record({ pick: formsArb(ex), name: fc.constantFrom(...names), value: fc.constantFrom(...OPTION_VALUES), reduction: fc.constantFrom(...ex.def.reductions), grad: fc.boolean() })
+  const values = fc.constantFrom(...OPTION_VALUES)
+  return fc.record({ pick: formsArb(ex), name: fc.constantFrom(...names), value: values, reduction: fc.constantFrom(...ex.def.reductions), grad: fc.boolean() })
     .map(({ pick, name, value, reduction, grad }) => {
       const { types, enums } = admits(ex.def.options[name] as { type?: string })
       const n = value instanceof Raw ? Number(value.text) : value
@@ -382,7 +383,8 @@ function gradOutput (ex: Example): fc.Arbitrary<Mutant> {
 /** Float tensors reshaped to broadcast against each other: [k,1] with [1,k]. */
 function broadcast (ex: Example): fc.Arbitrary<Mutant> {
   const floats = tensorNames(ex).filter(k => !isIndex(ex.tensors[k]))
-  return fc.record({ k: fc.constantFrom(2, 16, 256, 1024), swap: fc.boolean(), grad: fc.boolean(), reduction: fc.constantFrom(...ex.def.reductions) }).map(({ k, swap, grad, reduction }) => {
+  const sizes = fc.constantFrom(2, 16, 256, 1024)
+  return fc.record({ k: sizes, swap: fc.boolean(), grad: fc.boolean(), reduction: fc.constantFrom(...ex.def.reductions) }).map(({ k, swap, grad, reduction }) => {
     const body: Record<string, unknown> = { ...ex.rest, grad, reduction }
     for (const [name, t] of Object.entries(ex.tensors)) body[name] = inForm(t, 'base64')
     floats.forEach((name, i) => {

@@ -40,8 +40,10 @@ t.test('sizes past MAX_ELEMENTS are refused before anything is allocated, naming
   refused(t, await post(app, 'multilabel_margin', { input: typed('float32', [1, 8192], new Float32Array(8192)), target: typed('int64', [1, 8192], new BigInt64Array(8192)) }),
     'TOO_LARGE', /N\*C\*C.*needs 67108864 elements/)
   refused(t, await post(app, 'ctc', {
-    log_probs: typed('float32', [4096, 1, 2], new Float32Array(8192)), targets: typed('int64', [1, 4096], new BigInt64Array(4096).fill(1n)),
-    input_lengths: [4096], target_lengths: [1]
+    log_probs: typed('float32', [4096, 1, 2], new Float32Array(8192)),
+    targets: typed('int64', [1, 4096], new BigInt64Array(4096).fill(1n)),
+    input_lengths: [4096],
+    target_lengths: [1]
   }), 'TOO_LARGE', /CTC lattice \[T,N,2S\+1\] = \[4096,1,8193\]/)
 })
 

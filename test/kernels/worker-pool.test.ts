@@ -104,7 +104,6 @@ async function harness (t: Test, sizes: LaneSizes = { short: 1, long: 0 }, optio
   return h
 }
 
-
 t.test('a worker takes kernels only once it is ready, and the pool says when that is', async t => {
   const workers: Worker[] = []
   const pool = new WorkerPool({ short: 1, long: 0 }, { intraOpNumThreads: 1, interOpNumThreads: 1 }, 8, {

@@ -10,7 +10,14 @@ import { backward } from '../../src/onnx/autodiff'
  * Builds f(x) (its value, plus an optional int64 side output), differentiates <seed, f> w.r.t.
  * x, runs it, returns the value, the gradient and the side output.
  */
-async function run (dtype: FloatDType, f: (x: Value) => Value | [Value, Value], x: number[], shape: number[], seed?: number[], seedShape?: number[]): Promise<{ out: number[], gx: number[], extra: number[] }> {
+async function run (
+  dtype: FloatDType,
+  f: (x: Value) => Value | [Value, Value],
+  x: number[],
+  shape: number[],
+  seed?: number[],
+  seedShape?: number[]
+): Promise<{ out: number[], gx: number[], extra: number[] }> {
   const G = new Graph('test', dtype)
   const X = G.input('x', dtype, shape.map(d => (d === 1 ? 1 : 'n')), true)
   const res = f(X)
@@ -23,7 +30,10 @@ async function run (dtype: FloatDType, f: (x: Value) => Value | [Value, Value], 
   const s = await ort.InferenceSession.create(G.toModel())
   const Arr = dtype === 'float32' ? Float32Array : Float64Array
   const ones = Array.from({ length: x.length }, () => 1)
-  const r = await s.run({ x: new ort.Tensor(dtype, Arr.from(x), shape), seed: new ort.Tensor(dtype, Arr.from(seed ?? ones), seedShape ?? (seed === undefined ? shape : [seed.length])) })
+  const r = await s.run({
+    x: new ort.Tensor(dtype, Arr.from(x), shape),
+    seed: new ort.Tensor(dtype, Arr.from(seed ?? ones), seedShape ?? (seed === undefined ? shape : [seed.length]))
+  })
   await s.release()
   const nums = (v: ort.Tensor | undefined): number[] => (v === undefined ? [] : Array.from(v.data as ArrayLike<number | bigint>, Number))
   return { out: nums(r.out), gx: nums(r.gx), extra: nums(r.extra) }

@@ -24,7 +24,14 @@ t.test('GET /loss lists every loss of the contract with arguments, options, defa
   const app = await build(t)
   const r = await app.inject('/loss')
   t.equal(r.statusCode, 200)
-  const losses = r.json().losses as Array<{ name: string, reference: string, args: Array<{ name: string, grad: boolean }>, options: Record<string, { default?: unknown }>, reductions: string[], example: Record<string, unknown> }>
+  const losses = r.json().losses as Array<{
+    name: string
+    reference: string
+    args: Array<{ name: string, grad: boolean }>
+    options: Record<string, { default?: unknown }>
+    reductions: string[]
+    example: Record<string, unknown>
+  }>
   t.same(losses.map(l => l.name).sort(), [...CATALOG].sort())
   for (const l of losses) {
     t.ok(l.reference.length > 0, `${l.name} names its reference`)

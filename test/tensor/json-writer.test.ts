@@ -96,7 +96,7 @@ t.test('float32 and float64 written as encodeTensor writes them, over bit patter
   for (let i = 0; i < bits.length; i++) bits[i] = Math.floor(rnd() * 2 ** 32)
   // neighbours of powers of ten and of two, integers, tiny and huge values
   const special: number[] = []
-  for (let e = -330; e <= 310; e++) for (const f of [1, 1 + 2 ** -52, 1 - 2 ** -53, 0.5, 5, 9.999999999999999]) special.push(f * Number(`1e${e}`))
+  for (let e = -330; e <= 310; e++) for (const f of [1, 1 + 2 ** -52, 1 - 2 ** -53, 0.5, 5, Number('9.999999999999999')]) special.push(f * Number(`1e${e}`))
   for (let e = -1074; e <= 1023; e++) special.push(2 ** e, -(2 ** e) * 3)
   for (let i = 0; i < 1000; i++) special.push(i, -i * 1e6, 2 ** 53 - i, 1e21 - i * 1e6, 1e-7 * (1 + i / 1000))
   const f64 = Float64Array.from([...new Float64Array(bits.buffer), ...special])
