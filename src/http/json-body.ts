@@ -1,5 +1,6 @@
 import { type FastifyInstance, type FastifyRequest } from 'fastify'
 import { readBody, readJson } from '../tensor/json-reader'
+import { addBufferParser } from './raw-body'
 
 /**
  * What a route may declare in its `config`: the top-level body keys that hold a tensor, and
@@ -22,13 +23,8 @@ export function parseJsonBody (bytes: Buffer): unknown {
  */
 export function jsonBodyParser (app: FastifyInstance): void {
   app.removeContentTypeParser('application/json')
-  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request: FastifyRequest, bytes: string | Buffer, done: (err: Error | null, body?: unknown) => void) => {
-    try {
-      const config = request.routeOptions.config as TensorRouteConfig | undefined
-      const buf = typeof bytes === 'string' ? Buffer.from(bytes) : bytes
-      done(null, config?.tensorKeys === undefined ? readJson(buf) : readBody(buf, config.tensorKeys, config.tensorMaps))
-    } catch (err) {
-      done(err as Error)
-    }
+  addBufferParser(app, 'application/json', (request: FastifyRequest, bytes: Buffer) => {
+    const config = request.routeOptions.config as TensorRouteConfig | undefined
+    return config?.tensorKeys === undefined ? readJson(bytes) : readBody(bytes, config.tensorKeys, config.tensorMaps)
   })
 }

@@ -1,5 +1,5 @@
 import type * as ort from 'onnxruntime-node'
-import { type TensorData } from '../tensor/tensor'
+import { isOwnMemory, ownMemory, type TensorData } from '../tensor/tensor'
 
 /** A kernel input or output as plain data: what crosses to a worker thread and back. */
 export interface KernelTensor {
@@ -59,16 +59,16 @@ export function tensorBytes (tensors: KernelTensors): number {
 }
 
 /**
- * The buffers that may move to another thread instead of being copied: ArrayBuffers that an
- * array spans whole (a view into a larger buffer, such as a request body, is copied, so that
- * nothing else that buffer holds is taken away), each once. SharedArrayBuffers are shared
- * as they are.
+ * The buffers that may move to another thread instead of being copied, each once: ArrayBuffers
+ * that an array spans whole, and those a view lies in when the buffer holds one request's data
+ * only (`ownMemory`: a binary body whose tensors are views into it). Any other view is copied,
+ * so that nothing else its buffer holds is taken away. SharedArrayBuffers are shared as they are.
  */
 export function movable (tensors: KernelTensors): ArrayBuffer[] {
   const out = new Set<ArrayBuffer>()
   for (const t of Object.values(tensors)) {
     const b = t.data.buffer
-    if (b instanceof ArrayBuffer && t.data.byteOffset === 0 && t.data.byteLength === b.byteLength) out.add(b)
+    if (b instanceof ArrayBuffer && ((t.data.byteOffset === 0 && t.data.byteLength === b.byteLength) || isOwnMemory(b))) out.add(b)
   }
   return [...out]
 }
@@ -88,6 +88,7 @@ export function restore (tensors: KernelTensors, returned: KernelTensors): void 
   for (const [name, t] of Object.entries(tensors)) {
     const back = returned[name]
     if (back === undefined || back.data === t.data) continue
+    if (isOwnMemory(t.data.buffer) && back.data.buffer instanceof ArrayBuffer) ownMemory(back.data.buffer)
     t.data = back.data
     if (t.source !== undefined) t.source.data = back.data
   }

@@ -8,6 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads'
 import { SessionCache, type SessionSettings } from './session-cache'
 import { toOrt } from './executor'
 import { fromOrt, type KernelTensors, movable } from './tensors'
+import { ownMemory } from '../tensor/tensor'
 
 /**
  * A kernel to run. `wide`: on the session with more intra-op threads (a large call while the
@@ -19,7 +20,10 @@ export interface WorkerRequest { id: number, key: string, model?: Uint8Array, fe
 export interface WorkerStats { sessions: number, heapUsedBytes: number, heapTotalBytes: number, externalBytes: number }
 
 /** The answer to a request, with the inputs it hands back and the worker's stats. */
-export type WorkerReply = ({ id: number, ok: true, outputs: KernelTensors } | { id: number, ok: false, missingModel: boolean, message: string }) & { inputs?: KernelTensors, stats?: WorkerStats }
+export type WorkerReply = (
+  | { id: number, ok: true, outputs: KernelTensors }
+  | { id: number, ok: false, missingModel: boolean, message: string }
+) & { inputs?: KernelTensors, stats?: WorkerStats }
 
 /** What a worker is started with: the sessions' settings, and the wide sessions' (absent: none). */
 export interface WorkerData { settings: SessionSettings, capacity: number, wide?: { settings: SessionSettings, capacity: number } }
@@ -44,7 +48,11 @@ parentPort?.postMessage('ready')
 async function handle ({ id, key, model, feeds, wide, handBack = [] }: WorkerRequest): Promise<void> {
   const cache = wide === true && wideSessions !== undefined ? wideSessions : sessions
   const inputs: KernelTensors = {}
-  for (const name of handBack) inputs[name] = feeds[name]
+  for (const name of handBack) {
+    inputs[name] = feeds[name]
+    // it came here whole (moved), views and all: it goes back the same way
+    if (feeds[name].data.buffer instanceof ArrayBuffer) ownMemory(feeds[name].data.buffer)
+  }
   const answer = (reply: WorkerReply, outputs: KernelTensors = {}): void => {
     reply.inputs = inputs
     reply.stats = stats()

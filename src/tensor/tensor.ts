@@ -64,3 +64,20 @@ export function broadcastShapes (...shapes: ReadonlyArray<readonly number[]>): n
 export function at (data: TensorData, i: number): number {
   return typeof data[i] === 'bigint' ? Number(data[i]) : (data[i] as number)
 }
+
+/**
+ * ArrayBuffers that hold nothing but one request's data (a body read into memory of its own):
+ * a tensor that is a view into one of them may take the whole buffer with it to another
+ * thread. Any other buffer (Node's shared pool behind small Buffers) is never moved for a view.
+ */
+const OWN_MEMORY = new WeakSet<ArrayBuffer>()
+
+/** Marks `memory` as holding one request's data only (see `isOwnMemory`). */
+export function ownMemory (memory: ArrayBuffer): void {
+  OWN_MEMORY.add(memory)
+}
+
+/** Whether `memory` was marked by `ownMemory`. */
+export function isOwnMemory (memory: ArrayBufferLike): boolean {
+  return memory instanceof ArrayBuffer && OWN_MEMORY.has(memory)
+}
