@@ -63,7 +63,8 @@ export class SessionCache {
       ...(this.settings.spin === false ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {})
     })
     entry = { session, running: 0, evicted: false }
-    session.catch(() => this.entries.delete(key)) // a failed build is retried next time
+    // a failed build is retried next time; by then an evicted entry's key may hold a newer one
+    session.catch(() => { if (this.entries.get(key) === entry) this.entries.delete(key) })
     this.entries.set(key, entry)
     while (this.entries.size > this.capacity) {
       const [oldKey, old] = this.entries.entries().next().value as [string, Entry]
