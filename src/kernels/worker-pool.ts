@@ -71,10 +71,11 @@ const ATTEMPTS = 2
  * if it has evicted the session).
  *
  * Inputs move to the worker as transferred buffers, not copies (`movable`: arrays spanning an
- * ArrayBuffer of their own; views into a larger buffer are copied, SharedArrayBuffers shared),
- * and the worker hands them back with its answer, so that the caller's feeds (and the request
- * arguments they lend) are whole again for a retry: a failed batch rerun member by member, or
- * a resend with the model. Outputs come back transferred too. A worker that dies keeps the
+ * ArrayBuffer of their own, and views into a buffer that holds one request only; any other view
+ * is copied, SharedArrayBuffers are shared). When the run fails, the worker hands them back
+ * with its answer, so that the caller's feeds (and the request arguments they lend) are whole
+ * again for a retry: a failed batch rerun member by member, or a resend with the model. After
+ * a success they stay behind: nothing reads them again. Outputs come back transferred. A worker that dies keeps the
  * buffers it was given: the run is retried on feeds made anew (`RunOptions.rebuild`), unless
  * they held a request's own arrays, which are gone (503 WORKER_FAILED: the client retries).
  *

@@ -1,6 +1,6 @@
 /**
  * A kernel worker thread: its own ONNX sessions, fed plain tensors by the pool in
- * worker-pool.ts (moved to it, not copied, and handed back with the answer), so that kernels
+ * worker-pool.ts (moved to it, not copied, and handed back when the run fails), so that kernels
  * never block the HTTP event loop.
  */
 import { getHeapStatistics } from 'node:v8'
@@ -12,7 +12,7 @@ import { ownMemory } from '../tensor/tensor'
 
 /**
  * A kernel to run. `wide`: on the session with more intra-op threads (a large call while the
- * pool is otherwise idle). `handBack`: the feeds moved here, to be moved back with the answer.
+ * pool is otherwise idle). `handBack`: the feeds moved here, to be moved back if the run fails.
  */
 export interface WorkerRequest { id: number, key: string, model?: Uint8Array, feeds: KernelTensors, wide?: boolean, handBack?: string[] }
 
@@ -53,10 +53,14 @@ async function handle ({ id, key, model, feeds, wide, handBack = [] }: WorkerReq
     // it came here whole (moved), views and all: it goes back the same way
     if (feeds[name].data.buffer instanceof ArrayBuffer) ownMemory(feeds[name].data.buffer)
   }
+  // inputs go back only with a failure, which the pool may retry; after a success nothing
+  // reads them, and sending them back would hand the event loop's heap a new allocation of
+  // their size (for a large body, a garbage collection per request)
   const answer = (reply: WorkerReply, outputs: KernelTensors = {}): void => {
-    reply.inputs = inputs
+    const back = reply.ok ? {} : inputs
+    reply.inputs = back
     reply.stats = stats()
-    parentPort?.postMessage(reply, [...new Set([...movable(outputs), ...movable(inputs)])])
+    parentPort?.postMessage(reply, [...new Set([...movable(outputs), ...movable(back)])])
   }
   if (model === undefined && !cache.has(key)) {
     answer({ id, ok: false, missingModel: true, message: 'model needed' })

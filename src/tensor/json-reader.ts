@@ -69,6 +69,9 @@ const ELEMENT_BYTES: Record<WireDType, number> = { float32: 4, float64: 8, int32
 
 const ESCAPES: Record<number, string> = { 0x22: '"', 0x5c: '\\', 0x2f: '/', 0x62: '\b', 0x66: '\f', 0x6e: '\n', 0x72: '\r', 0x74: '\t' }
 
+/** Characters of base64 text decoded per step: a multiple of 4 (pieces decode apart), short of V8's large objects. */
+const BASE64_PIECE = 64 * 1024
+
 /** First capacity of a tensor's element buffer; it doubles as needed. */
 const FIRST_CAPACITY = 1024
 
@@ -394,13 +397,20 @@ class Reader {
   private base64 (dtype: WireDType, n: number, start: number, end: number): TensorData | undefined {
     const want = n * ELEMENT_BYTES[dtype]
     if (end - start !== 4 * Math.ceil(want / 3)) return undefined
-    // the bytes carry no escape; any byte outside the base64 alphabets (a non-ASCII one, a
-    // control character) is skipped by Node's decoder and leaves it short of `want`
-    const text = this.b.latin1Slice(start, end)
-    if (Buffer.byteLength(text, 'base64') !== want) return undefined
     // memory of its own (not the pool's), uninitialised: every byte is written below
     const target = Buffer.allocUnsafeSlow(want)
-    if (target.write(text, 0, want, 'base64') !== want) return undefined
+    // Node decodes base64 from a string only: the text is taken a piece at a time, so that each
+    // piece is a short-lived young string and not one the size of the tensor, whose collection
+    // would cost a full garbage collection. The bytes carry no escape; a byte outside the base64
+    // alphabets (a non-ASCII one, a control character), or padding before the end, stops or is
+    // skipped by Node's decoder and leaves a piece short of its bytes.
+    let at = 0
+    for (let p = start; p < end; p += BASE64_PIECE) {
+      const piece = this.b.latin1Slice(p, Math.min(end, p + BASE64_PIECE))
+      const bytes = p + BASE64_PIECE < end ? (BASE64_PIECE / 4) * 3 : want - at
+      if (target.write(piece, at, bytes, 'base64') !== bytes) return undefined
+      at += bytes
+    }
     const memory = target.buffer
     switch (dtype) {
       case 'float32': return new Float32Array(memory)

@@ -401,3 +401,19 @@ t.test('a tensor map: each entry decoded as a tensor argument is, its errors nam
   const deep = `{"tensors": {"a": ${'['.repeat(MAX_JSON_DEPTH)}1${']'.repeat(MAX_JSON_DEPTH)}}}`
   t.match(err(deep).code, /INVALID_(JSON|TENSOR)/, 'nesting past the bound is refused, not recursed into')
 })
+
+t.test('base64 past one decoding piece: exact bytes, and a bad character in a later piece refused as decodeTensor refuses it', async t => {
+  const n = 20001 // 80004 bytes: 106672 characters, two pieces, padded
+  const values = Float32Array.from({ length: n }, (_, i) => Math.sin(i) * 1e3)
+  const text = Buffer.from(values.buffer).toString('base64')
+  const body = (data: string): string => `{"input": {"dtype": "float32", "shape": [${n}], "data": "${data}"}}`
+  const got = readBody(Buffer.from(body(text)), new Set(['input'])).input as DecodedTensor
+  t.same(Buffer.from(got.data.buffer), Buffer.from(values.buffer), 'bit for bit')
+  for (const at of [70000, text.length - 3]) {
+    const bad = text.slice(0, at) + '*' + text.slice(at + 1)
+    const want = (() => { try { decodeTensor('input', JSON.parse(body(bad)).input); return 'decoded' } catch (err) { return (err as LosshubError).code + ': ' + (err as LosshubError).message } })()
+    const seen = (() => { try { readBody(Buffer.from(body(bad)), new Set(['input'])); return 'decoded' } catch (err) { return (err as LosshubError).code + ': ' + (err as LosshubError).message } })()
+    t.equal(seen, want, `a '*' at character ${at}`)
+    t.match(seen, /^INVALID_TENSOR/)
+  }
+})
