@@ -75,10 +75,20 @@ const BASE64_PIECE = 64 * 1024
 /** First capacity of a tensor's element buffer; it doubles as needed. */
 const FIRST_CAPACITY = 1024
 
+/**
+ * Largest element buffer kept from one body to the next (8 MiB). Reading into the same warm
+ * memory each time leaves one allocation per tensor, of its exact size, instead of a chain of
+ * doublings for the garbage collector; a larger tensor grows a buffer of its own.
+ */
+const KEPT_CAPACITY = 1 << 20
+
+/** The element buffer bodies are read into, kept between them (parsing is synchronous). */
+let kept = new Float64Array(FIRST_CAPACITY)
+
 class Reader {
   pos = 0
   /** Element buffer of the tensor being read (grown by doubling) and its element count. */
-  private data = new Float64Array(FIRST_CAPACITY)
+  private data = kept
   private count = 0
   /** The value of the exponent part `exponent` read last. */
   private exp10 = 0
@@ -288,6 +298,7 @@ class Reader {
         const grown = new Float64Array(2 * k)
         grown.set(data)
         this.data = data = grown
+        if (grown.length <= KEPT_CAPACITY) kept = grown
       }
       data[k++] = v
       p = this.pos
@@ -303,11 +314,11 @@ class Reader {
     }
   }
 
-  /** The elements read, in an array of exactly their number. */
+  /** The elements read, in an array of exactly their number (a copy: the buffer is read into again). */
   private take (): Float64Array {
     const data = this.data
-    this.data = new Float64Array(FIRST_CAPACITY)
-    return this.count === data.length ? data : data.slice(0, this.count)
+    this.data = kept
+    return data.slice(0, this.count)
   }
 
   /** `"NaN"`, `"Infinity"` or `"-Infinity"` at p (no escapes), as a number; undefined otherwise. */

@@ -1,5 +1,5 @@
 /**
- * The shape of each loss's answer, written from API.md and PyTorch's documentation (not from
+ * The shape of each loss's answer, written from the contract (docs/losses.md) and PyTorch's documentation (not from
  * the losses' own checks): a reduced loss is 0-d; `reduction: "none"` gives the per-element or
  * per-sample shape below.
  */

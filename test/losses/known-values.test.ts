@@ -43,7 +43,7 @@ t.test('known PyTorch values', async t => {
   }
 })
 
-t.test('the API.md example: cross_entropy with grad', async t => {
+t.test('the README example: cross_entropy with grad', async t => {
   const app = await build(t)
   const r = await postLoss(app, 'cross_entropy', { ...ce, grad: true })
   t.equal(mismatch([r.body.loss], [0.5224], 0, 5e-5), undefined)

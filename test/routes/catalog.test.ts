@@ -1,7 +1,7 @@
 import t from 'tap'
 import { build } from '../helpers/app'
 
-// Every name of the API.md catalog, typed out here as the independent expectation.
+// Every name of the catalog (docs/losses.md), typed out here as the independent expectation.
 const CATALOG = [
   'mse', 'l1', 'smooth_l1', 'huber', 'poisson_nll', 'gaussian_nll', 'log_cosh',
   'cross_entropy', 'nll', 'bce', 'bce_with_logits', 'balanced_bce', 'sigmoid_focal', 'softmax_focal', 'kl_div',
@@ -11,7 +11,7 @@ const CATALOG = [
   'ctc', 'lovasz_softmax', 'lovasz_hinge', 'dice', 'jaccard', 'tversky'
 ]
 
-// A sample of API.md's stated defaults.
+// A sample of the catalog's stated defaults.
 const DEFAULTS: Array<[string, string, unknown]> = [
   ['smooth_l1', 'beta', 1.0], ['huber', 'delta', 1.0], ['poisson_nll', 'log_input', true], ['poisson_nll', 'eps', 1e-8],
   ['gaussian_nll', 'eps', 1e-6], ['cross_entropy', 'ignore_index', -100], ['cross_entropy', 'label_smoothing', 0.0],

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { build, postLoss } from '../helpers/app'
 
-// Each 4xx path of API.md: its status, code, and a message naming the argument at fault.
+// Each 4xx path of the contract (docs/losses.md, docs/errors.md): its status, code, and a message naming the argument at fault.
 t.test('bad requests get a coded 4xx naming the argument, and change nothing', async t => {
   const app = await build(t, { bodyLimitMb: 0.01 })
   const ce = { input: [[1, 2], [1, 3], [1, 3]], target: [0, 1, 1] }

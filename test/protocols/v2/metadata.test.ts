@@ -17,7 +17,7 @@ t.test('model metadata: the loss\'s arguments as inputs, loss and gradients as o
   const app = await build(t, NO_SHEDDING)
   const r = await app.inject('/v2/models/cross_entropy')
   t.equal(r.statusCode, 200)
-  // API.md: input [N,C] logits, target class indices [N], weight [C]?; grad w.r.t. input
+  // docs/losses.md: input [N,C] logits, target class indices [N], weight [C]?; grad w.r.t. input
   t.same(r.json(), {
     name: 'cross_entropy',
     versions: ['1'],
@@ -33,7 +33,7 @@ t.test('model metadata: the loss\'s arguments as inputs, loss and gradients as o
   const versioned = await app.inject('/v2/models/cross_entropy/versions/1')
   t.same(versioned.json(), r.json())
 
-  // gaussian_nll: gradients w.r.t. input and var (API.md); ctc: class-index arguments are INT64
+  // gaussian_nll: gradients w.r.t. input and var (docs/losses.md); ctc: class-index arguments are INT64
   const g = (await app.inject('/v2/models/gaussian_nll')).json()
   t.same(g.outputs.map((o: { name: string }) => o.name), ['loss', 'grad_input', 'grad_var'])
   const ctc = (await app.inject('/v2/models/ctc')).json()
