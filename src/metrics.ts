@@ -1,6 +1,7 @@
 import client from 'prom-client'
 import { type BatchObserver } from './batching/batcher'
 import { type KernelMetricsSource, registerKernelMetrics } from './kernels/kernel-metrics'
+import { KEPT_BODY_BYTES, keptMemoryBytes } from './http/body-memory'
 
 /**
  * The front door a loss evaluation came through: `loss` (POST /loss/{name}), `v2` (the Open
@@ -37,6 +38,13 @@ export function createMetrics (queueDepth: () => number, kernels?: KernelMetrics
   const kernelRun = new client.Histogram({ name: 'losshub_onnx_run_duration_seconds', help: 'Duration of one ONNX Runtime kernel run (one batch), by loss.', labelNames: ['loss'] as const, buckets: LATENCY_BUCKETS, registers: [registry] })
   // eslint-disable-next-line no-new
   new client.Gauge({ name: 'losshub_queue_depth', help: 'Requests waiting in the batcher.', registers: [registry], collect () { this.set(queueDepth()) } })
+  // eslint-disable-next-line no-new
+  new client.Gauge({
+    name: 'losshub_body_memory_kept_bytes',
+    help: `Memory of parsed request bodies kept for the next ones (at most ${KEPT_BODY_BYTES} bytes).`,
+    registers: [registry],
+    collect () { this.set(keptMemoryBytes()) }
+  })
   return {
     registry,
     requests,

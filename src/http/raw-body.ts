@@ -1,5 +1,6 @@
 import { type FastifyInstance, type FastifyRequest, errorCodes } from 'fastify'
 import { ownMemory } from '../tensor/tensor'
+import { giveMemory, takeMemory } from './body-memory'
 
 /**
  * Turns a request's raw body into its parsed value (throwing a coded error when it cannot).
@@ -13,27 +14,37 @@ export type BodyParser = (request: FastifyRequest, body: Buffer) => unknown
  */
 export type BodyLead = (request: FastifyRequest) => number
 
+/** Whether the value parsed from a request's body may hold views into the body's memory. */
+export type KeepsBody = (request: FastifyRequest) => boolean
+
 /**
  * Installs `parse` for the content types `types` on `app`, in place of Fastify's buffer
  * collection: the body is read once, straight into one buffer of its declared length (no
  * chunk list, no concatenated copy), `lead` bytes into its memory. The body limit and the
- * errors are Fastify's own (413 over the limit, 400 for a length that does not match).
+ * errors are Fastify's own (413 over the limit, 400 for a length that does not match). Unless
+ * `keepsBody` says the parsed value may hold views into it, the memory is reused for a later
+ * body once parsed (src/http/body-memory.ts).
  */
-export function addBufferParser (app: FastifyInstance, types: string | string[], parse: BodyParser, lead: BodyLead = () => 0): void {
+export function addBufferParser (app: FastifyInstance, types: string | string[], parse: BodyParser, lead: BodyLead = () => 0, keepsBody: KeepsBody = () => false): void {
   app.addContentTypeParser(types, (request: FastifyRequest, payload: NodeJS.ReadableStream, done: (err: Error | null, body?: unknown) => void) => {
     readBody(request, payload, lead(request), (err, body) => {
       if (err !== null) return done(err)
+      const bytes = body as Buffer
+      let value: unknown
       try {
-        done(null, parse(request, body as Buffer))
+        value = parse(request, bytes)
       } catch (error) {
-        done(error as Error)
+        giveMemory(bytes.buffer as ArrayBuffer)
+        return done(error as Error)
       }
+      if (!keepsBody(request)) giveMemory(bytes.buffer as ArrayBuffer)
+      done(null, value)
     })
   })
 }
 
 /**
- * Reads a body of at most the route's body limit into fresh memory, `lead` bytes in: into one
+ * Reads a body of at most the route's body limit into memory of its own, `lead` bytes in: into one
  * buffer of the Content-Length when there is one, else into chunks joined at the end.
  */
 function readBody (request: FastifyRequest, payload: NodeJS.ReadableStream, lead: number, done: (err: Error | null, body?: Buffer) => void): void {
@@ -42,8 +53,8 @@ function readBody (request: FastifyRequest, payload: NodeJS.ReadableStream, lead
   if (declared > limit) return done(new errorCodes.FST_ERR_CTP_BODY_TOO_LARGE())
   const known = Number.isSafeInteger(declared) && declared >= 0
   // exactly the declared length, uninitialised: every byte is written before the body is used
-  const memory = known ? Buffer.allocUnsafeSlow(lead + declared) : undefined
-  if (memory !== undefined) ownMemory(memory.buffer)
+  const memory = known ? Buffer.from(takeMemory(lead + declared), 0, lead + declared) : undefined
+  if (memory !== undefined) ownMemory(memory.buffer as ArrayBuffer)
   const chunks: Buffer[] = []
   let received = 0
 
@@ -70,8 +81,8 @@ function readBody (request: FastifyRequest, payload: NodeJS.ReadableStream, lead
     }
     if (known && received !== declared) return done(new errorCodes.FST_ERR_CTP_INVALID_CONTENT_LENGTH())
     if (memory !== undefined) return done(null, memory.subarray(lead))
-    const joined = Buffer.allocUnsafeSlow(lead + received)
-    ownMemory(joined.buffer)
+    const joined = Buffer.from(takeMemory(lead + received), 0, lead + received)
+    ownMemory(joined.buffer as ArrayBuffer)
     let at = lead
     for (const c of chunks) at += c.copy(joined, at)
     done(null, joined.subarray(lead))

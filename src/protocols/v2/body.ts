@@ -51,6 +51,8 @@ export function v2BodyParser (app: FastifyInstance): void {
     const n = Number(request.headers[HEADER_LENGTH])
     return Number.isSafeInteger(n) && n >= 0 ? (8 - n % 8) % 8 : 0
   }
-  addBufferParser(app, ['application/json', 'application/octet-stream'], parser, lead)
-  addBufferParser(app, '*', parser, lead)
+  // the binary form's tensors are views into the body: its memory goes with them
+  const keepsBody = (request: FastifyRequest): boolean => request.headers[HEADER_LENGTH] !== undefined
+  addBufferParser(app, ['application/json', 'application/octet-stream'], parser, lead, keepsBody)
+  addBufferParser(app, '*', parser, lead, keepsBody)
 }
