@@ -1,16 +1,10 @@
 import t from 'tap'
 import { batchFeeds, batchPlan, splitOutputs } from '../../src/kernels/batch'
 import { buildFeeds } from '../../src/kernels/kernel'
-import { prepare } from '../../src/kernels/prepare'
-import { LOSSES, REGISTRY } from '../../src/losses'
+import { preparedCall } from '../helpers/calls'
+import { LOSSES } from '../../src/losses'
 
-const call = (name: string, body: Record<string, unknown>): ReturnType<typeof prepare> => {
-  const def = REGISTRY.get(name)
-  if (def === undefined) throw new Error(name)
-  const defaults: Record<string, unknown> = { reduction: 'mean', grad: false }
-  for (const [k, s] of Object.entries(def.options)) if ('default' in s) defaults[k] = (s as { default: unknown }).default
-  return prepare(def, { ...defaults, ...body })
-}
+const call = preparedCall
 
 t.test('requests batch together when their kernel, trailing dims and shared arguments agree', async t => {
   const a = batchPlan(call('mse', { input: [[1, 2], [3, 4]], target: [[0, 0], [0, 0]] }))

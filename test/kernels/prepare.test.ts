@@ -1,16 +1,8 @@
 import t from 'tap'
 import { kernelKey } from '../../src/kernels/kernel'
-import { prepare } from '../../src/kernels/prepare'
-import { REGISTRY } from '../../src/losses'
+import { preparedCall } from '../helpers/calls'
 
-/** Prepares a body of the named loss with its options' defaults filled in (as the route's validation does). */
-const call = (name: string, body: Record<string, unknown>): ReturnType<typeof prepare> => {
-  const def = REGISTRY.get(name)
-  if (def === undefined) throw new Error(name)
-  const defaults: Record<string, unknown> = { reduction: 'mean', grad: false }
-  for (const [k, s] of Object.entries(def.options)) if ('default' in s) defaults[k] = (s as { default: unknown }).default
-  return prepare(def, { ...defaults, ...body })
-}
+const call = preparedCall
 
 const input = [[1, 2, 3], [4, 5, 6]]
 const zeros = [[0, 0, 0], [0, 0, 0]]
