@@ -25,21 +25,13 @@ export function modelMetadata (def: LossDef): V2ModelMetadataJson {
     const kind = arg?.kind ?? (decl.kind === 'index' ? 'index' : 'float')
     return { name: decl.name, datatype: kind === 'index' ? 'INT64' : 'FP32', shape: arg === undefined ? [-1] : variable(arg.shape.length) }
   })
-  inputs.push({ name: 'grad_output', datatype: 'FP32', shape: variable(unreducedRank(def)) })
+  // the unreduced loss's rank, where `none` is allowed at all
+  const unreducedRank = def.reductions.includes('none') ? example.unreducedShape.length : 0
+  inputs.push({ name: 'grad_output', datatype: 'FP32', shape: variable(unreducedRank) })
   const outputs: V2MetadataTensorJson[] = [{ name: 'loss', datatype: 'FP32', shape: [] }]
   for (const decl of def.args) {
     const arg = example.args[decl.name]
     if (decl.grad === true) outputs.push({ name: `grad_${decl.name}`, datatype: 'FP32', shape: arg === undefined ? [-1] : variable(arg.shape.length) })
   }
   return { name: def.name, versions: ['1'], platform: PLATFORM, inputs, outputs }
-}
-
-/** The rank of the example's loss under reduction `none`; 0 where the example's options do not allow it. */
-function unreducedRank (def: LossDef): number {
-  if (!def.reductions.includes('none')) return 0
-  try {
-    return prepare(def, { ...exampleBody(def), reduction: 'none' }).lossShape.length
-  } catch {
-    return 0 // e.g. lovasz_softmax allows `none` only with per_image: true
-  }
 }
