@@ -25,6 +25,9 @@ export function batchPlan (call: PreparedCall): BatchPlan | undefined {
   const hash = createHash('sha1')
   hash.update(kernelKey(call, true))
   hash.update(JSON.stringify(sharedOptions(call)))
+  // numeric values every member shares (a composite's weights and its terms' options, which its
+  // own options do not list), each exactly
+  if (call.def.perRowOptions === undefined) for (const [name, p] of Object.entries(call.numeric)) hash.update(`${name}=${Object.is(p.value, -0) ? '-0' : String(p.value)};`)
   for (const [name, a] of Object.entries(call.args)) {
     if (present.includes(name)) hash.update(`${name}:${a.shape.slice(1).join(',')};`)
     else {
@@ -147,7 +150,8 @@ export function splitOutputs (calls: readonly PreparedCall[], out: KernelTensors
     const n = rowsOf(c)
     const mine: KernelTensors = {}
     for (const [name, t] of Object.entries(out)) {
-      if (name === 'loss' && c.opts.reduction !== 'none') mine.loss = { ...sliceRows(t, r, r + 1), dims: [] }
+      const perRequest = (name === 'loss' && c.opts.reduction !== 'none') || c.def.requestOutputs?.includes(name) === true
+      if (perRequest) mine[name] = { ...sliceRows(t, r, r + 1), dims: [] }
       else mine[name] = sliceRows(t, row, row + n)
     }
     row += n

@@ -6,6 +6,7 @@ import { type FloatDType, type Graph, type Value } from '../onnx/graph'
 import { add, mul } from '../onnx/ops'
 import { type TensorForm } from '../tensor/tensor'
 import { kernelKey } from './kernel'
+import { batchPlan, rowsOf } from './batch'
 import { type Cost, type PreparedCall, prepare } from './prepare'
 
 /** One term of a `POST /losses` body (schema-checked: schemas/composite.ts). */
@@ -42,8 +43,9 @@ export interface CompositeCall {
   /**
    * One PreparedCall for the whole composite, so that the batcher and the kernel builder take
    * it as they take a single loss: its `def` declares the graph inputs (one per tensor and
-   * kind) and its forward composes the terms' forwards into the weighted total. It never
-   * batches with other requests (its def declares no batch arguments).
+   * kind) and its forward composes the terms' forwards into the weighted total. It batches
+   * with composites of the same structure, weights and option values when every term would
+   * batch alone (`batchInputs`); its term values are then one per request (`requestOutputs`).
    */
   call: PreparedCall
   terms: PreparedTerm[]
@@ -173,13 +175,44 @@ function kernelCall (terms: PreparedTerm[], inputs: GraphInput[], grad: boolean,
     structural: () => ({ terms: structure }),
     forward: (G, x) => weightedTotal(G, x, terms)
   }
+  const batch = batchInputs(terms, inputs)
+  if (batch !== undefined) {
+    // each term keeps its rows apart on its own (batchPlan), so the composite does too: its
+    // batch inputs may have any rank, as each term lines up its own arguments
+    def.batch = batch
+    def.rowAligned = batch
+    def.requestOutputs = terms.map((_, i) => termOutput(i))
+  }
   const cost: Cost = {
     elements: Math.max(...terms.map(t => t.call.cost.elements)),
     steps: terms.reduce((n, t) => n + t.call.cost.steps, 0),
     bytes: inputs.reduce((n, i) => n + i.arg.data.byteLength, 0)
   }
   const opts = { reduction: 'sum' } as PreparedCall['opts']
-  return { def, opts, structural: structuralOptions(def, opts), dtype, args, numeric, grad, lossShape: [], unreducedShape: [], form, cost }
+  // batched, the total is one value per request: its rows are the requests' rows
+  const unreducedShape = batch === undefined ? [] : [rowsOf(terms[0].call)]
+  return { def, opts, structural: structuralOptions(def, opts), dtype, args, numeric, grad, lossShape: [], unreducedShape, form, cost }
+}
+
+/**
+ * The graph inputs a composite batches along axis 0, first the one whose rows lead; undefined
+ * when it must run alone. It batches when every term would batch alone (each keeps its rows
+ * apart: batchPlan), reduces to one value (a `none` term has rows of its own), and has the same
+ * rows, and when every tensor is either a batch argument in every term that uses it or in none.
+ */
+function batchInputs (terms: readonly PreparedTerm[], inputs: readonly GraphInput[]): string[] | undefined {
+  const rows = rowsOf(terms[0].call)
+  const batched = new Set<string>()
+  const shared = new Set<string>()
+  for (const t of terms) {
+    if (t.call.opts.reduction === 'none' || batchPlan(t.call) === undefined || rowsOf(t.call) !== rows) return undefined
+    for (const b of t.bindings) (t.call.def.batch?.includes(b.arg) === true ? batched : shared).add(b.input)
+  }
+  if ([...batched].some(name => shared.has(name))) return undefined
+  // the rows come from the first term's leading batch argument
+  const lead = terms[0].bindings.find(b => b.arg === terms[0].call.def.batch?.[0])?.input
+  if (lead === undefined) return undefined
+  return [lead, ...inputs.map(i => i.name).filter(name => name !== lead && batched.has(name))]
 }
 
 /**

@@ -78,6 +78,11 @@ export interface LossDef<P extends TProperties = TProperties, D extends object =
    * the right, along the rows of the whole batch.
    */
   rowAligned?: readonly string[]
+  /**
+   * Outputs besides `loss` that a batched kernel gives one value per request (split per request
+   * like a reduced loss, not by rows): a composite's term values. Absent: none.
+   */
+  requestOutputs?: readonly string[]
   /** A request body that works: the catalog's and OpenAPI's example, and the start-up warm-up. */
   example: Record<string, unknown>
   /**
