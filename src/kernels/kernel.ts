@@ -95,7 +95,7 @@ export function gradOutput (call: PreparedCall): KernelTensor {
 /**
  * An argument converted to its kernel dtype (int64 indices, or the call's float type). When
  * it is already of that dtype, its own array is lent (`source`), not copied: the executor may
- * move it to a kernel worker and hand it back (src/kernels/worker-pool.ts).
+ * move it to a kernel worker, which hands it back if the run fails (src/kernels/worker-pool.ts).
  */
 export function argTensor (a: Arg, dtype: 'float32' | 'float64'): KernelTensor {
   const d: TensorData = a.data
