@@ -67,6 +67,21 @@ t.test('send: to a worker that has gone, or whose channel fails, is logged and n
 })
 
 /** Runs test/helpers/dying-workers.js; resolves with its log lines once `enough` says so (or it exits). */
+/** Calls `each` with every JSON line a process writes to `stream` (pino's output), as it arrives; other lines are skipped. */
+function onJsonLines (stream: NodeJS.ReadableStream | null, each: (line: any) => void): void {
+  let buffer = ''
+  stream?.on('data', (b: Buffer) => {
+    buffer += b.toString()
+    const parts = buffer.split('\n')
+    buffer = parts.pop() as string
+    for (const l of parts) {
+      let line: unknown
+      try { line = JSON.parse(l) } catch { continue }
+      each(line)
+    }
+  })
+}
+
 async function watchDyingCluster (enough: (lines: any[]) => boolean): Promise<{ child: ChildProcess, lines: any[], exited: Promise<number | null>, alive: boolean }> {
   const child = spawn(process.execPath, [path.join(__dirname, 'helpers', 'dying-workers.js')], { stdio: ['ignore', 'pipe', 'pipe'] })
   const exited = new Promise<number | null>(resolve => child.once('exit', code => resolve(code)))
@@ -74,12 +89,8 @@ async function watchDyingCluster (enough: (lines: any[]) => boolean): Promise<{ 
   let stderr = ''
   child.stderr?.on('data', (b: Buffer) => { stderr += b.toString() })
   await new Promise<void>(resolve => {
-    let buffer = ''
-    child.stdout?.on('data', (b: Buffer) => {
-      buffer += b.toString()
-      const parts = buffer.split('\n')
-      buffer = parts.pop() as string
-      lines.push(...parts.map(l => JSON.parse(l)))
+    onJsonLines(child.stdout, line => {
+      lines.push(line)
       if (enough(lines)) resolve()
     })
     void exited.then(() => resolve())
@@ -116,12 +127,8 @@ t.test('a worker that cannot listen (the port is taken) is restarted with growin
   const exited = new Promise<number | null>(resolve => child.once('exit', code => resolve(code)))
   const deaths: any[] = []
   await new Promise<void>(resolve => {
-    let buffer = ''
-    child.stdout?.on('data', (b: Buffer) => {
-      buffer += b.toString()
-      const parts = buffer.split('\n')
-      buffer = parts.pop() as string
-      for (const l of parts) if (l.includes('worker died')) deaths.push(JSON.parse(l))
+    onJsonLines(child.stdout, line => {
+      if (/worker died/.test(line.msg)) deaths.push(line)
       if (deaths.length >= 6) resolve()
     })
     void exited.then(() => resolve())

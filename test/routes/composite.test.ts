@@ -1,5 +1,3 @@
-import fs from 'node:fs'
-import path from 'node:path'
 import t from 'tap'
 import { type FastifyInstance } from 'fastify'
 import { CompositeRequest, CompositeResponse, MAX_TERMS } from '../../schemas/composite'
@@ -8,23 +6,15 @@ import { prepareComposite } from '../../src/kernels/composite'
 import { kernelKey } from '../../src/kernels/kernel'
 import { LOSSES } from '../../src/losses'
 import { build, postLoss } from '../helpers/app'
-import { type Flat, type Form, fromForm, mismatch, toForm, tolerance } from '../helpers/tensors'
+import { type Case, COMPOSITE_CASES, type Term } from '../helpers/composite-fixtures'
+import { type Form, fromForm, mismatch, toForm, tolerance } from '../helpers/tensors'
 
 /**
  * `POST /losses`: PyTorch fixtures (scripts/fixtures/composite.py) in every tensor form, the
  * total against the same terms sent one by one to `/loss/{name}`, and every error rule.
  */
-interface Term { loss: string, weight?: number, args: Record<string, string>, options?: Record<string, unknown>, name?: string }
-interface Case {
-  name: string
-  args: Record<string, Flat>
-  options: { terms: Term[] }
-  expected: { loss: Flat, grad: Record<string, Flat> }
-  term_values: Flat[]
-  forms?: Form[]
-}
 
-const cases = (JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'fixtures', 'composite.json'), 'utf8')) as { cases: Case[] }).cases
+const cases = COMPOSITE_CASES
 
 async function postLosses (app: FastifyInstance, body: unknown): Promise<{ status: number, body: any }> {
   const r = await app.inject({ method: 'POST', url: '/losses', payload: body as object })

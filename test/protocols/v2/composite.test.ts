@@ -13,23 +13,14 @@ import { LOSSES } from '../../../src/losses'
 import { v2Models } from '../../../src/protocols/v2/models'
 import { V2InferenceRequest } from '../../../schemas/v2'
 import { build } from '../../helpers/app'
+import { type Case, COMPOSITE_CASES, type Term } from '../../helpers/composite-fixtures'
 import { type Flat, fromForm, mismatch, tolerance } from '../../helpers/tensors'
 import { grpcApp, outputsOf, params, rawInputs, typedInput } from './grpc'
 import { binaryBody, bytesOf, DATATYPE, inferBinary, inferJson, jsonInput, NO_SHEDDING, readResponse } from './v2'
 
-interface Term { loss: string, weight?: number, args: Record<string, string>, options?: Record<string, unknown>, name?: string }
-interface Case {
-  name: string
-  args: Record<string, Flat>
-  options: { terms: Term[] }
-  expected: { loss: Flat, grad: Record<string, Flat> }
-  term_values: Flat[]
-  forms?: string[]
-}
-
 // a case limited to nested arrays uses one tensor as floats and as class indices, which only a
 // value without a dtype can be: a V2 input has one datatype
-const all = (JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'fixtures', 'composite.json'), 'utf8')) as { cases: Case[] }).cases
+const all = COMPOSITE_CASES
 const cases = all.filter(c => c.forms === undefined || c.forms.includes('flat'))
 
 /** The documented output name of term `i`: its name, else `term<i>_<loss>`. */
