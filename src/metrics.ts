@@ -41,9 +41,14 @@ export function createMetrics (queueDepth: () => number, kernels?: KernelMetrics
   // eslint-disable-next-line no-new
   new client.Gauge({
     name: 'losshub_body_memory_kept_bytes',
-    help: `Memory of parsed request bodies kept for the next ones (at most ${KEPT_BODY_BYTES} bytes).`,
+    help: `Memory of request bodies kept for the next ones, by pool (local: JSON bodies; shared: binary bodies read in place by kernel workers; at most ${KEPT_BODY_BYTES} bytes each).`,
+    labelNames: ['pool'] as const,
     registers: [registry],
-    collect () { this.set(keptMemoryBytes()) }
+    collect () {
+      const kept = keptMemoryBytes()
+      this.set({ pool: 'local' }, kept.local)
+      this.set({ pool: 'shared' }, kept.shared)
+    }
   })
   return {
     registry,

@@ -23,7 +23,8 @@ t.test('GET /metrics: request counters by loss and status, latency, batch and qu
   t.ok(sample(text, /^losshub_onnx_run_duration_seconds_count\{loss="cross_entropy"\} (\d+)$/m) >= 3)
   t.equal(sample(text, /^losshub_queue_depth (\d+)$/m), 0)
   // the three requests' bodies are small: none was kept for reuse
-  t.equal(sample(text, /^losshub_body_memory_kept_bytes (\d+)$/m), 0)
+  t.equal(sample(text, /^losshub_body_memory_kept_bytes\{pool="local"\} (\d+)$/m), 0)
+  t.equal(sample(text, /^losshub_body_memory_kept_bytes\{pool="shared"\} (\d+)$/m), 0)
   t.match(text, /^process_resident_memory_bytes \d+/m)
   t.match(text, /^nodejs_eventloop_lag_seconds /m)
 })

@@ -1,6 +1,6 @@
 import { type FastifyInstance, type FastifyRequest, errorCodes } from 'fastify'
 import { ownMemory } from '../tensor/tensor'
-import { giveMemory, takeMemory } from './body-memory'
+import { giveKeptMemory, giveMemory, takeKeptMemory, takeMemory } from './body-memory'
 
 /**
  * Turns a request's raw body into its parsed value (throwing a coded error when it cannot).
@@ -23,38 +23,63 @@ export type KeepsBody = (request: FastifyRequest) => boolean
  * chunk list, no concatenated copy), `lead` bytes into its memory. The body limit and the
  * errors are Fastify's own (413 over the limit, 400 for a length that does not match). Unless
  * `keepsBody` says the parsed value may hold views into it, the memory is reused for a later
- * body once parsed (src/http/body-memory.ts).
+ * body once parsed; when it does, the body's memory is reused once the route calls
+ * `releaseBody` (src/http/body-memory.ts).
  */
 export function addBufferParser (app: FastifyInstance, types: string | string[], parse: BodyParser, lead: BodyLead = () => 0, keepsBody: KeepsBody = () => false): void {
   app.addContentTypeParser(types, (request: FastifyRequest, payload: NodeJS.ReadableStream, done: (err: Error | null, body?: unknown) => void) => {
-    readBody(request, payload, lead(request), (err, body) => {
+    const keeps = keepsBody(request)
+    readBody(request, payload, lead(request), keeps, (err, body) => {
       if (err !== null) return done(err)
       const bytes = body as Buffer
+      const release = (): void => { keeps ? giveKeptMemory(bytes.buffer) : giveMemory(bytes.buffer as ArrayBuffer) }
       let value: unknown
       try {
         value = parse(request, bytes)
       } catch (error) {
-        giveMemory(bytes.buffer as ArrayBuffer)
+        release()
         return done(error as Error)
       }
-      if (!keepsBody(request)) giveMemory(bytes.buffer as ArrayBuffer)
+      if (keeps) kept.set(request, bytes.buffer)
+      else release()
       done(null, value)
     })
   })
 }
 
+/** The memory of bodies whose parsed value keeps views into it, until `releaseBody`. */
+const kept = new WeakMap<FastifyRequest, ArrayBufferLike>()
+
+/**
+ * Hands the memory of `request`'s body back for reuse (see `keepsBody`): call it once nothing
+ * reads the request's tensors any more (its kernel has run, or it never will). Memory not
+ * handed back is left to the garbage collector.
+ */
+export function releaseBody (request: FastifyRequest): void {
+  const memory = kept.get(request)
+  if (memory === undefined) return
+  kept.delete(request)
+  giveKeptMemory(memory)
+}
+
 /**
  * Reads a body of at most the route's body limit into memory of its own, `lead` bytes in: into one
- * buffer of the Content-Length when there is one, else into chunks joined at the end.
+ * buffer of the Content-Length when there is one, else into chunks joined at the end. A body that
+ * is `kept` goes into memory that a kernel worker can read in place (shared, when large).
  */
-function readBody (request: FastifyRequest, payload: NodeJS.ReadableStream, lead: number, done: (err: Error | null, body?: Buffer) => void): void {
+function readBody (request: FastifyRequest, payload: NodeJS.ReadableStream, lead: number, kept: boolean, done: (err: Error | null, body?: Buffer) => void): void {
   const limit = request.routeOptions.bodyLimit ?? Infinity
   const declared = Number(request.headers['content-length'])
   if (declared > limit) return done(new errorCodes.FST_ERR_CTP_BODY_TOO_LARGE())
   const known = Number.isSafeInteger(declared) && declared >= 0
   // exactly the declared length, uninitialised: every byte is written before the body is used
-  const memory = known ? Buffer.from(takeMemory(lead + declared), 0, lead + declared) : undefined
-  if (memory !== undefined) ownMemory(memory.buffer as ArrayBuffer)
+  const memoryOf = (size: number): Buffer => {
+    const memory = kept ? takeKeptMemory(size) : takeMemory(size)
+    // an ArrayBuffer holding only this body moves to a kernel worker with the views into it
+    if (memory instanceof ArrayBuffer) ownMemory(memory)
+    return Buffer.from(memory, 0, size)
+  }
+  const memory = known ? memoryOf(lead + declared) : undefined
   const chunks: Buffer[] = []
   let received = 0
 
@@ -81,8 +106,7 @@ function readBody (request: FastifyRequest, payload: NodeJS.ReadableStream, lead
     }
     if (known && received !== declared) return done(new errorCodes.FST_ERR_CTP_INVALID_CONTENT_LENGTH())
     if (memory !== undefined) return done(null, memory.subarray(lead))
-    const joined = Buffer.from(takeMemory(lead + received), 0, lead + received)
-    ownMemory(joined.buffer as ArrayBuffer)
+    const joined = memoryOf(lead + received)
     let at = lead
     for (const c of chunks) at += c.copy(joined, at)
     done(null, joined.subarray(lead))

@@ -1,7 +1,8 @@
 import * as ort from 'onnxruntime-node'
 import { type PreparedCall } from './prepare'
 import { type SessionCache } from './session-cache'
-import { fromOrt, type KernelTensors, tensorBytes } from './tensors'
+import { fromOrt, type KernelTensor, type KernelTensors, tensorBytes } from './tensors'
+import { type MemoryPool } from '../tensor/memory-pool'
 
 /**
  * A class of kernel workers: `short` serves ordinary calls, `long` the calls whose cost marks
@@ -84,15 +85,29 @@ export function runCost (calls: readonly PreparedCall[]): RunCost | undefined {
 
 /**
  * ORT input tensors from plain kernel tensors. onnxruntime-node refuses arrays over a
- * SharedArrayBuffer ("Invalid argument"): those are copied into memory of their own.
+ * SharedArrayBuffer ("Invalid argument"): those are copied into memory of their own, from
+ * `staging` when given (the caller gives it back after the run: see `stagedMemory`).
  */
-export function toOrt (feeds: KernelTensors): Record<string, ort.Tensor> {
+export function toOrt (feeds: KernelTensors, staging?: MemoryPool<ArrayBuffer>): Record<string, ort.Tensor> {
   const out: Record<string, ort.Tensor> = {}
   for (const [name, t] of Object.entries(feeds)) {
-    const data = t.data.buffer instanceof SharedArrayBuffer ? t.data.slice() : t.data
+    const data = t.data.buffer instanceof SharedArrayBuffer ? copyOut(t.data, staging) : t.data
     out[name] = new ort.Tensor(t.type, data, t.dims)
   }
   return out
+}
+
+/** The memory `toOrt` took from its staging pool for `feeds`' shared arrays, to give back after the run. */
+export function stagedMemory (feeds: KernelTensors, tensors: Record<string, ort.Tensor>): ArrayBuffer[] {
+  return Object.keys(feeds).filter(name => feeds[name].data.buffer instanceof SharedArrayBuffer && name in tensors).map(name => (tensors[name].data as KernelTensor['data']).buffer as ArrayBuffer)
+}
+
+function copyOut (data: KernelTensor['data'], staging: MemoryPool<ArrayBuffer> | undefined): KernelTensor['data'] {
+  if (staging === undefined) return data.slice()
+  const Arr = data.constructor as new (memory: ArrayBuffer, offset: number, length: number) => KernelTensor['data']
+  const copy = new Arr(staging.take(data.byteLength), 0, data.length)
+  ;(copy as Float64Array).set(data as Float64Array)
+  return copy
 }
 
 /**

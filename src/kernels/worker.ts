@@ -6,9 +6,10 @@
 import { getHeapStatistics } from 'node:v8'
 import { parentPort, workerData } from 'node:worker_threads'
 import { SessionCache, type SessionSettings } from './session-cache'
-import { toOrt } from './executor'
+import { stagedMemory, toOrt } from './executor'
 import { fromOrt, type KernelTensors, movable } from './tensors'
 import { ownMemory } from '../tensor/tensor'
+import { MemoryPool } from '../tensor/memory-pool'
 
 /**
  * A kernel to run. `wide`: on the session with more intra-op threads (a large call while the
@@ -31,6 +32,11 @@ export interface WorkerData { settings: SessionSettings, capacity: number, wide?
 const { settings, capacity, wide } = workerData as WorkerData
 const sessions = new SessionCache(settings, capacity)
 const wideSessions = wide !== undefined ? new SessionCache(wide.settings, wide.capacity) : undefined
+/**
+ * Where inputs in shared memory (a binary body read in place) are copied for ORT, which refuses
+ * them: memory reused from run to run (src/tensor/memory-pool.ts says why), up to 32 MiB.
+ */
+const staging = new MemoryPool<ArrayBuffer>(size => new ArrayBuffer(size), 32 * 2 ** 20, 256 * 2 ** 10)
 
 parentPort?.on('message', (msg: WorkerRequest | 'close') => {
   if (msg === 'close') {
@@ -66,11 +72,15 @@ async function handle ({ id, key, model, feeds, wide, handBack = [] }: WorkerReq
     answer({ id, ok: false, missingModel: true, message: 'model needed' })
     return
   }
+  let tensors: ReturnType<typeof toOrt> = {}
   try {
-    const outputs = fromOrt(await cache.run(key, () => model as Uint8Array, toOrt(feeds)))
+    tensors = toOrt(feeds, staging)
+    const outputs = fromOrt(await cache.run(key, () => model as Uint8Array, tensors))
     answer({ id, ok: true, outputs }, outputs)
   } catch (err) {
     answer({ id, ok: false, missingModel: false, message: (err as Error).message })
+  } finally {
+    for (const memory of stagedMemory(feeds, tensors)) staging.give(memory)
   }
 }
 

@@ -1,22 +1,39 @@
 import t from 'tap'
 import { build, postLoss } from '../helpers/app'
-import { KEPT_BODY_BYTES, SMALLEST_KEPT_BODY, giveMemory, keptMemoryBytes, takeMemory } from '../../src/http/body-memory'
+import { KEPT_BODY_BYTES, SMALLEST_KEPT_BODY, giveKeptMemory, giveMemory, keptCopy, keptMemoryBytes, takeKeptMemory, takeMemory } from '../../src/http/body-memory'
 
-t.test('memory given back is taken again by a body it fits (up to twice its size), within the bound', async t => {
+t.test('JSON bodies and binary bodies keep memory in pools of their own', async t => {
   const a = takeMemory(SMALLEST_KEPT_BODY)
+  t.type(a, ArrayBuffer)
   giveMemory(a)
-  t.equal(keptMemoryBytes(), SMALLEST_KEPT_BODY)
-  t.not(takeMemory(SMALLEST_KEPT_BODY + 1), a, 'not for a larger body')
-  t.not(takeMemory(SMALLEST_KEPT_BODY / 2 - 1), a, 'not for a body under half its size (nor under the smallest kept size)')
-  t.equal(takeMemory(SMALLEST_KEPT_BODY), a, 'the same memory for a body it fits')
-  t.equal(keptMemoryBytes(), 0, 'and it is no longer kept')
-  giveMemory(new ArrayBuffer(SMALLEST_KEPT_BODY - 1))
-  t.equal(keptMemoryBytes(), 0, 'small memory is not kept')
-  const big = new ArrayBuffer(KEPT_BODY_BYTES)
-  giveMemory(big)
-  giveMemory(new ArrayBuffer(SMALLEST_KEPT_BODY))
-  t.equal(keptMemoryBytes(), KEPT_BODY_BYTES, 'nothing past the bound')
-  t.equal(takeMemory(KEPT_BODY_BYTES), big)
+  t.same(keptMemoryBytes(), { local: SMALLEST_KEPT_BODY, shared: 0 })
+  t.equal(takeMemory(SMALLEST_KEPT_BODY), a)
+  const small = takeKeptMemory(SMALLEST_KEPT_BODY - 1)
+  t.type(small, ArrayBuffer, 'a small binary body has memory of its own, which moves to a kernel worker')
+  giveKeptMemory(small)
+  t.same(keptMemoryBytes(), { local: 0, shared: 0 }, 'and is left to the garbage collector')
+  const large = takeKeptMemory(SMALLEST_KEPT_BODY)
+  t.type(large, SharedArrayBuffer, 'a large one is read into shared memory, which a kernel worker reads in place')
+  giveKeptMemory(large)
+  t.same(keptMemoryBytes(), { local: 0, shared: SMALLEST_KEPT_BODY })
+  t.equal(takeKeptMemory(SMALLEST_KEPT_BODY), large, 'and is reused')
+  t.equal(KEPT_BODY_BYTES, 32 * 2 ** 20)
+})
+
+t.test('keptCopy puts large parts into shared memory, each 8-byte aligned, and leaves small ones as they are', async t => {
+  const parts = [Buffer.alloc(3, 7), Buffer.alloc(SMALLEST_KEPT_BODY, 9), Buffer.from([1, 2, 3, 4, 5, 6, 7, 8, 9])]
+  const copy = keptCopy(parts)
+  t.same(copy.parts.map(p => p.buffer instanceof SharedArrayBuffer), [true, true, true])
+  t.same(copy.parts.map(p => p.byteOffset), [0, 8, 8 + SMALLEST_KEPT_BODY])
+  t.same(copy.parts, parts, 'the same bytes')
+  t.not(copy.parts[1], parts[1])
+  const before = keptMemoryBytes().shared
+  copy.release()
+  t.ok(keptMemoryBytes().shared > before, 'given back once released')
+  const few = [Buffer.alloc(100, 1)]
+  const none = keptCopy(few)
+  t.equal(none.parts, few, 'too few bytes to be worth a copy')
+  none.release()
 })
 
 t.test('bodies read into reused memory answer as their own: mse over large base64 bodies, one after another and at once', async t => {

@@ -1,7 +1,6 @@
 import { fail } from '../../errors'
 import { type KernelTensor } from '../../kernels/tensors'
 import { v2DataType } from './datatypes'
-import { type RawTensors } from './request'
 import { tensorBytes } from './response'
 import { type V2Result } from './service'
 
@@ -66,7 +65,8 @@ export interface InferRequestJson {
   model: string
   version?: string
   request: Record<string, unknown>
-  raw?: RawTensors
+  /** raw_input_contents, when given */
+  raw?: { contents: Buffer[] }
   /** Answer with raw_output_contents (else typed contents): as the inputs came, unless `binary_data_output` says. */
   rawOutputs: boolean
 }

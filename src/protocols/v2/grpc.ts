@@ -5,6 +5,7 @@ import * as grpc from '@grpc/grpc-js'
 import * as protoLoader from '@grpc/proto-loader'
 import { type FastifyBaseLogger } from 'fastify'
 import { ERRORS, type ErrorCode, LosshubError } from '../../errors'
+import { keptCopy } from '../../http/body-memory'
 import { type AjvError, validationMessage } from '../../http/errors'
 import { type Metrics } from '../../metrics'
 import { observeRequest } from '../../plugins/observability'
@@ -150,14 +151,19 @@ export class GrpcFrontDoor {
       const gone = new AbortController()
       const cancelled = (): void => gone.abort()
       call.once('cancelled', cancelled)
+      // large raw tensors go into memory a kernel worker reads in place, given back once the kernel has run
+      const raw = msg.raw === undefined ? undefined : keptCopy(msg.raw.contents)
       const result = await service.infer({
         model: msg.model,
         version: msg.version,
         request,
-        raw: msg.raw,
+        raw: raw === undefined ? undefined : { contents: raw.parts },
         signal: gone.signal,
         deadlineUs: deadlineUs(call.getDeadline())
-      }).finally(() => call.removeListener('cancelled', cancelled))
+      }).finally(() => {
+        call.removeListener('cancelled', cancelled)
+        raw?.release()
+      })
       callback(null, toInferResponse(result, msg.rawOutputs))
       observeRequest(metrics, 'grpc', label, 200, elapsed(started) / 1000)
       this.opts.log.info({ rpc: 'ModelInfer', model: label, code: 'OK', ms: elapsed(started) }, 'grpc')

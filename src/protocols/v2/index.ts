@@ -2,6 +2,7 @@ import { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fa
 import { Type } from '@sinclair/typebox'
 import { fail } from '../../errors'
 import { errorBody } from '../../http/errors'
+import { releaseBody } from '../../http/raw-body'
 import { described } from '../../../schemas/responses'
 import {
   type V2InferenceRequestJson, V2InferenceRequest, V2InferenceResponse, V2InferHeaders, v2InferErrorResponses, V2ModelMetadata, V2ModelParams,
@@ -129,8 +130,13 @@ async function routes (app: FastifyInstance, service: V2Service): Promise<void> 
       // a client that hangs up while queued is dropped from the queue
       const gone = new AbortController()
       reply.raw.once('close', () => { if (!reply.raw.writableEnded) gone.abort() })
-      const result = await service.infer({ ...of(request), request: request.body as V2InferenceRequestJson, raw: tail === undefined ? undefined : { tail }, signal: gone.signal })
-      return await send(reply, inferResponse(result.def, result.id, result.outputs))
+      try {
+        const result = await service.infer({ ...of(request), request: request.body as V2InferenceRequestJson, raw: tail === undefined ? undefined : { tail }, signal: gone.signal })
+        return await send(reply, inferResponse(result.def, result.id, result.outputs))
+      } finally {
+        // the kernel has run (or never will): the binary tensors' memory serves the next body
+        releaseBody(request)
+      }
     })
   }
 }

@@ -1,0 +1,45 @@
+/**
+ * Large buffers kept for reuse, up to a bound. On this project's VMs fresh memory pays a page
+ * fault per 4 KiB touched (a 22 MB body took 13 ms to copy into fresh memory, under 2 ms into
+ * memory touched before), and every fresh buffer counts towards the external memory that makes
+ * V8 run a full garbage collection.
+ */
+export class MemoryPool<M extends ArrayBuffer | SharedArrayBuffer> {
+  private readonly kept: M[] = []
+  private keptBytes = 0
+
+  /**
+   * @param allocate makes fresh memory of a size
+   * @param bound most bytes kept; memory given back past it is left to the garbage collector
+   * @param smallest smaller buffers are neither kept nor looked for: their pages are few
+   */
+  constructor (private readonly allocate: (size: number) => M, readonly bound: number, readonly smallest: number) {}
+
+  /** Memory of at least `size` bytes (uninitialised): the smallest kept buffer no more than twice as large, or a fresh one. */
+  take (size: number): M {
+    if (size >= this.smallest) {
+      let best = -1
+      // of equally small ones, the latest given: its pages are the likeliest to be in cache
+      for (let i = this.kept.length - 1; i >= 0; i--) {
+        const n = this.kept[i].byteLength
+        if (n >= size && n <= 2 * size && (best < 0 || n < this.kept[best].byteLength)) best = i
+      }
+      if (best >= 0) {
+        const [memory] = this.kept.splice(best, 1)
+        this.keptBytes -= memory.byteLength
+        return memory
+      }
+    }
+    return this.allocate(size)
+  }
+
+  /** Gives `memory` back for reuse; nothing may read or write it after this. */
+  give (memory: M): void {
+    if (memory.byteLength < this.smallest || this.keptBytes + memory.byteLength > this.bound || this.kept.includes(memory)) return
+    this.kept.push(memory)
+    this.keptBytes += memory.byteLength
+  }
+
+  /** Bytes kept for reuse now. */
+  get bytes (): number { return this.keptBytes }
+}

@@ -1,0 +1,36 @@
+import t from 'tap'
+import { MemoryPool } from '../../src/tensor/memory-pool'
+
+t.test('memory given back is taken again for a size it fits (up to twice as large), within the bound', async t => {
+  const pool = new MemoryPool<ArrayBuffer>(size => new ArrayBuffer(size), 4096, 256)
+  const a = pool.take(1024)
+  pool.give(a)
+  pool.give(a)
+  t.equal(pool.bytes, 1024, 'given twice, kept once')
+  t.not(pool.take(1025), a, 'not for a larger size')
+  t.not(pool.take(511), a, 'not for a size under half of it')
+  t.not(pool.take(255), a, 'nor under the smallest kept size')
+  t.equal(pool.take(600), a, 'the same memory for a size it fits')
+  t.equal(pool.bytes, 0, 'and it is no longer kept')
+  pool.give(new ArrayBuffer(255))
+  t.equal(pool.bytes, 0, 'small memory is not kept')
+  const big = new ArrayBuffer(4096)
+  pool.give(big)
+  pool.give(new ArrayBuffer(1024))
+  t.equal(pool.bytes, 4096, 'nothing past the bound')
+  t.equal(pool.take(4096), big)
+})
+
+t.test('the smallest kept buffer that fits is taken', async t => {
+  const pool = new MemoryPool<SharedArrayBuffer>(size => new SharedArrayBuffer(size), 1 << 20, 16)
+  const [large, small] = [new SharedArrayBuffer(300), new SharedArrayBuffer(200)]
+  pool.give(large)
+  pool.give(small)
+  t.equal(pool.take(150), small)
+  t.equal(pool.take(150), large)
+  t.type(pool.take(150), SharedArrayBuffer, 'fresh memory of the pool\'s kind once none is kept')
+  const [first, second] = [new SharedArrayBuffer(100), new SharedArrayBuffer(100)]
+  pool.give(first)
+  pool.give(second)
+  t.equal(pool.take(100), second, 'of equal ones, the latest given')
+})
