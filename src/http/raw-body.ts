@@ -1,6 +1,6 @@
 import { type FastifyInstance, type FastifyRequest, errorCodes } from 'fastify'
 import { ownMemory } from '../tensor/tensor'
-import { giveKeptMemory, giveMemory, takeKeptMemory, takeMemory } from './body-memory'
+import { giveKeptMemory, giveMemory, SMALLEST_KEPT_BODY, takeKeptMemory, takeMemory } from './body-memory'
 
 /**
  * Turns a request's raw body into its parsed value (throwing a coded error when it cannot).
@@ -38,28 +38,47 @@ export function addBufferParser (app: FastifyInstance, types: string | string[],
         value = parse(request, bytes)
       } catch (error) {
         release()
+        releaseBody(request)
         return done(error as Error)
       }
-      if (keeps) kept.set(request, bytes.buffer)
+      if (keeps) keep(request, bytes.buffer)
       else release()
       done(null, value)
     })
   })
 }
 
-/** The memory of bodies whose parsed value keeps views into it, until `releaseBody`. */
-const kept = new WeakMap<FastifyRequest, ArrayBufferLike>()
+/** Memory that a request's parsed value holds views into (its body's, its tensors'), until `releaseBody`. */
+const kept = new WeakMap<FastifyRequest, ArrayBufferLike[]>()
 
 /**
- * Hands the memory of `request`'s body back for reuse (see `keepsBody`): call it once nothing
- * reads the request's tensors any more (its kernel has run, or it never will). Memory not
- * handed back is left to the garbage collector.
+ * Memory for `bytes` bytes of a tensor decoded from `request`'s body, when it is large enough
+ * to be worth reusing: shared memory from the pool (read in place by a kernel worker), handed
+ * back by `releaseBody`. Undefined: the tensor takes memory of its own.
+ */
+export function requestMemory (request: FastifyRequest, bytes: number): ArrayBufferLike | undefined {
+  if (bytes < SMALLEST_KEPT_BODY) return undefined
+  const memory = takeKeptMemory(bytes)
+  keep(request, memory)
+  return memory
+}
+
+function keep (request: FastifyRequest, memory: ArrayBufferLike): void {
+  const list = kept.get(request)
+  if (list === undefined) kept.set(request, [memory])
+  else list.push(memory)
+}
+
+/**
+ * Hands the memory of `request`'s body and decoded tensors back for reuse (see `keepsBody` and
+ * `requestMemory`): call it once nothing reads the request's tensors any more (its kernel has
+ * run, or it never will). Memory not handed back is left to the garbage collector.
  */
 export function releaseBody (request: FastifyRequest): void {
-  const memory = kept.get(request)
-  if (memory === undefined) return
+  const memories = kept.get(request)
+  if (memories === undefined) return
   kept.delete(request)
-  giveKeptMemory(memory)
+  for (const memory of memories) giveKeptMemory(memory)
 }
 
 /**

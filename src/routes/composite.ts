@@ -6,6 +6,7 @@ import { type Batcher } from '../batching/batcher'
 import { fail } from '../errors'
 import { type AjvError, errorHandler, validationMessage } from '../http/errors'
 import { type TensorRouteConfig } from '../http/json-body'
+import { releaseBody } from '../http/raw-body'
 import { type DocumentedBody } from '../../schemas/loss-request'
 import { type CompositeBody, type OptionsValidator } from '../kernels/composite'
 import { evaluateComposite } from '../batching/evaluate-composite'
@@ -70,12 +71,17 @@ export async function compositeRoutes (app: FastifyInstance, opts: { losses: rea
       }
     }
   }, async (request, reply) => {
-    const gone = new AbortController()
-    reply.raw.once('close', () => { if (!reply.raw.writableEnded) gone.abort() })
-    const result = await evaluateComposite(request.body as CompositeBody, {
-      losses, batcher: opts.batcher, maxElements: opts.maxElements, validateOptions: termOptionsValidator(request)
-    }, gone.signal)
-    // written straight into a Buffer from the output arrays, as for /loss (src/tensor/json-writer.ts)
-    return await reply.type('application/json; charset=utf-8').send(writeJson(result))
+    try {
+      const gone = new AbortController()
+      reply.raw.once('close', () => { if (!reply.raw.writableEnded) gone.abort() })
+      const result = await evaluateComposite(request.body as CompositeBody, {
+        losses, batcher: opts.batcher, maxElements: opts.maxElements, validateOptions: termOptionsValidator(request)
+      }, gone.signal)
+      // written straight into a Buffer from the output arrays, as for /loss (src/tensor/json-writer.ts)
+      return await reply.type('application/json; charset=utf-8').send(writeJson(result))
+    } finally {
+      // the kernels have run (or never will): the tensors' memory serves the next body
+      releaseBody(request)
+    }
   })
 }

@@ -7,6 +7,7 @@ import { fail } from '../errors'
 import { type LossDef } from '../losses/loss'
 import { evaluate } from '../batching/evaluate'
 import { type TensorRouteConfig } from '../http/json-body'
+import { releaseBody } from '../http/raw-body'
 import { writeJson } from '../tensor/json-writer'
 import { type Batcher } from '../batching/batcher'
 import { prepare } from '../kernels/prepare'
@@ -64,13 +65,18 @@ export async function lossRoutes (app: FastifyInstance, opts: { losses: readonly
         response: { 200: described(LossResponse, `The ${def.name} loss, and its gradients when \`grad\` is true.`), ...errors }
       }
     }, async (request, reply) => {
-      const call = prepare(def, request.body as Record<string, unknown>, opts.maxElements)
-      // a client that hangs up while queued is dropped from the queue
-      const gone = new AbortController()
-      reply.raw.once('close', () => { if (!reply.raw.writableEnded) gone.abort() })
-      const result = await evaluate(opts.batcher, call, gone.signal)
-      // written straight into a Buffer from the output arrays (src/tensor/json-writer.ts)
-      return await reply.type('application/json; charset=utf-8').send(writeJson(result))
+      try {
+        const call = prepare(def, request.body as Record<string, unknown>, opts.maxElements)
+        // a client that hangs up while queued is dropped from the queue
+        const gone = new AbortController()
+        reply.raw.once('close', () => { if (!reply.raw.writableEnded) gone.abort() })
+        const result = await evaluate(opts.batcher, call, gone.signal)
+        // written straight into a Buffer from the output arrays (src/tensor/json-writer.ts)
+        return await reply.type('application/json; charset=utf-8').send(writeJson(result))
+      } finally {
+        // the kernel has run (or never will): the tensors' memory serves the next body
+        releaseBody(request)
+      }
     })
   }
 

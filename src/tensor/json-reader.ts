@@ -20,10 +20,19 @@ export const MAX_JSON_DEPTH = 32
  * position: syntax errors, the keys `__proto__`, `constructor` and `prototype`, and nesting
  * deeper than MAX_JSON_DEPTH (without recursion). Duplicate keys: the last wins.
  */
-export function readBody (bytes: Buffer, tensorKeys: ReadonlySet<string>, tensorMaps: ReadonlySet<string> = NONE): Record<string, unknown> {
+export function readBody (bytes: Buffer, tensorKeys: ReadonlySet<string>, tensorMaps: ReadonlySet<string> = NONE, memory: TensorMemory = OWN): Record<string, unknown> {
   if (bytes.length === 0) fail('INVALID_JSON', 'body: empty; expected a JSON object')
-  return new Reader(bytes).body(tensorKeys, tensorMaps)
+  return new Reader(bytes, memory).body(tensorKeys, tensorMaps)
 }
+
+/**
+ * Where a decoded tensor's elements go: memory of at least `bytes` bytes that the caller
+ * provides (e.g. reused memory it hands back once the request is answered), or undefined for
+ * memory of the tensor's own.
+ */
+export type TensorMemory = (bytes: number) => ArrayBufferLike | undefined
+
+const OWN: TensorMemory = () => undefined
 
 /**
  * Reads a JSON document of any type from its bytes, with readBody's checks (syntax with byte
@@ -95,7 +104,7 @@ class Reader {
 
   private readonly b: Bytes
 
-  constructor (bytes: Buffer) {
+  constructor (bytes: Buffer, private readonly memory: TensorMemory = OWN) {
     this.b = bytes as Bytes
   }
 
@@ -318,7 +327,11 @@ class Reader {
   private take (): Float64Array {
     const data = this.data
     this.data = kept
-    return data.slice(0, this.count)
+    const memory = this.memory(8 * this.count)
+    if (memory === undefined) return data.slice(0, this.count)
+    const out = new Float64Array(memory, 0, this.count)
+    out.set(data.subarray(0, this.count))
+    return out
   }
 
   /** `"NaN"`, `"Infinity"` or `"-Infinity"` at p (no escapes), as a number; undefined otherwise. */
@@ -398,7 +411,7 @@ class Reader {
     const n = sizeOf(dims)
     let data: TensorData | undefined
     if (text >= 0) data = this.base64(dtype, n, text, textEnd)
-    else if (flat !== undefined) data = flat.length === n ? fromNumbers(dtype, flat) : undefined
+    else if (flat !== undefined) data = flat.length === n ? fromNumbers(dtype, flat, this.memory) : undefined
     if (data === undefined) return undefined
     this.pos = p
     return new DecodedTensor(dtype, dims, data, text >= 0 ? 'base64' : 'flat')
@@ -408,8 +421,8 @@ class Reader {
   private base64 (dtype: WireDType, n: number, start: number, end: number): TensorData | undefined {
     const want = n * ELEMENT_BYTES[dtype]
     if (end - start !== 4 * Math.ceil(want / 3)) return undefined
-    // memory of its own (not the pool's), uninitialised: every byte is written below
-    const target = Buffer.allocUnsafeSlow(want)
+    // uninitialised: every byte is written below
+    const target = Buffer.from(this.memory(want) ?? Buffer.allocUnsafeSlow(want).buffer, 0, want)
     // Node decodes base64 from a string only: the text is taken a piece at a time, so that each
     // piece is a short-lived young string and not one the size of the tensor, whose collection
     // would cost a full garbage collection. The bytes carry no escape; a byte outside the base64
@@ -422,13 +435,7 @@ class Reader {
       if (target.write(piece, at, bytes, 'base64') !== bytes) return undefined
       at += bytes
     }
-    const memory = target.buffer
-    switch (dtype) {
-      case 'float32': return new Float32Array(memory)
-      case 'float64': return new Float64Array(memory)
-      case 'int32': return new Int32Array(memory)
-      case 'int64': return new BigInt64Array(memory)
-    }
+    return typedArray(dtype, target.buffer, n)
   }
 
   // ---- plain JSON ---------------------------------------------------------------------------
@@ -731,13 +738,16 @@ function hexValue (c: number): number {
 }
 
 /** Flat numbers as dtype, as decodeTensor converts them; undefined where it would refuse one. */
-function fromNumbers (dtype: WireDType, flat: Float64Array): TensorData | undefined {
+function fromNumbers (dtype: WireDType, flat: Float64Array, memory: TensorMemory): TensorData | undefined {
   const n = flat.length
+  if (dtype === 'float64') return flat
+  const out = typedArray(dtype, memory(n * ELEMENT_BYTES[dtype]), n)
   switch (dtype) {
-    case 'float64': return flat
-    case 'float32': return Float32Array.from(flat)
+    case 'float32': {
+      (out as Float32Array).set(flat)
+      return out
+    }
     case 'int32': {
-      const out = new Int32Array(n)
       for (let i = 0; i < n; i++) {
         const v = flat[i]
         if (!Number.isInteger(v) || v < -2147483648 || v > 2147483647) return undefined
@@ -747,8 +757,7 @@ function fromNumbers (dtype: WireDType, flat: Float64Array): TensorData | undefi
     }
     case 'int64': {
       // written as two 32-bit words: a BigInt per element costs more than the parsing
-      const out = new BigInt64Array(n)
-      const words = new Int32Array(out.buffer)
+      const words = new Int32Array(out.buffer, out.byteOffset, 2 * n)
       for (let i = 0; i < n; i++) {
         const v = flat[i]
         if (!Number.isSafeInteger(v)) return undefined
@@ -758,5 +767,15 @@ function fromNumbers (dtype: WireDType, flat: Float64Array): TensorData | undefi
       }
       return out
     }
+  }
+}
+
+/** A typed array of `n` elements of `dtype` at the start of `memory` (absent: memory of its own). */
+function typedArray (dtype: WireDType, memory: ArrayBufferLike | undefined, n: number): TensorData {
+  switch (dtype) {
+    case 'float32': return memory === undefined ? new Float32Array(n) : new Float32Array(memory, 0, n)
+    case 'float64': return memory === undefined ? new Float64Array(n) : new Float64Array(memory, 0, n)
+    case 'int32': return memory === undefined ? new Int32Array(n) : new Int32Array(memory, 0, n)
+    case 'int64': return memory === undefined ? new BigInt64Array(n) : new BigInt64Array(memory, 0, n)
   }
 }

@@ -417,3 +417,34 @@ t.test('base64 past one decoding piece: exact bytes, and a bad character in a la
     t.match(seen, /^INVALID_TENSOR/)
   }
 })
+
+t.test('tensors go into the memory the caller provides, when it provides some, with the same values', async t => {
+  const f32 = Float32Array.of(1.5, -2.25, 3)
+  const i64 = BigInt64Array.of(7n, -8n)
+  const body = Buffer.from(JSON.stringify({
+    a: { dtype: 'float32', shape: [3], data: Buffer.from(f32.buffer).toString('base64') },
+    b: [[1, 2], [3, 4]],
+    c: { dtype: 'float32', shape: [2], data: [0.5, 'NaN'] },
+    d: { dtype: 'int32', shape: [2], data: [5, -6] },
+    e: { dtype: 'int64', shape: [2], data: Buffer.from(i64.buffer).toString('base64') },
+    f: { dtype: 'int64', shape: [1], data: [9] },
+    g: [1, 2, 3]
+  }))
+  const keys = new Set(['a', 'b', 'c', 'd', 'e', 'f', 'g'])
+  const given: Array<{ bytes: number, memory?: SharedArrayBuffer }> = []
+  // memory twice the size asked for, as a pool may give; the last tensor (g) takes memory of its own
+  const provided = readBody(body, keys, undefined, bytes => {
+    const memory = given.length < 9 ? new SharedArrayBuffer(2 * bytes) : undefined
+    given.push({ bytes, memory })
+    return memory
+  })
+  const plain = readBody(body, keys)
+  for (const k of keys) {
+    const [p, q] = [provided[k] as DecodedTensor, plain[k] as DecodedTensor]
+    t.same([p.dtype, p.shape, p.form], [q.dtype, q.shape, q.form], `${k}: dtype, shape and form`)
+    t.same(Array.from(p.data as ArrayLike<number | bigint>), Array.from(q.data as ArrayLike<number | bigint>), `${k}: the same values`)
+    t.equal(p.data.buffer instanceof SharedArrayBuffer, k !== 'g', `${k}: ${k === 'g' ? 'memory of its own' : 'in the memory provided'}`)
+  }
+  // c, d and f are read as numbers first (float64), then converted into memory of their dtype
+  t.same(given.map(g => g.bytes), [12, 32, 16, 8, 16, 8, 16, 8, 8, 24])
+})
