@@ -12,11 +12,14 @@ export async function freePort (): Promise<number> {
   })
 }
 
+/** The allocator settings the service ships with (package.json's start script, the Dockerfile). */
+export const SERVICE_MALLOC = 'glibc.malloc.mmap_threshold=4194304:glibc.malloc.hugetlb=1:glibc.malloc.arena_max=2'
+
 /** A built losshub server (dist/) on loopback with extra environment (gRPC off unless it sets GRPC_PORT), ready to serve. */
 export async function startServer (env: Record<string, string>): Promise<{ url: string, pid: number, stop: () => Promise<void> }> {
   const entry = path.join(__dirname, '..', 'src', 'server.js')
   const port = await freePort()
-  const child: ChildProcess = spawn(process.execPath, [entry], { env: { ...process.env, GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=4194304:glibc.malloc.hugetlb=1:glibc.malloc.arena_max=2', PORT: String(port), GRPC_PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'ignore', 'inherit'] })
+  const child: ChildProcess = spawn(process.execPath, [entry], { env: { ...process.env, GLIBC_TUNABLES: SERVICE_MALLOC, PORT: String(port), GRPC_PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'ignore', 'inherit'] })
   const exited = new Promise<void>(resolve => child.once('exit', () => resolve()))
   let gone = false
   void exited.then(() => { gone = true })

@@ -11,8 +11,10 @@
  * gRPC requests go through a lean HTTP/2 client (encoded once, framed by hand), as the HTTP
  * ones go through a keep-alive agent or autocannon with prebuilt bodies: the cells measure the
  * server, not grpc-js's client.
- * Every answer is checked against the /loss answer of the same request. BENCH_SECONDS (default
- * 4) per measurement; the load generator shares the cores with the server.
+ * Every answer is checked against the /loss answer of the same request. The large request also
+ * goes to bench/bare-server.ts, servers that only receive it and answer (node:http, grpc-js):
+ * the floor that transport alone sets on this machine. BENCH_SECONDS (default 4) per
+ * measurement; the load generator shares the cores with the server.
  */
 import http from 'node:http'
 import os from 'node:os'
@@ -20,7 +22,9 @@ import autocannon from 'autocannon'
 import http2 from 'node:http2'
 import * as protoLoader from '@grpc/proto-loader'
 import { protoFile } from '../src/protocols/v2/grpc'
-import { freePort, startServer } from './server'
+import { fork } from 'node:child_process'
+import path from 'node:path'
+import { freePort, SERVICE_MALLOC, startServer } from './server'
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 4)
 
@@ -136,9 +140,24 @@ async function inFlight (connections: number, once: () => Promise<number | undef
   return { rps: done / ((performance.now() - t0) / 1000), p50: NaN, p99: NaN, errors }
 }
 
+/** bench/bare-server.ts in a process of its own: its ports, and how to stop it. */
+async function startBare (): Promise<{ http: number, grpc: number, stop: () => void }> {
+  // with the service's allocator settings, as the service runs
+  const child = fork(path.join(__dirname, 'bare-server.js'), { stdio: ['ignore', 'pipe', 'inherit', 'ipc'], env: { ...process.env, GLIBC_TUNABLES: SERVICE_MALLOC } })
+  const ports = await new Promise<{ http: number, grpc: number }>((resolve, reject) => {
+    child.stdout?.once('data', (b: Buffer) => resolve(JSON.parse(b.toString())))
+    child.once('exit', () => reject(new Error('bare-server exited')))
+  })
+  return { ...ports, stop: () => { child.kill('SIGTERM') } }
+}
+
 async function main (): Promise<void> {
   const grpcPort = await freePort()
   const server = await startServer({ GRPC_PORT: String(grpcPort) })
+  const bare = await startBare()
+  const bareAgent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  const barePost = poster(`http://127.0.0.1:${bare.http}`, bareAgent)
+  const bareGrpc = grpcClient(bare.grpc, 1)
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
   const post = poster(server.url, agent)
   const single = grpcClient(grpcPort, 1)
@@ -157,6 +176,11 @@ async function main (): Promise<void> {
       ['V2 REST, binary form', async () => await post('/v2/models/cross_entropy/infer', large.v2Body, { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(large.v2Header.length) }, j => j.outputs[0].data[0])],
       ['V2 gRPC, raw_input_contents', async () => await answer(single, largeFrame)]
     ]
+    // the floor: the same bytes to servers that only receive them and answer
+    const floor: Array<[string, () => Promise<number | undefined>]> = [
+      ['floor: node:http reading the V2 binary body, no work', async () => await barePost('/', large.v2Body, { 'content-type': 'application/octet-stream' }, () => 0)],
+      ['floor: grpc-js receiving the ModelInfer message, no work', async () => (await bareGrpc.call(largeFrame)) === undefined ? undefined : 0]
+    ]
     console.log('cross_entropy [4096,1000] float32, [4096] int64 targets, concurrency 1 (goal: V2 p50 <= 12 ms)\n')
     console.log('| front door | p50 ms | p99 ms | req/s | errors | loss |')
     console.log('|---|---:|---:|---:|---:|---:|')
@@ -168,6 +192,11 @@ async function main (): Promise<void> {
       losses.push(r.loss ?? NaN)
     }
     if (!losses.every(l => Math.abs(l - losses[0]) <= 1e-5 * Math.abs(losses[0]))) throw new Error(`[4096,1000]: the front doors disagree: ${losses.join(', ')}`)
+    for (const [name, once] of floor) {
+      for (let i = 0; i < 3; i++) await once()
+      const r = await serial(once)
+      console.log(`| ${name} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.rps.toFixed(1)} | ${r.errors} | - |`)
+    }
 
     const small = makeCase(32, 10)
     const warm = async (once: () => Promise<number | undefined>): Promise<void> => { await inFlight(8, once) }
@@ -189,7 +218,10 @@ async function main (): Promise<void> {
   } finally {
     single.close()
     many.close()
+    bareGrpc.close()
     agent.destroy()
+    bareAgent.destroy()
+    bare.stop()
     await server.stop()
   }
 }

@@ -224,7 +224,7 @@ const widened = new WeakSet<object>()
  * option for it, so its HTTP/2 servers are reached through its `http2Servers` field; where that
  * is not found, the windows keep Node's default and nothing else changes.
  */
-function widenWindows (server: grpc.Server): void {
+export function widenWindows (server: grpc.Server): void {
   const servers = (server as unknown as { http2Servers?: unknown }).http2Servers
   if (!(servers instanceof Map)) return
   for (const h2 of servers.keys() as IterableIterator<http2.Http2Server>) {
