@@ -2,6 +2,7 @@ import { LosshubError } from '../errors'
 import { type Executor, KernelTimeout, type Lane } from '../kernels/executor'
 import { type PreparedCall } from '../kernels/prepare'
 import { type KernelTensors } from '../kernels/tensors'
+import { type Departure } from './departure'
 import { type BatchKernels, preparedKernels } from './kernels'
 import { admitsBytes, type BatchPolicy, decide, laneOf } from './policy'
 
@@ -88,7 +89,7 @@ export class DynamicBatcher<C> {
    * Queues a call; resolves with its own outputs. Refuses at once when the queue is full.
    * `timeoutUs` overrides the policy's deadline (the warm-up, which starts the workers, has none).
    */
-  async submit (call: C, signal?: AbortSignal, timeoutUs = this.policy.timeoutUs ?? Infinity): Promise<KernelTensors> {
+  async submit (call: C, signal?: Departure, timeoutUs = this.policy.timeoutUs ?? Infinity): Promise<KernelTensors> {
     if (this.draining) throw new LosshubError('SHUTTING_DOWN', 'draining: this instance is shutting down; retry', 1)
     if (this.waiting >= this.policy.maxQueue) {
       throw new LosshubError('OVERLOADED', `overloaded: ${this.waiting} requests are queued (QUEUE_MAX_REQUESTS); retry`, 1)

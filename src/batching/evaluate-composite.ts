@@ -1,4 +1,5 @@
 import { type Batcher } from './batcher'
+import { type Departure } from './departure'
 import { TensorOut } from '../tensor/json-writer'
 import { type CompositeBody, type CompositeCall, type CompositeEnv, prepareComposite, termOutput } from '../kernels/composite'
 import { type KernelTensor, type KernelTensors } from '../kernels/tensors'
@@ -18,7 +19,7 @@ export interface CompositeContext extends CompositeEnv { batcher: Batcher }
  * it, runs its one kernel through the batcher, and encodes the result. The entry point of
  * `POST /losses`, and of any other protocol that serves composites.
  */
-export async function evaluateComposite (body: CompositeBody, ctx: CompositeContext, signal?: AbortSignal): Promise<CompositeResult> {
+export async function evaluateComposite (body: CompositeBody, ctx: CompositeContext, signal?: Departure): Promise<CompositeResult> {
   const composite = prepareComposite(body, ctx)
   const out = await ctx.batcher.submit(composite.call, signal)
   return compositeResult(composite, out)

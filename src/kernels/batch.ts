@@ -22,23 +22,23 @@ export function batchPlan (call: PreparedCall): BatchPlan | undefined {
   const rows = keepsRowsApart(call, batchArgs)
   if (rows === undefined) return undefined
   const present = batchArgs.filter(n => call.args[n] !== undefined)
-  const hash = createHash('sha1')
-  hash.update(kernelKey(call, true))
-  hash.update(JSON.stringify(sharedOptions(call)))
+  // the group is a plain string (a hash of it all cost ~4 µs a request); only the bytes of shared
+  // tensors, which may be large, are hashed
+  let group = `${kernelKey(call, true)}|${JSON.stringify(sharedOptions(call))}|`
   // numeric values every member shares (a composite's weights and its terms' options, which its
   // own options do not list), each exactly
-  if (call.def.perRowOptions === undefined) for (const [name, p] of Object.entries(call.numeric)) hash.update(`${name}=${Object.is(p.value, -0) ? '-0' : String(p.value)};`)
+  if (call.def.perRowOptions === undefined) for (const [name, p] of Object.entries(call.numeric)) group += `${name}=${Object.is(p.value, -0) ? '-0' : String(p.value)};`
   for (const [name, a] of Object.entries(call.args)) {
-    if (present.includes(name)) hash.update(`${name}:${a.shape.slice(1).join(',')};`)
+    if (present.includes(name)) group += `${name}:${a.shape.slice(1).join(',')};`
     else {
-      hash.update(`${name}:${a.dtype ?? '-'}:${a.shape.join(',')}:`)
-      hash.update(new Uint8Array(a.data.buffer, a.data.byteOffset, a.data.byteLength))
+      const bytes = createHash('sha1').update(new Uint8Array(a.data.buffer, a.data.byteOffset, a.data.byteLength)).digest('base64')
+      group += `${name}:${a.dtype ?? '-'}:${a.shape.join(',')}:${bytes};`
     }
   }
   const argElements = present.reduce((n, name) => n + sizeOf(call.args[name].shape), 0)
   // the working size, not just the arguments: a broadcast or an intermediate may be far larger
   const elements = Math.max(argElements, call.cost?.elements ?? 0)
-  return { group: hash.digest('base64'), rows, elements }
+  return { group, rows, elements }
 }
 
 /**

@@ -3,6 +3,7 @@ import { Type } from '@sinclair/typebox'
 import { compositeSchemas, CompositeRequest, CompositeRequestWithoutTensors, CompositeResponse, termOptionsSchema } from '../../schemas/composite'
 import { described, lossErrorResponses, errorResponse } from '../../schemas/responses'
 import { type Batcher } from '../batching/batcher'
+import { ClientGone } from '../batching/departure'
 import { fail } from '../errors'
 import { type AjvError, errorHandler, validationMessage } from '../http/errors'
 import { type TensorRouteConfig } from '../http/json-body'
@@ -72,11 +73,11 @@ export async function compositeRoutes (app: FastifyInstance, opts: { losses: rea
     }
   }, async (request, reply) => {
     try {
-      const gone = new AbortController()
-      reply.raw.once('close', () => { if (!reply.raw.writableEnded) gone.abort() })
+      const gone = new ClientGone()
+      reply.raw.once('close', () => { if (!reply.raw.writableEnded) gone.leave() })
       const result = await evaluateComposite(request.body as CompositeBody, {
         losses, batcher: opts.batcher, maxElements: opts.maxElements, validateOptions: termOptionsValidator(request)
-      }, gone.signal)
+      }, gone)
       // written straight into a Buffer from the output arrays, as for /loss (src/tensor/json-writer.ts)
       return await reply.type('application/json; charset=utf-8').send(writeJson(result))
     } finally {

@@ -10,6 +10,7 @@ import { type TensorRouteConfig } from '../http/json-body'
 import { releaseBody } from '../http/raw-body'
 import { writeJson } from '../tensor/json-writer'
 import { type Batcher } from '../batching/batcher'
+import { ClientGone } from '../batching/departure'
 import { prepare } from '../kernels/prepare'
 
 const errors = lossErrorResponses
@@ -68,9 +69,9 @@ export async function lossRoutes (app: FastifyInstance, opts: { losses: readonly
       try {
         const call = prepare(def, request.body as Record<string, unknown>, opts.maxElements)
         // a client that hangs up while queued is dropped from the queue
-        const gone = new AbortController()
-        reply.raw.once('close', () => { if (!reply.raw.writableEnded) gone.abort() })
-        const result = await evaluate(opts.batcher, call, gone.signal)
+        const gone = new ClientGone()
+        reply.raw.once('close', () => { if (!reply.raw.writableEnded) gone.leave() })
+        const result = await evaluate(opts.batcher, call, gone)
         // written straight into a Buffer from the output arrays (src/tensor/json-writer.ts)
         return await reply.type('application/json; charset=utf-8').send(writeJson(result))
       } finally {

@@ -1,5 +1,6 @@
 import t from 'tap'
 import { DynamicBatcher } from '../../src/batching/batcher'
+import { ClientGone } from '../../src/batching/departure'
 import { type BatchKernels } from '../../src/batching/kernels'
 import { type Executor, KernelTimeout, type Lane, type RunOptions } from '../../src/kernels/executor'
 import { type KernelTensors } from '../../src/kernels/tensors'
@@ -160,22 +161,27 @@ t.test('a failed batch is retried member by member: only the bad one fails', asy
   t.same(await Promise.all(members), [1, 'bad member', 3])
 })
 
-t.test('a request whose client went away is dropped from the queue', async t => {
-  const { b, ex } = harness()
-  const first = b.submit(call(0))
-  const gone = new AbortController()
-  const dropped = b.submit(call(1), gone.signal)
-  const kept = b.submit(call(2))
-  gone.abort()
-  await t.rejects(dropped)
-  t.equal(b.stats.abandoned, 1)
-  ex.runs[0].finish()
-  await first
-  await tick()
-  t.match(ex.runs[1].key, /^solo\|/, 'only the remaining request runs')
-  ex.runs[1].finish()
-  t.equal((await kept).loss.data[0], 2)
-})
+for (const [kind, make] of [
+  ['ClientGone', () => { const g = new ClientGone(); return { signal: g, leave: () => g.leave() } }],
+  ['an AbortSignal', () => { const c = new AbortController(); return { signal: c.signal, leave: () => c.abort() } }]
+] as const) {
+  t.test(`a request whose client went away is dropped from the queue (told by ${kind})`, async t => {
+    const { b, ex } = harness()
+    const first = b.submit(call(0))
+    const gone = make()
+    const dropped = b.submit(call(1), gone.signal)
+    const kept = b.submit(call(2))
+    gone.leave()
+    await t.rejects(dropped)
+    t.equal(b.stats.abandoned, 1)
+    ex.runs[0].finish()
+    await first
+    await tick()
+    t.match(ex.runs[1].key, /^solo\|/, 'only the remaining request runs')
+    ex.runs[1].finish()
+    t.equal((await kept).loss.data[0], 2)
+  })
+}
 
 t.test('drain answers everything queued, then refuses new requests', async t => {
   const { b, ex } = harness()

@@ -31,7 +31,9 @@ export function typedView (datatype: V2DataType, bytes: Buffer, offset: number, 
   const start = bytes.byteOffset + offset
   const Arr = { FP32: Float32Array, FP64: Float64Array, INT32: Int32Array, INT64: BigInt64Array }[datatype]
   if (start % size === 0) return new Arr(bytes.buffer as ArrayBuffer, start, n)
-  const copy = new Arr(n)
-  new Uint8Array(copy.buffer).set(bytes.subarray(offset, offset + n * size))
-  return copy
+  // Node's allocator: a small copy lands in its shared pool (8-byte aligned, no ArrayBuffer of its
+  // own to allocate), a large one in a buffer of its own
+  const copy = Buffer.allocUnsafe(n * size)
+  bytes.copy(copy, 0, offset, offset + n * size)
+  return new Arr(copy.buffer as ArrayBuffer, copy.byteOffset, n)
 }

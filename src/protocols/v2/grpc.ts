@@ -11,6 +11,7 @@ import { type Metrics } from '../../metrics'
 import { observeRequest } from '../../plugins/observability'
 import { fromInferRequest, GRPC_LOADER_OPTIONS, type ModelInferRequest, toInferResponse } from './grpc-messages'
 import { HealthService } from './health'
+import { ClientGone } from '../../batching/departure'
 import { type V2Service } from './service'
 
 /** The inference service's full name (proto/grpc_service.proto). */
@@ -148,8 +149,8 @@ export class GrpcFrontDoor {
       const request = service.checkRequest(msg.request)
       // a client that cancels (or whose deadline passes) while queued is dropped from the queue;
       // grpc-js reports every stream's close as 'cancelled', so the listener goes once answered
-      const gone = new AbortController()
-      const cancelled = (): void => gone.abort()
+      const gone = new ClientGone()
+      const cancelled = (): void => gone.leave()
       call.once('cancelled', cancelled)
       // large raw tensors go into memory a kernel worker reads in place, given back once the kernel has run
       const raw = msg.raw === undefined ? undefined : keptCopy(msg.raw.contents)
@@ -158,7 +159,7 @@ export class GrpcFrontDoor {
         version: msg.version,
         request,
         raw: raw === undefined ? undefined : { contents: raw.parts },
-        signal: gone.signal,
+        signal: gone,
         deadlineUs: deadlineUs(call.getDeadline())
       }).finally(() => {
         call.removeListener('cancelled', cancelled)

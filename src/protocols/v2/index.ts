@@ -10,6 +10,7 @@ import {
 } from '../../../schemas/v2'
 import { binaryTail, v2BodyParser } from './body'
 import { v2ErrorPayload } from './errors'
+import { ClientGone } from '../../batching/departure'
 import { inferResponse, type V2Answer } from './response'
 import { type V2Service, type Validate } from './service'
 
@@ -128,10 +129,10 @@ async function routes (app: FastifyInstance, service: V2Service): Promise<void> 
     }, async (request, reply) => {
       const tail = binaryTail(request)
       // a client that hangs up while queued is dropped from the queue
-      const gone = new AbortController()
-      reply.raw.once('close', () => { if (!reply.raw.writableEnded) gone.abort() })
+      const gone = new ClientGone()
+      reply.raw.once('close', () => { if (!reply.raw.writableEnded) gone.leave() })
       try {
-        const result = await service.infer({ ...of(request), request: request.body as V2InferenceRequestJson, raw: tail === undefined ? undefined : { tail }, signal: gone.signal })
+        const result = await service.infer({ ...of(request), request: request.body as V2InferenceRequestJson, raw: tail === undefined ? undefined : { tail }, signal: gone })
         return await send(reply, inferResponse(result.def, result.id, result.outputs))
       } finally {
         // the kernel has run (or never will): the binary tensors' memory serves the next body

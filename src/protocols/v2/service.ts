@@ -3,6 +3,7 @@ import { type AjvError } from '../../http/errors'
 import { type LossDef } from '../../losses/loss'
 import { prepare } from '../../kernels/prepare'
 import { type Batcher } from '../../batching/batcher'
+import { type Departure } from '../../batching/departure'
 import { notReady, type Readiness } from '../../routes/health'
 import { V2InferenceRequest, type V2InferenceRequestJson, type V2ModelMetadataJson } from '../../../schemas/v2'
 import { version } from '../../../package.json'
@@ -37,7 +38,7 @@ export interface InferCall {
   /** Tensor bytes beside the JSON: REST's binary form or gRPC's raw_input_contents. */
   raw?: RawTensors
   /** Aborted when the client goes away: a queued request leaves the queue. */
-  signal?: AbortSignal
+  signal?: Departure
   /** The transport's own deadline (gRPC's), in microseconds from now. */
   deadlineUs?: number
 }
