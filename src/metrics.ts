@@ -41,13 +41,14 @@ export function createMetrics (queueDepth: () => number, kernels?: KernelMetrics
   // eslint-disable-next-line no-new
   new client.Gauge({
     name: 'losshub_body_memory_kept_bytes',
-    help: `Memory of request bodies kept for the next ones, by pool (local: JSON bodies; shared: binary bodies read in place by kernel workers; at most ${KEPT_BODY_BYTES} bytes each).`,
+    help: `Memory of request bodies kept for the next ones, by pool (local: JSON bodies; shared: binary bodies and large decoded tensors, read in place by kernel workers; at most ${KEPT_BODY_BYTES} bytes each; shared_in_use: shared memory held by requests now, within the same budget).`,
     labelNames: ['pool'] as const,
     registers: [registry],
     collect () {
       const kept = keptMemoryBytes()
       this.set({ pool: 'local' }, kept.local)
       this.set({ pool: 'shared' }, kept.shared)
+      this.set({ pool: 'shared_in_use' }, kept.sharedInUse)
     }
   })
   return {

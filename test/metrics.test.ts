@@ -25,6 +25,7 @@ t.test('GET /metrics: request counters by loss and status, latency, batch and qu
   // the three requests' bodies are small: none was kept for reuse
   t.equal(sample(text, /^losshub_body_memory_kept_bytes\{pool="local"\} (\d+)$/m), 0)
   t.equal(sample(text, /^losshub_body_memory_kept_bytes\{pool="shared"\} (\d+)$/m), 0)
+  t.equal(sample(text, /^losshub_body_memory_kept_bytes\{pool="shared_in_use"\} (\d+)$/m), 0)
   t.match(text, /^process_resident_memory_bytes \d+/m)
   t.match(text, /^nodejs_eventloop_lag_seconds /m)
 })

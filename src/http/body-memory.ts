@@ -1,12 +1,19 @@
 import { MemoryPool } from '../tensor/memory-pool'
+import { ownMemory } from '../tensor/tensor'
 
 /**
  * Memory for request bodies, reused from one body to the next (see MemoryPool for why).
  * - A body whose parsed value keeps nothing of it (JSON: every value is decoded into memory of
  *   its own) gives its memory back as soon as it is parsed.
- * - A body whose tensors are views into it (V2's binary form) is read into shared memory, which
- *   a kernel worker reads in place (no transfer that detaches it), and gives it back once its
- *   request is answered (`keepBody` / `releaseBody`).
+ * - A body whose tensors are views into it (V2's binary form), and large tensors decoded from
+ *   JSON, go into shared memory, which a kernel worker reads in place (no transfer that detaches
+ *   it), given back once the request is answered (`releaseBody` in raw-body.ts).
+ *
+ * Shared memory lives within a budget (SHARED_BODY_BYTES, in use and kept together), and what
+ * is taken is given back, never left behind: V8 does not count a SharedArrayBuffer's bytes
+ * towards collecting it, so dropped ones pile up (100 dropped 16 MiB buffers held 1.6 GiB here)
+ * until a full collection happens for other reasons. Past the budget, memory of the request's
+ * own is used, which moves to the kernel worker as before.
  */
 
 /** Most bytes kept for reuse per pool; what is given back past it is left to the garbage collector. */
@@ -16,7 +23,12 @@ export const KEPT_BODY_BYTES = 32 * 2 ** 20
 export const SMALLEST_KEPT_BODY = 256 * 2 ** 10
 
 const local = new MemoryPool<ArrayBuffer>(size => Buffer.allocUnsafeSlow(size).buffer as ArrayBuffer, KEPT_BODY_BYTES, SMALLEST_KEPT_BODY)
-const shared = new MemoryPool<SharedArrayBuffer>(size => new SharedArrayBuffer(size), KEPT_BODY_BYTES, SMALLEST_KEPT_BODY)
+/** Most bytes of shared memory in existence: in use by requests and kept. */
+export const SHARED_BODY_BYTES = KEPT_BODY_BYTES
+
+const shared = new MemoryPool<SharedArrayBuffer>(size => new SharedArrayBuffer(size), SHARED_BODY_BYTES, SMALLEST_KEPT_BODY)
+/** Bytes of the shared memory made and not forgotten (in use or kept). */
+let sharedBytes = 0
 
 /** An ArrayBuffer of at least `size` bytes (uninitialised), kept or fresh. */
 export function takeMemory (size: number): ArrayBuffer { return local.take(size) }
@@ -25,11 +37,19 @@ export function takeMemory (size: number): ArrayBuffer { return local.take(size)
 export function giveMemory (memory: ArrayBuffer): void { local.give(memory) }
 
 /**
- * Memory for a body whose parsed value keeps views into it: shared memory from the pool when the
- * body is large enough to be kept, else an ArrayBuffer of its own.
+ * Memory for a body whose parsed value keeps views into it (or a tensor decoded from one):
+ * shared memory when the size is large enough to be kept and the budget allows, else an
+ * ArrayBuffer of its own. Kept shared buffers of other sizes are forgotten when that makes room.
  */
 export function takeKeptMemory (size: number): ArrayBuffer | SharedArrayBuffer {
-  return size >= SMALLEST_KEPT_BODY ? shared.take(size) : Buffer.allocUnsafeSlow(size).buffer as ArrayBuffer
+  if (size < SMALLEST_KEPT_BODY) return Buffer.allocUnsafeSlow(size).buffer as ArrayBuffer
+  const kept = shared.find(size)
+  if (kept !== undefined) return kept
+  // traffic of another size: forget the idle buffers (rare: they pile up only until a collection)
+  if (sharedBytes + size > SHARED_BODY_BYTES && sharedBytes - shared.bytes + size <= SHARED_BODY_BYTES) sharedBytes -= shared.clear()
+  if (sharedBytes + size > SHARED_BODY_BYTES) return Buffer.allocUnsafeSlow(size).buffer as ArrayBuffer
+  sharedBytes += size
+  return new SharedArrayBuffer(size)
 }
 
 /** Gives back memory from `takeKeptMemory` once nothing reads it (an ArrayBuffer is left to the garbage collector). */
@@ -37,9 +57,9 @@ export function giveKeptMemory (memory: ArrayBufferLike): void {
   if (memory instanceof SharedArrayBuffer) shared.give(memory)
 }
 
-/** Bytes kept for reuse now, by pool (for /metrics and tests). */
-export function keptMemoryBytes (): { local: number, shared: number } {
-  return { local: local.bytes, shared: shared.bytes }
+/** Bytes kept for reuse now, by pool, and shared bytes in use by requests (for /metrics and tests). */
+export function keptMemoryBytes (): { local: number, shared: number, sharedInUse: number } {
+  return { local: local.bytes, shared: shared.bytes, sharedInUse: sharedBytes - shared.bytes }
 }
 
 /**
@@ -57,6 +77,8 @@ export function keptCopy (parts: Buffer[]): { parts: Buffer[], release: () => vo
   }
   if (size < SMALLEST_KEPT_BODY) return { parts, release: () => {} }
   const memory = takeKeptMemory(size)
+  // memory of its own (past the shared budget) holds this call's tensors only: it moves to the worker
+  if (memory instanceof ArrayBuffer) ownMemory(memory)
   const copies = parts.map((p, i) => {
     const copy = Buffer.from(memory, at[i], p.length)
     p.copy(copy)

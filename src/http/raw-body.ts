@@ -53,12 +53,13 @@ const kept = new WeakMap<FastifyRequest, ArrayBufferLike[]>()
 
 /**
  * Memory for `bytes` bytes of a tensor decoded from `request`'s body, when it is large enough
- * to be worth reusing: shared memory from the pool (read in place by a kernel worker), handed
- * back by `releaseBody`. Undefined: the tensor takes memory of its own.
+ * to be worth reusing and the shared budget allows: shared memory from the pool (read in place
+ * by a kernel worker), handed back by `releaseBody`. Undefined: the tensor takes memory of its own.
  */
 export function requestMemory (request: FastifyRequest, bytes: number): ArrayBufferLike | undefined {
   if (bytes < SMALLEST_KEPT_BODY) return undefined
   const memory = takeKeptMemory(bytes)
+  if (!(memory instanceof SharedArrayBuffer)) return undefined // past the shared budget: memory of its own, as a small tensor's
   keep(request, memory)
   return memory
 }

@@ -17,20 +17,30 @@ export class MemoryPool<M extends ArrayBuffer | SharedArrayBuffer> {
 
   /** Memory of at least `size` bytes (uninitialised): the smallest kept buffer no more than twice as large, or a fresh one. */
   take (size: number): M {
-    if (size >= this.smallest) {
-      let best = -1
-      // of equally small ones, the latest given: its pages are the likeliest to be in cache
-      for (let i = this.kept.length - 1; i >= 0; i--) {
-        const n = this.kept[i].byteLength
-        if (n >= size && n <= 2 * size && (best < 0 || n < this.kept[best].byteLength)) best = i
-      }
-      if (best >= 0) {
-        const [memory] = this.kept.splice(best, 1)
-        this.keptBytes -= memory.byteLength
-        return memory
-      }
+    return this.find(size) ?? this.allocate(size)
+  }
+
+  /** The smallest kept buffer of at least `size` bytes and no more than twice that, taken out of the pool; undefined when none is. */
+  find (size: number): M | undefined {
+    if (size < this.smallest) return undefined
+    let best = -1
+    // of equally small ones, the latest given: its pages are the likeliest to be in cache
+    for (let i = this.kept.length - 1; i >= 0; i--) {
+      const n = this.kept[i].byteLength
+      if (n >= size && n <= 2 * size && (best < 0 || n < this.kept[best].byteLength)) best = i
     }
-    return this.allocate(size)
+    if (best < 0) return undefined
+    const [memory] = this.kept.splice(best, 1)
+    this.keptBytes -= memory.byteLength
+    return memory
+  }
+
+  /** Forgets every kept buffer (left to the garbage collector); returns their bytes. */
+  clear (): number {
+    const bytes = this.keptBytes
+    this.kept.length = 0
+    this.keptBytes = 0
+    return bytes
   }
 
   /** Gives `memory` back for reuse; nothing may read or write it after this. */

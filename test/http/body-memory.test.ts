@@ -1,24 +1,44 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { build, postLoss } from '../helpers/app'
-import { KEPT_BODY_BYTES, SMALLEST_KEPT_BODY, giveKeptMemory, giveMemory, keptCopy, keptMemoryBytes, takeKeptMemory, takeMemory } from '../../src/http/body-memory'
+import { KEPT_BODY_BYTES, SHARED_BODY_BYTES, SMALLEST_KEPT_BODY, giveKeptMemory, giveMemory, keptCopy, keptMemoryBytes, takeKeptMemory, takeMemory } from '../../src/http/body-memory'
 
 t.test('JSON bodies and binary bodies keep memory in pools of their own', async t => {
   const a = takeMemory(SMALLEST_KEPT_BODY)
   t.type(a, ArrayBuffer)
   giveMemory(a)
-  t.same(keptMemoryBytes(), { local: SMALLEST_KEPT_BODY, shared: 0 })
+  t.same(keptMemoryBytes(), { local: SMALLEST_KEPT_BODY, shared: 0, sharedInUse: 0 })
   t.equal(takeMemory(SMALLEST_KEPT_BODY), a)
   const small = takeKeptMemory(SMALLEST_KEPT_BODY - 1)
   t.type(small, ArrayBuffer, 'a small binary body has memory of its own, which moves to a kernel worker')
   giveKeptMemory(small)
-  t.same(keptMemoryBytes(), { local: 0, shared: 0 }, 'and is left to the garbage collector')
+  t.same(keptMemoryBytes(), { local: 0, shared: 0, sharedInUse: 0 }, 'and is left to the garbage collector')
   const large = takeKeptMemory(SMALLEST_KEPT_BODY)
   t.type(large, SharedArrayBuffer, 'a large one is read into shared memory, which a kernel worker reads in place')
+  t.same(keptMemoryBytes(), { local: 0, shared: 0, sharedInUse: SMALLEST_KEPT_BODY })
   giveKeptMemory(large)
-  t.same(keptMemoryBytes(), { local: 0, shared: SMALLEST_KEPT_BODY })
+  t.same(keptMemoryBytes(), { local: 0, shared: SMALLEST_KEPT_BODY, sharedInUse: 0 })
   t.equal(takeKeptMemory(SMALLEST_KEPT_BODY), large, 'and is reused')
+  giveKeptMemory(large)
   t.equal(KEPT_BODY_BYTES, 32 * 2 ** 20)
+})
+
+t.test('shared memory stays within its budget: past it, memory of its own; idle buffers of another size make room', async t => {
+  const half = SHARED_BODY_BYTES / 2
+  const [a, b] = [takeKeptMemory(half), takeKeptMemory(half)]
+  t.same([a, b].map(m => m instanceof SharedArrayBuffer), [true, true])
+  const over = takeKeptMemory(SMALLEST_KEPT_BODY)
+  t.type(over, ArrayBuffer, 'the budget is in use: memory of its own')
+  giveKeptMemory(a)
+  giveKeptMemory(b)
+  t.equal(takeKeptMemory(half), b, 'given back, a buffer serves the next body of its size: the latest given')
+  giveKeptMemory(b)
+  // a size no kept buffer fits: the idle ones are forgotten to make room, not kept beside it
+  const other = takeKeptMemory(half + 8)
+  t.type(other, SharedArrayBuffer)
+  t.same(keptMemoryBytes(), { local: 0, shared: 0, sharedInUse: half + 8 })
+  giveKeptMemory(other)
+  t.same(keptMemoryBytes(), { local: 0, shared: half + 8, sharedInUse: 0 })
 })
 
 t.test('keptCopy puts large parts into shared memory, each 8-byte aligned, and leaves small ones as they are', async t => {
