@@ -35,9 +35,14 @@ const TRITON_PARAMETERS = new Set(['binary_data_output', 'priority', 'timeout'])
 const SEQUENCE_PARAMETERS = new Set(['sequence_id', 'sequence_start', 'sequence_end'])
 
 /** The names a loss takes tensors under: its arguments and grad_output. */
-export function tensorNames (def: LossDef): Set<string> {
-  return new Set([...def.args.map(a => a.name), 'grad_output'])
+export function tensorNames (def: LossDef): ReadonlySet<string> {
+  let names = TENSOR_NAMES.get(def)
+  if (names === undefined) TENSOR_NAMES.set(def, names = new Set([...def.args.map(a => a.name), 'grad_output']))
+  return names
 }
+
+/** tensorNames by loss, made once: it is asked for each input of each request. */
+const TENSOR_NAMES = new WeakMap<LossDef, ReadonlySet<string>>()
 
 /**
  * The loss's request schema (`lossRequestSchema`) with each tensor property reduced to "present":
