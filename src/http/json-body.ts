@@ -1,6 +1,6 @@
 import { type FastifyInstance, type FastifyRequest } from 'fastify'
 import { readBody, readJson } from '../tensor/json-reader'
-import { addBufferParser, requestMemory } from './raw-body'
+import { addBufferParser, releaseBody, requestMemory } from './raw-body'
 
 /**
  * What a route may declare in its `config`: the top-level body keys that hold a tensor, and
@@ -20,10 +20,14 @@ export function parseJsonBody (bytes: Buffer): unknown {
  * Installs the JSON body parser on `app` (replacing Fastify's): the bytes are read once, and
  * the fields a route names in `config.tensorKeys` (and the values of those in
  * `config.tensorMaps`) arrive as decoded tensors, never as arrays of JS numbers; a route that
- * declares tensors calls `releaseBody` once answered. Fastify's body limit still applies before parsing.
+ * declares tensors calls `releaseBody` once its kernel has run, and any answered request gives
+ * its memory back (onResponse). Fastify's body limit still applies before parsing.
  */
 export function jsonBodyParser (app: FastifyInstance): void {
   app.removeContentTypeParser('application/json')
+  // a request answered without reaching its handler (the schema refused it) still gives back
+  // the memory its tensors were decoded into; for this scope and every route registered in it
+  app.addHook('onResponse', async request => { releaseBody(request) })
   addBufferParser(app, 'application/json', (request: FastifyRequest, bytes: Buffer) => {
     const config = request.routeOptions.config as TensorRouteConfig | undefined
     // large tensors go into reused memory, which the route hands back once answered (releaseBody)

@@ -86,3 +86,23 @@ t.test('bodies read into reused memory answer as their own: mse over large base6
     t.ok(Math.abs(lossOf(r) - cases[i].want) <= 1e-5 * cases[i].want, `at once: request ${i} has its own answer`)
   })
 })
+
+t.test('a request refused after its tensors were decoded gives their memory back: by the schema (400), by the loss\'s checks, and over V2', async t => {
+  const app = await build(t, { maxEventLoopDelayMs: 0 })
+  const n = 100_000 // 400 kB of float32: decoded into shared memory
+  const x = Buffer.from(Float32Array.from({ length: n }, (_, i) => i / n).buffer).toString('base64')
+  const tensor = { dtype: 'float32', shape: [n], data: x }
+  const before = keptMemoryBytes().sharedInUse
+  for (let i = 0; i < 4; i++) {
+    const schema = await postLoss(app, 'mse', { input: tensor, target: tensor, reduction: 'bogus' })
+    t.equal(schema.status, 400, 'an unknown reduction: refused by the schema, before the handler')
+    const check = await postLoss(app, 'mse', { input: tensor, target: { ...tensor, shape: [n / 2, 2] } })
+    t.equal(check.status, 400, 'shapes that do not broadcast: refused by the loss\'s check')
+    // V2's binary form: the body itself is the shared memory
+    const header = Buffer.from(JSON.stringify({ id: 5, inputs: ['input', 'target'].map(name => ({ name, datatype: 'FP32', shape: [n], parameters: { binary_data_size: 4 * n } })) }))
+    const raw = Buffer.from(x, 'base64')
+    const v2 = await app.inject({ method: 'POST', url: '/v2/models/mse/infer', headers: { 'inference-header-content-length': String(header.length) }, payload: Buffer.concat([header, raw, raw]) })
+    t.equal(v2.statusCode, 400, `V2: a number for id, refused by the schema: ${v2.body}`)
+  }
+  t.equal(keptMemoryBytes().sharedInUse, before, 'no shared memory is held once they are answered')
+})
