@@ -107,32 +107,42 @@ function readBody (request: FastifyRequest, payload: NodeJS.ReadableStream, lead
     payload.removeListener('data', onData)
     payload.removeListener('end', onEnd)
     payload.removeListener('error', onEnd)
+    payload.removeListener('close', onClose)
+  }
+  // a body that never completes gives its memory back (shared memory, above all, is never
+  // left to the garbage collector: see body-memory.ts)
+  const fail = (err: Error): void => {
+    stop()
+    if (memory !== undefined) kept ? giveKeptMemory(memory.buffer) : giveMemory(memory.buffer as ArrayBuffer)
+    done(err)
   }
   function onData (chunk: Buffer | string): void {
     const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
-    if (received + bytes.length > limit) {
-      stop()
-      return done(new errorCodes.FST_ERR_CTP_BODY_TOO_LARGE())
-    }
+    if (received + bytes.length > limit) return fail(new errorCodes.FST_ERR_CTP_BODY_TOO_LARGE())
     if (memory !== undefined && received + bytes.length <= declared) bytes.copy(memory, lead + received)
     else if (memory === undefined) chunks.push(bytes)
     received += bytes.length
   }
   function onEnd (err?: Error & { statusCode?: number }): void {
-    stop()
     if (err != null) {
       if (!(typeof err.statusCode === 'number' && err.statusCode >= 400)) err.statusCode = 400
-      return done(err)
+      return fail(err)
     }
-    if (known && received !== declared) return done(new errorCodes.FST_ERR_CTP_INVALID_CONTENT_LENGTH())
+    if (known && received !== declared) return fail(new errorCodes.FST_ERR_CTP_INVALID_CONTENT_LENGTH())
+    stop()
     if (memory !== undefined) return done(null, memory.subarray(lead))
     const joined = memoryOf(lead + received)
     let at = lead
     for (const c of chunks) at += c.copy(joined, at)
     done(null, joined.subarray(lead))
   }
+  // closed before its end, with no error to say so: the client went away
+  function onClose (): void {
+    fail(Object.assign(new Error('body: the connection closed before the body ended'), { statusCode: 400 }))
+  }
   payload.on('data', onData)
   payload.on('end', onEnd)
   payload.on('error', onEnd)
+  payload.on('close', onClose)
   payload.resume()
 }

@@ -106,3 +106,19 @@ t.test('a request refused after its tensors were decoded gives their memory back
   }
   t.equal(keptMemoryBytes().sharedInUse, before, 'no shared memory is held once they are answered')
 })
+
+t.test('a body that never completes gives its memory back: its stream fails', async t => {
+  const app = await build(t, { maxEventLoopDelayMs: 0 })
+  const n = 100_000
+  const header = Buffer.from(JSON.stringify({ inputs: ['input', 'target'].map(name => ({ name, datatype: 'FP32', shape: [n], parameters: { binary_data_size: 4 * n } })) }))
+  const payload = Buffer.concat([header, Buffer.alloc(8 * n)])
+  const headers = { 'inference-header-content-length': String(header.length) }
+  const before = keptMemoryBytes().sharedInUse
+  for (const simulate of [{ end: true, split: false, error: true, close: false }, { end: true, split: true, error: true, close: false }]) {
+    const r = await app.inject({ method: 'POST', url: '/v2/models/mse/infer', headers, payload, simulate }).catch((err: Error) => err)
+    t.ok(r instanceof Error || r.statusCode >= 400, `${JSON.stringify(simulate)}: not answered as a success`)
+    t.equal(keptMemoryBytes().sharedInUse, before, `${JSON.stringify(simulate)}: no shared memory is held`)
+  }
+  const ok = await app.inject({ method: 'POST', url: '/v2/models/mse/infer', headers, payload })
+  t.equal(ok.statusCode, 200, 'and the next whole body is served')
+})
