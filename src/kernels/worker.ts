@@ -33,8 +33,8 @@ const { settings, capacity, wide } = workerData as WorkerData
 const sessions = new SessionCache(settings, capacity)
 const wideSessions = wide !== undefined ? new SessionCache(wide.settings, wide.capacity) : undefined
 /**
- * Where inputs in shared memory (a binary body read in place) are copied for ORT, which refuses
- * them: memory reused from run to run (src/tensor/memory-pool.ts says why), up to 32 MiB.
+ * Where inputs in shared memory (binary bodies, large decoded tensors) are copied for ORT, which
+ * refuses them: memory reused from run to run (src/tensor/memory-pool.ts says why), up to 32 MiB.
  */
 const staging = new MemoryPool<ArrayBuffer>(size => new ArrayBuffer(size), 32 * 2 ** 20, 256 * 2 ** 10)
 
