@@ -1,3 +1,5 @@
+import { type ServerResponse } from 'node:http'
+
 /**
  * How a queued call learns that its caller has gone, so that the batcher drops it: the part of
  * AbortSignal the batcher uses (an AbortSignal is one).
@@ -19,6 +21,13 @@ export class ClientGone implements Departure {
 
   removeEventListener (_type: 'abort', listener: () => void): void {
     if (this.listener === listener) this.listener = undefined
+  }
+
+  /** A ClientGone told when `response` closes before it was sent whole (the client hung up). */
+  static of (response: ServerResponse): ClientGone {
+    const gone = new ClientGone()
+    response.once('close', () => { if (!response.writableEnded) gone.leave() })
+    return gone
   }
 
   /** The client has gone: the call is dropped if it is still queued. */

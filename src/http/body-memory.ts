@@ -22,7 +22,10 @@ export const KEPT_BODY_BYTES = 32 * 2 ** 20
 /** Smaller bodies are not kept: their pages are few and Node's allocator serves them well. */
 export const SMALLEST_KEPT_BODY = 256 * 2 ** 10
 
-const local = new MemoryPool<ArrayBuffer>(size => Buffer.allocUnsafeSlow(size).buffer as ArrayBuffer, KEPT_BODY_BYTES, SMALLEST_KEPT_BODY)
+/** Fresh memory of its own, uninitialised. */
+const own = (size: number): ArrayBuffer => Buffer.allocUnsafeSlow(size).buffer as ArrayBuffer
+
+const local = new MemoryPool<ArrayBuffer>(own, KEPT_BODY_BYTES, SMALLEST_KEPT_BODY)
 /** Most bytes of shared memory in existence: in use by requests and kept. */
 export const SHARED_BODY_BYTES = KEPT_BODY_BYTES
 
@@ -42,12 +45,12 @@ export function giveMemory (memory: ArrayBuffer): void { local.give(memory) }
  * ArrayBuffer of its own. Kept shared buffers of other sizes are forgotten when that makes room.
  */
 export function takeKeptMemory (size: number): ArrayBuffer | SharedArrayBuffer {
-  if (size < SMALLEST_KEPT_BODY) return Buffer.allocUnsafeSlow(size).buffer as ArrayBuffer
+  if (size < SMALLEST_KEPT_BODY) return own(size)
   const kept = shared.find(size)
   if (kept !== undefined) return kept
   // traffic of another size: forget the idle buffers (rare: they pile up only until a collection)
   if (sharedBytes + size > SHARED_BODY_BYTES && sharedBytes - shared.bytes + size <= SHARED_BODY_BYTES) sharedBytes -= shared.clear()
-  if (sharedBytes + size > SHARED_BODY_BYTES) return Buffer.allocUnsafeSlow(size).buffer as ArrayBuffer
+  if (sharedBytes + size > SHARED_BODY_BYTES) return own(size)
   sharedBytes += size
   return new SharedArrayBuffer(size)
 }

@@ -32,7 +32,7 @@ export function addBufferParser (app: FastifyInstance, types: string | string[],
     readBody(request, payload, lead(request), keeps, (err, body) => {
       if (err !== null) return done(err)
       const bytes = body as Buffer
-      const release = (): void => { keeps ? giveKeptMemory(bytes.buffer) : giveMemory(bytes.buffer as ArrayBuffer) }
+      const release = (): void => { giveBack(bytes.buffer, keeps) }
       let value: unknown
       try {
         value = parse(request, bytes)
@@ -46,6 +46,12 @@ export function addBufferParser (app: FastifyInstance, types: string | string[],
       done(null, value)
     })
   })
+}
+
+/** Gives a body's memory back to the pool it came from (`kept`: takeKeptMemory's, else takeMemory's). */
+function giveBack (memory: ArrayBufferLike, kept: boolean): void {
+  if (kept) giveKeptMemory(memory)
+  else giveMemory(memory as ArrayBuffer)
 }
 
 /** Memory that a request's parsed value holds views into (its body's, its tensors'), until `releaseBody`. */
@@ -113,7 +119,7 @@ function readBody (request: FastifyRequest, payload: NodeJS.ReadableStream, lead
   // left to the garbage collector: see body-memory.ts)
   const fail = (err: Error): void => {
     stop()
-    if (memory !== undefined) kept ? giveKeptMemory(memory.buffer) : giveMemory(memory.buffer as ArrayBuffer)
+    if (memory !== undefined) giveBack(memory.buffer, kept)
     done(err)
   }
   function onData (chunk: Buffer | string): void {

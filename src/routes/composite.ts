@@ -73,8 +73,8 @@ export async function compositeRoutes (app: FastifyInstance, opts: { losses: rea
     }
   }, async (request, reply) => {
     try {
-      const gone = new ClientGone()
-      reply.raw.once('close', () => { if (!reply.raw.writableEnded) gone.leave() })
+      // a client that hangs up while queued is dropped from the queue
+      const gone = ClientGone.of(reply.raw)
       const result = await evaluateComposite(request.body as CompositeBody, {
         losses, batcher: opts.batcher, maxElements: opts.maxElements, validateOptions: termOptionsValidator(request)
       }, gone)

@@ -69,9 +69,7 @@ export async function lossRoutes (app: FastifyInstance, opts: { losses: readonly
       try {
         const call = prepare(def, request.body as Record<string, unknown>, opts.maxElements)
         // a client that hangs up while queued is dropped from the queue
-        const gone = new ClientGone()
-        reply.raw.once('close', () => { if (!reply.raw.writableEnded) gone.leave() })
-        const result = await evaluate(opts.batcher, call, gone)
+        const result = await evaluate(opts.batcher, call, ClientGone.of(reply.raw))
         // written straight into a Buffer from the output arrays (src/tensor/json-writer.ts)
         return await reply.type('application/json; charset=utf-8').send(writeJson(result))
       } finally {

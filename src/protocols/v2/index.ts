@@ -129,8 +129,7 @@ async function routes (app: FastifyInstance, service: V2Service): Promise<void> 
     }, async (request, reply) => {
       const tail = binaryTail(request)
       // a client that hangs up while queued is dropped from the queue
-      const gone = new ClientGone()
-      reply.raw.once('close', () => { if (!reply.raw.writableEnded) gone.leave() })
+      const gone = ClientGone.of(reply.raw)
       try {
         const result = await service.infer({ ...of(request), request: request.body as V2InferenceRequestJson, raw: tail === undefined ? undefined : { tail }, signal: gone })
         return await send(reply, inferResponse(result.def, result.id, result.outputs))
