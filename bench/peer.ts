@@ -3,8 +3,10 @@
  * it), side by side in one run (npm run bench:peer). Both run at their defaults (2 processes
  * each on this 2-core machine); every cell measures losshub, peer, peer, losshub, so drift in
  * the machine's speed hits both alike. The load generator shares the cores with the servers.
- * Throughput cells use autocannon; concurrency-1 latency uses a keep-alive loop timed with
- * hrtime (autocannon's percentiles have 1 ms resolution). Flags: BENCH_SECONDS (default 5),
+ * Throughput cells use wrk when it is on PATH (a C generator, which leaves the servers more of
+ * the cores; bench/native-load.ts), autocannon otherwise or with BENCH_GENERATOR=autocannon;
+ * concurrency-1 latency uses a keep-alive loop timed with hrtime (autocannon's percentiles have
+ * 1 ms resolution). Flags: BENCH_SECONDS (default 5), BENCH_GENERATOR (wrk or autocannon),
  * PEER_DIR (default ../shared/peer beside the repository).
  */
 import { execFileSync } from 'node:child_process'
@@ -14,8 +16,11 @@ import os from 'node:os'
 import path from 'node:path'
 import autocannon from 'autocannon'
 import { freePort, startServer } from './server'
+import { hasTool, wrkPost } from './native-load'
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5)
+const generator = process.env.BENCH_GENERATOR ?? (hasTool('wrk') ? 'wrk' : 'autocannon')
+if (generator !== 'wrk' && generator !== 'autocannon') throw new Error(`BENCH_GENERATOR: expected wrk or autocannon, got '${generator}'`)
 const peerDir = process.env.PEER_DIR ?? path.join(__dirname, '..', '..', '..', 'shared', 'peer')
 
 let seed = 11
@@ -51,9 +56,10 @@ const WORKLOADS: Workload[] = [
 
 interface Cell { rps: number, p50: number, p99: number, errors: number }
 
-/** Throughput at `connections` (autocannon), or precise latency of one connection (hrtime). */
+/** Throughput at `connections` (wrk or autocannon), or precise latency of one connection (hrtime). */
 async function measure (url: string, body: string, connections: number): Promise<Cell> {
   if (connections === 1) return await serial(url, body)
+  if (generator === 'wrk') return await wrkPost(`${url}/loss/cross_entropy`, body, { 'content-type': 'application/json' }, connections, seconds)
   const r = await autocannon({ url: `${url}/loss/cross_entropy`, method: 'POST', headers: { 'content-type': 'application/json' }, body, connections, duration: seconds })
   return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.non2xx }
 }
@@ -104,7 +110,7 @@ async function main (): Promise<void> {
   const losshub = await startServer({})
   try {
     const cpus = os.cpus()
-    console.log(`# losshub vs the FastAPI + PyTorch peer\n\n${cpus[0].model} × ${cpus.length}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}, Node ${process.version}. Both at their defaults (2 processes each); the load generator runs on the same cores. ${seconds} s per measurement, 2 per server and cell (losshub, peer, peer, losshub). Concurrency 1: a keep-alive loop timed with hrtime; higher: autocannon.\n`)
+    console.log(`# losshub vs the FastAPI + PyTorch peer\n\n${cpus[0].model} × ${cpus.length}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}, Node ${process.version}. Both at their defaults (2 processes each); the load generator runs on the same cores. ${seconds} s per measurement, 2 per server and cell (losshub, peer, peer, losshub). Concurrency 1: a keep-alive loop timed with hrtime; higher: ${generator === 'wrk' ? 'wrk (one thread)' : 'autocannon'}.\n`)
     console.log('| workload | conc. | losshub req/s | peer req/s | losshub / peer | losshub p50 ms | peer p50 ms | p50 ratio | losshub p99 ms | peer p99 ms | errors (losshub, peer) |')
     console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
     for (const w of WORKLOADS) {

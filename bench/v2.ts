@@ -7,7 +7,8 @@
  * - cross_entropy [32,10] at concurrency 64: /loss with nested JSON (autocannon) against gRPC
  *   with raw_input_contents (64 calls in flight over 8 connections, so that every worker of
  *   the cluster gets some: the primary hands out connections, not calls); requests per second
- *   (the goal: gRPC at least equal).
+ *   (the goal: gRPC at least equal); when wrk and h2load are on PATH, again with those C load
+ *   generators (bench/native-load.ts), which take less of the cores the server runs on.
  * gRPC requests go through a lean HTTP/2 client (encoded once, framed by hand), as the HTTP
  * ones go through a keep-alive agent or autocannon with prebuilt bodies: the cells measure the
  * server, not grpc-js's client.
@@ -25,6 +26,7 @@ import { protoFile } from '../src/protocols/v2/grpc'
 import { fork } from 'node:child_process'
 import path from 'node:path'
 import { freePort, SERVICE_MALLOC, startServer } from './server'
+import { h2loadPost, hasTool, wrkPost } from './native-load'
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 4)
 
@@ -140,6 +142,19 @@ async function inFlight (connections: number, once: () => Promise<number | undef
   return { rps: done / ((performance.now() - t0) / 1000), p50: NaN, p99: NaN, errors }
 }
 
+/** ModelInfer's HTTP/2 path. */
+const GRPC_INFER_PATH = '/inference.GRPCInferenceService/ModelInfer'
+
+/** The server's count of gRPC calls that failed (its /metrics, summed over the cluster). */
+async function grpcFailures (url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text()
+  let failed = 0
+  for (const m of text.matchAll(/^losshub_requests_total\{([^}]*)\} (\d+)/gm)) {
+    if (m[1].includes('protocol="grpc"') && !m[1].includes('status="200"')) failed += Number(m[2])
+  }
+  return failed
+}
+
 /** bench/bare-server.ts in a process of its own: its ports, and how to stop it. */
 async function startBare (): Promise<{ http: number, grpc: number, stop: () => void }> {
   // with the service's allocator settings, as the service runs
@@ -219,6 +234,20 @@ async function main (): Promise<void> {
     console.log(`| V2 gRPC, raw_input_contents (64 calls in flight, 8 connections) | ${g.rps.toFixed(0)} | ${g.errors} |`)
     console.log(`| floor: grpc-js answering ModelInfer with no work, one process (64 in flight, 8 connections) | ${bareRate.rps.toFixed(0)} | ${bareRate.errors} |`)
     console.log(`\ngRPC / /loss: ${(g.rps / loss.requests.average).toFixed(2)}x`)
+    if (hasTool('wrk') && hasTool('h2load')) {
+      // the same pair with generators in C, which leave the server more of the two cores
+      const before = await grpcFailures(server.url)
+      const viaH2load = await h2loadPost(`http://127.0.0.1:${grpcPort}${GRPC_INFER_PATH}`, smallFrame, { 'content-type': 'application/grpc', te: 'trailers' }, 8, 8, seconds)
+      const after = await grpcFailures(server.url)
+      const viaWrk = await wrkPost(`${server.url}/loss/cross_entropy`, small.nested, { 'content-type': 'application/json' }, 64, seconds)
+      const failed = after - before + viaH2load.errors
+      console.log('\nThe same with load generators in C (one wrk thread, 64 connections; h2load, 8 connections of 8 streams; gRPC failures counted by the server):\n')
+      console.log('| front door | req/s | errors |')
+      console.log('|---|---:|---:|')
+      console.log(`| POST /loss, nested JSON (wrk) | ${viaWrk.rps.toFixed(0)} | ${viaWrk.errors} |`)
+      console.log(`| V2 gRPC, raw_input_contents (h2load) | ${viaH2load.rps.toFixed(0)} | ${failed} |`)
+      console.log(`\ngRPC / /loss with C generators: ${(viaH2load.rps / viaWrk.rps).toFixed(2)}x`)
+    } else console.log('\n(wrk and h2load not both on PATH: no run with C load generators)')
   } finally {
     single.close()
     many.close()
