@@ -42,7 +42,8 @@ function tempFile (name: string, data: string | Buffer): [string, () => void] {
 
 /**
  * POSTs `body` to `url` over `connections` keep-alive connections for `seconds` with wrk (one
- * thread); p50 and p99 from its latency distribution.
+ * thread); p50 and p99 from its latency distribution. A request unanswered after 10 s (as
+ * autocannon waits) counts as an error.
  */
 export async function wrkPost (url: string, body: string | Buffer, headers: Record<string, string>, connections: number, seconds: number): Promise<LoadResult> {
   const [bodyFile, removeBody] = tempFile('body', body)
@@ -55,7 +56,7 @@ export async function wrkPost (url: string, body: string | Buffer, headers: Reco
   ].join('\n')
   const [script, removeScript] = tempFile('post.lua', lua)
   try {
-    const out = await run('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '-s', script, url])
+    const out = await run('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '10s', '--latency', '-s', script, url])
     const percentile = (p: string): number => {
       const m = new RegExp(`^\\s+${p}%\\s+(\\S+)`, 'm').exec(out)
       if (m === null) throw new Error(`wrk: no ${p}% latency in\n${out}`)
