@@ -3,11 +3,12 @@
  * it), side by side in one run (npm run bench:peer). Both run at their defaults (2 processes
  * each on this 2-core machine); every cell measures losshub, peer, peer, losshub, so drift in
  * the machine's speed hits both alike. The load generator shares the cores with the servers.
- * Throughput cells use wrk when it is on PATH (a C generator, which leaves the servers more of
- * the cores; bench/native-load.ts), autocannon otherwise or with BENCH_GENERATOR=autocannon;
- * concurrency-1 latency uses a keep-alive loop timed with hrtime (autocannon's percentiles have
- * 1 ms resolution). Flags: BENCH_SECONDS (default 5), BENCH_GENERATOR (wrk or autocannon),
- * PEER_DIR (default ../shared/peer beside the repository).
+ * Every cell uses wrk when it is on PATH (a C generator: it leaves the servers more of the cores
+ * and adds less to each request's latency; bench/native-load.ts). Otherwise, or with
+ * BENCH_GENERATOR=autocannon, throughput cells use autocannon and concurrency-1 latency a
+ * keep-alive loop timed with hrtime (autocannon's percentiles have 1 ms resolution). Flags:
+ * BENCH_SECONDS (default 5), BENCH_GENERATOR (wrk or autocannon), PEER_DIR (default
+ * ../shared/peer beside the repository).
  */
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
@@ -56,10 +57,10 @@ const WORKLOADS: Workload[] = [
 
 interface Cell { rps: number, p50: number, p99: number, errors: number }
 
-/** Throughput at `connections` (wrk or autocannon), or precise latency of one connection (hrtime). */
+/** Throughput and latency at `connections`: wrk, or autocannon and (for one connection) a loop timed with hrtime. */
 async function measure (url: string, body: string, connections: number): Promise<Cell> {
-  if (connections === 1) return await serial(url, body)
   if (generator === 'wrk') return await wrkPost(`${url}/loss/cross_entropy`, body, { 'content-type': 'application/json' }, connections, seconds)
+  if (connections === 1) return await serial(url, body)
   const r = await autocannon({ url: `${url}/loss/cross_entropy`, method: 'POST', headers: { 'content-type': 'application/json' }, body, connections, duration: seconds })
   return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.non2xx }
 }
@@ -110,7 +111,7 @@ async function main (): Promise<void> {
   const losshub = await startServer({})
   try {
     const cpus = os.cpus()
-    console.log(`# losshub vs the FastAPI + PyTorch peer\n\n${cpus[0].model} × ${cpus.length}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}, Node ${process.version}. Both at their defaults (2 processes each); the load generator runs on the same cores. ${seconds} s per measurement, 2 per server and cell (losshub, peer, peer, losshub). Concurrency 1: a keep-alive loop timed with hrtime; higher: ${generator === 'wrk' ? 'wrk (one thread)' : 'autocannon'}.\n`)
+    console.log(`# losshub vs the FastAPI + PyTorch peer\n\n${cpus[0].model} × ${cpus.length}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}, Node ${process.version}. Both at their defaults (2 processes each); the load generator runs on the same cores. ${seconds} s per measurement, 2 per server and cell (losshub, peer, peer, losshub). ${generator === 'wrk' ? 'Every cell: wrk (one thread).' : 'Concurrency 1: a keep-alive loop timed with hrtime; higher: autocannon.'}\n`)
     console.log('| workload | conc. | losshub req/s | peer req/s | losshub / peer | losshub p50 ms | peer p50 ms | p50 ratio | losshub p99 ms | peer p99 ms | errors (losshub, peer) |')
     console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
     for (const w of WORKLOADS) {
