@@ -96,7 +96,7 @@ export function batchFeeds (calls: readonly PreparedCall[]): KernelTensors {
   const batchArgs = new Set(first.def.batch)
   const feeds: KernelTensors = { ...buildFeedsOfShared(first, batchArgs, first.def.perRowOptions === undefined) }
   for (const name of Object.keys(first.args)) {
-    if (batchArgs.has(name)) feeds[name] = concatRows(calls.map(c => argTensor(c.args[name], c.dtype)))
+    if (batchArgs.has(name)) feeds[name] = concatRows(calls.map(c => argTensor(c.args[name], c.dtype, c.memory)))
   }
   if (first.def.perRowOptions !== undefined) Object.assign(feeds, perRowOptionFeeds(calls))
   const ids = new BigInt64Array(calls.reduce((n, c) => n + rowsOf(c), 0))
@@ -139,7 +139,7 @@ function perRowOptionFeeds (calls: readonly PreparedCall[]): KernelTensors {
 
 function buildFeedsOfShared (call: PreparedCall, batchArgs: ReadonlySet<string>, withOptions: boolean): KernelTensors {
   const feeds: KernelTensors = withOptions ? optionFeeds(call) : {}
-  for (const [name, a] of Object.entries(call.args)) if (!batchArgs.has(name)) feeds[name] = owned(argTensor(a, call.dtype))
+  for (const [name, a] of Object.entries(call.args)) if (!batchArgs.has(name)) feeds[name] = owned(argTensor(a, call.dtype, call.memory))
   return feeds
 }
 

@@ -2,6 +2,7 @@ import { type Arg } from '../losses/loss'
 import { backward } from '../onnx/autodiff'
 import { type Dim, Graph, type Value } from '../onnx/graph'
 import { type TensorData, sizeOf } from '../tensor/tensor'
+import { type TensorMemory } from '../tensor/json-reader'
 import { type PreparedCall } from './prepare'
 import { type KernelTensor, type KernelTensors } from './tensors'
 
@@ -65,7 +66,7 @@ export function perRowDims (call: PreparedCall): Dim[] {
 /** The inputs of a call alone: arguments in the kernel's dtypes, options as 0-d tensors, the seed. */
 export function buildFeeds (call: PreparedCall): KernelTensors {
   const feeds: KernelTensors = {}
-  for (const [name, a] of Object.entries(call.args)) feeds[name] = argTensor(a, call.dtype)
+  for (const [name, a] of Object.entries(call.args)) feeds[name] = argTensor(a, call.dtype, call.memory)
   Object.assign(feeds, optionFeeds(call))
   if (call.grad) feeds.grad_output = gradOutput(call)
   return feeds
@@ -96,11 +97,27 @@ export function gradOutput (call: PreparedCall): KernelTensor {
  * An argument converted to its kernel dtype (int64 indices, or the call's float type). When
  * it is already of that dtype, its own array is lent (`source`), not copied: the executor may
  * move it to a kernel worker, which hands it back if the run fails (src/kernels/worker-pool.ts).
+ * A float conversion goes into `memory` when that provides some (see PreparedCall).
  */
-export function argTensor (a: Arg, dtype: 'float32' | 'float64'): KernelTensor {
+export function argTensor (a: Arg, dtype: 'float32' | 'float64', memory?: TensorMemory): KernelTensor {
   const d: TensorData = a.data
   const dims = [...a.shape]
   if (a.kind === 'index') return d instanceof BigInt64Array ? { type: 'int64', dims, data: d, source: a } : { type: 'int64', dims, data: BigInt64Array.from(d as ArrayLike<number>, v => BigInt(v)) }
-  if (dtype === 'float32') return d instanceof Float32Array ? { type: 'float32', dims, data: d, source: a } : { type: 'float32', dims, data: Float32Array.from(d as ArrayLike<number>) }
-  return d instanceof Float64Array ? { type: 'float64', dims, data: d, source: a } : { type: 'float64', dims, data: Float64Array.from(d as ArrayLike<number>) }
+  if (dtype === 'float32') return d instanceof Float32Array ? { type: 'float32', dims, data: d, source: a } : { type: 'float32', dims, data: converted(Float32Array, d, memory) }
+  return d instanceof Float64Array ? { type: 'float64', dims, data: d, source: a } : { type: 'float64', dims, data: converted(Float64Array, d, memory) }
+}
+
+/** A float array's type: its constructors and element size. */
+interface FloatArrayType<A> { new (length: number): A, new (buffer: ArrayBufferLike, offset: number, length: number): A, BYTES_PER_ELEMENT: number }
+
+/**
+ * Float elements in a new array of type `Arr`, each rounded as a typed array stores it, in
+ * `memory` when that provides some: memory already in use costs no page faults, where a fresh
+ * megabyte costs hundreds (about 1 ms per [256,1000] nested request here).
+ */
+function converted<A extends Float32Array | Float64Array> (Arr: FloatArrayType<A>, d: TensorData, memory: TensorMemory | undefined): A {
+  const buffer = memory?.(Arr.BYTES_PER_ELEMENT * d.length)
+  const out = buffer === undefined ? new Arr(d.length) : new Arr(buffer, 0, d.length)
+  out.set(d as ArrayLike<number>)
+  return out
 }

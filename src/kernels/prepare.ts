@@ -5,6 +5,7 @@ import { type FloatDType } from '../onnx/graph'
 import { decodeTensor } from '../tensor/decode'
 import { admitArgs, admitCall, DEFAULT_MAX_ELEMENTS } from './admission'
 import { type HostTensor, type TensorForm, at, fmtShape, sameShape } from '../tensor/tensor'
+import { type TensorMemory } from '../tensor/json-reader'
 
 /** A validated call of one loss: everything a kernel needs, nothing left to check. */
 export interface PreparedCall {
@@ -27,6 +28,11 @@ export interface PreparedCall {
   form: TensorForm
   /** What the call costs (src/kernels/admission.ts): checked against MAX_ELEMENTS before any kernel runs. */
   cost: Cost
+  /**
+   * Memory for the arguments' copies in the kernel's dtypes (the request's reused memory,
+   * given back once it is answered); undefined: each copy takes memory of its own.
+   */
+  memory?: TensorMemory
 }
 
 /**
@@ -42,9 +48,10 @@ const COMMON = new Set(['reduction', 'grad', 'grad_output'])
 /**
  * Decodes and validates a request body (already schema-checked) for `def`: tensor forms,
  * argument kinds and dtypes, the loss's own shape and domain checks (which give the unreduced
- * shape; the reduction gives the returned one), grad_output.
+ * shape; the reduction gives the returned one), grad_output. `memory` is the request's, for
+ * the arguments' conversions to the kernel's dtype (see PreparedCall).
  */
-export function prepare (def: LossDef, body: Record<string, unknown>, maxElements = DEFAULT_MAX_ELEMENTS): PreparedCall {
+export function prepare (def: LossDef, body: Record<string, unknown>, maxElements = DEFAULT_MAX_ELEMENTS, memory?: TensorMemory): PreparedCall {
   const args: Record<string, Arg> = {}
   for (const decl of def.args) {
     const json = body[decl.name]
@@ -90,7 +97,7 @@ export function prepare (def: LossDef, body: Record<string, unknown>, maxElement
     }
   }
   const structural = structuralOptions(def, typedOpts)
-  return { def, opts: typedOpts, structural, dtype, args, numeric, grad, gradOutput, lossShape, unreducedShape, form: args[def.args[0].name].form, cost }
+  return { def, opts: typedOpts, structural, dtype, args, numeric, grad, gradOutput, lossShape, unreducedShape, form: args[def.args[0].name].form, cost, memory }
 }
 
 function resolveKind (name: string, kind: Arg['kind'] | 'float-or-index', t: HostTensor, first: Arg | undefined): Arg['kind'] {

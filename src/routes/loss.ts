@@ -7,7 +7,7 @@ import { fail } from '../errors'
 import { type LossDef } from '../losses/loss'
 import { evaluate } from '../batching/evaluate'
 import { type TensorRouteConfig } from '../http/json-body'
-import { releaseBody } from '../http/raw-body'
+import { releaseBody, requestMemory } from '../http/raw-body'
 import { writeJson } from '../tensor/json-writer'
 import { type Batcher } from '../batching/batcher'
 import { ClientGone } from '../batching/departure'
@@ -67,7 +67,8 @@ export async function lossRoutes (app: FastifyInstance, opts: { losses: readonly
       }
     }, async (request, reply) => {
       try {
-        const call = prepare(def, request.body as Record<string, unknown>, opts.maxElements)
+        // conversions to the kernel's dtype (nested floats to float32) go into the request's reused memory too
+        const call = prepare(def, request.body as Record<string, unknown>, opts.maxElements, size => requestMemory(request, size))
         // a client that hangs up while queued is dropped from the queue
         const result = await evaluate(opts.batcher, call, ClientGone.of(reply.raw))
         // written straight into a Buffer from the output arrays (src/tensor/json-writer.ts)

@@ -87,6 +87,29 @@ t.test('bodies read into reused memory answer as their own: mse over large base6
   })
 })
 
+t.test('nested bodies answer as their own: their float32 copies live in the request\'s reused memory until its kernel has run', async t => {
+  const app = await build(t, { maxEventLoopDelayMs: 0, kernelWorkers: 1, batchMaxDelayUs: 100_000, batchMaxElements: 10_000_000 })
+  const n = 40_000 // read as float64 (320 kB, shared memory), then copied to float32 (160 kB, memory of its own) for the kernel
+  const m = 80_000 // 640 kB read, 320 kB copied: both in shared memory
+  const body = (seed: number, size: number): { body: unknown, want: number } => {
+    const x = Float32Array.from({ length: size }, (_, i) => Math.sin(i * seed))
+    const y = Float32Array.from({ length: size }, (_, i) => Math.cos(i + seed))
+    let sum = 0
+    for (let i = 0; i < size; i++) sum += (x[i] - y[i]) ** 2
+    return { body: { input: Array.from(x), target: Array.from(y) }, want: sum / size }
+  }
+  const cases = [1, 2, 3, 4, 5, 6].map(seed => body(seed, seed % 2 === 0 ? m : n))
+  const before = keptMemoryBytes().sharedInUse
+  // each sent while the ones before it wait for their kernel: a copy handed on before its
+  // kernel ran would be overwritten by the next request's
+  const together = await Promise.all(cases.map(async (c, i) => { await sleep(10 * i); return await postLoss(app, 'mse', c.body) }))
+  together.forEach((r, i) => {
+    t.equal(r.status, 200)
+    t.ok(Math.abs(r.body.loss - cases[i].want) <= 1e-5 * cases[i].want, `request ${i} has its own answer: ${r.body.loss} against ${cases[i].want}`)
+  })
+  t.equal(keptMemoryBytes().sharedInUse, before, 'every copy is given back once answered')
+})
+
 t.test('a request refused after its tensors were decoded gives their memory back: by the schema (400), by the loss\'s checks, and over V2', async t => {
   const app = await build(t, { maxEventLoopDelayMs: 0 })
   const n = 100_000 // 400 kB of float32: decoded into shared memory

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { kernelKey } from '../../src/kernels/kernel'
+import { buildFeeds, kernelKey } from '../../src/kernels/kernel'
 import { preparedCall } from '../helpers/calls'
 
 const call = preparedCall
@@ -57,4 +57,32 @@ t.test('the kernel key follows what shapes the graph, not numeric values', async
   const dice = { input: [[[[1.2, -0.5]]]], target: [[[[1, 0]]]], mode: 'binary' }
   t.equal(key('dice', { ...dice, ignore_index: 0 }), key('dice', { ...dice, ignore_index: 1 }), 'dice ignore_index values')
   t.not(key('dice', dice), key('dice', { ...dice, ignore_index: 1 }), 'dice with ignore_index or without: an input more')
+})
+
+t.test('arguments converted to the kernel\'s dtype go into the memory the call provides; those already in it are lent', async t => {
+  const b64 = (a: Float32Array | Float64Array): string => Buffer.from(a.buffer).toString('base64')
+  const values = (data: unknown): number[] => Array.from(data as Float32Array | Float64Array)
+  const given: ArrayBuffer[] = []
+  // a pool may hand out more than asked for: the copy takes its own length from the front
+  const memory = (bytes: number): ArrayBuffer => { const m = new ArrayBuffer(bytes + 8); given.push(m); return m }
+  const c = call('mse', { input: [[0.1, 2.5]], target: { dtype: 'float32', shape: [1, 2], data: b64(Float32Array.of(1, -3)) } })
+  t.equal(c.dtype, 'float32')
+  c.memory = memory
+  const feeds = buildFeeds(c)
+  t.equal(feeds.input.data.buffer, given[0], 'nested numbers (read as float64) become float32 in the memory provided')
+  t.same([feeds.input.data.length, values(feeds.input.data)], [2, [Math.fround(0.1), 2.5]], 'rounded as float32 stores them')
+  t.equal(feeds.target.data, c.args.target.data, 'a float32 argument is lent as it is')
+  t.equal(given.length, 1, 'and asks for no memory')
+  c.memory = () => undefined
+  const own = buildFeeds(c)
+  t.not(own.input.data.buffer, given[0], 'no memory provided: a copy of its own')
+  t.same(values(own.input.data), [Math.fround(0.1), 2.5])
+
+  const wide = call('mse', { input: { dtype: 'float64', shape: [2], data: b64(Float64Array.of(0.1, 7)) }, target: { dtype: 'float32', shape: [2], data: b64(Float32Array.of(0.1, -3)) } })
+  t.equal(wide.dtype, 'float64', 'a float64 argument makes the call float64')
+  wide.memory = memory
+  const f64 = buildFeeds(wide)
+  t.equal(f64.target.data.buffer, given[1], 'the float32 target widens into the memory provided')
+  t.same(values(f64.target.data), [Math.fround(0.1), -3], 'exactly: every float32 is a float64')
+  t.equal(f64.input.data, wide.args.input.data, 'the float64 input is lent')
 })
