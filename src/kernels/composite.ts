@@ -5,6 +5,7 @@ import { type Arg, type ArgDecl, type Inputs, type LossDef, structuralOptions } 
 import { type FloatDType, type Graph, type Value } from '../onnx/graph'
 import { add, mul } from '../onnx/ops'
 import { type TensorForm } from '../tensor/tensor'
+import { type TensorMemory } from '../tensor/json-reader'
 import { kernelKey } from './kernel'
 import { batchPlan, rowsOf } from './batch'
 import { type Cost, type PreparedCall, prepare } from './prepare'
@@ -26,6 +27,8 @@ export interface CompositeEnv {
   losses: ReadonlyMap<string, LossDef>
   validateOptions: OptionsValidator
   maxElements?: number
+  /** The request's memory for the tensors' conversions to the kernel's dtype (see PreparedCall). */
+  memory?: TensorMemory
 }
 
 /** A term, prepared: its own call (checked as `POST /loss/{name}` would be) and its place in the kernel. */
@@ -104,7 +107,7 @@ export function prepareComposite (body: CompositeBody, env: CompositeEnv): Compo
   // the structure of the request, not on the order its terms were read in
   const ordered = [...inputs.values()].sort((a, b) => a.position - b.position || (a.arg.kind === 'float' ? -1 : 1))
   // every tensor is used, so the first graph input is the first tensor: it sets the reply's form
-  const call = kernelCall(terms, ordered, body.grad === true, ordered[0].arg.form)
+  const call = kernelCall(terms, ordered, body.grad === true, ordered[0].arg.form, env.memory)
   return { call, terms, grads: ordered.filter(i => i.grad).map(i => ({ tensor: i.tensor, input: i.name })) }
 }
 
@@ -145,7 +148,7 @@ function bind (term: CompositeTermBody, losses: ReadonlyMap<string, LossDef>, na
 const optionInput = (i: number, name: string): string => `term${i}/${name}`
 
 /** The composite's PreparedCall: a LossDef made for this request, whose forward is the weighted total. */
-function kernelCall (terms: PreparedTerm[], inputs: GraphInput[], grad: boolean, form: TensorForm): PreparedCall {
+function kernelCall (terms: PreparedTerm[], inputs: GraphInput[], grad: boolean, form: TensorForm, memory: TensorMemory | undefined): PreparedCall {
   const args: Record<string, Arg> = {}
   const decls: ArgDecl[] = []
   for (const i of inputs) {
@@ -191,7 +194,7 @@ function kernelCall (terms: PreparedTerm[], inputs: GraphInput[], grad: boolean,
   const opts = { reduction: 'sum' } as PreparedCall['opts']
   // batched, the total is one value per request: its rows are the requests' rows
   const unreducedShape = batch === undefined ? [] : [rowsOf(terms[0].call)]
-  return { def, opts, structural: structuralOptions(def, opts), dtype, args, numeric, grad, lossShape: [], unreducedShape, form, cost }
+  return { def, opts, structural: structuralOptions(def, opts), dtype, args, numeric, grad, lossShape: [], unreducedShape, form, cost, memory }
 }
 
 /**

@@ -7,7 +7,7 @@ import { ClientGone } from '../batching/departure'
 import { fail } from '../errors'
 import { type AjvError, errorHandler, validationMessage } from '../http/errors'
 import { type TensorRouteConfig } from '../http/json-body'
-import { releaseBody } from '../http/raw-body'
+import { releaseBody, requestMemory } from '../http/raw-body'
 import { type DocumentedBody } from '../../schemas/loss-request'
 import { type CompositeBody, type OptionsValidator } from '../kernels/composite'
 import { evaluateComposite } from '../batching/evaluate-composite'
@@ -76,7 +76,7 @@ export async function compositeRoutes (app: FastifyInstance, opts: { losses: rea
       // a client that hangs up while queued is dropped from the queue
       const gone = ClientGone.of(reply.raw)
       const result = await evaluateComposite(request.body as CompositeBody, {
-        losses, batcher: opts.batcher, maxElements: opts.maxElements, validateOptions: termOptionsValidator(request)
+        losses, batcher: opts.batcher, maxElements: opts.maxElements, validateOptions: termOptionsValidator(request), memory: size => requestMemory(request, size)
       }, gone)
       // written straight into a Buffer from the output arrays, as for /loss (src/tensor/json-writer.ts)
       return await reply.type('application/json; charset=utf-8').send(writeJson(result))

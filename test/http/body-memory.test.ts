@@ -110,6 +110,38 @@ t.test('nested bodies answer as their own: their float32 copies live in the requ
   t.equal(keptMemoryBytes().sharedInUse, before, 'every copy is given back once answered')
 })
 
+t.test('nested bodies of POST /losses answer as their own: each term\'s float32 copies live in the request\'s memory until its kernels have run', async t => {
+  const app = await build(t, { maxEventLoopDelayMs: 0, kernelWorkers: 1, batchMaxDelayUs: 100_000, batchMaxElements: 10_000_000 })
+  const n = 80_000 // 640 kB read as float64, 320 kB copied to float32 per term: shared memory
+  const body = (seed: number): { body: unknown, want: number } => {
+    const x = Float32Array.from({ length: n }, (_, i) => Math.sin(i * seed))
+    const y = Float32Array.from({ length: n }, (_, i) => Math.cos(i + seed))
+    let squares = 0
+    let absolutes = 0
+    for (let i = 0; i < n; i++) {
+      squares += (x[i] - y[i]) ** 2
+      absolutes += Math.abs(x[i] - y[i])
+    }
+    const args = { input: 'x', target: 'y' }
+    return {
+      body: { tensors: { x: Array.from(x), y: Array.from(y) }, terms: [{ loss: 'mse', weight: 0.25, args }, { loss: 'l1', weight: 2, args }] },
+      want: 0.25 * squares / n + 2 * absolutes / n
+    }
+  }
+  const cases = [1, 2, 3, 4].map(body)
+  const before = keptMemoryBytes().sharedInUse
+  const together = await Promise.all(cases.map(async (c, i) => {
+    await sleep(10 * i)
+    const r = await app.inject({ method: 'POST', url: '/losses', payload: c.body as object })
+    return { status: r.statusCode, body: r.json() }
+  }))
+  together.forEach((r, i) => {
+    t.equal(r.status, 200)
+    t.ok(Math.abs(r.body.total - cases[i].want) <= 1e-5 * cases[i].want, `request ${i} has its own total: ${r.body.total} against ${cases[i].want}`)
+  })
+  t.equal(keptMemoryBytes().sharedInUse, before, 'every copy is given back once answered')
+})
+
 t.test('a request refused after its tensors were decoded gives their memory back: by the schema (400), by the loss\'s checks, and over V2', async t => {
   const app = await build(t, { maxEventLoopDelayMs: 0 })
   const n = 100_000 // 400 kB of float32: decoded into shared memory
