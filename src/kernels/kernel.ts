@@ -102,9 +102,29 @@ export function gradOutput (call: PreparedCall): KernelTensor {
 export function argTensor (a: Arg, dtype: 'float32' | 'float64', memory?: TensorMemory): KernelTensor {
   const d: TensorData = a.data
   const dims = [...a.shape]
-  if (a.kind === 'index') return d instanceof BigInt64Array ? { type: 'int64', dims, data: d, source: a } : { type: 'int64', dims, data: BigInt64Array.from(d as ArrayLike<number>, v => BigInt(v)) }
+  if (a.kind === 'index') return d instanceof BigInt64Array ? { type: 'int64', dims, data: d, source: a } : { type: 'int64', dims, data: int64Of(d as ArrayLike<number>) }
   if (dtype === 'float32') return d instanceof Float32Array ? { type: 'float32', dims, data: d, source: a } : { type: 'float32', dims, data: converted(Float32Array, d, memory) }
   return d instanceof Float64Array ? { type: 'float64', dims, data: d, source: a } : { type: 'float64', dims, data: converted(Float64Array, d, memory) }
+}
+
+/** Whether this machine stores the low 32 bits of an int64 first (ONNX Runtime's tensors are little-endian too). */
+const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1
+
+/**
+ * Integers (safe ones: prepare() checked them) as int64, written as two 32-bit halves: a
+ * BigInt per element cost more than the rest of a small request's conversion.
+ */
+function int64Of (d: ArrayLike<number>): BigInt64Array {
+  if (!LITTLE_ENDIAN) return BigInt64Array.from(d, v => BigInt(v))
+  const out = new BigInt64Array(d.length)
+  const halves = new Int32Array(out.buffer)
+  for (let i = 0; i < d.length; i++) {
+    const v = d[i]
+    const high = Math.floor(v / 4294967296)
+    halves[2 * i] = v - high * 4294967296 // 0 to 2^32 - 1, stored modulo 2^32
+    halves[2 * i + 1] = high
+  }
+  return out
 }
 
 /** A float array's type: its constructors and element size. */

@@ -4,7 +4,7 @@ import { rowValue } from '../onnx/segments'
 import { equal, gatherElements, mask, mul, neg, not, squeeze, take, unsqueeze, where } from '../onnx/ops'
 import { type Arg } from './loss'
 import { expectIndicesInRange } from './checks'
-import { fmtShape } from '../tensor/tensor'
+import { fmtShape, sameShape } from '../tensor/tensor'
 
 /** The class axis of a classifier's input: 0 for an unbatched [C], else 1 ([N,C,d1,...]). */
 export function classAxis (rank: number): number { return rank === 1 ? 0 : 1 }
@@ -25,10 +25,10 @@ export function checkClassIndexArgs (args: Record<string, Arg>, ignoreIndex: num
   // every target would be out of range or ignored; PyTorch answers NaN, the graph has no class to pick
   if (classes === 0) fail('SHAPE_MISMATCH', `input: the class dim of ${fmtShape(input.shape)} is empty; expected at least one class`)
   const samples = sampleShape(input)
-  if (fmtShape(target.shape) !== fmtShape(samples)) {
+  if (!sameShape(target.shape, samples)) {
     fail('SHAPE_MISMATCH', `target: class indices for input ${fmtShape(input.shape)} must have shape ${fmtShape(samples)} (the input's shape without dim C), got ${fmtShape(target.shape)}`)
   }
-  if (weight !== undefined && fmtShape(weight.shape) !== fmtShape([classes])) {
+  if (weight !== undefined && !sameShape(weight.shape, [classes])) {
     fail('SHAPE_MISMATCH', `weight: expected one weight per class, shape [${classes}], got ${fmtShape(weight.shape)}`)
   }
   expectIndicesInRange('target', target, classes, ignoreIndex)

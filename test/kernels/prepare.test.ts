@@ -1,5 +1,6 @@
 import t from 'tap'
-import { buildFeeds, kernelKey } from '../../src/kernels/kernel'
+import { argTensor, buildFeeds, kernelKey } from '../../src/kernels/kernel'
+import { type Arg } from '../../src/losses/loss'
 import { preparedCall } from '../helpers/calls'
 
 const call = preparedCall
@@ -85,4 +86,14 @@ t.test('arguments converted to the kernel\'s dtype go into the memory the call p
   t.equal(f64.target.data.buffer, given[1], 'the float32 target widens into the memory provided')
   t.same(values(f64.target.data), [Math.fround(0.1), -3], 'exactly: every float32 is a float64')
   t.equal(f64.input.data, wide.args.input.data, 'the float64 input is lent')
+})
+
+t.test('integer arguments become int64 exactly: negative, past 32 bits, up to the largest safe integer', async t => {
+  const values = [0, 1, -1, -100, 2 ** 31, -(2 ** 31) - 1, 2 ** 32 + 5, -(2 ** 32) - 5, 2 ** 53 - 1, -(2 ** 53 - 1)]
+  for (const data of [Float64Array.from(values), Int32Array.of(-7, 2 ** 31 - 1, -(2 ** 31))]) {
+    const arg = { dtype: undefined, shape: [data.length], data, form: 'nested', kind: 'index' } as unknown as Arg
+    const got = argTensor(arg, 'float32')
+    t.equal(got.type, 'int64')
+    t.same(Array.from(got.data as BigInt64Array), Array.from(data, v => BigInt(v)), `from ${data.constructor.name}`)
+  }
 })
