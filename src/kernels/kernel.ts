@@ -132,8 +132,8 @@ interface FloatArrayType<A> { new (length: number): A, new (buffer: ArrayBufferL
 
 /**
  * Float elements in a new array of type `Arr`, each rounded as a typed array stores it, in
- * `memory` when that provides some: memory already in use costs no page faults, where a fresh
- * megabyte costs hundreds (about 1 ms per [256,1000] nested request here).
+ * `memory` when that provides some: reused memory costs no page faults, where a fresh megabyte
+ * costs 256 (converting a [256,1000] nested request took 0.8 ms in fresh memory, 0.35 reused).
  */
 function converted<A extends Float32Array | Float64Array> (Arr: FloatArrayType<A>, d: TensorData, memory: TensorMemory | undefined): A {
   const buffer = memory?.(Arr.BYTES_PER_ELEMENT * d.length)
