@@ -110,9 +110,9 @@ t.test('nested bodies answer as their own: their float32 copies live in the requ
   t.equal(keptMemoryBytes().sharedInUse, before, 'every copy is given back once answered')
 })
 
-t.test('nested bodies of POST /losses answer as their own: each term\'s float32 copies live in the request\'s memory until its kernels have run', async t => {
+t.test('nested bodies of POST /losses answer as their own: the float32 copies of their tensors live in the request\'s memory until the kernel has run', async t => {
   const app = await build(t, { maxEventLoopDelayMs: 0, kernelWorkers: 1, batchMaxDelayUs: 100_000, batchMaxElements: 10_000_000 })
-  const n = 80_000 // 640 kB read as float64, 320 kB copied to float32 per term: shared memory
+  const n = 80_000 // 640 kB read as float64, 320 kB copied to float32 per tensor (the terms share the copies): shared memory
   const body = (seed: number): { body: unknown, want: number } => {
     const x = Float32Array.from({ length: n }, (_, i) => Math.sin(i * seed))
     const y = Float32Array.from({ length: n }, (_, i) => Math.cos(i + seed))
