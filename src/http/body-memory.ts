@@ -45,12 +45,17 @@ export function giveMemory (memory: ArrayBuffer): void { local.give(memory) }
  * ArrayBuffer of its own. Kept shared buffers of other sizes are forgotten when that makes room.
  */
 export function takeKeptMemory (size: number): ArrayBuffer | SharedArrayBuffer {
-  if (size < SMALLEST_KEPT_BODY) return own(size)
+  return takeSharedMemory(size) ?? own(size)
+}
+
+/** Shared memory for `size` bytes as `takeKeptMemory` takes it; undefined when the size is too small or the budget is spent. */
+export function takeSharedMemory (size: number): SharedArrayBuffer | undefined {
+  if (size < SMALLEST_KEPT_BODY) return undefined
   const kept = shared.find(size)
   if (kept !== undefined) return kept
   // traffic of another size: forget the idle buffers (rare: they pile up only until a collection)
   if (sharedBytes + size > SHARED_BODY_BYTES && sharedBytes - shared.bytes + size <= SHARED_BODY_BYTES) sharedBytes -= shared.clear()
-  if (sharedBytes + size > SHARED_BODY_BYTES) return own(size)
+  if (sharedBytes + size > SHARED_BODY_BYTES) return undefined
   sharedBytes += size
   return new SharedArrayBuffer(size)
 }

@@ -1,6 +1,6 @@
 import { type FastifyInstance, type FastifyRequest, errorCodes } from 'fastify'
 import { ownMemory } from '../tensor/tensor'
-import { giveKeptMemory, giveMemory, SMALLEST_KEPT_BODY, takeKeptMemory, takeMemory } from './body-memory'
+import { giveKeptMemory, giveMemory, takeKeptMemory, takeMemory, takeSharedMemory } from './body-memory'
 
 /**
  * Turns a request's raw body into its parsed value (throwing a coded error when it cannot).
@@ -63,10 +63,8 @@ const kept = new WeakMap<FastifyRequest, ArrayBufferLike[]>()
  * by a kernel worker), handed back by `releaseBody`. Undefined: the tensor takes memory of its own.
  */
 export function requestMemory (request: FastifyRequest, bytes: number): ArrayBufferLike | undefined {
-  if (bytes < SMALLEST_KEPT_BODY) return undefined
-  const memory = takeKeptMemory(bytes)
-  if (!(memory instanceof SharedArrayBuffer)) return undefined // past the shared budget: memory of its own, as a small tensor's
-  keep(request, memory)
+  const memory = takeSharedMemory(bytes)
+  if (memory !== undefined) keep(request, memory)
   return memory
 }
 

@@ -96,7 +96,8 @@ export function batchFeeds (calls: readonly PreparedCall[]): KernelTensors {
   const batchArgs = new Set(first.def.batch)
   const feeds: KernelTensors = { ...buildFeedsOfShared(first, batchArgs, first.def.perRowOptions === undefined) }
   for (const name of Object.keys(first.args)) {
-    if (batchArgs.has(name)) feeds[name] = concatRows(calls.map(c => argTensor(c.args[name], c.dtype, c.memory)))
+    // each member's rows are copied into the batch's array: their conversion needs no memory of the request's
+    if (batchArgs.has(name)) feeds[name] = concatRows(calls.map(c => argTensor(c.args[name], c.dtype)))
   }
   if (first.def.perRowOptions !== undefined) Object.assign(feeds, perRowOptionFeeds(calls))
   const ids = new BigInt64Array(calls.reduce((n, c) => n + rowsOf(c), 0))
