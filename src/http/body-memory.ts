@@ -62,7 +62,7 @@ export function takeSharedMemory (size: number): SharedArrayBuffer | undefined {
 
 /** Gives back memory from `takeKeptMemory` once nothing reads it (an ArrayBuffer is left to the garbage collector). */
 export function giveKeptMemory (memory: ArrayBufferLike): void {
-  if (memory instanceof SharedArrayBuffer) shared.give(memory)
+  if (memory instanceof SharedArrayBuffer) sharedBytes -= shared.give(memory)
 }
 
 /** Bytes kept for reuse now, by pool, and shared bytes in use by requests (for /metrics and tests). */

@@ -10,7 +10,7 @@ export class MemoryPool<M extends ArrayBuffer | SharedArrayBuffer> {
 
   /**
    * @param allocate makes fresh memory of a size
-   * @param bound most bytes kept; memory given back past it is left to the garbage collector
+   * @param bound most bytes kept; past it the oldest kept memory is left to the garbage collector
    * @param smallest smaller buffers are neither kept nor looked for: their pages are few
    */
   constructor (private readonly allocate: (size: number) => M, readonly bound: number, readonly smallest: number) {}
@@ -43,11 +43,25 @@ export class MemoryPool<M extends ArrayBuffer | SharedArrayBuffer> {
     return bytes
   }
 
-  /** Gives `memory` back for reuse; nothing may read or write it after this. */
-  give (memory: M): void {
-    if (memory.byteLength < this.smallest || this.keptBytes + memory.byteLength > this.bound || this.kept.includes(memory)) return
+  /**
+   * Gives `memory` back for reuse; nothing may read or write it after this. The latest given
+   * are kept: past the bound, the buffers given longest ago make room (left to the garbage
+   * collector), so that when traffic changes size the pool follows it instead of staying full
+   * of the old size while every new buffer is fresh. Returns the bytes forgotten: those made
+   * room, or `memory` itself when it is not kept.
+   */
+  give (memory: M): number {
+    if (this.kept.includes(memory)) return 0
+    if (memory.byteLength < this.smallest || memory.byteLength > this.bound) return memory.byteLength
+    let forgotten = 0
+    while (this.keptBytes + memory.byteLength > this.bound) {
+      const old = this.kept.shift() as M
+      this.keptBytes -= old.byteLength
+      forgotten += old.byteLength
+    }
     this.kept.push(memory)
     this.keptBytes += memory.byteLength
+    return forgotten
   }
 
   /** Bytes kept for reuse now. */

@@ -12,13 +12,26 @@ t.test('memory given back is taken again for a size it fits (up to twice as larg
   t.not(pool.take(255), a, 'nor under the smallest kept size')
   t.equal(pool.take(600), a, 'the same memory for a size it fits')
   t.equal(pool.bytes, 0, 'and it is no longer kept')
-  pool.give(new ArrayBuffer(255))
-  t.equal(pool.bytes, 0, 'small memory is not kept')
-  const big = new ArrayBuffer(4096)
-  pool.give(big)
-  pool.give(new ArrayBuffer(1024))
-  t.equal(pool.bytes, 4096, 'nothing past the bound')
-  t.equal(pool.take(4096), big)
+  t.equal(pool.give(new ArrayBuffer(255)), 255, 'small memory is not kept: all its bytes are forgotten')
+  t.equal(pool.bytes, 0)
+  t.equal(pool.give(new ArrayBuffer(8192)), 8192, 'nor memory larger than the bound')
+  t.equal(pool.bytes, 0)
+})
+
+t.test('past the bound, the memory given longest ago makes room for the latest', async t => {
+  const pool = new MemoryPool<ArrayBuffer>(size => new ArrayBuffer(size), 4096, 256)
+  const small = [1, 2, 3, 4].map(() => new ArrayBuffer(1024))
+  for (const m of small) t.equal(pool.give(m), 0, 'within the bound nothing is forgotten')
+  t.equal(pool.bytes, 4096)
+  // traffic changes size: a larger buffer is kept in place of the two oldest small ones
+  const large = new ArrayBuffer(2048)
+  t.equal(pool.give(large), 2048, 'the bytes of the two oldest are forgotten')
+  t.equal(pool.bytes, 4096, 'never more than the bound')
+  t.equal(pool.take(2048), large, 'the large one is taken again')
+  t.equal(pool.take(1024), small[3], 'the latest small one is still kept')
+  t.equal(pool.take(1024), small[2])
+  t.not(pool.take(1024), small[0], 'the oldest were forgotten')
+  t.equal(pool.bytes, 0)
 })
 
 t.test('the smallest kept buffer that fits is taken', async t => {
