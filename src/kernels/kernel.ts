@@ -1,7 +1,7 @@
 import { type Arg } from '../losses/loss'
 import { backward } from '../onnx/autodiff'
 import { type Dim, Graph, type Value } from '../onnx/graph'
-import { type TensorData, sizeOf } from '../tensor/tensor'
+import { type TensorData, converted, sizeOf } from '../tensor/tensor'
 import { type TensorMemory } from '../tensor/json-reader'
 import { type PreparedCall } from './prepare'
 import { type KernelTensor, type KernelTensors } from './tensors'
@@ -124,20 +124,5 @@ function int64Of (d: ArrayLike<number>): BigInt64Array {
     halves[2 * i] = v - high * 4294967296 // 0 to 2^32 - 1, stored modulo 2^32
     halves[2 * i + 1] = high
   }
-  return out
-}
-
-/** A float array's type: its constructors and element size. */
-interface FloatArrayType<A> { new (length: number): A, new (buffer: ArrayBufferLike, offset: number, length: number): A, BYTES_PER_ELEMENT: number }
-
-/**
- * Float elements in a new array of type `Arr`, each rounded as a typed array stores it, in
- * `memory` when that provides some: reused memory costs no page faults, where a fresh megabyte
- * costs 256 (converting a [256,1000] nested request took 0.8 ms in fresh memory, 0.35 reused).
- */
-function converted<A extends Float32Array | Float64Array> (Arr: FloatArrayType<A>, d: TensorData, memory: TensorMemory | undefined): A {
-  const buffer = memory?.(Arr.BYTES_PER_ELEMENT * d.length)
-  const out = buffer === undefined ? new Arr(d.length) : new Arr(buffer, 0, d.length)
-  out.set(d as ArrayLike<number>)
   return out
 }

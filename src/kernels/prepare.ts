@@ -4,7 +4,7 @@ import { type Arg, type LossDef, type Options, type Reduction, type StructuralOp
 import { type FloatDType } from '../onnx/graph'
 import { decodeTensor } from '../tensor/decode'
 import { admitArgs, admitCall, DEFAULT_MAX_ELEMENTS } from './admission'
-import { type HostTensor, type TensorForm, at, fmtShape, sameShape } from '../tensor/tensor'
+import { type HostTensor, type TensorForm, at, converted, fmtShape, sameShape } from '../tensor/tensor'
 import { type TensorMemory } from '../tensor/json-reader'
 
 /** A validated call of one loss: everything a kernel needs, nothing left to check. */
@@ -61,7 +61,11 @@ export function prepare (def: LossDef, body: Record<string, unknown>, maxElement
     }
     const t = decodeTensor(decl.name, json)
     const first = args[def.args[0].name]
-    args[decl.name] = { ...t, kind: resolveKind(decl.name, decl.kind, t, first) }
+    const kind = resolveKind(decl.name, decl.kind, t, first)
+    // nested floats are a float32 tensor (torch.tensor of a list): rounded once here, so that a
+    // float64 computation (another argument in float64) promotes float32 values, as PyTorch does
+    const data = kind === 'float' && t.dtype === undefined && !(t.data instanceof Float32Array) ? converted(Float32Array, t.data, memory) : t.data
+    args[decl.name] = { ...t, data, kind }
   }
   const opts: Record<string, unknown> = {}
   const numeric: PreparedCall['numeric'] = {}

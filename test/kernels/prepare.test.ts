@@ -66,18 +66,18 @@ t.test('arguments converted to the kernel\'s dtype go into the memory the call p
   const given: ArrayBuffer[] = []
   // a pool may hand out more than asked for: the copy takes its own length from the front
   const memory = (bytes: number): ArrayBuffer => { const m = new ArrayBuffer(bytes + 8); given.push(m); return m }
-  const c = call('mse', { input: [[0.1, 2.5]], target: { dtype: 'float32', shape: [1, 2], data: b64(Float32Array.of(1, -3)) } })
+  const body = { input: [[0.1, 2.5]], target: { dtype: 'float32', shape: [1, 2], data: b64(Float32Array.of(1, -3)) } }
+  const c = call('mse', body, memory)
   t.equal(c.dtype, 'float32')
-  c.memory = memory
+  t.equal(c.args.input.data.buffer, given[0], 'nested numbers (read as float64) become float32 in the memory provided')
+  t.same([c.args.input.data.length, values(c.args.input.data)], [2, [Math.fround(0.1), 2.5]], 'rounded as float32 stores them')
   const feeds = buildFeeds(c)
-  t.equal(feeds.input.data.buffer, given[0], 'nested numbers (read as float64) become float32 in the memory provided')
-  t.same([feeds.input.data.length, values(feeds.input.data)], [2, [Math.fround(0.1), 2.5]], 'rounded as float32 stores them')
+  t.equal(feeds.input.data, c.args.input.data, 'and are lent to the kernel as they are')
   t.equal(feeds.target.data, c.args.target.data, 'a float32 argument is lent as it is')
   t.equal(given.length, 1, 'and asks for no memory')
-  c.memory = () => undefined
-  const own = buildFeeds(c)
-  t.not(own.input.data.buffer, given[0], 'no memory provided: a copy of its own')
-  t.same(values(own.input.data), [Math.fround(0.1), 2.5])
+  const own = call('mse', body, () => undefined)
+  t.not(own.args.input.data.buffer, given[0], 'no memory provided: a copy of its own')
+  t.same(values(own.args.input.data), [Math.fround(0.1), 2.5])
 
   const wide = call('mse', { input: { dtype: 'float64', shape: [2], data: b64(Float64Array.of(0.1, 7)) }, target: { dtype: 'float32', shape: [2], data: b64(Float32Array.of(0.1, -3)) } })
   t.equal(wide.dtype, 'float64', 'a float64 argument makes the call float64')
@@ -86,6 +86,11 @@ t.test('arguments converted to the kernel\'s dtype go into the memory the call p
   t.equal(f64.target.data.buffer, given[1], 'the float32 target widens into the memory provided')
   t.same(values(f64.target.data), [Math.fround(0.1), -3], 'exactly: every float32 is a float64')
   t.equal(f64.input.data, wide.args.input.data, 'the float64 input is lent')
+
+  // nested floats are float32 even in a float64 call: PyTorch promotes the float32 values
+  const mixed = call('mse', { input: [0.1, 2.5], target: { dtype: 'float64', shape: [2], data: b64(Float64Array.of(0.2, 7)) } })
+  t.equal(mixed.dtype, 'float64')
+  t.same(values(buildFeeds(mixed).input.data), [Math.fround(0.1), 2.5], 'nested numbers widen from their float32 values')
 })
 
 t.test('integer arguments become int64 exactly: negative, past 32 bits, up to the largest safe integer', async t => {

@@ -81,3 +81,11 @@ t.test('dice with smooth 1, hand-computed as smp v0.5 does: (I + 1) / ((sum p + 
   t.equal(multiclass.status, 200)
   t.equal(mismatch([multiclass.body.loss], [3 / 34], 0, 1e-6), undefined, 'loss (1 - 14/17) / 2')
 })
+
+t.test('nested floats are float32 tensors: beside a float64 argument, PyTorch promotes their float32 values', async t => {
+  const app = await build(t)
+  // torch 1.13: F.mse_loss(torch.tensor([0.1, 0.7, -1.3]), torch.tensor([0.2, 0.5, 0.9], dtype=torch.float64))
+  const r = await postLoss(app, 'mse', { input: [0.1, 0.7, -1.3], target: { dtype: 'float64', shape: [3], data: [0.2, 0.5, 0.9] } })
+  t.equal(r.status, 200)
+  t.equal(mismatch([fromForm(r.body.loss).data[0]], [1.629999928375086], 0, 1e-15), undefined, 'not 1.63, the value of float64 inputs')
+})
