@@ -7,6 +7,8 @@ import { type Config, cpuCount, DEFAULTS } from './config'
 import { errorBody, errorHandler } from './http/errors'
 import { jsonBodyParser } from './http/json-body'
 import { refuseContentEncoding } from './http/content-encoding'
+import { admitBodies, BodyAdmission } from './http/body-admission'
+import { SMALLEST_KEPT_BODY } from './http/body-memory'
 import { LOSSES } from './losses'
 import { type LossDef } from './losses/loss'
 import { prepare } from './kernels/prepare'
@@ -92,11 +94,14 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
       queued: () => batcher.queued
     })
     : new InProcessExecutor(new SessionCache(settings, cfg.sessionCacheSize))
+  // large bodies are read a few at a time (src/http/body-admission.ts); the waiting line shares QUEUE_MAX_MB's bound
+  const mib = (n: number): number => n > 0 ? n * 2 ** 20 : Infinity
+  const bodies = new BodyAdmission(mib(cfg.bodiesInProgressMb), SMALLEST_KEPT_BODY, mib(cfg.queueMaxMb))
   const metrics = createMetrics(() => batcher.queued, {
     executor: () => executor.stats?.(),
     deadlineExceeded: () => batcher.stats.timedOut,
     queuedBytes: () => batcher.queuedArgumentBytes
-  })
+  }, () => bodies.bytes)
   const batcher = new Batcher(executor, {
     maxSize: cfg.batchMaxSize,
     maxElements: cfg.batchMaxElements,
@@ -138,6 +143,7 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
   app.removeContentTypeParser(['text/plain']) // JSON only: anything else is a 415
   jsonBodyParser(app)
   app.addHook('preParsing', refuseContentEncoding) // uncompressed bodies only: anything else is a 415
+  app.addHook('preParsing', admitBodies(bodies))
 
   const tensorArgs = new Map(losses.map(d => [`/loss/${d.name}`, new Set([...d.args.map(a => a.name), 'grad_output'])]))
   app.setErrorHandler(errorHandler(url => tensorArgs.get(url) ?? new Set()))

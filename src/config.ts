@@ -106,6 +106,12 @@ export const CONFIG = Type.Object({
     maximum: 1048576,
     description: 'MiB of decoded arguments waiting at most; past it, 503 `OVERLOADED` with `Retry-After` at once (a request is still taken when nothing waits, whatever its size: `BODY_LIMIT_MB` and `MAX_ELEMENTS` bound that). 128 MiB holds two of the largest base64 requests `BODY_LIMIT_MB` admits (48 MiB decoded each) beside any number of small ones; queued requests also keep their parsed bodies, about as much again, so the queue stays near a quarter of the 2 GiB pod of `deploy/k8s`, the rest left to running kernels and replies (`0`: no bound)'
   }),
+  bodiesInProgressMb: Type.Number({
+    default: 32,
+    minimum: 0,
+    maximum: 1048576,
+    description: 'MiB of large request bodies (256 KiB or more) whose requests are in progress at once: read, queued or evaluated. A body past it waits unread in its connection, first come first served (small bodies never wait; a body larger than this is read once no other large one is in progress); when `QUEUE_MAX_MB` of bodies already wait, 503 `OVERLOADED` with `Retry-After` at once. The default matches the memory kept for reuse (32 MiB of bodies, 32 MiB of decoded tensors), so that large requests under load reuse it instead of faulting in fresh memory: at 64 connections of [256,1000] nested bodies, one process answered about a quarter more requests a second and held some 130 MiB less resident memory than with no bound (`0`: no bound)'
+  }),
   requestTimeoutMs: Type.Integer({
     default: 30000,
     minimum: 0,

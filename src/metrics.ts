@@ -21,8 +21,8 @@ export interface Metrics {
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
-/** Creates the metrics; `queueDepth` and `kernels` (memory, sessions and losses of the kernels) are read at scrape time. */
-export function createMetrics (queueDepth: () => number, kernels?: KernelMetricsSource): Metrics {
+/** Creates the metrics; `queueDepth`, `kernels` (memory, sessions and losses of the kernels) and `largeBodies` (src/http/body-admission.ts) are read at scrape time. */
+export function createMetrics (queueDepth: () => number, kernels?: KernelMetricsSource, largeBodies?: () => { inProgress: number, waiting: number }): Metrics {
   const registry = new client.Registry()
   client.collectDefaultMetrics({ register: registry })
   if (kernels !== undefined) registerKernelMetrics(registry, kernels)
@@ -51,6 +51,20 @@ export function createMetrics (queueDepth: () => number, kernels?: KernelMetrics
       this.set({ pool: 'shared_in_use' }, kept.sharedInUse)
     }
   })
+  if (largeBodies !== undefined) {
+    // eslint-disable-next-line no-new
+    new client.Gauge({
+      name: 'losshub_large_body_bytes',
+      help: 'Bytes of large request bodies (256 KiB or more) by state: in_progress (read, queued or evaluated; bounded by BODIES_IN_PROGRESS_MB) and waiting (not yet read, in their connections).',
+      labelNames: ['state'] as const,
+      registers: [registry],
+      collect () {
+        const bytes = largeBodies()
+        this.set({ state: 'in_progress' }, bytes.inProgress)
+        this.set({ state: 'waiting' }, bytes.waiting)
+      }
+    })
+  }
   return {
     registry,
     requests,

@@ -26,6 +26,8 @@ t.test('GET /metrics: request counters by loss and status, latency, batch and qu
   t.equal(sample(text, /^losshub_body_memory_kept_bytes\{pool="local"\} (\d+)$/m), 0)
   t.equal(sample(text, /^losshub_body_memory_kept_bytes\{pool="shared"\} (\d+)$/m), 0)
   t.equal(sample(text, /^losshub_body_memory_kept_bytes\{pool="shared_in_use"\} (\d+)$/m), 0)
+  t.equal(sample(text, /^losshub_large_body_bytes\{state="in_progress"\} (\d+)$/m), 0)
+  t.equal(sample(text, /^losshub_large_body_bytes\{state="waiting"\} (\d+)$/m), 0)
   t.match(text, /^process_resident_memory_bytes \d+/m)
   t.match(text, /^nodejs_eventloop_lag_seconds /m)
 })

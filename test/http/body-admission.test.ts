@@ -1,0 +1,116 @@
+import http from 'node:http'
+import net from 'node:net'
+import { once } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
+import t from 'tap'
+import { BodyAdmission } from '../../src/http/body-admission'
+import { build } from '../helpers/app'
+import { fromForm } from '../helpers/tensors'
+
+t.test('large bodies start in order within the budget; each one that ends lets the next in', async t => {
+  const admission = new BodyAdmission(100, 10, 150)
+  const started: string[] = []
+  const enter = (name: string, bytes: number): (() => void) | undefined => admission.enter(bytes, () => started.push(name))
+  const small = enter('small', 9)
+  const a = enter('a', 60)
+  const b = enter('b', 40)
+  t.same(started, ['small', 'a', 'b'], 'within the budget, and small bodies always, at once')
+  const c = enter('c', 50)
+  const d = enter('d', 5)
+  t.same(started, ['small', 'a', 'b', 'd'], 'past it, a large body waits; a small one does not')
+  t.same(admission.bytes, { inProgress: 100, waiting: 50 })
+  const e = enter('e', 30)
+  t.same(started, ['small', 'a', 'b', 'd'], 'first come, first served: it fits, but c came first')
+  t.equal(enter('f', 80), undefined, 'the line holds 80 bytes: 80 more would pass its bound of 150')
+  small?.()
+  d?.()
+  t.same(admission.bytes, { inProgress: 100, waiting: 80 }, 'small bodies are not counted')
+  b?.()
+  t.same(started, ['small', 'a', 'b', 'd'], 'c needs 50: 40 are free')
+  a?.()
+  t.same(started, ['small', 'a', 'b', 'd', 'c', 'e'], 'a and b ended: c and e start')
+  a?.()
+  t.same(admission.bytes, { inProgress: 80, waiting: 0 }, 'leaving twice gives nothing back twice')
+  c?.()
+  e?.()
+  t.same(admission.bytes, { inProgress: 0, waiting: 0 })
+})
+
+t.test('a body larger than the budget starts alone; one that leaves the line never starts', async t => {
+  const admission = new BodyAdmission(100, 10)
+  const started: string[] = []
+  const a = admission.enter(20, () => started.push('a'))
+  const huge = admission.enter(500, () => started.push('huge'))
+  const gone = admission.enter(20, () => started.push('gone'))
+  const b = admission.enter(20, () => started.push('b'))
+  t.same(started, ['a'])
+  gone?.()
+  a?.()
+  t.same(started, ['a', 'huge'], 'once nothing else is in progress')
+  t.same(admission.bytes, { inProgress: 500, waiting: 20 })
+  huge?.()
+  t.same(started, ['a', 'huge', 'b'], 'the body that left the line never starts')
+  b?.()
+  t.same(admission.bytes, { inProgress: 0, waiting: 0 })
+})
+
+/** An mse body of two float32 base64 tensors of n elements each, and its loss. */
+function mseBody (n: number, seed: number): { body: Buffer, loss: number } {
+  const x = Float32Array.from({ length: n }, (_, i) => Math.sin(i * seed))
+  const y = Float32Array.from({ length: n }, (_, i) => Math.cos(i + seed))
+  let sum = 0
+  for (let i = 0; i < n; i++) sum += (x[i] - y[i]) ** 2
+  const tensor = (a: Float32Array): object => ({ dtype: 'float32', shape: [n], data: Buffer.from(a.buffer).toString('base64') })
+  return { body: Buffer.from(JSON.stringify({ input: tensor(x), target: tensor(y) })), loss: sum / n }
+}
+
+async function post (port: number, body: Buffer): Promise<{ status: number, json: any, retryAfter?: string }> {
+  const req = http.request({ port, host: '127.0.0.1', path: '/loss/mse', method: 'POST', headers: { 'content-type': 'application/json', 'content-length': body.length } })
+  req.end(body)
+  const [res] = await once(req, 'response') as [http.IncomingMessage]
+  const chunks: Buffer[] = []
+  for await (const c of res) chunks.push(c as Buffer)
+  return { status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString()), retryAfter: res.headers['retry-after'] as string | undefined }
+}
+
+t.test('over HTTP: a large body waits while another is in progress, a full line gets 503, and a client that goes away gives its turn back', async t => {
+  const app = await build(t, { bodiesInProgressMb: 1, queueMaxMb: 1 })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as net.AddressInfo).port
+  const largeBytes = async (): Promise<string> => {
+    const text = (await app.inject({ method: 'GET', url: '/metrics' })).body
+    return text.split('\n').filter(l => l.startsWith('losshub_large_body_bytes{')).join(' ')
+  }
+  const first = mseBody(90000, 1) // some 0.8 MB each: two pass the budget of 1 MiB
+  const second = mseBody(90000, 2)
+  t.ok(first.body.length > 700000 && first.body.length < 2 ** 20)
+
+  // a client that sends its headers and a little of its body, then stalls: its body is in progress
+  const stalled = net.connect(port, '127.0.0.1')
+  await once(stalled, 'connect')
+  stalled.write(`POST /loss/mse HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${first.body.length}\r\n\r\n`)
+  stalled.write(first.body.subarray(0, 1000))
+  for (let i = 0; i < 100 && !(await largeBytes()).includes(`in_progress"} ${first.body.length}`); i++) await sleep(10)
+  t.match(await largeBytes(), `losshub_large_body_bytes{state="in_progress"} ${first.body.length}`)
+
+  let answered = false
+  const waiting = post(port, second.body).then(r => { answered = true; return r })
+  for (let i = 0; i < 100 && !(await largeBytes()).includes(`waiting"} ${second.body.length}`); i++) await sleep(10)
+  t.match(await largeBytes(), `losshub_large_body_bytes{state="waiting"} ${second.body.length}`, 'the second body waits, unread')
+  await sleep(200)
+  t.equal(answered, false, 'and is not answered meanwhile')
+
+  const refused = await post(port, mseBody(90000, 3).body)
+  t.equal(refused.status, 503, 'the line holds as many bytes as QUEUE_MAX_MB allows: the next is refused at once')
+  t.equal(refused.json.code, 'OVERLOADED')
+  t.match(refused.json.message, /MiB of request bodies wait to be read/)
+  t.equal(refused.retryAfter, '1')
+
+  stalled.destroy()
+  const r = await waiting
+  t.equal(r.status, 200, 'the stalled client went away: the waiting body is read and answered')
+  const loss = fromForm(r.json.loss).data[0]
+  t.ok(Math.abs(loss - second.loss) <= 1e-4 * Math.abs(second.loss), `its own loss: ${loss} against ${second.loss}`)
+  for (let i = 0; i < 100 && !(await largeBytes()).includes('in_progress"} 0'); i++) await sleep(10)
+  t.equal(await largeBytes(), 'losshub_large_body_bytes{state="in_progress"} 0 losshub_large_body_bytes{state="waiting"} 0', 'nothing left counted')
+})
