@@ -37,15 +37,19 @@ export function checkClassIndexArgs (args: Record<string, Arg>, ignoreIndex: num
 
 /**
  * Per-sample -w[t] * logp[t] with ignored samples zeroed, and the per-sample weights w[t]
- * (0 when ignored) that a weighted mean divides by. Picks with GatherElements so that -inf
- * log-probabilities of other classes (masked logits) do not turn into NaN.
+ * (0 when ignored) that a weighted mean divides by; `valid` marks the samples not ignored.
+ * Picks with GatherElements so that -inf log-probabilities of other classes (masked logits)
+ * do not turn into NaN, and zeroes ignored samples by selection, not by a product, so that
+ * their logits (-inf or NaN at a padded position) or the weight of the class standing in for
+ * their target give neither value nor gradient, as in PyTorch.
  */
-export function pickedNll (logp: Value, target: Value, weight: Value | undefined, ignoreIndex: Value, axis: number): { loss: Value, weights: Value } {
+export function pickedNll (logp: Value, target: Value, weight: Value | undefined, ignoreIndex: Value, axis: number): { loss: Value, weights: Value, valid: Value } {
   const valid = not(equal(target, rowValue(ignoreIndex, target)))
   const safeTarget = where(valid, target, logp.graph.constant(0, 'int64'))
   const picked = squeeze(gatherElements(logp, unsqueeze(safeTarget, [axis]), axis), [axis])
-  const weights = weight === undefined ? mask(valid) : mul(take(weight, safeTarget), mask(valid))
-  return { loss: neg(mul(picked, weights)), weights }
+  if (weight === undefined) return { loss: where(valid, neg(picked), 0), weights: mask(valid), valid }
+  const weights = where(valid, take(weight, safeTarget), 0)
+  return { loss: where(valid, neg(mul(picked, weights)), 0), weights, valid }
 }
 
 /** A per-class weight [C] shaped to broadcast along the class axis of a rank-`rank` input. */

@@ -1,6 +1,6 @@
 import { defineLoss, STANDARD_REDUCTIONS, Type } from './loss'
 import { type Value } from '../onnx/graph'
-import { add, div, dimSize, logSoftmax, mask, mul, neg, reduceSum, sub, equal, not } from '../onnx/ops'
+import { add, div, dimSize, logSoftmax, mul, neg, reduceSum, sub, where } from '../onnx/ops'
 import { reduce, reduceWeighted } from './reduce'
 import { checkClassIndexArgs, classAxis, classWeightAlong, pickedNll } from './class-index'
 import { rowValue } from '../onnx/segments'
@@ -72,8 +72,7 @@ function indexTargets (logp: Value, target: Value, weight: Value | undefined, we
   const nll = pickedNll(logp, target, weight, ignoreIndex, axis)
   if (smoothing === undefined) return reduceWeighted(nll.loss, nll.weights, reduction)
   // (1 - eps) * nll + eps / C * smooth, smooth = -sum_c w_c logp_c, zero for ignored samples
-  const valid = mask(not(equal(target, rowValue(ignoreIndex, target))))
-  const smooth = mul(neg(reduceSum(weightAlong === undefined ? logp : mul(logp, weightAlong), [axis], false)), valid)
+  const smooth = where(nll.valid, neg(reduceSum(weightAlong === undefined ? logp : mul(logp, weightAlong), [axis], false)), 0)
   const classes = dimSize(logp, axis)
   const eps = rowValue(smoothing, nll.loss)
   const loss = add(mul(nll.loss, sub(1, eps)), mul(smooth, div(eps, classes)))
