@@ -1,6 +1,6 @@
 import { fail } from '../errors'
 import { type Arg } from './loss'
-import { at, fmtShape, sameShape } from '../tensor/tensor'
+import { at, fmtShape, sameShape, shown } from '../tensor/tensor'
 import { firstOutside } from '../tensor/scan'
 
 /**
@@ -43,20 +43,20 @@ export function expectListedIndices (name: string, arg: Arg, classes: number): v
 /** Requires every element of `arg` to lie in [lo, hi]. */
 export function expectInRange (name: string, arg: Arg, lo: number, hi: number): void {
   const i = firstOutside(arg.data, lo, hi)
-  if (i >= 0) fail('DOMAIN_ERROR', `${name}: elements must lie in [${lo}, ${hi}], got ${at(arg.data, i)} at flat position ${i}`)
+  if (i >= 0) fail('DOMAIN_ERROR', `${name}: elements must lie in [${lo}, ${hi}], got ${shown(arg.data, i)} at flat position ${i}`)
 }
 
 /** Requires every element of `arg` other than `ignore` to lie in [0, 1]. */
 export function expectUnit (name: string, arg: Arg, ignore: number | undefined): void {
   const i = firstOutside(arg.data, 0, 1, ignore)
-  if (i >= 0) fail('DOMAIN_ERROR', `${name}: elements must lie in [0, 1]${ignore !== undefined ? ` (or be ignore_index ${ignore})` : ''}, got ${at(arg.data, i)} at flat position ${i}`)
+  if (i >= 0) fail('DOMAIN_ERROR', `${name}: elements must lie in [0, 1]${ignore !== undefined ? ` (or be ignore_index ${ignore})` : ''}, got ${shown(arg.data, i)} at flat position ${i}`)
 }
 
 /** Requires every element of `arg` to be >= 0; `what` says what its elements are (e.g. "variances"). */
 export function expectNonNegative (name: string, arg: Arg, what: string): void {
   for (let i = 0; i < arg.data.length; i++) {
     const v = at(arg.data, i)
-    if (v < 0) fail('DOMAIN_ERROR', `${name}: ${what} must be non-negative, got ${v} at flat position ${i}`)
+    if (v < 0) fail('DOMAIN_ERROR', `${name}: ${what} must be non-negative, got ${shown(arg.data, i)} at flat position ${i}`)
   }
 }
 
@@ -64,7 +64,7 @@ export function expectNonNegative (name: string, arg: Arg, what: string): void {
 export function expectBinaryLabels (name: string, arg: Arg): void {
   for (let i = 0; i < arg.data.length; i++) {
     const v = at(arg.data, i)
-    if (v !== 0 && v !== 1) fail('DOMAIN_ERROR', `${name}: labels must be 0 or 1, got ${v} at flat position ${i}`)
+    if (v !== 0 && v !== 1) fail('DOMAIN_ERROR', `${name}: labels must be 0 or 1, got ${shown(arg.data, i)} at flat position ${i}`)
   }
 }
 
@@ -73,7 +73,7 @@ export function expectLabels (name: string, arg: Arg, allowed: readonly number[]
   for (let i = 0; i < arg.data.length; i++) {
     const v = at(arg.data, i)
     if (v === ignore || allowed.includes(v)) continue
-    fail('DOMAIN_ERROR', `${name}: elements must be ${allowed.join(' or ')}${ignore !== undefined ? ` (or ignore_index ${ignore})` : ''}, got ${v} at flat position ${i}`)
+    fail('DOMAIN_ERROR', `${name}: elements must be ${allowed.join(' or ')}${ignore !== undefined ? ` (or ignore_index ${ignore})` : ''}, got ${shown(arg.data, i)} at flat position ${i}`)
   }
 }
 
@@ -81,7 +81,7 @@ export function expectLabels (name: string, arg: Arg, allowed: readonly number[]
 export function expectSigns (name: string, arg: Arg): void {
   for (let i = 0; i < arg.data.length; i++) {
     const v = at(arg.data, i)
-    if (v !== 1 && v !== -1) fail('DOMAIN_ERROR', `${name}: elements must be 1 or -1, got ${v} at flat position ${i}`)
+    if (v !== 1 && v !== -1) fail('DOMAIN_ERROR', `${name}: elements must be 1 or -1, got ${shown(arg.data, i)} at flat position ${i}`)
   }
 }
 
@@ -94,7 +94,7 @@ export function expectHingeTargets (name: string, arg: Arg): void {
   let seen: number | undefined // the first -1 or 0: the two may not be mixed
   for (let i = 0; i < t.length; i++) {
     const v = at(t, i)
-    if (v !== 1 && v !== -1 && v !== 0) fail('DOMAIN_ERROR', `${name}: expected values in {-1, 1} (or all in {0, 1}), got ${v} at flat position ${i}`)
+    if (v !== 1 && v !== -1 && v !== 0) fail('DOMAIN_ERROR', `${name}: expected values in {-1, 1} (or all in {0, 1}), got ${shown(arg.data, i)} at flat position ${i}`)
     if (v !== 1 && seen !== undefined && v !== at(t, seen)) {
       fail('DOMAIN_ERROR', `${name}: mixes -1 and 0 (at flat positions ${seen} and ${i}); use {-1, 1}, or {0, 1} throughout`)
     }

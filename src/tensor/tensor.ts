@@ -98,3 +98,14 @@ export function converted<A extends Float32Array | Float64Array> (Arr: FloatArra
   out.set(d as ArrayLike<number>)
   return out
 }
+
+/** Element i as a message shows it: a float32 in the shortest form that reads back to it (1.2, not 1.2000000476837158). */
+export function shown (data: TensorData, i: number): string {
+  const v = at(data, i)
+  if (!(data instanceof Float32Array) || !Number.isFinite(v)) return String(v)
+  for (let p = 1; p < 9; p++) {
+    const r = Number(v.toPrecision(p))
+    if (Math.fround(r) === v) return String(r)
+  }
+  return String(v)
+}
