@@ -72,7 +72,7 @@ export function neg (x: Value): Value { return unary('Neg', x, g => neg(g)) }
 export function exp (x: Value): Value { return unary('Exp', x, (g, _x, out) => mul(g, out)) }
 /** Natural log. */
 export function log (x: Value): Value { return unary('Log', x, (g, x) => div(g, x)) }
-/** |x|; gradient sign(x), 0 at 0 as in PyTorch. */
+/** |x|; gradient sign(x), 0 at 0 (and at NaN) as in PyTorch. */
 export function abs (x: Value): Value { return unary('Abs', x, (g, x) => mul(g, sign(x))) }
 /** Square root. */
 export function sqrt (x: Value): Value { return unary('Sqrt', x, (g, _x, out) => div(g, mul(out, 2))) }
@@ -90,8 +90,8 @@ export function pow (x: Value, p: Operand): Value {
 /** x*x */
 export function square (x: Value): Value { return mul(x, x) }
 
-/** sign(x) (no gradient). */
-export function sign (x: Value): Value { return x.graph.node('Sign', [x], {}, x.dtype, x.dims) }
+/** sign(x) as torch.sign, 0 at NaN where ONNX's Sign is NaN (no gradient). */
+export function sign (x: Value): Value { return sub(mask(greater(x, 0)), mask(less(x, 0))) }
 
 // ---- comparisons and selection (no gradient through conditions) ----------------------
 
@@ -139,25 +139,29 @@ export function mask (cond: Value): Value { return cast(cond, cond.graph.float) 
 
 // ---- clamps with PyTorch's gradient conventions at the boundary ----------------------
 
-/** max(x, 0); gradient 0 at x == 0 (torch.relu). */
+/**
+ * max(x, 0); gradient 0 at x == 0 (torch.relu). The clamps' gradients select, as PyTorch's do,
+ * rather than multiply by a 0/1 mask: a NaN or infinite gradient where the clamp is flat gives
+ * 0, and relu passes the gradient where x is NaN (its test is x <= 0).
+ */
 export function relu (x: Value): Value {
   const G = x.graph
   const out = G.node('Relu', [x], {}, x.dtype, x.dims)
-  return G.record([x], out, g => [mul(g, mask(greater(x, 0)))])
+  return G.record([x], out, g => [where(lessOrEqual(x, 0), 0, g)])
 }
 /** max(x, lo); gradient passes at x == lo (torch.clamp_min). */
 export function clampMin (x: Value, lo: Operand): Value {
   const G = x.graph
   const l = val(G, lo)
   const out = G.node('Max', [x, l], {}, x.dtype, broadcastDims(x.dims, l.dims))
-  return G.record([x], out, g => [unbroadcast(mul(g, mask(greaterOrEqual(x, l))), x)])
+  return G.record([x], out, g => [unbroadcast(where(greaterOrEqual(x, l), g, 0), x)])
 }
 /** min(x, hi); gradient passes at x == hi (torch.clamp_max). */
 export function clampMax (x: Value, hi: Operand): Value {
   const G = x.graph
   const h = val(G, hi)
   const out = G.node('Min', [x, h], {}, x.dtype, broadcastDims(x.dims, h.dims))
-  return G.record([x], out, g => [unbroadcast(mul(g, mask(lessOrEqual(x, h))), x)])
+  return G.record([x], out, g => [unbroadcast(where(lessOrEqual(x, h), g, 0), x)])
 }
 /** clamp(x, lo, hi) as torch.clamp: gradient passes inside the closed interval. */
 export function clamp (x: Value, lo: Operand, hi: Operand): Value { return clampMax(clampMin(x, lo), hi) }
@@ -208,9 +212,14 @@ export function softplus (x: Value): Value {
 export function logSigmoid (x: Value): Value { return neg(softplus(neg(x))) }
 /** log_softmax along `axis`; gradient g - softmax * sum(g). */
 export function logSoftmax (x: Value, axis: number): Value {
-  const G = x.graph
-  const out = G.node('LogSoftmax', [x], { axis }, x.dtype, x.dims)
-  return G.record([x], out, g => [sub(g, mul(exp(out), reduceSum(g, [axis], true)))])
+  return custom([x], () => {
+    let out = x.graph.node('LogSoftmax', [x], { axis }, x.dtype, x.dims)
+    // ONNX Runtime's float64 kernel answers finite values (at times garbage) for a row holding
+    // NaN or +Infinity, where PyTorch's whole row is NaN (x - max is NaN in it); its float32
+    // kernel already does. A row's sum is NaN or +Infinity exactly then (barring overflow).
+    if (x.dtype === 'float64') out = add(out, where(not(less(reduceSum(x, [axis], true), Infinity)), NaN, 0))
+    return { value: out, saved: out }
+  }, (g, out) => [sub(g, mul(exp(out), reduceSum(g, [axis], true)))])
 }
 /** softmax along `axis`. */
 export function softmax (x: Value, axis: number): Value { return exp(logSoftmax(x, axis)) }
