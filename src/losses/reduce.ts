@@ -1,5 +1,5 @@
 import { type Value } from '../onnx/graph'
-import { custom, dimSize, div, equal, expandAs, numel, sumAll, where } from '../onnx/ops'
+import { custom, dimSize, div, expandAs, numel, sumAll } from '../onnx/ops'
 import { onesLike, perRow, segmentSum } from '../onnx/segments'
 import { type Reduction } from './loss'
 
@@ -21,16 +21,15 @@ export function reduce (loss: Value, reduction: Reduction, batchOf: Value = loss
 }
 
 /**
- * A weighted mean, sum(loss) / sum(weights), as PyTorch's weighted nll/cross_entropy. As in
- * PyTorch's kernel, samples of weight 0 (ignored) get a zero gradient even when every sample
- * is ignored and the mean itself is NaN.
+ * A weighted mean, sum(loss) / sum(weights), as PyTorch's weighted nll/cross_entropy. Each
+ * sample's gradient is g / sum(weights), Infinity when the weights sum to 0: the caller zeroes
+ * its ignored samples by selection (their gradient is then 0, as in PyTorch's kernel, even when
+ * every sample is ignored), and a sample of weight 0 that is not ignored gets 0 · Infinity, NaN,
+ * as PyTorch's -w[t] · g / total does.
  */
 export function reduceWeighted (loss: Value, weights: Value, reduction: Reduction): Value {
   if (reduction !== 'mean') return reduce(loss, reduction)
   const batched = loss.graph.segments !== undefined
   const total = batched ? segmentSum(weights) : sumAll(weights)
-  return custom([loss], () => div(batched ? segmentSum(loss) : sumAll(loss), total), g => {
-    const perElement = batched ? perRow(div(g, total), loss) : expandAs(div(g, total), loss)
-    return [where(equal(weights, 0), 0, perElement)]
-  })
+  return custom([loss], () => div(batched ? segmentSum(loss) : sumAll(loss), total), g => [batched ? perRow(div(g, total), loss) : expandAs(div(g, total), loss)])
 }
