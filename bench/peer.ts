@@ -16,7 +16,7 @@ import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
 import autocannon from 'autocannon'
-import { freePort, startServer } from './server'
+import { freePort, startBare, startServer } from './server'
 import { hasTool, wrkPost } from './native-load'
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5)
@@ -124,6 +124,15 @@ async function main (): Promise<void> {
       console.log(`| ${w.name} | ${w.concurrency} | ${l.rps.toFixed(1)} | ${p.rps.toFixed(1)} | ${(l.rps / p.rps).toFixed(2)} | ${f(l.p50)} | ${f(p.p50)} | ${(l.p50 / p.p50).toFixed(2)} | ${f(l.p99)} | ${f(p.p99)} | ${l.errors}, ${p.errors} |`)
     }
     console.log(`\nResident set after the run (MiB): losshub ${residentSets(losshub.pid).map(v => v.toFixed(0)).join(', ')} (primary, workers)`)
+    // the floor under the small cells: no loss, only Fastify's request handling and JSON parsing
+    const bare = await startBare()
+    try {
+      await measure(`http://127.0.0.1:${bare.fastify}`, small, 4)
+      const floor = await measure(`http://127.0.0.1:${bare.fastify}`, small, 1)
+      console.log(`\nFloor: a bare Fastify route (bench/bare-server.ts) that parses the [32,10] body with Fastify's own JSON parser and answers \`{"loss":0}\`, concurrency 1: p50 ${floor.p50.toFixed(3)} ms, ${floor.rps.toFixed(0)} req/s`)
+    } finally {
+      bare.stop()
+    }
   } finally {
     await losshub.stop()
     execFileSync('bash', [script, 'stop', String(peerPort)], { stdio: 'inherit' })

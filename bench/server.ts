@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, fork, spawn } from 'node:child_process'
 import net from 'node:net'
 import path from 'node:path'
 
@@ -30,4 +30,15 @@ export async function startServer (env: Record<string, string>): Promise<{ url: 
     await new Promise(resolve => setTimeout(resolve, 50))
   }
   return { url, pid: child.pid as number, stop: async () => { child.kill('SIGTERM'); await exited } }
+}
+
+/** bench/bare-server.ts in a process of its own: its ports, and how to stop it. */
+export async function startBare (): Promise<{ http: number, grpc: number, fastify: number, stop: () => void }> {
+  // with the service's allocator settings, as the service runs
+  const child = fork(path.join(__dirname, 'bare-server.js'), { stdio: ['ignore', 'pipe', 'inherit', 'ipc'], env: { ...process.env, GLIBC_TUNABLES: SERVICE_MALLOC } })
+  const ports = await new Promise<{ http: number, grpc: number, fastify: number }>((resolve, reject) => {
+    child.stdout?.once('data', (b: Buffer) => resolve(JSON.parse(b.toString())))
+    child.once('exit', () => reject(new Error('bare-server exited')))
+  })
+  return { ...ports, stop: () => { child.kill('SIGTERM') } }
 }

@@ -23,9 +23,7 @@ import autocannon from 'autocannon'
 import http2 from 'node:http2'
 import * as protoLoader from '@grpc/proto-loader'
 import { protoFile } from '../src/protocols/v2/grpc'
-import { fork } from 'node:child_process'
-import path from 'node:path'
-import { freePort, SERVICE_MALLOC, startServer } from './server'
+import { freePort, startBare, startServer } from './server'
 import { h2loadPost, hasTool, wrkPost } from './native-load'
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 4)
@@ -153,17 +151,6 @@ async function grpcFailures (url: string): Promise<number> {
     if (m[1].includes('protocol="grpc"') && !m[1].includes('status="200"')) failed += Number(m[2])
   }
   return failed
-}
-
-/** bench/bare-server.ts in a process of its own: its ports, and how to stop it. */
-async function startBare (): Promise<{ http: number, grpc: number, stop: () => void }> {
-  // with the service's allocator settings, as the service runs
-  const child = fork(path.join(__dirname, 'bare-server.js'), { stdio: ['ignore', 'pipe', 'inherit', 'ipc'], env: { ...process.env, GLIBC_TUNABLES: SERVICE_MALLOC } })
-  const ports = await new Promise<{ http: number, grpc: number }>((resolve, reject) => {
-    child.stdout?.once('data', (b: Buffer) => resolve(JSON.parse(b.toString())))
-    child.once('exit', () => reject(new Error('bare-server exited')))
-  })
-  return { ...ports, stop: () => { child.kill('SIGTERM') } }
 }
 
 async function main (): Promise<void> {
