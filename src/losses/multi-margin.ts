@@ -1,5 +1,5 @@
 import { defineLoss, STANDARD_REDUCTIONS, Type } from './loss'
-import { add, dimSize, div, equal, gatherElements, mul, oneHot, reduceSum, relu, squeeze, sub, take, unsqueeze, where } from '../onnx/ops'
+import { add, and, cast, dimSize, div, equal, gatherElements, greater, mul, oneHot, pow, reduceSum, squeeze, sub, take, unsqueeze, where } from '../onnx/ops'
 import { reduce } from './reduce'
 import { expectIndicesInRange, expectShape } from './checks'
 import { fail } from '../errors'
@@ -44,10 +44,12 @@ export default defineLoss({
     const input = x.input.rank === 1 ? unsqueeze(x.input, [0]) : x.input
     const target = x.target.rank === 0 ? unsqueeze(x.target, [0]) : x.target
     const picked = gatherElements(input, unsqueeze(target, [1]), 1)
-    const h = relu(add(sub(x.margin, picked), input))
-    // the target's own class is left out of the sum
-    const others = sub(1, oneHot(target, input, 1))
-    const terms = mul(where(equal(x.p, g.constant(1, 'int64')), h, mul(h, h)), others)
+    const z = add(sub(x.margin, picked), input)
+    // as PyTorch's kernel: a term of another class than the target's, where z > 0 (a NaN z, from
+    // a NaN score, is left out, not added); selected, so that what is left out has no gradient
+    const h = where(and(greater(z, 0), equal(oneHot(target, input, 1), 0)), z, 0)
+    // h^p: one formula for both p, so that p = 1 has no h · h whose 0 · Infinity gradient is NaN
+    const terms = pow(h, cast(x.p, input.dtype))
     let loss = div(reduceSum(terms, [1], false), dimSize(input, 1))
     if (x.weight !== undefined) loss = mul(loss, take(x.weight, target))
     return reduce(x.target.rank === 0 ? squeeze(loss, [0]) : loss, o.reduction)

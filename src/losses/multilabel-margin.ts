@@ -1,5 +1,5 @@
 import { defineLoss, STANDARD_REDUCTIONS } from './loss'
-import { add, cast, cumsum, dimSize, div, equal, gatherElements, less, mask, mul, oneHot, reduceMax, reduceSum, relu, squeeze, sub, unsqueeze, where } from '../onnx/ops'
+import { add, and, cast, cumsum, dimSize, div, equal, gatherElements, greater, less, mask, mul, oneHot, reduceMax, reduceSum, squeeze, sub, unsqueeze, where } from '../onnx/ops'
 import { reduce } from './reduce'
 import { nominalSize, sameShapes } from './shapes'
 import { expectListedIndices } from './checks'
@@ -44,11 +44,11 @@ export default defineLoss({
     // position k lists a class while no negative entry came at or before it
     const listed = equal(cumsum(cast(less(target, zero), 'int64'), 1), zero)
     const safeTarget = where(listed, target, zero)
-    const listedAt = unsqueeze(mask(listed), [2])
-    const isTarget = reduceMax(mul(oneHot(safeTarget, unsqueeze(input, [1]), 2), listedAt), [1], false)
-    // z[n, k, j] = 1 - x[n, y_k] + x[n, j]
+    const isTarget = reduceMax(mul(oneHot(safeTarget, unsqueeze(input, [1]), 2), unsqueeze(mask(listed), [2])), [1], false)
+    // z[n, k, j] = 1 - x[n, y_k] + x[n, j], added for listed k, classes j not listed, and z > 0 as
+    // in PyTorch's kernel (a NaN z is left out); selected, so that what is left out has no gradient
     const z = add(sub(1, unsqueeze(gatherElements(input, safeTarget, 1), [2])), unsqueeze(input, [1]))
-    const terms = mul(mul(relu(z), listedAt), unsqueeze(sub(1, isTarget), [1]))
+    const terms = where(and(and(unsqueeze(listed, [2]), unsqueeze(equal(isTarget, 0), [1])), greater(z, 0)), z, 0)
     const loss = div(reduceSum(terms, [1, 2], false), dimSize(input, 1))
     return reduce(x.input.rank === 1 ? squeeze(loss, [0]) : loss, o.reduction)
   }
