@@ -47,11 +47,14 @@ export default defineLoss({
     const z = add(sub(x.margin, picked), input)
     // as PyTorch's kernel: a term of another class than the target's, where z > 0 (a NaN z, from
     // a NaN score, is left out, not added); selected, so that what is left out has no gradient
-    const h = where(and(greater(z, 0), equal(oneHot(target, input, 1), 0)), z, 0)
+    const kept = and(greater(z, 0), equal(oneHot(target, input, 1), 0))
+    const h = where(kept, z, 0)
     // h^p: one formula for both p, so that p = 1 has no h · h whose 0 · Infinity gradient is NaN
-    const terms = pow(h, cast(x.p, input.dtype))
-    let loss = div(reduceSum(terms, [1], false), dimSize(input, 1))
-    if (x.weight !== undefined) loss = mul(loss, take(x.weight, target))
+    let terms = pow(h, cast(x.p, input.dtype))
+    // the weight of the target's class scales each term added, as there: a sample with none is 0
+    // whatever its weight (NaN, Infinity)
+    if (x.weight !== undefined) terms = where(kept, mul(terms, unsqueeze(take(x.weight, target), [1])), 0)
+    const loss = div(reduceSum(terms, [1], false), dimSize(input, 1))
     return reduce(x.target.rank === 0 ? squeeze(loss, [0]) : loss, o.reduction)
   }
 })
