@@ -1,5 +1,6 @@
 import { defineLoss, STANDARD_REDUCTIONS } from './loss'
-import { add, mul, neg, softplus, sub } from '../onnx/ops'
+import { type Value } from '../onnx/graph'
+import { add, custom, mul, neg, sigmoid, softplus, sub } from '../onnx/ops'
 import { reduce } from './reduce'
 import { broadcastsTo, sameShapes } from './shapes'
 
@@ -28,12 +29,26 @@ export default defineLoss({
     broadcastsTo(a, 'pos_weight', shape)
     return shape
   },
-  forward: (_g, x, o) => {
-    const { input, target } = x
-    const logWeight = x.pos_weight === undefined ? undefined : add(mul(sub(x.pos_weight, 1), target), 1)
-    const sp = softplus(neg(input))
-    let loss = add(mul(sub(1, target), input), logWeight === undefined ? sp : mul(logWeight, sp))
-    if (x.weight !== undefined) loss = mul(loss, x.weight)
-    return reduce(loss, o.reduction)
-  }
+  forward: (_g, x, o) => reduce(bceWithLogits(x.input, x.target, x.weight, x.pos_weight), o.reduction)
 })
+
+/**
+ * The elementwise loss, with PyTorch's own backward formula, (sigmoid(x) - t) · g · w, or with
+ * pos_weight ((pw·t + 1 - t) · sigmoid(x) - pw·t) · g · w: the same values as the forward's
+ * derivative, but where a weight is infinite it gives what PyTorch gives (Infinity, or
+ * Infinity - Infinity = NaN), not the 0 · Infinity that differentiating term by term gives.
+ */
+function bceWithLogits (input: Value, target: Value, weight: Value | undefined, posWeight: Value | undefined): Value {
+  return custom([input], () => {
+    const logWeight = posWeight === undefined ? undefined : add(mul(sub(posWeight, 1), target), 1)
+    const sp = softplus(neg(input))
+    const loss = add(mul(sub(1, target), input), logWeight === undefined ? sp : mul(logWeight, sp))
+    return weight === undefined ? loss : mul(loss, weight)
+  }, g => {
+    const s = sigmoid(input)
+    const pt = posWeight === undefined ? undefined : mul(posWeight, target)
+    const slope = pt === undefined ? sub(s, target) : sub(mul(sub(add(pt, 1), target), s), pt)
+    const grad = mul(slope, g)
+    return [weight === undefined ? grad : mul(grad, weight)]
+  })
+}
