@@ -1,6 +1,6 @@
 import { defineLoss, STANDARD_REDUCTIONS } from './loss'
 import { type Value } from '../onnx/graph'
-import { add, custom, mul, neg, sigmoid, softplus, sub } from '../onnx/ops'
+import { add, clampMin, custom, div, exp, log, mul, neg, sub } from '../onnx/ops'
 import { reduce } from './reduce'
 import { broadcastsTo, sameShapes } from './shapes'
 
@@ -41,11 +41,17 @@ export default defineLoss({
 function bceWithLogits (input: Value, target: Value, weight: Value | undefined, posWeight: Value | undefined): Value {
   return custom([input], () => {
     const logWeight = posWeight === undefined ? undefined : add(mul(sub(posWeight, 1), target), 1)
-    const sp = softplus(neg(input))
+    // softplus(-x) written as PyTorch writes it, log(e^-m + e^(-x-m)) + m with m = max(-x, 0):
+    // where e^-x is below half an ulp of 1 it is exactly 0, so an infinite weight times it is NaN there too
+    const m = clampMin(neg(input), 0)
+    const sp = add(log(add(exp(neg(m)), exp(sub(neg(input), m)))), m)
     const loss = add(mul(sub(1, target), input), logWeight === undefined ? sp : mul(logWeight, sp))
     return weight === undefined ? loss : mul(loss, weight)
   }, g => {
-    const s = sigmoid(input)
+    // sigmoid as PyTorch's kernel writes it, 1 / (1 + e^-x): at x = -100 that is 3.7e-44 in
+    // float64 (ONNX Runtime's Sigmoid gives 0) and 0 in float32 (e^100 overflows), which an
+    // infinite weight then turns into Infinity or NaN, as there
+    const s = div(1, add(1, exp(neg(input))))
     const pt = posWeight === undefined ? undefined : mul(posWeight, target)
     const slope = pt === undefined ? sub(s, target) : sub(mul(sub(add(pt, 1), target), s), pt)
     const grad = mul(slope, g)
