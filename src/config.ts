@@ -110,7 +110,7 @@ export const CONFIG = Type.Object({
     default: 32,
     minimum: 0,
     maximum: 1048576,
-    description: 'MiB of large request bodies (256 KiB or more) whose requests are in progress at once: read, queued or evaluated. A body past it waits unread in its connection, first come first served (small bodies never wait; a body larger than this is read once no other large one is in progress); when `QUEUE_MAX_MB` of bodies already wait, 503 `OVERLOADED` with `Retry-After` at once. The default matches the memory kept for reuse (32 MiB of bodies, 32 MiB of decoded tensors), so that large requests under load reuse it instead of faulting in fresh memory: at 64 connections of [256,1000] nested bodies, one process answered about a quarter more requests a second and held some 130 MiB less resident memory than with no bound (`0`: no bound)'
+    description: 'MiB of large request bodies (256 KiB or more) whose requests are in progress at once: read, queued or evaluated. A body past it waits unread in its connection, first come first served (small bodies never wait; a body larger than this is read once no other large one is in progress); a body that would take the line of waiting bodies past `QUEUE_MAX_MB` gets 503 `OVERLOADED` with `Retry-After` at once (an empty line takes any body). The default matches the memory kept for reuse (32 MiB of bodies, 32 MiB of decoded tensors), so that large requests under load reuse it instead of faulting in fresh memory: at 64 connections of [256,1000] nested bodies, one process answered about a quarter more requests a second and held some 130 MiB less resident memory than with no bound (`0`: no bound)'
   }),
   requestTimeoutMs: Type.Integer({
     default: 30000,

@@ -14,9 +14,9 @@ import { LosshubError } from '../errors'
  *
  * The policy: first come, first served. Bodies smaller than `smallest` (or of unknown length)
  * are never held back, so small requests do not queue behind large ones. A body larger than the
- * whole budget is read once nothing else counted is in progress. When `maxWaiting` bytes already
- * wait, a body that would wait too is refused at once (503 OVERLOADED, in `admitBodies`) rather
- * than left to wait past its receive timeout.
+ * whole budget is read once nothing else counted is in progress. A body that would take a line
+ * of waiting bodies past `maxWaiting` bytes is refused at once (503 OVERLOADED, in `admitBodies`)
+ * rather than left to wait past its receive timeout; an empty line takes any body.
  */
 export class BodyAdmission {
   private inProgress = 0
@@ -39,7 +39,8 @@ export class BodyAdmission {
     let state: 'waiting' | 'started' | 'left' = 'waiting'
     const entry = { bytes, start: () => { state = 'started'; start() } }
     if (!this.mayStart(bytes) || this.waiting.length > 0) {
-      if (this.waitingBytes + bytes > this.maxWaiting) return undefined
+      // an empty line takes any body, whatever its size (as the batcher's queue does)
+      if (this.waiting.length > 0 && this.waitingBytes + bytes > this.maxWaiting) return undefined
       this.waiting.push(entry)
       this.waitingBytes += bytes
     } else {

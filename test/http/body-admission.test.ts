@@ -36,6 +36,19 @@ t.test('large bodies start in order within the budget; each one that ends lets t
   t.same(admission.bytes, { inProgress: 0, waiting: 0 })
 })
 
+t.test('an empty line takes a body of any size; one that waits behind others may not pass the bound', async t => {
+  const admission = new BodyAdmission(100, 10, 50)
+  const started: string[] = []
+  const a = admission.enter(60, () => started.push('a'))
+  const big = admission.enter(80, () => started.push('big'))
+  t.type(big, 'function', '80 bytes wait though the line holds at most 50: it was empty')
+  t.equal(admission.enter(20, () => started.push('c')), undefined, 'behind them, 20 more would pass 50')
+  a?.()
+  t.same(started, ['a', 'big'])
+  big?.()
+  t.same(admission.bytes, { inProgress: 0, waiting: 0 })
+})
+
 t.test('a body larger than the budget starts alone; one that leaves the line never starts', async t => {
   const admission = new BodyAdmission(100, 10)
   const started: string[] = []
