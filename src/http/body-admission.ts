@@ -54,6 +54,7 @@ export class BodyAdmission {
       } else if (state === 'waiting') {
         this.waiting.splice(this.waiting.indexOf(entry), 1)
         this.waitingBytes -= bytes
+        this.next() // it may have held up the bodies behind it
       }
       state = 'left'
     }

@@ -36,6 +36,20 @@ t.test('large bodies start in order within the budget; each one that ends lets t
   t.same(admission.bytes, { inProgress: 0, waiting: 0 })
 })
 
+t.test('a body that leaves the head of the line lets those behind it in', async t => {
+  const admission = new BodyAdmission(100, 10)
+  const started: string[] = []
+  const a = admission.enter(20, () => started.push('a'))
+  const huge = admission.enter(500, () => started.push('huge'))
+  const b = admission.enter(20, () => started.push('b'))
+  t.same(started, ['a'], 'b fits, but the large one came first')
+  huge?.()
+  t.same(started, ['a', 'b'], 'the large one left: b starts at once, not when a ends')
+  a?.()
+  b?.()
+  t.same(admission.bytes, { inProgress: 0, waiting: 0 })
+})
+
 t.test('an empty line takes a body of any size; one that waits behind others may not pass the bound', async t => {
   const admission = new BodyAdmission(100, 10, 50)
   const started: string[] = []
@@ -58,6 +72,7 @@ t.test('a body larger than the budget starts alone; one that leaves the line nev
   const b = admission.enter(20, () => started.push('b'))
   t.same(started, ['a'])
   gone?.()
+  t.same(started, ['a'], 'nothing fits behind the large one yet')
   a?.()
   t.same(started, ['a', 'huge'], 'once nothing else is in progress')
   t.same(admission.bytes, { inProgress: 500, waiting: 20 })
