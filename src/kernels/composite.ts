@@ -83,7 +83,7 @@ export function prepareComposite (body: CompositeBody, env: CompositeEnv): Compo
     }
     const callBody: Record<string, unknown> = { ...options }
     for (const [arg, tensor] of Object.entries(tensorOf)) callBody[arg] = body.tensors[tensor]
-    const call = prepare(def, callBody, env.maxElements)
+    const call = prepare(def, callBody, env.maxElements, env.memory)
     // later terms take these decoded tensors as they are (decodeTensor passes them through)
     for (const [arg, tensor] of Object.entries(tensorOf)) {
       const a = call.args[arg]

@@ -1,4 +1,4 @@
-import { type TensorData, type TensorForm, type WireDType } from './tensor'
+import { type TensorData, type TensorForm, type WireDType, shortestFloat32 } from './tensor'
 
 /** A non-finite float as the API writes it; finite numbers pass through. */
 function jsonNumber (v: number, float32: boolean): number | string {
@@ -6,15 +6,6 @@ function jsonNumber (v: number, float32: boolean): number | string {
   if (v === Infinity) return 'Infinity'
   if (v === -Infinity) return '-Infinity'
   return float32 ? shortestFloat32(v) : v
-}
-
-/** The shortest decimal that reads back as the same float32 (0.1f is written 0.1, not 0.10000000149). */
-function shortestFloat32 (v: number): number {
-  for (let p = 6; p < 9; p++) {
-    const r = Number(v.toPrecision(p))
-    if (Math.fround(r) === v) return r
-  }
-  return v
 }
 
 /** Encodes a result tensor in the form of the request's first tensor argument. */

@@ -1,5 +1,5 @@
 import { EXACT_POW10, decimalToDouble, scaleByPow10, scaled } from './json-decimal'
-import { type TensorData, type TensorForm, type WireDType } from './tensor'
+import { type TensorData, type TensorForm, type WireDType, shortestFloat32 } from './tensor'
 
 /**
  * A tensor for `writeJson` to write in place: the same four things `encodeTensor` takes, and
@@ -482,13 +482,4 @@ function readsBack32 (d: number, q: number, a: number): boolean {
   let r = q >= 0 && q <= 22 ? d * EXACT_POW10[q] : q < 0 && q >= -22 ? d / EXACT_POW10[-q] : decimalToDouble(d, 0, 0, q)
   if (r < 0) r = Number(`${d}e${q}`)
   return Math.fround(r) === a
-}
-
-/** encode.ts's float32 form, for the values next to a rounding tie (must stay the same as there). */
-function shortestFloat32 (v: number): number {
-  for (let p = 6; p < 9; p++) {
-    const r = Number(v.toPrecision(p))
-    if (Math.fround(r) === v) return r
-  }
-  return v
 }

@@ -99,13 +99,17 @@ export function converted<A extends Float32Array | Float64Array> (Arr: FloatArra
   return out
 }
 
+/** The shortest decimal that reads back as the same float32 (0.1f is written 0.1, not 0.10000000149). */
+export function shortestFloat32 (v: number): number {
+  for (let p = 6; p < 9; p++) {
+    const r = Number(v.toPrecision(p))
+    if (Math.fround(r) === v) return r
+  }
+  return v
+}
+
 /** Element i as a message shows it: a float32 in the shortest form that reads back to it (1.2, not 1.2000000476837158). */
 export function shown (data: TensorData, i: number): string {
   const v = at(data, i)
-  if (!(data instanceof Float32Array) || !Number.isFinite(v)) return String(v)
-  for (let p = 1; p < 9; p++) {
-    const r = Number(v.toPrecision(p))
-    if (Math.fround(r) === v) return String(r)
-  }
-  return String(v)
+  return String(data instanceof Float32Array && Number.isFinite(v) ? shortestFloat32(v) : v)
 }
