@@ -84,11 +84,17 @@ parentPort.on('message', ({ x, back }) => back ? parentPort.postMessage({ x }, [
 async function timeCalls (pool: WorkerPool, c: PreparedCall, reps: number, cost: RunCost | undefined = runCost([c])): Promise<number> {
   const key = kernelKey(c)
   const model = (): Uint8Array => buildModel(c)
-  const feeds = (): KernelTensors => buildFeeds(c)
+  // fresh arrays each call: a worker keeps the arrays moved to it, which would leave the call's own empty
+  const feeds = (): KernelTensors => {
+    const out: KernelTensors = {}
+    for (const [name, t] of Object.entries(buildFeeds(c))) out[name] = { type: t.type, dims: t.dims, data: t.data.slice() }
+    return out
+  }
   const times: number[] = []
   for (let i = 0; i < reps; i++) {
+    const sent = feeds()
     const t0 = performance.now()
-    await pool.run(key, model, feeds(), { cost, rebuild: feeds })
+    await pool.run(key, model, sent, { cost, rebuild: feeds })
     times.push(performance.now() - t0)
   }
   return median(times)

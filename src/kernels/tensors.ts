@@ -68,7 +68,9 @@ export function movable (tensors: KernelTensors): ArrayBuffer[] {
   const out = new Set<ArrayBuffer>()
   for (const t of Object.values(tensors)) {
     const b = t.data.buffer
-    if (b instanceof ArrayBuffer && ((t.data.byteOffset === 0 && t.data.byteLength === b.byteLength) || isOwnMemory(b))) out.add(b)
+    // an empty buffer gains nothing by moving, and one already moved away (detached) would reach
+    // the worker as a message it cannot read: cloning refuses it here instead
+    if (b instanceof ArrayBuffer && b.byteLength > 0 && ((t.data.byteOffset === 0 && t.data.byteLength === b.byteLength) || isOwnMemory(b))) out.add(b)
   }
   return [...out]
 }

@@ -320,6 +320,15 @@ t.test('a view into a larger buffer is copied, not moved; an array over a Shared
   t.same([...(await run).loss.data], [2])
 })
 
+t.test('feeds already moved away (detached): the run fails on its own; the worker is not lost', async t => {
+  const h = await harness(t)
+  const feeds = one(2)
+  structuredClone(feeds.x.data.buffer, { transfer: [feeds.x.data.buffer as ArrayBuffer] })
+  await t.rejects(h.pool.run('echo', model, feeds), /kernel inputs could not be sent to the worker: An ArrayBuffer is detached and could not be cloned/)
+  t.same(h.lost, [], 'no worker replaced')
+  t.equal(await h.run('echo'), 1, 'the same worker serves the next run')
+})
+
 t.test('a worker that dies with moved feeds: the run is retried on feeds made anew', async t => {
   const h = await harness(t)
   let rebuilt = 0
