@@ -15,6 +15,7 @@ import { prepare } from './kernels/prepare'
 import { SessionCache } from './kernels/session-cache'
 import { type Executor, InProcessExecutor } from './kernels/executor'
 import { WorkerPool } from './kernels/worker-pool'
+import { RowsAside } from './tensor/rows-ahead'
 import { Batcher } from './batching/batcher'
 import { createMetrics, type Metrics } from './metrics'
 import { observability } from './plugins/observability'
@@ -141,7 +142,8 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
     reply.raw.once('close', () => { state.active-- })
   })
   app.removeContentTypeParser(['text/plain']) // JSON only: anything else is a 415
-  jsonBodyParser(app)
+  // an idle kernel worker may read the second half of a large nested tensor while the event loop reads the first
+  jsonBodyParser(app, executor instanceof WorkerPool ? new RowsAside(job => executor.lend({ rows: job })) : undefined)
   app.addHook('preParsing', refuseContentEncoding) // uncompressed bodies only: anything else is a 415
   app.addHook('preParsing', admitBodies(bodies))
 

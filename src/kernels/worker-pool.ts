@@ -132,6 +132,20 @@ export class WorkerPool implements Executor {
   /** `listener` runs whenever a worker becomes ready: a new one, or a replacement. */
   onCapacity (listener: () => void): void { this.capacityListeners.push(listener) }
 
+  /**
+   * Posts `message` to an idle worker of the short lane, for work beside the kernels (the second
+   * half of a large body, read ahead: src/tensor/rows-ahead.ts), when nothing waits for a worker
+   * and other processes leave a core free for it (as for wide runs); false when none can take
+   * it now. The worker answers through shared memory, not by a reply.
+   */
+  lend (message: unknown): boolean {
+    if (this.closing || this.overrun.size > 0 || (this.options.queued?.() ?? 0) > 0 || this.freeCores() < 1.5) return false
+    const slot = this.slots.find(s => s.lane === 'short' && s.ready && !s.busy && s.state === 'live')
+    if (slot === undefined) return false
+    slot.worker.postMessage(message)
+    return true
+  }
+
   /** Threads still computing an abandoned kernel. */
   get overrunning (): number { return this.overrun.size }
 

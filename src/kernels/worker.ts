@@ -10,6 +10,7 @@ import { stagedMemory, toOrt } from './executor'
 import { fromOrt, type KernelTensors, movable } from './tensors'
 import { ownMemory } from '../tensor/tensor'
 import { MemoryPool } from '../tensor/memory-pool'
+import { type RowsJob, runRowsJob } from '../tensor/rows-ahead'
 
 /**
  * A kernel to run. `wide`: on the session with more intra-op threads (a large call while the
@@ -38,11 +39,13 @@ const wideSessions = wide !== undefined ? new SessionCache(wide.settings, wide.c
  */
 const staging = new MemoryPool<ArrayBuffer>(size => new ArrayBuffer(size), 32 * 2 ** 20, 256 * 2 ** 10)
 
-parentPort?.on('message', (msg: WorkerRequest | 'close') => {
+parentPort?.on('message', (msg: WorkerRequest | { rows: RowsJob } | 'close') => {
   if (msg === 'close') {
     void Promise.all([sessions.close(), wideSessions?.close()]).then(() => parentPort?.postMessage('closed'))
     return
   }
+  // a body's rows read ahead while the event loop reads the rest (answered in shared memory)
+  if ('rows' in msg) return runRowsJob(msg.rows)
   void handle(msg)
 })
 // a request that cannot be read cannot be answered (its id is in it): exit, and the pool

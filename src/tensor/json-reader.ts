@@ -1,6 +1,7 @@
 import { fail, LosshubError } from '../errors'
 import { decodeTensor, MAX_DIM, MAX_RANK } from './decode'
 import { decimalToDouble, EXACT_POW10 } from './json-decimal'
+import { type ReadAside, type RowRun, TAPE_HEADER, TAPE_STRIDE } from './rows-ahead'
 import { DecodedTensor, type TensorData, type WireDType, sizeOf } from './tensor'
 
 export { DecodedTensor }
@@ -18,12 +19,28 @@ export const MAX_JSON_DEPTH = 32
  * value of an object under `tensorMaps` (named `map.name` in errors); every other value is
  * what `JSON.parse` gives, numbers bit for bit. Refuses, as INVALID_JSON naming the byte
  * position: syntax errors, the keys `__proto__`, `constructor` and `prototype`, and nesting
- * deeper than MAX_JSON_DEPTH (without recursion). Duplicate keys: the last wins.
+ * deeper than MAX_JSON_DEPTH (without recursion). Duplicate keys: the last wins. With `aside`,
+ * the second half of a large nested tensor may be read on another thread meanwhile (rows-ahead.ts).
  */
-export function readBody (bytes: Buffer, tensorKeys: ReadonlySet<string>, tensorMaps: ReadonlySet<string> = NONE, memory: TensorMemory = OWN): Record<string, unknown> {
+export function readBody (
+  bytes: Buffer, tensorKeys: ReadonlySet<string>, tensorMaps: ReadonlySet<string> = NONE, memory: TensorMemory = OWN, aside?: ReadAside
+): Record<string, unknown> {
   if (bytes.length === 0) fail('INVALID_JSON', 'body: empty; expected a JSON object')
-  return new Reader(bytes, memory).body(tensorKeys, tensorMaps)
+  try {
+    return new Reader(bytes, memory, aside).body(tensorKeys, tensorMaps)
+  } finally {
+    aside?.finish()
+  }
 }
+
+/**
+ * Smallest rest of a body, from a nested tensor on, whose second half is offered to be read
+ * ahead on another thread (`ReadAside`): below it, the hop costs more than it saves.
+ */
+export const READ_AHEAD_BYTES = 256 * 1024
+
+/** How far past the middle of a body a row to split at is looked for. */
+const SPLIT_SEARCH_BYTES = 64 * 1024
 
 /**
  * Where a decoded tensor's elements go: memory of at least `bytes` bytes that the caller
@@ -92,7 +109,7 @@ const FIRST_CAPACITY = 1024
 const KEPT_CAPACITY = 1 << 20
 
 /** The element buffer bodies are read into, kept between them (parsing is synchronous). */
-let kept = new Float64Array(FIRST_CAPACITY)
+let kept: Float64Array<ArrayBufferLike> = new Float64Array(FIRST_CAPACITY)
 
 class Reader {
   pos = 0
@@ -103,8 +120,11 @@ class Reader {
   private exp10 = 0
 
   private readonly b: Bytes
+  /** Where rows are being read ahead on another thread (-1: nowhere), and whether a split was offered. */
+  private splitAt = -1
+  private offered = false
 
-  constructor (bytes: Buffer, private readonly memory: TensorMemory = OWN) {
+  constructor (bytes: Buffer, private readonly memory: TensorMemory = OWN, private readonly aside?: ReadAside) {
     this.b = bytes as Bytes
   }
 
@@ -244,7 +264,22 @@ class Reader {
     let rank = -1
     let level = -1
     this.count = 0
+    if (this.aside !== undefined && !this.offered && this.b.length - p >= READ_AHEAD_BYTES) this.offer(p)
     for (;;) {
+      if (p === this.splitAt) {
+        // the rows from here on were read on another thread: take them in, row by row structure
+        this.splitAt = -1
+        const run = (this.aside as ReadAside).rowsAt(p)
+        if (run !== undefined) {
+          level = this.replay(run, shape, counts, level, rank, depth)
+          if (level === REPLAY_FAILED) return undefined
+          if (level === REPLAY_CLOSED) {
+            this.pos = run.end
+            return new DecodedTensor(undefined, shape, this.take(), 'nested')
+          }
+          p = run.end
+        }
+      }
       // b[p] is '[': open an array one level deeper
       level++
       if (level >= (rank < 0 ? MAX_RANK : rank) || depth + level >= MAX_JSON_DEPTH) return undefined
@@ -321,6 +356,134 @@ class Reader {
       this.count = k
       return c === close ? p : -1
     }
+  }
+
+  /**
+   * Offers the second half of the body, from a row start past its middle, to be read ahead
+   * while this thread reads up to it (the body is read from p on: that is where the work is).
+   */
+  private offer (p: number): void {
+    this.offered = true
+    const at = rowStartAfter(this.b, p + Math.floor((this.b.length - p) / 2), SPLIT_SEARCH_BYTES)
+    if (at >= 0 && (this.aside as ReadAside).start(this.b, at)) this.splitAt = at
+  }
+
+  /**
+   * Takes in rows read ahead (`run`) as `nested` would have read them, with the same checks of
+   * levels, lengths and depth: the numbers are appended, and each row's opening and closing
+   * brackets applied to `shape`, `counts` and `level`. Returns the level after them (the reader
+   * goes on at run.end), REPLAY_CLOSED when they closed the tensor, REPLAY_FAILED where `nested`
+   * would have given up.
+   */
+  private replay (run: RowRun, shape: number[], counts: number[], level: number, rank: number, depth: number): number {
+    if (rank < 0) return REPLAY_FAILED
+    let data = this.data
+    const k = this.count
+    if (k + run.numbers.length > data.length) {
+      const grown = new Float64Array(Math.max(2 * data.length, k + run.numbers.length))
+      grown.set(data.subarray(0, k))
+      this.data = data = grown
+      if (grown.length <= KEPT_CAPACITY) kept = grown
+    }
+    data.set(run.numbers, k)
+    this.count = k + run.numbers.length
+    const tape = run.tape
+    for (let r = 0, i = TAPE_HEADER; r < run.rows; r++, i += TAPE_STRIDE) {
+      const opens = tape[i]
+      const length = tape[i + 1]
+      const closes = tape[i + 2]
+      // the arrays opened before the row, and the row's own
+      for (let o = 0; o <= opens; o++) {
+        level++
+        if (level >= rank || depth + level >= MAX_JSON_DEPTH) return REPLAY_FAILED
+        counts[level] = 0
+        if (shape.length === level) shape.push(-1)
+      }
+      if (level !== rank - 1) return REPLAY_FAILED
+      counts[level] = length
+      // the row's own closing bracket, and those after it
+      for (let c = 0; c <= closes; c++) {
+        const n = counts[level]
+        if (shape[level] < 0) shape[level] = n
+        else if (shape[level] !== n) return REPLAY_FAILED
+        if (level === 0) return r === run.rows - 1 && c === closes && run.ended ? REPLAY_CLOSED : REPLAY_FAILED
+        level--
+        counts[level]++
+      }
+    }
+    return run.ended ? REPLAY_FAILED : level
+  }
+
+  /**
+   * Reads rows ahead (another thread's part of `ReadAside`): from a row's '[' at 0, rows of
+   * numbers as `nested` reads them, into `out`, with the brackets between them on `tape` (see
+   * rows-ahead.ts). Stops before the first row it cannot take whole, with what follows it
+   * known: one that is not numbers, runs past the bytes, or past `maxRows` or `out`. Errors in
+   * the rows are left for the reader, which reads from where this stopped.
+   */
+  readRowsAhead (out: Float64Array, tape: Int32Array, maxRows: number): void {
+    const b = this.b
+    const length = b.length
+    this.data = out
+    this.count = 0
+    let rows = 0
+    let numbers = 0
+    let resume = 0 // the first '[' after the last row's comma: where the reader goes on
+    let ended = false
+    let opens = 0
+    let p = 0 // the row's own '['
+    for (;;) {
+      if (rows === maxRows) break
+      const q = this.ws(p + 1)
+      const c = b[q]
+      if (!(c === MINUS || (c >= ZERO && c <= NINE) || c === QUOTE)) break
+      let e: number
+      try {
+        e = this.row(q, RBRACKET)
+      } catch {
+        break
+      }
+      if (e < 0 || this.data !== out) break
+      let closes = 0
+      let after = e + 1
+      let s = this.ws(after)
+      while (b[s] === RBRACKET) {
+        closes++
+        after = s + 1
+        s = this.ws(after)
+      }
+      // what follows must be known: a comma and a '[' (the reader goes on there), or anything
+      // else, which ends the tensor (the reader checks that these brackets closed it)
+      if (s >= length) break
+      let next = b[s] === COMMA ? this.ws(s + 1) : -1
+      if (next >= length) break
+      if (next >= 0 && b[next] !== LBRACKET) next = -1
+      const at = TAPE_HEADER + rows * TAPE_STRIDE
+      tape[at] = opens
+      tape[at + 1] = this.count - numbers
+      tape[at + 2] = closes
+      rows++
+      numbers = this.count
+      if (next < 0) {
+        ended = true
+        resume = after
+        break
+      }
+      resume = next
+      opens = 0
+      p = next
+      for (;;) {
+        const n = this.ws(p + 1)
+        if (b[n] !== LBRACKET) break
+        opens++
+        p = n
+      }
+      this.count = numbers
+    }
+    tape[1] = rows
+    tape[2] = numbers
+    tape[3] = resume
+    tape[4] = ended ? 1 : 0
   }
 
   /** The elements read, in an array of exactly their number (a copy: the buffer is read into again). */
@@ -728,6 +891,33 @@ class Reader {
     if (c > SPACE && c < 0x7f) return fail('INVALID_JSON', `body: Unexpected token ${String.fromCharCode(c)} at position ${p}`)
     return fail('INVALID_JSON', `body: Unexpected byte 0x${c.toString(16).padStart(2, '0')} at position ${p}`)
   }
+}
+
+/** What `replay` returns when the tensor is not what `nested` reads, and when the rows closed it. */
+const REPLAY_FAILED = -2
+const REPLAY_CLOSED = -3
+
+/**
+ * The position of a '[' at or after `from` (within `limit` bytes) that follows a comma and
+ * opens a row of numbers: where a body may be split between two readers. -1 when none is.
+ */
+function rowStartAfter (b: Buffer, from: number, limit: number): number {
+  const end = Math.min(b.length, from + limit)
+  for (let i = b.indexOf(COMMA, from); i >= 0 && i < end; i = b.indexOf(COMMA, i + 1)) {
+    let j = i + 1
+    while (b[j] === SPACE || b[j] === LF || b[j] === CR || b[j] === TAB) j++
+    if (b[j] !== LBRACKET) continue
+    let k = j + 1
+    while (b[k] === SPACE || b[k] === LF || b[k] === CR || b[k] === TAB) k++
+    const c = b[k]
+    if (c === MINUS || (c >= ZERO && c <= NINE) || c === QUOTE) return j
+  }
+  return -1
+}
+
+/** Reads rows ahead from the '[' at the start of `bytes` (see Reader.readRowsAhead). */
+export function readRowsAhead (bytes: Buffer, out: Float64Array, tape: Int32Array, maxRows: number): void {
+  new Reader(bytes).readRowsAhead(out, tape, maxRows)
 }
 
 /** The value of a hexadecimal digit byte, -1 for any other. */

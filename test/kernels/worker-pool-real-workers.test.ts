@@ -3,6 +3,8 @@ import path from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { type KernelTensors } from '../../src/kernels/tensors'
 import { WorkerPool } from '../../src/kernels/worker-pool'
+import { DecodedTensor, readBody } from '../../src/tensor/json-reader'
+import { type ReadAside, RowsAside } from '../../src/tensor/rows-ahead'
 import { scaleFeeds, scaleModel } from '../helpers/scale-model'
 
 /*
@@ -117,4 +119,24 @@ t.test('a kernel that ONNX Runtime refuses fails on its own: the worker stays, a
   t.same(Array.from(feeds.x.data as Float64Array), [1, 2], 'the feeds were handed back')
   t.same([h.workers.length, h.lost], [1, []])
   t.same(await h.run('double', 2, 4), [8], 'the worker serves on')
+})
+
+t.test('a worker lent a body\'s rows (src/tensor/rows-ahead.ts) reads them beside its kernels', async t => {
+  const pool = new WorkerPool({ short: 1, long: 0 }, { intraOpNumThreads: 1, interOpNumThreads: 1 }, 8, {
+    startWorker: data => new Worker(BOOT, { eval: true, workerData: { ...(data as object), index: 0 }, execArgv: [] }),
+    wide: { threads: 2, elements: Infinity, freeCores: () => 2 }
+  })
+  t.teardown(async () => { await pool.close() })
+  while (pool.available() === 0) await new Promise(resolve => setTimeout(resolve, 10))
+  const rows = new RowsAside(job => pool.lend({ rows: job }))
+  let taken = 0
+  const aside: ReadAside = { start: (b, at) => rows.start(b, at), rowsAt: at => { const run = rows.rowsAt(at); taken += run?.rows ?? 0; return run }, finish: () => rows.finish() }
+  const input = Array.from({ length: 600 }, (_, i) => Array.from({ length: 64 }, (_, j) => (i * 64 + j) / 7))
+  const body = Buffer.from(JSON.stringify({ input }))
+  const read = readBody(body, new Set(['input']), undefined, undefined, aside).input as DecodedTensor
+  t.same(read.shape, [600, 64])
+  t.same(Array.from(read.data as Float64Array), input.flat(), 'every number, in order')
+  t.ok(taken > 250, `the worker read the second half (${taken} rows)`)
+  const out = await pool.run('double', () => scaleModel(2), scaleFeeds(1, 2))
+  t.same(Array.from(out.y.data as Float32Array), [2, 4], 'and runs kernels as before')
 })

@@ -17,7 +17,7 @@ import { type TensorData } from '../../src/tensor/tensor'
  * error; `hang` answers only when the
  * test posts 'release' to it (with `-first`, only the first worker hangs). Keys starting with
  * `solo|` echo the first element of `input`, and `batch|` hang (for the batcher). It forgets its
- * sessions on 'forget', as an LRU eviction would. It says 'ready' once started, as worker.ts does
+ * sessions on 'forget', as an LRU eviction would. A message lent to it (`{ lent }`) is echoed back. It says 'ready' once started, as worker.ts does
  * (with `slowStart`, only when the test posts 'start').
  */
 const FAKE_WORKER = `
@@ -29,6 +29,7 @@ parentPort.on('message', msg => {
   if (msg === 'forget') return known.clear()
   if (msg === 'start') return parentPort.postMessage('ready')
   if (msg === 'release') return held.splice(0).forEach(answer => answer())
+  if (msg.lent !== undefined) return parentPort.postMessage({ lent: msg.lent })
   const { id, key, model, feeds, handBack = [] } = msg
   const reply = (r, outputs = {}) => {
     r.inputs = Object.fromEntries(handBack.map(name => [name, feeds[name]]))
@@ -370,6 +371,28 @@ t.test('a lone large call runs on a wide session; not while another kernel runs 
   await long
   t.equal(await h.run('which', large), 2)
   t.equal(h.models.sent, 3, 'one model for each session of `which` (the wide one built once), one for `hang`')
+})
+
+t.test('lend: a message to an idle short worker, while nothing waits for one and other processes leave a core free', async t => {
+  const state = { free: 2, queued: 0 }
+  const h = await harness(t, { short: 1, long: 0 }, { wide: { threads: 2, elements: 100, freeCores: () => state.free }, queued: () => state.queued })
+  const lent: unknown[] = []
+  h.workers[0].on('message', (m: { lent?: unknown }) => { if (m?.lent !== undefined) lent.push(m.lent) })
+  t.equal(h.pool.lend({ lent: 1 }), true)
+  state.queued = 1
+  t.equal(h.pool.lend({ lent: 2 }), false, 'a call waits for a worker')
+  state.queued = 0
+  state.free = 1.4
+  t.equal(h.pool.lend({ lent: 3 }), false, 'other processes leave no core free')
+  state.free = 2
+  const busy = h.run('hang')
+  await until(() => h.pool.available() === 0)
+  t.equal(h.pool.lend({ lent: 4 }), false, 'the worker runs a kernel')
+  h.workers[0].postMessage('release')
+  await busy
+  t.equal(h.pool.lend({ lent: 5 }), true)
+  await until(() => lent.length === 2)
+  t.same(lent, [1, 5], 'only the messages lent reached the worker')
 })
 
 t.test('no wide runs when the wide sessions would not have more threads than the ordinary ones', async t => {
