@@ -20,7 +20,7 @@ export default defineLoss({
   category: 'segmentation',
   notes: [
     'Ignored pixels are left out; an image (or, without `per_image`, the batch) with none left gives 0 and still counts among the images, as in the reference. The Lovasz weights depend only on the order and the labels, so the gradient is weight × the hinge error\'s gradient, as autograd through torch.sort gives.',
-    'Tied errors are ordered by position (a stable sort). PyTorch\'s CPU sort is not stable past 16 elements, so where more than 16 errors tie (equal logits, such as all zeros) the reference orders them otherwise: the loss is the same, the gradient, which follows the order, is not.'
+    'Tied errors are ordered by position (a stable sort). PyTorch\'s CPU sort is not stable once it sorts more than 16 errors (an image, or the batch without `per_image`, of more than 16 pixels): there two equal errors of different labels (equal logits; probabilities rounded to exactly 0 or 1) may come in the other order. The loss is the same; the gradient, which follows the order, is not.'
   ],
   args: [
     { name: 'input', kind: 'float', grad: true, doc: 'Logits [N,H,W] (or [N,P]).' },

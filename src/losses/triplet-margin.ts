@@ -1,6 +1,6 @@
 import { defineLoss, STANDARD_REDUCTIONS, Type } from './loss'
 import { type Value } from '../onnx/graph'
-import { abs, add, clampMin, custom, div, equal, maximum, mul, neg, pow, reduceSum, sign, square, sub, unsqueeze, where } from '../onnx/ops'
+import { abs, add, cast, clampMin, custom, div, equal, maximum, mul, neg, pow, reduceSum, sign, square, sub, unsqueeze, where } from '../onnx/ops'
 import { StringEnum } from '../../schemas/enum'
 import { reduce } from './reduce'
 import { cosineSimilarity, vectorPairs } from './embedding'
@@ -62,11 +62,14 @@ export default defineLoss({
 
 /**
  * ||x||_p along the last axis, with torch.norm's backward: sgn(x) |x|^(p-1) g / ||x||^(p-1),
- * 0 where x or the norm is 0.
+ * 0 where x or the norm is 0. torch 1.13's norm kernel holds p as a float32, so in float64 the
+ * norm is taken with p rounded to float32 (p = 1.3 is 1.2999999523), while the backward uses
+ * p itself: a relative difference of up to some 1e-7, past the float64 tolerance.
  */
 function pnorm (x: Value, p: Value): Value {
+  const kernelP = cast(cast(p, 'float32'), p.dtype)
   return custom([x], () => {
-    const norm = pow(reduceSum(pow(abs(x), p), [-1], false), div(1, p))
+    const norm = pow(reduceSum(pow(abs(x), kernelP), [-1], false), div(1, kernelP))
     return { value: norm, saved: { norm } }
   }, (g, { norm }) => {
     const scale = where(equal(norm, 0), 0, div(g, pow(norm, sub(p, 1))))
