@@ -98,11 +98,13 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
   // large bodies are read a few at a time (src/http/body-admission.ts); the waiting line shares QUEUE_MAX_MB's bound
   const mib = (n: number): number => n > 0 ? n * 2 ** 20 : Infinity
   const bodies = new BodyAdmission(mib(cfg.bodiesInProgressMb), SMALLEST_KEPT_BODY, mib(cfg.queueMaxMb))
+  // an idle kernel worker may read the second half of a large nested tensor while the event loop reads the first
+  const splitReads = executor instanceof WorkerPool ? new RowsAside(job => executor.lend({ rows: job })) : undefined
   const metrics = createMetrics(() => batcher.queued, {
     executor: () => executor.stats?.(),
     deadlineExceeded: () => batcher.stats.timedOut,
     queuedBytes: () => batcher.queuedArgumentBytes
-  }, () => bodies.bytes)
+  }, () => bodies.bytes, splitReads?.outcomes)
   const batcher = new Batcher(executor, {
     maxSize: cfg.batchMaxSize,
     maxElements: cfg.batchMaxElements,
@@ -142,8 +144,7 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
     reply.raw.once('close', () => { state.active-- })
   })
   app.removeContentTypeParser(['text/plain']) // JSON only: anything else is a 415
-  // an idle kernel worker may read the second half of a large nested tensor while the event loop reads the first
-  jsonBodyParser(app, executor instanceof WorkerPool ? new RowsAside(job => executor.lend({ rows: job })) : undefined)
+  jsonBodyParser(app, splitReads)
   app.addHook('preParsing', refuseContentEncoding) // uncompressed bodies only: anything else is a 415
   app.addHook('preParsing', admitBodies(bodies))
 

@@ -2,6 +2,7 @@ import client from 'prom-client'
 import { type BatchObserver } from './batching/batcher'
 import { type KernelMetricsSource, registerKernelMetrics } from './kernels/kernel-metrics'
 import { KEPT_BODY_BYTES, keptMemoryBytes } from './http/body-memory'
+import { type RowsAside } from './tensor/rows-ahead'
 
 /**
  * The front door a loss evaluation came through: `loss` (POST /loss/{name}), `v2` (the Open
@@ -22,7 +23,9 @@ export interface Metrics {
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
 /** Creates the metrics; `queueDepth`, `kernels` (memory, sessions and losses of the kernels) and `largeBodies` (src/http/body-admission.ts) are read at scrape time. */
-export function createMetrics (queueDepth: () => number, kernels?: KernelMetricsSource, largeBodies?: () => { inProgress: number, waiting: number }): Metrics {
+export function createMetrics (
+  queueDepth: () => number, kernels?: KernelMetricsSource, largeBodies?: () => { inProgress: number, waiting: number }, splitReads?: RowsAside['outcomes']
+): Metrics {
   const registry = new client.Registry()
   client.collectDefaultMetrics({ register: registry })
   if (kernels !== undefined) registerKernelMetrics(registry, kernels)
@@ -51,6 +54,21 @@ export function createMetrics (queueDepth: () => number, kernels?: KernelMetrics
       this.set({ pool: 'shared_in_use' }, kept.sharedInUse)
     }
   })
+  if (splitReads !== undefined) {
+    // eslint-disable-next-line no-new
+    new client.Counter({
+      name: 'losshub_body_split_reads_total',
+      help: 'Large nested tensors offered to be read on two threads (an idle kernel worker reads the second half), by outcome: read_ahead (its rows were taken in), read_here (the event loop read them after all: the worker had not begun or failed), declined (no idle worker or free core).',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+      collect () {
+        this.reset()
+        this.inc({ outcome: 'read_ahead' }, splitReads.readAhead)
+        this.inc({ outcome: 'read_here' }, splitReads.readHere)
+        this.inc({ outcome: 'declined' }, splitReads.declined)
+      }
+    })
+  }
   if (largeBodies !== undefined) {
     // eslint-disable-next-line no-new
     new client.Gauge({

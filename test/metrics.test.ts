@@ -31,3 +31,14 @@ t.test('GET /metrics: request counters by loss and status, latency, batch and qu
   t.match(text, /^process_resident_memory_bytes \d+/m)
   t.match(text, /^nodejs_eventloop_lag_seconds /m)
 })
+
+t.test('a large nested tensor offered to a kernel worker to read half of it: counted by outcome', async t => {
+  const app = await build(t, { kernelWorkers: 1 })
+  const input = Array.from({ length: 300 }, (_, i) => Array.from({ length: 200 }, (_, j) => ((i * 200 + j) % 97) / 10 - 4.8))
+  const target = Array.from({ length: 300 }, (_, i) => i % 200)
+  const res = await postLoss(app, 'cross_entropy', { input, target })
+  t.equal(res.status, 200)
+  const text = (await app.inject('/metrics')).body
+  const outcomes = ['read_ahead', 'read_here', 'declined'].map(o => sample(text, new RegExp(`^losshub_body_split_reads_total\\{outcome="${o}"\\} (\\d+)$`, 'm')))
+  t.equal(outcomes.reduce((a, b) => a + b, 0), 1, `one body, one outcome (read_ahead, read_here, declined: ${outcomes.join(', ')})`)
+})

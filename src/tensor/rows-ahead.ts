@@ -55,6 +55,12 @@ export const MOST_AHEAD_ROWS = 1 << 16
  * in shared memory kept from one body to the next.
  */
 export class RowsAside implements ReadAside {
+  /**
+   * Bodies split so far, by outcome: `readAhead` (the other thread's rows were taken in),
+   * `readHere` (the reader read them after all: the thread had not begun, failed, or was given
+   * up on, or the reader never reached them), `declined` (no thread could take them).
+   */
+  readonly outcomes = { readAhead: 0, readHere: 0, declined: 0 }
   private memory?: { bytes: SharedArrayBuffer, out: SharedArrayBuffer, tape: SharedArrayBuffer }
   private job?: { id: number, at: number, startedMs: number }
   private ids = 0
@@ -72,7 +78,10 @@ export class RowsAside implements ReadAside {
     Buffer.from(memory.bytes, 0, length).set(bytes.subarray(at, at + length))
     const id = ++this.ids
     Atomics.store(new Int32Array(memory.tape, 0, 1), 0, id * 4 + PENDING)
-    if (!this.post({ id, length, bytes: memory.bytes, out: memory.out, tape: memory.tape, maxRows: MOST_AHEAD_ROWS })) return false
+    if (!this.post({ id, length, bytes: memory.bytes, out: memory.out, tape: memory.tape, maxRows: MOST_AHEAD_ROWS })) {
+      this.outcomes.declined++
+      return false
+    }
     this.job = { id, at, startedMs: this.now() }
     return true
   }
@@ -80,13 +89,19 @@ export class RowsAside implements ReadAside {
   rowsAt (at: number): RowRun | undefined {
     if (this.job === undefined || this.job.at !== at) return undefined
     const memory = this.settle()
-    if (memory === undefined) return undefined
+    if (memory === undefined) {
+      this.outcomes.readHere++
+      return undefined
+    }
+    this.outcomes.readAhead++
     const tape = new Int32Array(memory.tape)
     return { rows: tape[1], numbers: new Float64Array(memory.out, 0, tape[2]), tape, end: at + tape[3], ended: tape[4] === 1 }
   }
 
   finish (): void {
-    if (this.job !== undefined) this.settle()
+    if (this.job === undefined) return
+    this.settle()
+    this.outcomes.readHere++
   }
 
   /**

@@ -113,6 +113,9 @@ t.test('a small body is not split; a large one is split at a row past its middle
   t.equal(outcome(text, aside), outcome(text), 'offered and declined: read alone')
   t.equal(starts.length, 1)
   t.ok(starts[0] > text.length / 2 && text.slice(starts[0] - 1, starts[0] + 1) === ',[', 'at a row past the middle')
+  const declining = new RowsAside(() => false)
+  t.equal(outcome(text, declining), outcome(text), 'no thread to take the rows: read alone')
+  t.same(declining.outcomes, { readAhead: 0, readHere: 0, declined: 1 })
 })
 
 t.test('a job the thread has not begun is called off, and the thread then leaves it', async t => {
@@ -125,6 +128,7 @@ t.test('a job the thread has not begun is called off, and the thread then leaves
   tape[1] = -1
   runRowsJob(jobs[0])
   t.equal(tape[1], -1, 'the late thread wrote nothing')
+  t.same(rows.outcomes, { readAhead: 0, readHere: 1, declined: 0 })
 })
 
 t.test('a job still running past its wait is given up, with its memory; the next body gets memory of its own', async t => {
