@@ -116,7 +116,8 @@ export class WorkerPool implements Executor {
       return () => clearTimeout(t)
     })
     const { wide } = options
-    if (this.widens() && wide?.freeCores === undefined) this.idleCores = new IdleCores()
+    // wide runs and work lent to a worker (`lend`) both go by the cores other processes leave free
+    if (wide?.freeCores === undefined) this.idleCores = new IdleCores()
     this.freeCores = wide?.freeCores ?? (() => this.idleCores?.cores ?? 0)
     this.slots = [
       ...Array.from({ length: sizes.short }, () => this.spawn('short')),
