@@ -99,7 +99,7 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
   const mib = (n: number): number => n > 0 ? n * 2 ** 20 : Infinity
   const bodies = new BodyAdmission(mib(cfg.bodiesInProgressMb), SMALLEST_KEPT_BODY, mib(cfg.queueMaxMb))
   // an idle kernel worker may read the second half of a large nested tensor while the event loop reads the first
-  const splitReads = executor instanceof WorkerPool ? new RowsAside(job => executor.lend({ rows: job })) : undefined
+  const splitReads = executor instanceof WorkerPool ? new RowsAside(job => executor.lend({ rows: job }), () => executor.canLend()) : undefined
   const metrics = createMetrics(() => batcher.queued, {
     executor: () => executor.stats?.(),
     deadlineExceeded: () => batcher.stats.timedOut,

@@ -140,11 +140,17 @@ export class WorkerPool implements Executor {
    * it now. The worker answers through shared memory, not by a reply.
    */
   lend (message: unknown): boolean {
-    if (this.closing || this.overrun.size > 0 || (this.options.queued?.() ?? 0) > 0 || this.freeCores() < 1.5) return false
-    const slot = this.slots.find(s => s.lane === 'short' && s.ready && !s.busy && s.state === 'live')
-    if (slot === undefined) return false
-    slot.worker.postMessage(message)
-    return true
+    const slot = this.lendable()
+    slot?.worker.postMessage(message)
+    return slot !== undefined
+  }
+
+  /** Whether `lend` would post a message now. */
+  canLend (): boolean { return this.lendable() !== undefined }
+
+  private lendable (): Slot | undefined {
+    if (this.closing || this.overrun.size > 0 || (this.options.queued?.() ?? 0) > 0 || this.freeCores() < 1.5) return undefined
+    return this.slots.find(s => s.lane === 'short' && s.ready && !s.busy && s.state === 'live')
   }
 
   /** Threads still computing an abandoned kernel. */

@@ -67,16 +67,26 @@ export class RowsAside implements ReadAside {
 
   /**
    * @param post sends a job to a thread that runs `runRowsJob` on it; false when none can take it now
+   * @param available whether `post` could send one now (asked before the bytes are copied)
    * @param now the clock the wait for a job is bounded by (tests)
    */
-  constructor (private readonly post: (job: RowsJob) => boolean, private readonly now: () => number = () => performance.now()) {}
+  constructor (
+    private readonly post: (job: RowsJob) => boolean,
+    private readonly available: () => boolean = () => true,
+    private readonly now: () => number = () => performance.now()
+  ) {}
 
   start (bytes: Buffer, at: number): boolean {
     if (this.job !== undefined) return false
+    if (!this.available()) {
+      this.outcomes.declined++
+      return false
+    }
     const length = Math.min(bytes.length - at, MOST_AHEAD_BYTES)
     const memory = this.memoryFor(length)
     Buffer.from(memory.bytes, 0, length).set(bytes.subarray(at, at + length))
-    const id = ++this.ids
+    // ids wrap where id × 4 + state would leave an Int32 (a reused id is half a billion jobs old)
+    const id = this.ids = this.ids % 0x1fffffff + 1
     Atomics.store(new Int32Array(memory.tape, 0, 1), 0, id * 4 + PENDING)
     if (!this.post({ id, length, bytes: memory.bytes, out: memory.out, tape: memory.tape, maxRows: MOST_AHEAD_ROWS })) {
       this.outcomes.declined++
@@ -105,9 +115,8 @@ export class RowsAside implements ReadAside {
   }
 
   /**
-   * Whether the job's rows are ready: it is called off if the thread has not begun (busy with
-   * a kernel), else waited for, as long again as the reader has spent on its own half (and at
-   * least 20 ms). A job still running then is given up, and its memory with it: the thread may
+   * Settles the job: it is called off if the thread has not begun (busy with a kernel), else
+   * waited for, up to twice as long as the reader has spent on its own half (and at least 20 ms). A job still running then is given up, and its memory with it: the thread may
    * still write there. Returns the job's memory when its rows are ready; the job is over either way.
    */
   private settle (): RowsAside['memory'] {
@@ -130,7 +139,7 @@ export class RowsAside implements ReadAside {
     }
   }
 
-  /** Shared memory for a job of `length` bytes: at least one number per two bytes, one row per three. */
+  /** Shared memory for a job of `length` bytes: room for a number per two bytes (a digit and a comma), and a tape of MOST_AHEAD_ROWS rows. */
   private memoryFor (length: number): NonNullable<RowsAside['memory']> {
     const numbers = Math.floor(length / 2) + 1
     const m = this.memory

@@ -116,6 +116,10 @@ t.test('a small body is not split; a large one is split at a row past its middle
   const declining = new RowsAside(() => false)
   t.equal(outcome(text, declining), outcome(text), 'no thread to take the rows: read alone')
   t.same(declining.outcomes, { readAhead: 0, readHere: 0, declined: 1 })
+  let posted = 0
+  const busy = new RowsAside(() => { posted++; return true }, () => false)
+  t.equal(outcome(text, busy), outcome(text), 'no thread free, said before anything is copied or posted')
+  t.same([posted, busy.outcomes.declined], [0, 1])
 })
 
 t.test('a job the thread has not begun is called off, and the thread then leaves it', async t => {
