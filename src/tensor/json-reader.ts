@@ -264,7 +264,7 @@ class Reader {
     let rank = -1
     let level = -1
     this.count = 0
-    if (this.aside !== undefined && !this.offered && this.b.length - p >= READ_AHEAD_BYTES) this.offer(p)
+    if (this.aside !== undefined && !this.offered && this.b.length - p >= READ_AHEAD_BYTES) this.offer(p, true)
     for (;;) {
       if (p === this.splitAt) {
         // the rows from here on were read on another thread: take them in, row by row structure
@@ -351,6 +351,19 @@ class Reader {
       if (c === COMMA) {
         c = b[++p]
         while (c === SPACE || c === LF || c === CR || c === TAB) c = b[++p]
+        if (p === this.splitAt) {
+          // the numbers from here on were read on another thread (a long flat array)
+          this.splitAt = -1
+          const run = (this.aside as ReadAside).rowsAt(p)
+          if (run !== undefined) {
+            this.count = k
+            this.append(run.numbers)
+            data = this.data
+            k = this.count
+            if (run.ended) return b[run.end] === close ? run.end : -1
+            p = run.end
+          }
+        }
         continue
       }
       this.count = k
@@ -359,13 +372,28 @@ class Reader {
   }
 
   /**
-   * Offers the second half of the body, from a row start past its middle, to be read ahead
-   * while this thread reads up to it (the body is read from p on: that is where the work is).
+   * Offers the second half of the body, from a row's '[' (`rows`) or a number after a comma
+   * past its middle, to be read ahead while this thread reads up to it (the body is read from
+   * p on: that is where the work is).
    */
-  private offer (p: number): void {
+  private offer (p: number, rows: boolean): void {
     this.offered = true
-    const at = rowStartAfter(this.b, p + Math.floor((this.b.length - p) / 2), SPLIT_SEARCH_BYTES)
+    const at = splitPointAfter(this.b, p + Math.floor((this.b.length - p) / 2), SPLIT_SEARCH_BYTES, rows)
     if (at >= 0 && (this.aside as ReadAside).start(this.b, at)) this.splitAt = at
+  }
+
+  /** Appends `numbers` to the element buffer, growing it as `row` does. */
+  private append (numbers: Float64Array): void {
+    let data = this.data
+    const k = this.count
+    if (k + numbers.length > data.length) {
+      const grown = new Float64Array(Math.max(2 * data.length, k + numbers.length))
+      grown.set(data.subarray(0, k))
+      this.data = data = grown
+      if (grown.length <= KEPT_CAPACITY) kept = grown
+    }
+    data.set(numbers, k)
+    this.count = k + numbers.length
   }
 
   /**
@@ -377,16 +405,7 @@ class Reader {
    */
   private replay (run: RowRun, shape: number[], counts: number[], level: number, rank: number, depth: number): number {
     if (rank < 0) return REPLAY_FAILED
-    let data = this.data
-    const k = this.count
-    if (k + run.numbers.length > data.length) {
-      const grown = new Float64Array(Math.max(2 * data.length, k + run.numbers.length))
-      grown.set(data.subarray(0, k))
-      this.data = data = grown
-      if (grown.length <= KEPT_CAPACITY) kept = grown
-    }
-    data.set(run.numbers, k)
-    this.count = k + run.numbers.length
+    this.append(run.numbers)
     const tape = run.tape
     for (let r = 0, i = TAPE_HEADER; r < run.rows; r++, i += TAPE_STRIDE) {
       const opens = tape[i]
@@ -422,6 +441,7 @@ class Reader {
    * the rows are left for the reader, which reads from where this stopped.
    */
   readRowsAhead (out: Float64Array, tape: Int32Array, maxRows: number): void {
+    if (this.b[0] !== LBRACKET) return this.readNumbersAhead(out, tape)
     const b = this.b
     const length = b.length
     this.data = out
@@ -486,6 +506,53 @@ class Reader {
     tape[4] = ended ? 1 : 0
   }
 
+  /**
+   * Reads numbers ahead in a long flat array, from a number at 0, as `row` reads them, into
+   * `out`: up to the closing ']' (the tape says `ended`, and where it is), or up to the last
+   * number whose comma is within the bytes and `out` (the reader goes on after that comma).
+   */
+  private readNumbersAhead (out: Float64Array, tape: Int32Array): void {
+    const b = this.b
+    const length = b.length
+    let k = 0
+    let numbers = 0
+    let resume = 0
+    let ended = false
+    let p = 0
+    for (;;) {
+      let c = b[p]
+      let v: number | undefined
+      try {
+        if (c === MINUS || (c >= ZERO && c <= NINE)) v = this.number(p)
+        else if (c === QUOTE) v = this.nonFinite(p)
+      } catch {
+        break
+      }
+      if (v === undefined || k === out.length) break
+      out[k++] = v
+      p = this.ws(this.pos)
+      if (p >= length) break
+      c = b[p]
+      if (c === COMMA) {
+        p = this.ws(p + 1)
+        if (p >= length) break
+        numbers = k
+        resume = p
+        continue
+      }
+      if (c === RBRACKET) {
+        numbers = k
+        resume = p
+        ended = true
+      }
+      break
+    }
+    tape[1] = 0
+    tape[2] = numbers
+    tape[3] = resume
+    tape[4] = ended ? 1 : 0
+  }
+
   /** The elements read, in an array of exactly their number (a copy: the buffer is read into again). */
   private take (): Float64Array {
     const data = this.data
@@ -543,6 +610,7 @@ class Reader {
       } else if (key === 'data' && b[p] === LBRACKET) {
         this.count = 0
         p = this.ws(p + 1)
+        if (this.aside !== undefined && !this.offered && b.length - p >= READ_AHEAD_BYTES) this.offer(p, false)
         if (b[p] !== RBRACKET) {
           p = this.row(p, RBRACKET)
           if (p < 0) return undefined
@@ -898,24 +966,27 @@ const REPLAY_FAILED = -2
 const REPLAY_CLOSED = -3
 
 /**
- * The position of a '[' at or after `from` (within `limit` bytes) that follows a comma and
- * opens a row of numbers: where a body may be split between two readers. -1 when none is.
+ * Where a body may be split between two readers, at or after `from` (within `limit` bytes),
+ * after a comma: the '[' of a row of numbers (`rows`), or a number. -1 when there is none.
  */
-function rowStartAfter (b: Buffer, from: number, limit: number): number {
+function splitPointAfter (b: Buffer, from: number, limit: number, rows: boolean): number {
   const end = Math.min(b.length, from + limit)
   for (let i = b.indexOf(COMMA, from); i >= 0 && i < end; i = b.indexOf(COMMA, i + 1)) {
     let j = i + 1
     while (b[j] === SPACE || b[j] === LF || b[j] === CR || b[j] === TAB) j++
-    if (b[j] !== LBRACKET) continue
-    let k = j + 1
-    while (b[k] === SPACE || b[k] === LF || b[k] === CR || b[k] === TAB) k++
+    let k = j
+    if (rows) {
+      if (b[j] !== LBRACKET) continue
+      k = j + 1
+      while (b[k] === SPACE || b[k] === LF || b[k] === CR || b[k] === TAB) k++
+    }
     const c = b[k]
     if (c === MINUS || (c >= ZERO && c <= NINE) || c === QUOTE) return j
   }
   return -1
 }
 
-/** Reads rows ahead from the '[' at the start of `bytes` (see Reader.readRowsAhead). */
+/** Reads rows ahead from the '[' at the start of `bytes`, or numbers from the number there (see Reader.readRowsAhead). */
 export function readRowsAhead (bytes: Buffer, out: Float64Array, tape: Int32Array, maxRows: number): void {
   new Reader(bytes).readRowsAhead(out, tape, maxRows)
 }

@@ -39,13 +39,16 @@ const nested = (shape: number[]): unknown => shape.length === 0
   ? (random() < 0.01 ? 'NaN' : Math.round((random() * 4 - 2) * 1e4) / 1e4)
   : Array.from({ length: shape[0] }, () => nested(shape.slice(1)))
 
-/** A body of one or two nested tensors of a random shape, large enough to be split. */
+/** A tensor of `shape` in the nested form, or (`flat`) the typed flat form. */
+const tensor = (shape: number[], flat: boolean): unknown => flat ? { dtype: 'float32', shape, data: (nested(shape) as unknown[]).flat(shape.length) } : nested(shape)
+
+/** A body of one or two tensors (nested, or typed flat) of a random shape, large enough to be split. */
 function largeBody (): string {
   const rank = 1 + Math.floor(random() * 4)
   const shape = Array.from({ length: rank }, (_, d) => d === rank - 1 ? 1 + Math.floor(random() * 300) : 1 + Math.floor(random() * 6))
   while (shape.reduce((a, b) => a * b, 1) * 8 < READ_AHEAD_BYTES) shape[0] *= 2
-  const body: Record<string, unknown> = { input: nested(shape), reduction: 'sum' }
-  if (random() < 0.3) body.target = nested(shape)
+  const body: Record<string, unknown> = { input: tensor(shape, random() < 0.4), reduction: 'sum' }
+  if (random() < 0.3) body.target = tensor(shape, random() < 0.4)
   return JSON.stringify(body, null, random() < 0.2 ? 1 : undefined)
 }
 
@@ -89,7 +92,22 @@ t.test('rows read ahead stop before a row they cannot take whole, where the read
   t.same(Array.from(tape.subarray(1, 4)), [2, 2, 8], 'at most maxRows rows')
 })
 
-t.test('a body read with rows ahead is the body read alone, valid or not, whatever its shape and spacing', async t => {
+t.test('numbers read ahead in a long flat array: up to its bracket, or to the last number whose comma is within the bytes', async t => {
+  const tape = new Int32Array(TAPE_HEADER)
+  const out = new Float64Array(8)
+  const text = '1.5, -2 ,"NaN",4e2 ] ,"shape"'
+  readRowsAhead(Buffer.from(text), out, tape, 8)
+  t.same(Array.from(tape.subarray(1, 5)), [0, 4, text.indexOf(']'), 1], 'four numbers, ended at the bracket')
+  t.same(Array.from(out.subarray(0, 4)), [1.5, -2, NaN, 400])
+  readRowsAhead(Buffer.from('1,2,3.2'), out, tape, 8)
+  t.same(Array.from(tape.subarray(1, 5)), [0, 2, 4, 0], 'the last number may be cut short: the reader goes on at it')
+  readRowsAhead(Buffer.from('1,2,x,4]'), out, tape, 8)
+  t.same(Array.from(tape.subarray(1, 5)), [0, 2, 4, 0], 'not a number: the reader meets it itself')
+  readRowsAhead(Buffer.from('1,2,3,4,5]'), new Float64Array(3), tape, 8)
+  t.same(Array.from(tape.subarray(1, 5)), [0, 3, 6, 0], 'no more than `out` holds')
+})
+
+t.test('a body read with rows ahead is the body read alone, valid or not, whatever its shape, form and spacing', async t => {
   const h = inline()
   let differ = 0
   const runs = 400
@@ -100,8 +118,9 @@ t.test('a body read with rows ahead is the body read alone, valid or not, whatev
   }
   t.equal(differ, 0, 'the same value or the same error')
   t.ok(h.started > runs / 2, `most bodies were split (${h.started} of ${runs})`)
-  t.ok(h.taken.filter(r => r.rows > 0).length > runs / 3, 'and most of those took rows in')
-  t.ok(h.taken.some(r => r.ended), 'some runs read to the end of the tensor')
+  t.ok(h.taken.filter(r => r.numbers.length > 0).length > runs / 3, 'and most of those took numbers in')
+  t.ok(h.taken.some(r => r.rows > 0 && r.ended), 'some runs read rows to the end of a nested tensor')
+  t.ok(h.taken.some(r => r.rows === 0 && r.ended && r.numbers.length > 0), 'some read numbers to the end of a flat one')
 })
 
 t.test('a small body is not split; a large one is split at a row past its middle', async t => {
