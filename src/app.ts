@@ -98,7 +98,7 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
   // large bodies are read a few at a time (src/http/body-admission.ts); the waiting line shares QUEUE_MAX_MB's bound
   const mib = (n: number): number => n > 0 ? n * 2 ** 20 : Infinity
   const bodies = new BodyAdmission(mib(cfg.bodiesInProgressMb), SMALLEST_KEPT_BODY, mib(cfg.queueMaxMb))
-  // an idle kernel worker may read the second half of a large nested tensor while the event loop reads the first
+  // an idle kernel worker may read the second half of a large tensor of JSON numbers while the event loop reads the first
   const splitReads = executor instanceof WorkerPool ? new RowsAside(job => executor.lend({ rows: job }), () => executor.canLend()) : undefined
   const metrics = createMetrics(() => batcher.queued, {
     executor: () => executor.stats?.(),

@@ -58,7 +58,7 @@ export function createMetrics (
     // eslint-disable-next-line no-new
     new client.Counter({
       name: 'losshub_body_split_reads_total',
-      help: 'Large nested tensors offered to be read on two threads (an idle kernel worker reads the second half), by outcome: read_ahead (its rows were taken in), read_here (the event loop read them after all: the worker had not begun or failed), declined (no idle worker or free core).',
+      help: 'Large tensors of JSON numbers (nested or flat) offered to be read on two threads (an idle kernel worker reads the second half), by outcome: read_ahead (its rows were taken in), read_here (the event loop read them after all: the worker had not begun or failed), declined (no idle worker or free core).',
       labelNames: ['outcome'] as const,
       registers: [registry],
       collect () {

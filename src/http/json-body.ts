@@ -23,7 +23,7 @@ export function parseJsonBody (bytes: Buffer): unknown {
  * `config.tensorMaps`) arrive as decoded tensors, never as arrays of JS numbers; a route that
  * declares tensors calls `releaseBody` once its kernel has run, and any answered request gives
  * its memory back (onResponse). Fastify's body limit still applies before parsing. With
- * `aside`, part of a large nested tensor may be read on another thread (src/tensor/rows-ahead.ts).
+ * `aside`, part of a large tensor of JSON numbers may be read on another thread (src/tensor/rows-ahead.ts).
  */
 export function jsonBodyParser (app: FastifyInstance, aside?: ReadAside): void {
   app.removeContentTypeParser('application/json')
@@ -33,7 +33,7 @@ export function jsonBodyParser (app: FastifyInstance, aside?: ReadAside): void {
   addBufferParser(app, 'application/json', (request: FastifyRequest, bytes: Buffer) => {
     const config = request.routeOptions.config as TensorRouteConfig | undefined
     // large tensors go into reused memory, which the route hands back once answered (releaseBody);
-    // a large nested tensor's second half may be read on an idle kernel worker meanwhile
+    // a large tensor's second half (nested or flat numbers) may be read on an idle kernel worker meanwhile
     return config?.tensorKeys === undefined ? readJson(bytes) : readBody(bytes, config.tensorKeys, config.tensorMaps, size => requestMemory(request, size), aside)
   })
 }

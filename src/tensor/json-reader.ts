@@ -20,7 +20,7 @@ export const MAX_JSON_DEPTH = 32
  * what `JSON.parse` gives, numbers bit for bit. Refuses, as INVALID_JSON naming the byte
  * position: syntax errors, the keys `__proto__`, `constructor` and `prototype`, and nesting
  * deeper than MAX_JSON_DEPTH (without recursion). Duplicate keys: the last wins. With `aside`,
- * the second half of a large nested tensor may be read on another thread meanwhile (rows-ahead.ts).
+ * the second half of a large tensor of numbers may be read on another thread meanwhile (rows-ahead.ts).
  */
 export function readBody (
   bytes: Buffer, tensorKeys: ReadonlySet<string>, tensorMaps: ReadonlySet<string> = NONE, memory: TensorMemory = OWN, aside?: ReadAside
@@ -34,7 +34,7 @@ export function readBody (
 }
 
 /**
- * Smallest rest of a body, from a nested tensor on, whose second half is offered to be read
+ * Smallest rest of a body, from a tensor's numbers on, whose second half is offered to be read
  * ahead on another thread (`ReadAside`): below it, the hop costs more than it saves.
  */
 export const READ_AHEAD_BYTES = 256 * 1024

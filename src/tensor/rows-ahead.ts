@@ -1,11 +1,11 @@
 import { readRowsAhead } from './json-reader'
 
 /**
- * Reading a large nested tensor on two threads. The body reader (json-reader.ts) offers the
- * second half of a large body, from a row's '[' past its middle, to another thread (an idle
- * kernel worker), and reads the first half itself meanwhile. When it reaches that '[' it takes
- * the other thread's rows in: their numbers, and on a tape the brackets between them, which it
- * checks as if it had read them. The other thread reads only what it can take whole and says
+ * Reading a large tensor of JSON numbers on two threads. The body reader (json-reader.ts) offers
+ * the second half of a large body, from a row's '[' past its middle (nested arrays) or a number
+ * after a comma (a long flat array), to another thread (an idle kernel worker), and reads the
+ * first half itself meanwhile. When it reaches that point it takes the other thread's numbers
+ * in, and for rows, on a tape, the brackets between them, which it checks as if it had read them. The other thread reads only what it can take whole and says
  * where it stopped; the reader goes on from there. Whatever the other thread does (slow, busy,
  * dead, given a malformed body), the answer is the one reading alone gives: at worst the reader
  * reads the rest itself.
@@ -17,7 +17,7 @@ import { readRowsAhead } from './json-reader'
 
 /** What the reader needs from its helper: see the module comment. */
 export interface ReadAside {
-  /** Has rows read ahead from the '[' at `at` in `bytes`; false when no thread can take them. */
+  /** Has rows (from a '[') or numbers read ahead from `at` in `bytes`; false when no thread can take them. */
   start: (bytes: Buffer, at: number) => boolean
   /** The rows read ahead from `at` (waiting for them), or undefined: the reader reads them itself. */
   rowsAt: (at: number) => RowRun | undefined
