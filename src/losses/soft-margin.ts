@@ -2,7 +2,7 @@ import { defineLoss, STANDARD_REDUCTIONS } from './loss'
 import { type Value } from '../onnx/graph'
 import { custom, equal, exp, mul, neg, sigmoid, softplus, where } from '../onnx/ops'
 import { reduce } from './reduce'
-import { broadcastArgs, broadcastWorkspace } from './shapes'
+import { broadcastArgs, broadcastsTo, broadcastWorkspace } from './shapes'
 
 /**
  * PyTorch's log1p(exp(z)), overflow included: softplus where exp(z) is finite (equal to it,
@@ -27,13 +27,17 @@ export default defineLoss({
   ],
   args: [
     { name: 'input', kind: 'float', grad: true, doc: 'Scores, any shape.' },
-    { name: 'target', kind: 'float', doc: 'Targets in {-1, 1}, broadcastable with input.' }
+    { name: 'target', kind: 'float', doc: 'Targets in {-1, 1}, broadcastable to the input\'s shape (PyTorch computes in place on it).' }
   ],
   options: {},
   reductions: STANDARD_REDUCTIONS,
   batch: ['input', 'target'],
   example: { input: [[0.3, 0.7], [0.5, 0.5]], target: [[-1, 1], [1, -1]], grad: true },
   workspace: broadcastWorkspace(['input', 'target']),
-  check: a => broadcastArgs(a, ['input', 'target']),
+  // PyTorch computes in place on the input's shape: a target that would enlarge it is refused
+  check: a => {
+    broadcastsTo(a, 'target', a.input.shape)
+    return broadcastArgs(a, ['input', 'target'])
+  },
   forward: (_g, x, o) => reduce(log1pExp(neg(mul(x.target, x.input))), o.reduction)
 })

@@ -23,6 +23,8 @@ t.test('bad requests get a coded 4xx naming the argument, and change nothing', a
     ['non-integer nested indices', 'nll', { input: ce.input, target: [0, 1.5, 1] }, 400, 'INVALID_DTYPE', /^target: class indices must be integers, got 1\.5/],
     ['int input', 'mse', { input: { dtype: 'int64', shape: [1], data: [1] }, target: [1] }, 400, 'INVALID_DTYPE', /^input: expected float32 or float64 elements, got int64/],
     ['shapes that do not broadcast', 'mse', { input: [1, 2], target: [1, 2, 3] }, 400, 'SHAPE_MISMATCH', /^input, target: shapes input \[2\], target \[3\] do not broadcast/],
+    // F.soft_margin_loss: "output with shape [2] doesn't match the broadcast shape [3, 2]"
+    ['a target that would enlarge the input (soft_margin)', 'soft_margin', { input: [0.5, -1], target: [[1, -1], [-1, 1], [1, 1]] }, 400, 'SHAPE_MISMATCH', /^target: shape \[3,2\] must broadcast to \[2\]/],
     ['index target shape', 'cross_entropy', { input: ce.input, target: [0, 1] }, 400, 'SHAPE_MISMATCH', /^target: class indices for input \[3,2\] must have shape \[3\]/],
     ['weight shape', 'cross_entropy', { ...ce, weight: [1, 2, 3] }, 400, 'SHAPE_MISMATCH', /^weight: expected one weight per class, shape \[2\], got \[3\]/],
     ['class index out of range', 'cross_entropy', { input: ce.input, target: [0, 2, 1] }, 400, 'INDEX_OUT_OF_RANGE', /^target: class index 2 at flat position 1 is out of range \[0, 2\)/],
