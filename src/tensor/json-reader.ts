@@ -39,7 +39,7 @@ export function readBody (
  */
 export const READ_AHEAD_BYTES = 256 * 1024
 
-/** How far past the middle of a body a row to split at is looked for. */
+/** How far past the middle of a body a point to split at is looked for. */
 const SPLIT_SEARCH_BYTES = 64 * 1024
 
 /**
@@ -120,7 +120,7 @@ class Reader {
   private exp10 = 0
 
   private readonly b: Bytes
-  /** Where rows are being read ahead on another thread (-1: nowhere), and whether a split was offered. */
+  /** Where rows or numbers are being read ahead on another thread (-1: nowhere), and whether a split was offered. */
   private splitAt = -1
   private offered = false
 
@@ -267,7 +267,7 @@ class Reader {
     if (this.aside !== undefined && !this.offered && this.b.length - p >= READ_AHEAD_BYTES) this.offer(p, true)
     for (;;) {
       if (p === this.splitAt) {
-        // the rows from here on were read on another thread: take them in, row by row structure
+        // the rows from here on were read on another thread: take them in, brackets checked
         this.splitAt = -1
         const run = (this.aside as ReadAside).rowsAt(p)
         if (run !== undefined) {
