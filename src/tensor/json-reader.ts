@@ -338,12 +338,7 @@ class Reader {
         v = this.nonFinite(p)
         if (v === undefined) return -1
       } else return -1
-      if (k === data.length) {
-        const grown = new Float64Array(2 * k)
-        grown.set(data)
-        this.data = data = grown
-        if (grown.length <= KEPT_CAPACITY) kept = grown
-      }
+      if (k === data.length) data = this.grow(k, k + 1)
       data[k++] = v
       p = this.pos
       c = b[p]
@@ -382,18 +377,24 @@ class Reader {
     if (at >= 0 && (this.aside as ReadAside).start(this.b, at)) this.splitAt = at
   }
 
-  /** Appends `numbers` to the element buffer, growing it as `row` does. */
+  /** Appends `numbers` to the element buffer. */
   private append (numbers: Float64Array): void {
-    let data = this.data
     const k = this.count
-    if (k + numbers.length > data.length) {
-      const grown = new Float64Array(Math.max(2 * data.length, k + numbers.length))
-      grown.set(data.subarray(0, k))
-      this.data = data = grown
-      if (grown.length <= KEPT_CAPACITY) kept = grown
-    }
+    const data = k + numbers.length > this.data.length ? this.grow(k, k + numbers.length) : this.data
     data.set(numbers, k)
     this.count = k + numbers.length
+  }
+
+  /**
+   * A larger element buffer, of at least `needed` elements (at least doubling), holding the
+   * first `count` of the old one; kept for later bodies up to KEPT_CAPACITY.
+   */
+  private grow (count: number, needed: number): Float64Array {
+    const grown = new Float64Array(Math.max(2 * this.data.length, needed))
+    grown.set(this.data.subarray(0, count))
+    this.data = grown
+    if (grown.length <= KEPT_CAPACITY) kept = grown
+    return grown
   }
 
   /**
