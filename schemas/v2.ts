@@ -117,6 +117,16 @@ export const V2InferenceRequest = Type.Object({
   }]
 })
 
+/**
+ * What the REST route validates: V2InferenceRequest with each input's `data` left to the body
+ * reader, which reads numbers straight into a tensor (readJson's dataLists), and to the
+ * translation, which refuses data that is not an array. The spec documents V2InferenceRequest.
+ */
+export const V2InferenceRequestRead = Type.Object({
+  ...V2InferenceRequest.properties,
+  inputs: Type.Array(Type.Object({ ...V2RequestInput.properties, data: Type.Optional(Type.Unknown()) }, { additionalProperties: false }))
+}, { additionalProperties: false })
+
 /** One output of an inference response. */
 export const V2ResponseOutput = Type.Object({
   name: Type.String(),

@@ -183,7 +183,7 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
     readiness: { ready: () => ready, draining: () => app.losshub.draining, overloaded: () => app.hasDecorator('isUnderPressure') && app.isUnderPressure() }
   })
   await app.register(lossRoutes, { losses, batcher, maxElements: cfg.maxElements })
-  await app.register(v2Routes, { service: v2 })
+  await app.register(v2Routes, { service: v2, splitReads })
   await app.register(compositeRoutes, { losses, batcher, maxElements: cfg.maxElements })
   app.addHook('onClose', async () => {
     await warmed.catch(() => {}) // a close during start-up lets the warm-up finish first

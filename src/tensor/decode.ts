@@ -66,11 +66,16 @@ function decodeTyped (arg: string, obj: Record<string, unknown>): HostTensor {
     }
     return { dtype, shape, data: fromBytes(dtype, bytes), form: 'base64' }
   }
-  if (!Array.isArray(data)) fail('INVALID_TENSOR', `${arg}.data: expected an array of numbers or a base64 string`)
+  // a Float64Array holds numbers a body reader already read (readJson's dataLists)
+  if (!Array.isArray(data) && !(data instanceof Float64Array)) fail('INVALID_TENSOR', `${arg}.data: expected an array of numbers or a base64 string`)
   if (data.length !== n) fail('INVALID_TENSOR', `${arg}.data: shape ${fmtShape(shape)} needs ${n} elements, got ${data.length}`)
+  if (data instanceof Float64Array && dtype === 'float64') return { dtype, shape, data, form: 'flat' }
+  if (data instanceof Float64Array && dtype === 'float32') return { dtype, shape, data: new Float32Array(data), form: 'flat' }
   const out = allocate(dtype, n)
   for (let i = 0; i < n; i++) {
-    const v = element(`${arg}.data[${i}]`, data[i])
+    const d = data[i]
+    // the place for a message is written only when there is one to give
+    const v = typeof d === 'number' ? d : element(`${arg}.data[${i}]`, d)
     if (out instanceof BigInt64Array || out instanceof Int32Array) {
       if (!Number.isInteger(v)) fail('INVALID_TENSOR', `${arg}.data[${i}]: ${dtype} elements must be integers, got ${data[i]}`)
       // JSON numbers past 2^53 arrive rounded: refuse rather than compute on another value

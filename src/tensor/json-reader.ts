@@ -54,10 +54,19 @@ const OWN: TensorMemory = () => undefined
 /**
  * Reads a JSON document of any type from its bytes, with readBody's checks (syntax with byte
  * positions, prototype keys, the depth bound) and no tensors: what JSON.parse gives, safely.
+ * With `dataLists`, in an object document, each top-level key of the set that holds an array
+ * of objects has their `data` members read as numbers where they can be: nested arrays of
+ * numbers (or non-finite strings) of one length per level arrive as a DecodedTensor of
+ * float64 elements, its nesting as shape (the Open Inference Protocol's `inputs`); any
+ * other `data` as JSON.parse gives it. `memory` and `aside` as for readBody.
  */
-export function readJson (bytes: Buffer): unknown {
+export function readJson (bytes: Buffer, dataLists: ReadonlySet<string> = NONE, memory: TensorMemory = OWN, aside?: ReadAside): unknown {
   if (bytes.length === 0) fail('INVALID_JSON', 'body: empty; expected a JSON object')
-  return new Reader(bytes).document()
+  try {
+    return new Reader(bytes, memory, aside).document(dataLists)
+  } finally {
+    aside?.finish()
+  }
 }
 
 const NONE: ReadonlySet<string> = new Set()
@@ -128,15 +137,16 @@ class Reader {
     this.b = bytes as Bytes
   }
 
-  /** The whole input as one JSON value of any type. */
-  document (): unknown {
+  /** The whole input as one JSON value of any type (readJson). */
+  document (dataLists: ReadonlySet<string>): unknown {
     this.pos = this.ws(0)
+    if (dataLists.size > 0 && this.b[this.pos] === LBRACE) return this.body(NONE, NONE, dataLists)
     const v = this.value(0)
     this.end(this.pos)
     return v
   }
 
-  body (tensorKeys: ReadonlySet<string>, tensorMaps: ReadonlySet<string>): Record<string, unknown> {
+  body (tensorKeys: ReadonlySet<string>, tensorMaps: ReadonlySet<string>, dataLists: ReadonlySet<string> = NONE): Record<string, unknown> {
     const b = this.b
     let p = this.ws(0)
     if (b[p] !== LBRACE) {
@@ -167,6 +177,8 @@ class Reader {
           out[key] = this.tensorMap(key, p, errors)
           for (const k of [...(deferred?.keys() ?? [])]) if (k.startsWith(`${key}.`)) deferred?.delete(k)
           if (errors.size > 0) for (const [k, err] of errors) (deferred ??= new Map()).set(k, err)
+        } else if (dataLists.has(key) && b[p] === LBRACKET) {
+          out[key] = this.dataList(p)
         } else {
           this.pos = p
           out[key] = this.value(1)
@@ -195,20 +207,30 @@ class Reader {
    * Leaves pos after it.
    */
   private tensorMap (key: string, p: number, errors: Map<string, LosshubError>): Record<string, DecodedTensor> {
-    const b = this.b
     const out: Record<string, DecodedTensor> = {}
-    p = this.ws(p + 1)
-    if (b[p] === RBRACE) {
-      this.pos = p + 1
-      return out
-    }
-    for (;;) {
-      const name = this.key(p)
+    this.members(p, name => {
       const got = this.tensor(`${key}.${name}`, this.pos, 2)
       if (got instanceof DecodedTensor) {
         out[name] = got
         errors.delete(`${key}.${name}`)
       } else errors.set(`${key}.${name}`, got)
+    })
+    return out
+  }
+
+  /**
+   * The members of the object at p (b[p] is '{'), in order: `member` reads each one's value
+   * (pos is at it) and leaves pos after it. Leaves pos after the object.
+   */
+  private members (p: number, member: (key: string) => void): void {
+    const b = this.b
+    p = this.ws(p + 1)
+    if (b[p] === RBRACE) {
+      this.pos = p + 1
+      return
+    }
+    for (;;) {
+      member(this.key(p))
       p = this.ws(this.pos)
       if (b[p] === COMMA) {
         p = this.ws(p + 1)
@@ -216,7 +238,7 @@ class Reader {
       }
       if (b[p] !== RBRACE) this.unexpected(p)
       this.pos = p + 1
-      return out
+      return
     }
   }
 
@@ -264,7 +286,8 @@ class Reader {
     let rank = -1
     let level = -1
     this.count = 0
-    if (this.aside !== undefined && !this.offered && this.b.length - p >= READ_AHEAD_BYTES) this.offer(p, true)
+    // rows when they are arrays, else (one flat array) numbers
+    if (this.aside !== undefined && !this.offered && b.length - p >= READ_AHEAD_BYTES) this.offer(p, b[this.ws(p + 1)] === LBRACKET)
     for (;;) {
       if (p === this.splitAt) {
         // the rows from here on were read on another thread: take them in, brackets checked
@@ -668,6 +691,54 @@ class Reader {
       at += bytes
     }
     return typedArray(dtype, target.buffer, n)
+  }
+
+  // ---- arrays of objects with numbers under `data` -------------------------------------------
+
+  /**
+   * The array at p (b[p] is '[', a top-level value) as value(1) reads it, except that in each
+   * object element a `data` member of nested numbers is read by `nested` (readJson's
+   * dataLists). Leaves pos after it.
+   */
+  private dataList (p: number): unknown[] {
+    const b = this.b
+    const out: unknown[] = []
+    p = this.ws(p + 1)
+    if (b[p] === RBRACKET) {
+      this.pos = p + 1
+      return out
+    }
+    for (;;) {
+      if (b[p] === LBRACE) out.push(this.dataObject(p))
+      else {
+        this.pos = p
+        out.push(this.value(2))
+      }
+      p = this.ws(this.pos)
+      if (b[p] === COMMA) {
+        p = this.ws(p + 1)
+        continue
+      }
+      if (b[p] !== RBRACKET) this.unexpected(p)
+      this.pos = p + 1
+      return out
+    }
+  }
+
+  /** An object of a dataList at p (b[p] is '{', at depth 2), its `data` read by `nested` where it can be. Leaves pos after it. */
+  private dataObject (p: number): Record<string, unknown> {
+    const out: Record<string, unknown> = {}
+    this.members(p, key => {
+      const at = this.pos
+      // anything nested() gives up on (a ragged array, a string, a deeper nesting) is read again as plain JSON
+      const numbers = key === 'data' && this.b[at] === LBRACKET ? this.nested(at, 3) : undefined
+      if (numbers !== undefined) out[key] = numbers
+      else {
+        this.pos = at
+        out[key] = this.value(3)
+      }
+    })
+    return out
   }
 
   // ---- plain JSON ---------------------------------------------------------------------------

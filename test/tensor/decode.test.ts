@@ -26,6 +26,24 @@ t.test('typed flat keeps its dtype', async t => {
   t.same(Array.from(f.data as Float64Array), [1, Infinity])
 })
 
+t.test('typed flat data already read into a Float64Array decodes as the same numbers in an array do', async t => {
+  const outcome = (dtype: string, data: unknown): unknown => {
+    try {
+      const d = decodeTensor('x', { dtype, shape: [4], data })
+      return [d.dtype, d.form, d.data.constructor.name, Array.from(d.data as ArrayLike<number | bigint>, String)]
+    } catch (err) {
+      return (err as LosshubError).message
+    }
+  }
+  const values = [[0.1, -2, 3e38, NaN], [1, -7, 2 ** 31, -(2 ** 53)], [1, 2.5, 3, 4], [2 ** 53, 1, 2, 3], [1, 2, 3]]
+  for (const dtype of ['float32', 'float64', 'int32', 'int64']) {
+    for (const v of values) t.same(outcome(dtype, Float64Array.from(v)), outcome(dtype, v), `${dtype} ${JSON.stringify(v)}`)
+  }
+  const f64 = Float64Array.of(1, 2, 3, 4)
+  t.equal(decodeTensor('x', { dtype: 'float64', shape: [4], data: f64 }).data, f64, 'float64: the array itself, not a copy')
+  t.same(outcome('float32', Float64Array.of(0.1, 1e300, -1e-50, 1)), ['float32', 'flat', 'Float32Array', [String(Math.fround(0.1)), 'Infinity', '0', '1']], 'float32: rounded as assignment rounds')
+})
+
 t.test('typed base64 reads little-endian bytes of each dtype', async t => {
   t.same(Array.from(decodeTensor('a', { dtype: 'float32', shape: [2], data: b64(Float32Array.of(0.5, -2)) }).data as Float32Array), [0.5, -2])
   t.same(Array.from(decodeTensor('a', { dtype: 'float64', shape: [1], data: b64(Float64Array.of(0.1)) }).data as Float64Array), [0.1])

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import fc from 'fast-check'
-import { readBody, DecodedTensor } from '../../src/tensor/json-reader'
+import { readBody, readJson, DecodedTensor } from '../../src/tensor/json-reader'
 import { decodeTensor, MAX_RANK } from '../../src/tensor/decode'
 import { MAX_JSON_DEPTH } from '../../src/tensor/json-reader'
 import { LosshubError } from '../../src/errors'
@@ -447,4 +447,88 @@ t.test('tensors go into the memory the caller provides, when it provides some, w
   }
   // c, d and f are read as numbers first (float64), then converted into memory of their dtype
   t.same(given.map(g => g.bytes), [12, 32, 16, 8, 16, 8, 16, 8, 8, 24])
+})
+
+// ---- lists of objects with numbers under `data` (readJson's dataLists) ----------------------------
+
+/** What readJson gives for bytes, with or without dataLists: its value, or its error's code and message. */
+function readOutcome (bytes: Buffer, lists?: ReadonlySet<string>): { value?: unknown, error?: string } {
+  try {
+    return { value: readJson(bytes, lists) }
+  } catch (err) {
+    if (!(err instanceof LosshubError)) throw err
+    return { error: `${err.code}: ${err.message}` }
+  }
+}
+
+/** `data` of any kind: regular nested numbers (flat ones among them), ragged, too deep, mixed with other values. */
+const anyData = fc.oneof(
+  {
+    weight: 4,
+    arbitrary: fc.tuple(shape, fc.array(element, { minLength: 64, maxLength: 64 })).map(([dims, pool]) => {
+      let i = 0
+      return nest(dims.length === 0 ? [3] : dims, () => pool[i++ % pool.length])
+    })
+  },
+  { weight: 1, arbitrary: fc.constantFrom([[1, 2], [3]], [[1], 2], [1, [2]], [[[[[[[[[1]]]]]]]]], [1, 'nan'], [1, null], [true], [[]], [], ['\u0049nfinity']) },
+  { weight: 1, arbitrary: plainValue }
+)
+
+/** An Open Inference Protocol request: inputs (objects with data, and now and then something else) and other fields. */
+const inferenceBody = fc.record({
+  id: anyString,
+  inputs: fc.array(fc.oneof(
+    { weight: 6, arbitrary: fc.record({ name: anyString, shape: fc.array(fc.nat({ max: 9 })), data: anyData }) },
+    { weight: 1, arbitrary: plainValue }
+  ), { maxLength: 4 }),
+  parameters: fc.dictionary(safeKey, plainValue, { maxKeys: 3 })
+}, { requiredKeys: [] })
+
+t.test('readJson with dataLists: data of nested numbers becomes their tensor; anything else, and every error, is readJson\'s own', async t => {
+  const lists = new Set(['inputs'])
+  let tensors = 0
+  let plain = 0
+  fc.assert(fc.property(inferenceBody, fc.integer(), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 2 }), (body, seed, edits) => {
+    const bytes = Buffer.from(looseJson(body, seed))
+    for (const [at, byte] of edits) bytes[at % bytes.length] = byte
+    const got = readOutcome(bytes, lists)
+    const want = readOutcome(bytes)
+    if (want.error !== undefined || got.error !== undefined) {
+      if (got.error !== want.error) throw new Error(`${String(got.error)} vs ${String(want.error)}`)
+      return
+    }
+    // the same document, but for data read as numbers: the tensor decodeTensor makes of that data
+    const value = got.value as { inputs?: unknown }
+    const ref = want.value as { inputs?: unknown }
+    if (Array.isArray(value.inputs) && Array.isArray(ref.inputs)) {
+      value.inputs.forEach((input: unknown, i: number) => {
+        const data = (input as Record<string, unknown> | null)?.data
+        if (!(data instanceof DecodedTensor)) {
+          plain++
+          return
+        }
+        tensors++
+        const reference = decodeTensor('data', (ref.inputs as Array<Record<string, unknown>>)[i].data)
+        const d = tensorDifference(data, reference)
+        if (d !== undefined) throw new Error(`inputs[${i}].data: ${d}`)
+        ;(input as Record<string, unknown>).data = (ref.inputs as Array<Record<string, unknown>>)[i].data
+      })
+    }
+    const d = difference(got.value, want.value)
+    if (d !== undefined) throw new Error(d)
+  }), { seed: SEED, numRuns: 2 * RUNS })
+  t.ok(tensors > RUNS / 2, `data read as numbers (${tensors} times)`)
+  t.ok(plain > RUNS / 4, `and data, or inputs, left as JSON (${plain} times)`)
+})
+
+t.test('readJson with dataLists reads only `data`, only in objects of the named top-level arrays', async t => {
+  const lists = new Set(['inputs'])
+  const text = '{"inputs": [{"data": [[1, 2], [3, 4]], "shape": [2, 2], "other": [5]}, 7, {"data": [1, [2]]}], "outputs": [{"data": [1]}], "data": [2]}'
+  type Read = { inputs: [{ data: DecodedTensor, shape: unknown, other: unknown }, number, { data: unknown }], outputs: unknown, data: unknown }
+  const value = readJson(Buffer.from(text), lists) as Read
+  t.ok(value.inputs[0].data instanceof DecodedTensor, 'an input\'s data')
+  t.same([value.inputs[0].data.shape, Array.from(value.inputs[0].data.data as Float64Array)], [[2, 2], [1, 2, 3, 4]])
+  t.strictSame([value.inputs[0].shape, value.inputs[0].other, value.inputs[1], value.inputs[2].data], [[2, 2], [5], 7, [1, [2]]], 'other members, other elements, ragged data: plain JSON')
+  t.strictSame([value.outputs, value.data], [[{ data: [1] }], [2]], 'data anywhere else: plain JSON')
+  t.strictSame(readJson(Buffer.from('[{"inputs": [{"data": [1]}]}]'), lists), [{ inputs: [{ data: [1] }] }], 'a document that is not an object: plain JSON')
 })

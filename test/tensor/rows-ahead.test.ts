@@ -2,7 +2,7 @@ import t from 'tap'
 import path from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { LosshubError } from '../../src/errors'
-import { READ_AHEAD_BYTES, readBody, readRowsAhead } from '../../src/tensor/json-reader'
+import { READ_AHEAD_BYTES, readBody, readJson, readRowsAhead } from '../../src/tensor/json-reader'
 import { type ReadAside, type RowRun, type RowsJob, RowsAside, runRowsJob, TAPE_HEADER } from '../../src/tensor/rows-ahead'
 
 const KEYS = new Set(['input', 'target'])
@@ -121,6 +121,32 @@ t.test('a body read with rows ahead is the body read alone, valid or not, whatev
   t.ok(h.taken.filter(r => r.numbers.length > 0).length > runs / 3, 'and most of those took numbers in')
   t.ok(h.taken.some(r => r.rows > 0 && r.ended), 'some runs read rows to the end of a nested tensor')
   t.ok(h.taken.some(r => r.rows === 0 && r.ended && r.numbers.length > 0), 'some read numbers to the end of a flat one')
+})
+
+t.test('an inference request\'s data (readJson with dataLists) read with rows or numbers ahead is the request read alone', async t => {
+  const h = inline()
+  const lists = new Set(['inputs'])
+  const read = (text: string, aside?: ReadAside): string => {
+    try {
+      return JSON.stringify(readJson(Buffer.from(text), lists, undefined, aside), (_, v) => ArrayBuffer.isView(v) ? Array.from(v as Float64Array, x => Object.is(x, -0) ? '-0' : String(x)) : v)
+    } catch (err) {
+      if (!(err instanceof LosshubError)) throw err
+      return `${err.code}: ${err.message}`
+    }
+  }
+  let differ = 0
+  const runs = 150
+  for (let i = 0; i < runs; i++) {
+    const { input } = JSON.parse(largeBody()) as { input: unknown }
+    // the protocol's flat data, or nested data as some clients send it
+    const data = typeof input === 'object' && input !== null && !Array.isArray(input) ? (input as { data: unknown }).data : input
+    const valid = JSON.stringify({ id: String(i), inputs: [{ name: 'input', datatype: 'FP32', shape: [1], data }, { name: 'target', datatype: 'INT64', shape: [1], data: [0] }] })
+    const text = i % 3 === 0 ? malformed(valid) : valid
+    if (read(text, h.aside) !== read(text)) differ++
+  }
+  t.equal(differ, 0, 'the same value or the same error')
+  t.ok(h.taken.some(r => r.rows > 0 && r.ended), 'some runs read rows to the end of nested data')
+  t.ok(h.taken.some(r => r.rows === 0 && r.ended && r.numbers.length > 0), 'some read numbers to the end of flat data')
 })
 
 t.test('a small body is not split; a large one is split at a row past its middle', async t => {

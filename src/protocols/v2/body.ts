@@ -1,10 +1,14 @@
 import { type FastifyInstance, type FastifyRequest } from 'fastify'
 import { fail } from '../../errors'
-import { parseJsonBody } from '../../http/json-body'
-import { addBufferParser } from '../../http/raw-body'
+import { readJson, type TensorMemory } from '../../tensor/json-reader'
+import { type ReadAside } from '../../tensor/rows-ahead'
+import { addBufferParser, requestMemory } from '../../http/raw-body'
 
 /** The binary tensor data extension's header: the byte length of the JSON at the start of the body. */
 export const HEADER_LENGTH = 'inference-header-content-length'
+
+/** The request's list whose objects carry tensor elements under `data`: read straight into numbers. */
+const DATA_LISTS: ReadonlySet<string> = new Set(['inputs'])
 
 /** The bytes after a binary-form request's JSON header, by request (absent: the JSON form). */
 const tails = new WeakMap<FastifyRequest, Buffer>()
@@ -14,26 +18,29 @@ export function binaryTail (request: FastifyRequest): Buffer | undefined { retur
 
 /**
  * Splits a body into its JSON object and, when `Inference-Header-Content-Length` is given, the
- * raw bytes after it (a view, not a copy). A length the body cannot hold is a 400.
+ * raw bytes after it (a view, not a copy). A length the body cannot hold is a 400. Inputs'
+ * JSON data arrives read into numbers (readJson's dataLists, with its `memory` and `aside`).
  */
-export function splitBody (body: Buffer, headerLength: string | string[] | undefined): { json: unknown, tail?: Buffer } {
-  if (headerLength === undefined) return { json: parseJsonBody(body) }
+export function splitBody (body: Buffer, headerLength: string | string[] | undefined, memory?: TensorMemory, aside?: ReadAside): { json: unknown, tail?: Buffer } {
+  if (headerLength === undefined) return { json: readJson(body, DATA_LISTS, memory, aside) }
   const text = Array.isArray(headerLength) ? headerLength.join(', ') : headerLength
   if (!/^[0-9]+$/.test(text)) fail('INVALID_REQUEST', `Inference-Header-Content-Length: expected the byte length of the JSON header, got ${JSON.stringify(text)}`)
   const n = Number(text)
   if (n > body.length) fail('INVALID_REQUEST', `Inference-Header-Content-Length: ${n} is more than the ${body.length} bytes of the body`)
-  return { json: parseJsonBody(body.subarray(0, n)), tail: body.subarray(n) }
+  return { json: readJson(body.subarray(0, n), DATA_LISTS), tail: body.subarray(n) }
 }
 
 /**
  * Body parsing of the V2 routes (this plugin's scope only): JSON, the binary form under any of
  * application/json, application/octet-stream or no Content-Type at all (as tritonclient sends
- * it), within the app's body limit. Any other type is a 415.
+ * it), within the app's body limit. Any other type is a 415. JSON data is read as POST /loss
+ * reads tensors: into reused memory the route hands back (releaseBody), a large one's second
+ * half perhaps on an idle kernel worker (`aside`).
  */
-export function v2BodyParser (app: FastifyInstance): void {
+export function v2BodyParser (app: FastifyInstance, aside?: ReadAside): void {
   app.removeAllContentTypeParsers()
   const parse = (request: FastifyRequest, body: Buffer): unknown => {
-    const { json, tail } = splitBody(body, request.headers[HEADER_LENGTH])
+    const { json, tail } = splitBody(body, request.headers[HEADER_LENGTH], size => requestMemory(request, size), aside)
     if (tail !== undefined) tails.set(request, tail)
     return json
   }

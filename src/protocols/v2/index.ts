@@ -3,11 +3,13 @@ import { Type } from '@sinclair/typebox'
 import { fail } from '../../errors'
 import { errorBody } from '../../http/errors'
 import { releaseBody } from '../../http/raw-body'
+import { type DocumentedBody } from '../../../schemas/loss-request'
 import { described } from '../../../schemas/responses'
 import {
-  type V2InferenceRequestJson, V2InferenceRequest, V2InferenceResponse, V2InferHeaders, v2InferErrorResponses, V2ModelMetadata, V2ModelParams,
+  type V2InferenceRequestJson, V2InferenceRequest, V2InferenceRequestRead, V2InferenceResponse, V2InferHeaders, v2InferErrorResponses, V2ModelMetadata, V2ModelParams,
   V2ModelReady, v2NotReadyResponse, v2Schemas, V2ServerLive, V2ServerMetadata, V2ServerReady, v2UnknownModelResponse, V2VersionParams
 } from '../../../schemas/v2'
+import { type ReadAside } from '../../tensor/rows-ahead'
 import { binaryTail, v2BodyParser } from './body'
 import { v2ErrorPayload } from './errors'
 import { ClientGone } from '../../batching/departure'
@@ -23,18 +25,18 @@ const TAG = ['open-inference']
  * extension: every loss is a model. A thin translator onto `service` (shared with gRPC):
  * requests go to the same prepare() and batcher, errors become the protocol's `{"error"}` body.
  */
-export async function v2Routes (app: FastifyInstance, opts: { service: V2Service }): Promise<void> {
-  await app.register(async v2 => { await routes(v2, opts.service) }, { prefix: '/v2' })
+export async function v2Routes (app: FastifyInstance, opts: { service: V2Service, splitReads?: ReadAside }): Promise<void> {
+  await app.register(async v2 => { await routes(v2, opts.service, opts.splitReads) }, { prefix: '/v2' })
 }
 
-async function routes (app: FastifyInstance, service: V2Service): Promise<void> {
+async function routes (app: FastifyInstance, service: V2Service, splitReads: ReadAside | undefined): Promise<void> {
   for (const s of v2Schemas) app.addSchema(s)
   // every check of the service (REST's and gRPC's) compiles with this scope's validator: the app's Ajv settings, the V2 schemas
   app.addHook('onReady', async () => {
     const compiler = app.validatorCompiler ?? fail('INTERNAL', 'the V2 routes have no validator compiler')
     service.useCompiler(schema => compiler({ schema, method: 'POST', url: '/v2/models/:model/infer', httpPart: 'body' }) as Validate)
   })
-  v2BodyParser(app)
+  v2BodyParser(app, splitReads)
   // bodies are written with JSON.stringify: an error body keeps every field until onSend rewrites it
   app.setSerializerCompiler(() => data => JSON.stringify(data))
   app.addHook('onSend', async (_request, reply, payload) => reply.statusCode >= 400 && typeof payload === 'string' ? v2ErrorPayload(payload) : payload)
@@ -116,6 +118,7 @@ async function routes (app: FastifyInstance, service: V2Service): Promise<void> 
     })
 
     app.post(`${base}/infer`, {
+      config: { documentedBody: Type.Ref(V2InferenceRequest) } satisfies DocumentedBody,
       schema: {
         operationId: `v2Infer${which}`,
         summary: `Inference${versioned ? ' with version 1' : ''}: evaluate a loss (and its gradients).`,
@@ -123,7 +126,8 @@ async function routes (app: FastifyInstance, service: V2Service): Promise<void> 
         tags: TAG,
         params,
         headers: V2InferHeaders,
-        body: Type.Ref(V2InferenceRequest),
+        // each input's data is read by the body parser, straight into numbers; the spec shows the full request
+        body: V2InferenceRequestRead,
         response: { 200: described(V2InferenceResponse, 'The outputs asked for, JSON or binary.'), ...v2InferErrorResponses }
       }
     }, async (request, reply) => {

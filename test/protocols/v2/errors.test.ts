@@ -52,6 +52,21 @@ t.test('losshub\'s own checks keep their codes and messages', async t => {
     'input.data[5]: expected a number or "NaN", "Infinity", "-Infinity", got "x"')
 })
 
+t.test('data the reader takes as numbers is checked as any other: count, integers, and an array at all', async t => {
+  // nested data is flattened before its count is checked, ragged or not
+  rejects(t, await inferJson(app, 'cross_entropy', { inputs: [{ ...input, data: [[1, 2], [1, 3]] }, target] }), 400, 'INVALID_TENSOR',
+    'input.data: shape [3,2] needs 6 elements, got 4')
+  const ragged = await inferJson(app, 'cross_entropy', { inputs: [{ ...input, data: [[1, 2], [1], [3, 1, 3]] }, target] })
+  t.same([ragged.statusCode, ragged.json()], [200, (await inferJson(app, 'cross_entropy', { inputs: [input, target] })).json()], 'ragged, of the right count: its elements in order')
+  rejects(t, await inferJson(app, 'cross_entropy', { inputs: [input, { ...target, data: [[0], [1.5], [1]] }] }), 400, 'INVALID_TENSOR',
+    'target.data[1]: int64 elements must be integers, got 1.5')
+  rejects(t, await inferJson(app, 'cross_entropy', { inputs: [input, { ...target, datatype: 'INT32', data: [0, 2 ** 31, 1] }] }), 400, 'INVALID_TENSOR',
+    'target.data[1]: 2147483648 does not fit int32')
+  for (const data of [5, 'abc', { a: 1 }, null]) {
+    rejects(t, await inferJson(app, 'cross_entropy', { inputs: [{ ...input, data }, target] }), 400, 'INVALID_REQUEST', 'inputs.0.data: must be array')
+  }
+})
+
 t.test('datatypes other than FP32, FP64, INT32, INT64', async t => {
   for (const datatype of ['FP16', 'BF16', 'UINT8', 'BOOL', 'BYTES', 'fp32']) {
     rejects(t, await inferJson(app, 'cross_entropy', { inputs: [{ ...input, datatype }, target] }), 400, 'INVALID_DTYPE',
