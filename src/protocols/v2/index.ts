@@ -13,6 +13,7 @@ import { type ReadAside } from '../../tensor/rows-ahead'
 import { binaryTail, v2BodyParser } from './body'
 import { v2ErrorPayload } from './errors'
 import { ClientGone } from '../../batching/departure'
+import { writeJson } from '../../tensor/json-writer'
 import { inferResponse, type V2Answer } from './response'
 import { type V2Service, type Validate } from './service'
 
@@ -147,8 +148,7 @@ async function routes (app: FastifyInstance, service: V2Service, splitReads: Rea
 
 /** Sends an inference answer: JSON, or the JSON header and the binary outputs after it. */
 async function send (reply: FastifyReply, answer: V2Answer): Promise<FastifyReply> {
-  const json = JSON.stringify(answer.json)
-  if (answer.binary.length === 0) return await reply.type('application/json; charset=utf-8').send(json)
-  const header = Buffer.from(json, 'utf8')
+  const header = writeJson(answer.json)
+  if (answer.binary.length === 0) return await reply.type('application/json; charset=utf-8').send(header)
   return await reply.type('application/octet-stream').header('Inference-Header-Content-Length', String(header.length)).send(Buffer.concat([header, ...answer.binary]))
 }

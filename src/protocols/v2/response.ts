@@ -1,14 +1,13 @@
 import { type LossDef } from '../../losses/loss'
 import { type KernelTensor, type KernelTensors } from '../../kernels/tensors'
-import { encodeTensor } from '../../tensor/encode'
-import { type V2ResponseOutputJson } from '../../../schemas/v2'
+import { TensorOut } from '../../tensor/json-writer'
 import { v2DataType } from './datatypes'
 import { type OutputChoice } from './request'
 
 /** An output to answer with: its name, its tensor, and whether it goes as raw bytes. */
 export interface SelectedOutput { name: string, binary: boolean, tensor: KernelTensor }
 
-/** An inference response: its JSON object and, when some outputs are binary, their bytes in order. */
+/** An inference response: its JSON object (for writeJson) and, when some outputs are binary, their bytes in order. */
 export interface V2Answer { json: Record<string, unknown>, binary: Buffer[] }
 
 /**
@@ -31,7 +30,7 @@ export function tensorBytes (t: KernelTensor): Buffer {
  */
 export function inferResponse (def: LossDef, id: string | undefined, outputs: SelectedOutput[]): V2Answer {
   const binary: Buffer[] = []
-  const list = outputs.map(({ name, binary: asBinary, tensor: t }): V2ResponseOutputJson => {
+  const list = outputs.map(({ name, binary: asBinary, tensor: t }): Record<string, unknown> => {
     const head = { name, datatype: v2DataType(t.type), shape: [...t.dims] }
     if (!asBinary) return { ...head, data: flatData(t) }
     const bytes = tensorBytes(t)
@@ -44,7 +43,10 @@ export function inferResponse (def: LossDef, id: string | undefined, outputs: Se
   return { json, binary }
 }
 
-/** Flat row-major elements as the API writes numbers (shortest float32 decimals, non-finite as strings). */
-function flatData (t: KernelTensor): Array<number | 'NaN' | 'Infinity' | '-Infinity'> {
-  return (encodeTensor(t.type, t.dims, t.data, 'flat') as { data: Array<number | 'NaN' | 'Infinity' | '-Infinity'> }).data
+/**
+ * Flat row-major elements as the API writes numbers (shortest float32 decimals, non-finite as
+ * strings), written in place by writeJson: as a one-dimensional tensor in the nested form.
+ */
+function flatData (t: KernelTensor): TensorOut {
+  return new TensorOut(t.type, [t.data.length], t.data, 'nested')
 }
