@@ -4,6 +4,8 @@
  * - cross_entropy [4096,1000] float32 (and [4096] int64 targets) at concurrency 1: /loss with
  *   base64 tensors, V2 REST in the binary form, gRPC with raw_input_contents; p50 and p99 of a
  *   keep-alive loop timed with hrtime (the goal: p50 at most 12 ms for both V2 forms);
+ * - cross_entropy [256,1000] as JSON text at concurrency 1: /loss nested against V2 REST's JSON
+ *   form (flat and nested data), and both with grad (a [256,1000] answer written as text);
  * - cross_entropy [32,10] at concurrency 64: /loss with nested JSON (autocannon) against gRPC
  *   with raw_input_contents (64 calls in flight over 8 connections, so that every worker of
  *   the cluster gets some: the primary hands out connections, not calls); requests per second
@@ -36,7 +38,7 @@ const bytes = (a: Float32Array | BigInt64Array): Buffer => Buffer.from(a.buffer,
 const floats = (base64: string): Float32Array => new Float32Array(new Uint8Array(Buffer.from(base64, 'base64')).buffer)
 
 /** One cross_entropy request in every form the bench sends. */
-interface Case { n: number, c: number, base64: string, nested: string, v2Header: Buffer, v2Body: Buffer, grpc: object }
+interface Case { n: number, c: number, base64: string, nested: string, v2Header: Buffer, v2Body: Buffer, grpc: object, v2Json: string, v2JsonNested: string }
 
 function makeCase (n: number, c: number): Case {
   const x = values(n * c)
@@ -46,7 +48,10 @@ function makeCase (n: number, c: number): Case {
   const nested = JSON.stringify({ input: rows, target: Array.from(t, Number) })
   const inputs = [{ name: 'input', datatype: 'FP32', shape: [n, c] }, { name: 'target', datatype: 'INT64', shape: [n] }]
   const v2Header = Buffer.from(JSON.stringify({ inputs: inputs.map((i, k) => ({ ...i, parameters: { binary_data_size: k === 0 ? x.byteLength : t.byteLength } })) }))
-  return { n, c, base64, nested, v2Header, v2Body: Buffer.concat([v2Header, bytes(x), bytes(t)]), grpc: { model_name: 'cross_entropy', inputs, raw_input_contents: [bytes(x), bytes(t)] } }
+  // the JSON form, with flat data (as tritonclient writes it) or nested rows
+  const v2Json = JSON.stringify({ inputs: [{ ...inputs[0], data: Array.from(x) }, { ...inputs[1], data: Array.from(t, Number) }] })
+  const v2JsonNested = JSON.stringify({ inputs: [{ ...inputs[0], data: rows }, { ...inputs[1], data: Array.from(t, Number) }] })
+  return { n, c, base64, nested, v2Header, v2Body: Buffer.concat([v2Header, bytes(x), bytes(t)]), grpc: { model_name: 'cross_entropy', inputs, raw_input_contents: [bytes(x), bytes(t)] }, v2Json, v2JsonNested }
 }
 
 interface Cell { rps: number, p50: number, p99: number, errors: number, loss?: number }
@@ -200,6 +205,35 @@ async function main (): Promise<void> {
       const r = await serial(once)
       console.log(`| ${name} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.rps.toFixed(1)} | ${r.errors} | - |`)
     }
+
+    // the JSON forms: as text, the V2 REST request should cost what POST /loss costs
+    const medium = makeCase(256, 1000)
+    const withGrad = (json: string, field: 'grad' | 'parameters'): Buffer => {
+      const body = JSON.parse(json) as Record<string, unknown>
+      return Buffer.from(JSON.stringify(field === 'grad' ? { ...body, grad: true } : { ...body, parameters: { grad: true } }))
+    }
+    const json = { 'content-type': 'application/json' }
+    const v2Loss = (j: any): number => j.outputs[0].data[0]
+    // each body made once, as autocannon's are
+    const [nestedBody, v2Flat, v2Nested, nestedGrad, v2FlatGrad] = [Buffer.from(medium.nested), Buffer.from(medium.v2Json), Buffer.from(medium.v2JsonNested), withGrad(medium.nested, 'grad'), withGrad(medium.v2Json, 'parameters')]
+    const textCells: Array<[string, () => Promise<number | undefined>]> = [
+      ['POST /loss, nested JSON', async () => await post('/loss/cross_entropy', nestedBody, json, j => j.loss)],
+      ['V2 REST, JSON form, flat data', async () => await post('/v2/models/cross_entropy/infer', v2Flat, json, v2Loss)],
+      ['V2 REST, JSON form, nested data', async () => await post('/v2/models/cross_entropy/infer', v2Nested, json, v2Loss)],
+      ['POST /loss, nested JSON, with grad (answer: [256,1000] as JSON text)', async () => await post('/loss/cross_entropy', nestedGrad, json, j => j.loss)],
+      ['V2 REST, JSON form, flat data, with grad', async () => await post('/v2/models/cross_entropy/infer', v2FlatGrad, json, v2Loss)]
+    ]
+    console.log('\ncross_entropy [256,1000] float32 as JSON text (1.9 MB), [256] targets, concurrency 1\n')
+    console.log('| front door | p50 ms | p99 ms | req/s | errors | loss |')
+    console.log('|---|---:|---:|---:|---:|---:|')
+    const textLosses: number[] = []
+    for (const [name, once] of textCells) {
+      for (let i = 0; i < 3; i++) await once()
+      const r = await serial(once)
+      console.log(`| ${name} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.rps.toFixed(1)} | ${r.errors} | ${r.loss?.toFixed(5) ?? '-'} |`)
+      textLosses.push(r.loss ?? NaN)
+    }
+    if (!textLosses.every(l => Math.abs(l - textLosses[0]) <= 1e-5 * Math.abs(textLosses[0]))) throw new Error(`[256,1000]: the front doors disagree: ${textLosses.join(', ')}`)
 
     const small = makeCase(32, 10)
     const warm = async (once: () => Promise<number | undefined>): Promise<void> => { await inFlight(8, once) }
