@@ -598,7 +598,8 @@ class Reader {
     if (!neg && b[q] === 0x4e && b[q + 1] === 0x61 && b[q + 2] === 0x4e) {
       v = NaN
       q += 3
-    } else if (b[q] === 0x49 && b.latin1Slice(q, q + 8) === 'Infinity') {
+    } else if (b[q] === 0x49 && q + 8 <= b.length && b.latin1Slice(q, q + 8) === 'Infinity') {
+      // (a slice past the end throws: a body cut short inside the word is a syntax error, found later)
       v = neg ? -Infinity : Infinity
       q += 8
     } else return undefined

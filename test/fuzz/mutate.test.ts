@@ -162,6 +162,9 @@ t.test('known attacks get a 200 or a 4xx (app.inject)', async t => {
 /** Raw requests only a listening server sees: broken JSON, other content types, chunked bodies. */
 const RAW: Array<{ name: string, body: string | Buffer | undefined, headers: Record<string, string>, expect: Expect }> = [
   { name: 'truncated JSON', body: '{"input": [1, 2', headers: { 'content-type': 'application/json' }, expect: 'reject' },
+  // a read past the end of the body once gave a 500
+  { name: 'truncated inside "-Infinity"', body: '{"target": [1, 2], "input": [1, "-Infin', headers: { 'content-type': 'application/json' }, expect: 'reject' },
+  { name: 'truncated inside "Infinity" in typed data', body: '{"target": [1], "input": {"dtype": "float32", "shape": [1], "data": ["Inf', headers: { 'content-type': 'application/json' }, expect: 'reject' },
   { name: 'trailing garbage', body: '{"input": [1], "target": [1]} x', headers: { 'content-type': 'application/json' }, expect: 'reject' },
   { name: 'a NaN literal', body: '{"input": [NaN], "target": [1]}', headers: { 'content-type': 'application/json' }, expect: 'reject' },
   { name: 'single quotes', body: "{'input': [1], 'target': [1]}", headers: { 'content-type': 'application/json' }, expect: 'reject' },

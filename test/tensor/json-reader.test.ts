@@ -155,7 +155,7 @@ t.test('syntax errors are INVALID_JSON naming the byte position', async t => {
 
 t.test('whatever a mutated body is, readBody refuses it exactly when JSON.parse does', async t => {
   const keys = new Set(['input', 'target'])
-  const base = fc.record({ input: fc.constantFrom([[1, 2], [3, 4]], { dtype: 'float32', shape: [2], data: [1, 'NaN'] }, 0.5), other: plainValue })
+  const base = fc.record({ input: fc.constantFrom([[1, 2], [3, 4]], { dtype: 'float32', shape: [2], data: [1, 'NaN'] }, ['-Infinity', 'Infinity'], 0.5), other: plainValue })
   fc.assert(fc.property(base, fc.integer(), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 }), fc.nat(), (body, seed, edits, cut) => {
     const bytes = Buffer.from(looseJson(body, seed))
     for (const [at, byte] of edits) bytes[at % bytes.length] = byte
@@ -203,6 +203,21 @@ t.test('whatever a mutated body is, readBody refuses it exactly when JSON.parse 
     const d = difference(plain, want)
     if (d !== undefined) throw new Error(d)
   }), { seed: SEED, numRuns: 5 * RUNS })
+})
+
+t.test('a body cut short anywhere is INVALID_JSON, inside a non-finite string too', async t => {
+  const keys = new Set(['input'])
+  const texts = ['{"input": [1, "-Infinity", "NaN", "Infinity"]}', '{"input": {"dtype": "float32", "shape": [2], "data": ["Infinity", "-Infinity"]}}', '{"input": [["Infinity"]]}']
+  for (const text of texts) {
+    for (let n = 1; n < text.length; n++) {
+      const cut = text.slice(0, n)
+      const got = outcome(cut, keys)
+      if (got.code !== 'INVALID_JSON') t.fail(`${cut}: ${String(got.code)} ${String(got.message)}`)
+      const lists = readOutcome(Buffer.from(`{"inputs": [{"data": ${cut.slice(10)}`), new Set(['inputs']))
+      if (!/^INVALID_JSON/.test(lists.error ?? '')) t.fail(`inputs ${cut}: ${String(lists.error)}`)
+    }
+  }
+  t.pass('every prefix refused as a syntax error, in a tensor and in an inference request\'s data')
 })
 
 t.test('nesting deeper than MAX_JSON_DEPTH is refused, without recursion, anywhere', async t => {
