@@ -1,6 +1,7 @@
 import { type FastifyInstance, type FastifyRequest } from 'fastify'
 import { fail } from '../../errors'
-import { readJson, type TensorMemory } from '../../tensor/json-reader'
+import { DecodedTensor, readJson, type TensorMemory } from '../../tensor/json-reader'
+import { type V2InferenceRequestJson } from '../../../schemas/v2'
 import { type ReadAside } from '../../tensor/rows-ahead'
 import { addBufferParser, requestMemory } from '../../http/raw-body'
 
@@ -28,6 +29,18 @@ export function splitBody (body: Buffer, headerLength: string | string[] | undef
   const n = Number(text)
   if (n > body.length) fail('INVALID_REQUEST', `Inference-Header-Content-Length: ${n} is more than the ${body.length} bytes of the body`)
   return { json: readJson(body.subarray(0, n), DATA_LISTS), tail: body.subarray(n) }
+}
+
+/**
+ * The one check of V2InferenceRequest that the route's schema (V2InferenceRequestRead) leaves
+ * to the body: each input's data, unless the reader took it in as numbers, is an array. Called
+ * first, as the schema's own checks come first.
+ */
+export function checkInputData (body: V2InferenceRequestJson): void {
+  body.inputs.forEach((input, i) => {
+    const data: unknown = input.data
+    if (data !== undefined && !(data instanceof DecodedTensor) && !Array.isArray(data)) fail('INVALID_REQUEST', `inputs.${i}.data: must be array`)
+  })
 }
 
 /**

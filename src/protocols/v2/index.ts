@@ -10,7 +10,7 @@ import {
   V2ModelReady, v2NotReadyResponse, v2Schemas, V2ServerLive, V2ServerMetadata, V2ServerReady, v2UnknownModelResponse, V2VersionParams
 } from '../../../schemas/v2'
 import { type ReadAside } from '../../tensor/rows-ahead'
-import { binaryTail, v2BodyParser } from './body'
+import { binaryTail, checkInputData, v2BodyParser } from './body'
 import { v2ErrorPayload } from './errors'
 import { ClientGone } from '../../batching/departure'
 import { writeJson } from '../../tensor/json-writer'
@@ -132,6 +132,7 @@ async function routes (app: FastifyInstance, service: V2Service, splitReads: Rea
         response: { 200: described(V2InferenceResponse, 'The outputs asked for, JSON or binary.'), ...v2InferErrorResponses }
       }
     }, async (request, reply) => {
+      checkInputData(request.body as V2InferenceRequestJson)
       const tail = binaryTail(request)
       // a client that hangs up while queued is dropped from the queue
       const gone = ClientGone.of(reply.raw)

@@ -111,7 +111,7 @@ function inputValues (def: LossDef | undefined, req: V2InferenceRequestJson, tai
     const { where, dtype } = checkInput(def, input, i, values)
     const size = input.parameters?.binary_data_size
     if (size === undefined) {
-      values[input.name] = jsonTensor(where, i, dtype, input)
+      values[input.name] = jsonTensor(where, dtype, input)
       return
     }
     if (input.data !== undefined) fail('INVALID_REQUEST', `${where}: has both data and parameters.binary_data_size`)
@@ -192,12 +192,11 @@ function chooseOutputs (def: LossDef, req: V2InferenceRequestJson, binaryAll: bo
  * against the shape). Data the body reader read as numbers (a DecodedTensor: REST's JSON form)
  * is already flat, in float64.
  */
-function jsonTensor (where: string, i: number, dtype: WireDType, input: V2RequestInputJson): unknown {
-  const given: unknown = input.data
+function jsonTensor (where: string, dtype: WireDType, input: V2RequestInputJson): unknown {
+  // an array, as the schema says, or (REST: checkInputData) numbers the reader read
+  const given = input.data as unknown[] | DecodedTensor | undefined
   if (given === undefined) fail('INVALID_TENSOR', `${where}: no data, and no parameters.binary_data_size`)
   if (given instanceof DecodedTensor) return { dtype, shape: input.shape, data: given.data }
-  // the REST route's schema leaves data to the reader and to this check (V2InferenceRequestRead)
-  if (!Array.isArray(given)) fail('INVALID_REQUEST', `inputs.${i}.data: must be array`)
   const data = given.length > 0 && Array.isArray(given[0]) ? given.flat(Infinity) : given
   return { dtype, shape: input.shape, data }
 }
