@@ -11,6 +11,7 @@ import { type Metrics } from '../../metrics'
 import { observeRequest } from '../../plugins/observability'
 import { fromInferRequest, GRPC_LOADER_OPTIONS, type ModelInferRequest, toInferResponse } from './grpc-messages'
 import { HealthService } from './health'
+import { refusingUndecodable, type UndecodableRequest } from './grpc-decoding'
 import { ClientGone } from '../../batching/departure'
 import { type V2Service } from './service'
 
@@ -79,8 +80,19 @@ export class GrpcFrontDoor {
     this.server = new grpc.Server({ 'grpc.max_receive_message_length': opts.maxMessageBytes, 'grpc.max_send_message_length': -1 })
     const definitions = serviceDefinitions()
     this.health = new HealthService(() => opts.service.notReady() === undefined, [INFERENCE_SERVICE])
-    this.server.addService(definitions[INFERENCE_SERVICE] as grpc.ServiceDefinition, this.handlers())
-    this.server.addService(definitions['grpc.health.v1.Health'] as grpc.ServiceDefinition, this.health.handlers())
+    const inference = refusingUndecodable(definitions[INFERENCE_SERVICE] as grpc.ServiceDefinition, this.handlers(), r => this.undecodable(r))
+    const health = refusingUndecodable(definitions['grpc.health.v1.Health'] as grpc.ServiceDefinition, this.health.handlers(), r => this.undecodable(r))
+    this.server.addService(inference.definition, inference.handlers)
+    this.server.addService(health.definition, health.handlers)
+  }
+
+  /** A request message that does not decode: INVALID_ARGUMENT saying so (counted, for ModelInfer, as a 400). */
+  private undecodable (request: UndecodableRequest): grpc.ServiceError {
+    const started = performance.now()
+    const err = new LosshubError('INVALID_REQUEST', `request: not a ${request.method} request message of the .proto (${request.reason})`)
+    const failure = this.failure(request.method, err, started)
+    if (request.method === 'ModelInfer') observeRequest(this.opts.metrics, 'grpc', 'unknown', ERRORS[failure.losshubCode].status, 0)
+    return failure
   }
 
   /** Starts serving on `host:port` (0: any free port); resolves with the port bound. */

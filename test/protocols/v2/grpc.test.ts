@@ -237,6 +237,36 @@ t.test('rejected requests: the gRPC status of the code, losshub\'s code and mess
   t.equal(viaGrpc.ok ? undefined : viaGrpc.error.details, rest.json().error)
 })
 
+t.test('a message that does not decode is INVALID_ARGUMENT saying so, on every method and the health service (grpc-js alone answers INTERNAL)', async t => {
+  const app = await grpcApp(t, NO_SHEDDING, { losses: LOSSES.filter(d => d.name === 'mse') })
+  const session = http2.connect(`http://127.0.0.1:${app.port}`)
+  t.teardown(() => session.close())
+  /** One call with `message` as its bytes, framed by hand: the status, its message and losshub's code. */
+  const send = async (path: string, message: Buffer): Promise<{ status?: string, details: string, code?: string }> => await new Promise(resolve => {
+    const frame = Buffer.alloc(5 + message.length)
+    frame.writeUInt32BE(message.length, 1)
+    message.copy(frame, 5)
+    const stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' })
+    let last: http2.IncomingHttpHeaders = {}
+    stream.on('response', h => { if (h['grpc-status'] !== undefined) last = h })
+    stream.on('trailers', h => { last = h })
+    stream.on('data', () => {})
+    stream.on('close', () => resolve({ status: last['grpc-status'] as string | undefined, details: decodeURIComponent(String(last['grpc-message'] ?? '')), code: last['losshub-code'] as string | undefined }))
+    stream.end(frame)
+  })
+  // field 1, length-delimited, with its length missing: no message of any type
+  const broken = Buffer.from([0x0a])
+  const methods = ['ServerLive', 'ServerReady', 'ModelReady', 'ServerMetadata', 'ModelMetadata', 'ModelInfer'].map(m => [`/inference.GRPCInferenceService/${m}`, m])
+  for (const [path, m] of [...methods, ['/grpc.health.v1.Health/Check', 'Check'], ['/grpc.health.v1.Health/Watch', 'Watch']]) {
+    const r = await send(path, broken)
+    t.same([r.status, r.code], [String(grpc.status.INVALID_ARGUMENT), 'INVALID_REQUEST'], `${m}: INVALID_ARGUMENT, INVALID_REQUEST`)
+    t.match(r.details, new RegExp(`^INVALID_REQUEST: request: not a ${m} request message of the \\.proto \\(.+\\)$`), r.details)
+  }
+  const text = (await app.app.inject('/metrics')).body
+  t.match(text, /^losshub_requests_total\{protocol="grpc",loss="unknown",status="400"\} 1$/m, 'ModelInfer\'s counted as a 400')
+  t.same((await send('/inference.GRPCInferenceService/ServerLive', Buffer.alloc(0))).status, String(grpc.status.OK), 'the connection serves on')
+})
+
 t.test('limits: MAX_ELEMENTS is RESOURCE_EXHAUSTED; the largest message is BODY_LIMIT_MB', async t => {
   const small = await grpcApp(t, { ...NO_SHEDDING, maxElements: 4, bodyLimitMb: 0.001 }, { losses: LOSSES.filter(d => d.name === 'cross_entropy') })
   fails(t, await small.call('ModelInfer', { model_name: 'cross_entropy', inputs: ceTyped }), grpc.status.RESOURCE_EXHAUSTED, 'TOO_LARGE', /^TOO_LARGE: /)
