@@ -121,6 +121,7 @@ export const V2InferenceRequest = Type.Object({
  * What the REST route validates: V2InferenceRequest with each input's `data` left to the body
  * reader, which reads numbers straight into a tensor (readJson's dataLists), and to the route,
  * which refuses data that is not an array (checkInputData). The spec documents V2InferenceRequest.
+ * gRPC's requests are checked with it too: their data is an array or a typed array, as decoded.
  */
 export const V2InferenceRequestRead = Type.Object({
   ...V2InferenceRequest.properties,

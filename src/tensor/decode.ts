@@ -66,11 +66,14 @@ function decodeTyped (arg: string, obj: Record<string, unknown>): HostTensor {
     }
     return { dtype, shape, data: fromBytes(dtype, bytes), form: 'base64' }
   }
-  // a Float64Array holds numbers a body reader already read (readJson's dataLists)
-  if (!Array.isArray(data) && !(data instanceof Float64Array)) fail('INVALID_TENSOR', `${arg}.data: expected an array of numbers or a base64 string`)
+  // a Float64Array or Float32Array holds numbers already read (readJson's dataLists, gRPC's float contents)
+  const floats = data instanceof Float64Array || data instanceof Float32Array
+  if (!Array.isArray(data) && !floats) fail('INVALID_TENSOR', `${arg}.data: expected an array of numbers or a base64 string`)
   if (data.length !== n) fail('INVALID_TENSOR', `${arg}.data: shape ${fmtShape(shape)} needs ${n} elements, got ${data.length}`)
-  if (data instanceof Float64Array && dtype === 'float64') return { dtype, shape, data, form: 'flat' }
-  if (data instanceof Float64Array && dtype === 'float32') return { dtype, shape, data: new Float32Array(data), form: 'flat' }
+  if (floats && (dtype === 'float64' || dtype === 'float32')) {
+    const same = dtype === 'float64' ? data instanceof Float64Array : data instanceof Float32Array
+    return { dtype, shape, data: same ? data : dtype === 'float64' ? new Float64Array(data) : new Float32Array(data), form: 'flat' }
+  }
   const out = allocate(dtype, n)
   for (let i = 0; i < n; i++) {
     const d = data[i]

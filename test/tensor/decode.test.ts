@@ -26,7 +26,7 @@ t.test('typed flat keeps its dtype', async t => {
   t.same(Array.from(f.data as Float64Array), [1, Infinity])
 })
 
-t.test('typed flat data already read into a Float64Array decodes as the same numbers in an array do', async t => {
+t.test('typed flat data already read into a Float64Array or Float32Array decodes as the same numbers in an array do', async t => {
   const outcome = (dtype: string, data: unknown): unknown => {
     try {
       const d = decodeTensor('x', { dtype, shape: [4], data })
@@ -42,6 +42,12 @@ t.test('typed flat data already read into a Float64Array decodes as the same num
   const f64 = Float64Array.of(1, 2, 3, 4)
   t.equal(decodeTensor('x', { dtype: 'float64', shape: [4], data: f64 }).data, f64, 'float64: the array itself, not a copy')
   t.same(outcome('float32', Float64Array.of(0.1, 1e300, -1e-50, 1)), ['float32', 'flat', 'Float32Array', [String(Math.fround(0.1)), 'Infinity', '0', '1']], 'float32: rounded as assignment rounds')
+  // gRPC's fp32 contents arrive as a Float32Array
+  for (const dtype of ['float32', 'float64', 'int32', 'int64']) {
+    for (const v of values) t.same(outcome(dtype, Float32Array.from(v)), outcome(dtype, Array.from(Float32Array.from(v))), `${dtype} ${JSON.stringify(v)} from a Float32Array`)
+  }
+  const f32 = Float32Array.of(1, 2, 3, 4)
+  t.equal(decodeTensor('x', { dtype: 'float32', shape: [4], data: f32 }).data, f32, 'float32: the array itself')
 })
 
 t.test('typed base64 reads little-endian bytes of each dtype', async t => {

@@ -32,8 +32,9 @@ export interface TensorContents {
   int64_contents?: Array<number | string>
   uint_contents?: number[]
   uint64_contents?: number[]
-  fp32_contents?: number[]
-  fp64_contents?: number[]
+  /** A typed array when taken straight from the message's bytes (grpc-contents.ts). */
+  fp32_contents?: number[] | Float32Array
+  fp64_contents?: number[] | Float64Array
   bytes_contents?: Buffer[]
 }
 
@@ -126,8 +127,8 @@ function scalars (where: string, params: Parameters): Record<string, unknown> | 
  * An input's typed contents as flat `data`: the field of its datatype. Undefined when raw
  * contents are used and the input has none; elements in another field are refused.
  */
-function contentsData (where: string, datatype: string, contents: TensorContents | undefined, rawIn: boolean): unknown[] | undefined {
-  const given = (Object.entries(contents ?? {}) as Array<[keyof TensorContents, unknown[]]>).filter(([, v]) => Array.isArray(v) && v.length > 0)
+function contentsData (where: string, datatype: string, contents: TensorContents | undefined, rawIn: boolean): ArrayLike<unknown> | undefined {
+  const given = (Object.entries(contents ?? {}) as Array<[keyof TensorContents, ArrayLike<unknown>]>).filter(([, v]) => (Array.isArray(v) || ArrayBuffer.isView(v)) && v.length > 0)
   if (rawIn) return given.length === 0 ? undefined : given[0][1]
   const field = CONTENTS_FIELD[datatype]
   if (field === undefined) return given[0]?.[1] ?? [] // the datatype itself is refused, naming it

@@ -12,6 +12,7 @@ import { observeRequest } from '../../plugins/observability'
 import { fromInferRequest, GRPC_LOADER_OPTIONS, type ModelInferRequest, toInferResponse } from './grpc-messages'
 import { HealthService } from './health'
 import { refusingUndecodable, type UndecodableRequest } from './grpc-decoding'
+import { typedContentsDecoder } from './grpc-contents'
 import { ClientGone } from '../../batching/departure'
 import { type V2Service } from './service'
 
@@ -80,7 +81,7 @@ export class GrpcFrontDoor {
     this.server = new grpc.Server({ 'grpc.max_receive_message_length': opts.maxMessageBytes, 'grpc.max_send_message_length': -1 })
     const definitions = serviceDefinitions()
     this.health = new HealthService(() => opts.service.notReady() === undefined, [INFERENCE_SERVICE])
-    const inference = refusingUndecodable(definitions[INFERENCE_SERVICE] as grpc.ServiceDefinition, this.handlers(), r => this.undecodable(r))
+    const inference = refusingUndecodable(withTypedContents(definitions[INFERENCE_SERVICE] as grpc.ServiceDefinition), this.handlers(), r => this.undecodable(r))
     const health = refusingUndecodable(definitions['grpc.health.v1.Health'] as grpc.ServiceDefinition, this.health.handlers(), r => this.undecodable(r))
     this.server.addService(inference.definition, inference.handlers)
     this.server.addService(health.definition, health.handlers)
@@ -204,6 +205,12 @@ export class GrpcFrontDoor {
     const details = `${code}: ${ERRORS[code].status === 500 ? 'internal error; the logs have the details' : message}`
     return Object.assign(new Error(details), { code: grpcStatus(code), details, metadata, losshubCode: code })
   }
+}
+
+/** The inference service with ModelInfer's float contents decoded into typed arrays (grpc-contents.ts). */
+function withTypedContents (definition: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  const infer = definition.ModelInfer
+  return { ...definition, ModelInfer: { ...infer, requestDeserialize: typedContentsDecoder(bytes => infer.requestDeserialize(bytes) as ModelInferRequest) } }
 }
 
 /**

@@ -5,7 +5,7 @@ import { prepare } from '../../kernels/prepare'
 import { type Batcher } from '../../batching/batcher'
 import { type Departure } from '../../batching/departure'
 import { notReady, type Readiness } from '../../routes/health'
-import { V2InferenceRequest, type V2InferenceRequestJson, type V2ModelMetadataJson } from '../../../schemas/v2'
+import { V2InferenceRequestRead, type V2InferenceRequestJson, type V2ModelMetadataJson } from '../../../schemas/v2'
 import { version } from '../../../package.json'
 import { EXTENSIONS, modelMetadata } from './metadata'
 import { optionsSchema, type RawTensors, tensorNames, translateRequest } from './request'
@@ -106,10 +106,11 @@ export class V2Service {
 
   /**
    * Checks an inference request object against the protocol's schema, as REST's route does for
-   * its bodies (a transport whose messages were not checked so calls this first).
+   * its bodies (a transport whose messages were not checked so calls this first). Inputs' data
+   * is the transport's to form: an array of elements, or a typed array of them.
    */
   checkRequest (request: unknown): V2InferenceRequestJson {
-    const validate = this.validator(V2InferenceRequest)
+    const validate = this.validator(V2InferenceRequestRead)
     if (validate(request) !== true) throw validationError(validate.errors ?? [])
     return request as V2InferenceRequestJson
   }

@@ -1,0 +1,94 @@
+/**
+ * typedContentsDecoder: packed fp32/fp64 contents taken from the bytes as typed arrays; every
+ * message decodes to what the .proto's own decoder gives (typed arrays read as arrays), and a
+ * message it refuses is refused the same.
+ */
+import * as protoLoader from '@grpc/proto-loader'
+import fc from 'fast-check'
+import t from 'tap'
+import { protoFile } from '../../../src/protocols/v2/grpc'
+import { typedContentsDecoder } from '../../../src/protocols/v2/grpc-contents'
+import { GRPC_LOADER_OPTIONS, type ModelInferRequest } from '../../../src/protocols/v2/grpc-messages'
+
+const infer = (protoLoader.loadSync(protoFile('grpc_service.proto'), GRPC_LOADER_OPTIONS)['inference.GRPCInferenceService'] as protoLoader.ServiceDefinition).ModelInfer
+const plain = (bytes: Buffer): ModelInferRequest => infer.requestDeserialize(bytes) as ModelInferRequest
+const typed = typedContentsDecoder(plain)
+
+/** The decoded message with typed arrays as plain arrays, for a deep comparison (NaN as a string). */
+const canonical = (m: unknown): string => JSON.stringify(m, (_, v: unknown) => ArrayBuffer.isView(v) ? Array.from(v as Float32Array) : typeof v === 'number' && Number.isNaN(v) ? 'NaN' : v)
+
+/** What decoding gives: the message, or that it threw. */
+function outcome (decode: (b: Buffer) => ModelInferRequest, bytes: Buffer): string {
+  try {
+    return canonical(decode(bytes))
+  } catch {
+    return 'refused'
+  }
+}
+
+const f32 = fc.float({ noDefaultInfinity: false }).map(Math.fround)
+const contents = fc.oneof(
+  fc.record({ fp32_contents: fc.array(f32, { maxLength: 40 }) }),
+  fc.record({ fp64_contents: fc.array(fc.double(), { maxLength: 40 }) }),
+  fc.record({ int64_contents: fc.array(fc.integer({ min: -1000, max: 1000 }), { maxLength: 5 }) }),
+  fc.record({ fp32_contents: fc.array(f32, { maxLength: 5 }), int_contents: fc.array(fc.integer({ min: -9, max: 9 }), { maxLength: 5 }) }),
+  fc.constant({})
+)
+const input = fc.record({
+  name: fc.string({ maxLength: 8 }),
+  datatype: fc.constantFrom('FP32', 'FP64', 'INT64', 'BOOL'),
+  shape: fc.array(fc.nat({ max: 50 }), { maxLength: 3 }),
+  parameters: fc.dictionary(fc.string({ maxLength: 4 }), fc.record({ bool_param: fc.boolean() }), { maxKeys: 2 }),
+  contents
+}, { requiredKeys: ['name'] })
+const request = fc.record({
+  model_name: fc.string({ maxLength: 8 }),
+  id: fc.string({ maxLength: 8 }),
+  parameters: fc.dictionary(fc.string({ maxLength: 4 }), fc.record({ double_param: fc.double() }), { maxKeys: 2 }),
+  inputs: fc.array(input, { maxLength: 4 }),
+  outputs: fc.array(fc.record({ name: fc.string({ maxLength: 6 }) }), { maxLength: 2 }),
+  raw_input_contents: fc.array(fc.uint8Array({ maxLength: 8 }).map(a => Buffer.from(a)), { maxLength: 2 })
+}, { requiredKeys: [] })
+
+t.test('every message decodes to what the .proto\'s decoder gives; float contents as typed arrays', async t => {
+  let lifted = 0
+  fc.assert(fc.property(request, r => {
+    const bytes = infer.requestSerialize(r)
+    const got = typed(bytes)
+    if (canonical(got) !== canonical(plain(bytes))) throw new Error(`${canonical(got)} vs ${canonical(plain(bytes))}`)
+    for (const i of got.inputs) {
+      const c = i.contents ?? {}
+      if (c.fp32_contents instanceof Float32Array || c.fp64_contents instanceof Float64Array) lifted++
+      if (((c.fp32_contents?.length ?? 0) > 0 && !(c.fp32_contents instanceof Float32Array)) || ((c.fp64_contents?.length ?? 0) > 0 && !(c.fp64_contents instanceof Float64Array))) throw new Error('float contents left as an array')
+    }
+  }), { seed: 20261127, numRuns: 400 })
+  t.ok(lifted > 200, `float contents taken as typed arrays (${lifted} inputs)`)
+})
+
+t.test('a message with bytes changed, cut or added decodes, or is refused, as the .proto\'s decoder does', async t => {
+  let refused = 0
+  fc.assert(fc.property(request, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 }), fc.nat(), (r, edits, cut) => {
+    const bytes = Buffer.from(infer.requestSerialize(r))
+    if (bytes.length === 0) return
+    for (const [at, b] of edits) bytes[at % bytes.length] = b
+    const mutated = cut % 3 === 0 ? bytes.subarray(0, cut % bytes.length) : bytes
+    const [a, b] = [outcome(typed, mutated), outcome(plain, mutated)]
+    if (a !== b) throw new Error(`${a} vs ${b}`)
+    if (a === 'refused') refused++
+  }), { seed: 20261128, numRuns: 600 })
+  t.ok(refused > 50, `some were refused by both (${refused})`)
+})
+
+t.test('several runs of one field, unpacked elements, or a run of no whole number of floats: left to the decoder', async t => {
+  // InferInputTensor 'x' with contents holding fp32_contents twice (two packed runs merge: [1, 2])
+  const run = (field: number, bytes: number[]): number[] => [(field << 3) | 2, bytes.length, ...bytes]
+  const one = Array.from(Buffer.from(Float32Array.of(1).buffer))
+  const two = Array.from(Buffer.from(Float32Array.of(2).buffer))
+  const contents = [...run(6, one), ...run(6, two)]
+  const message = Buffer.from(run(5, [...run(1, [0x78]), ...run(5, contents)]))
+  t.same(Array.from(typed(message).inputs[0].contents?.fp32_contents ?? []), [1, 2], 'two runs: the decoder merges them')
+  // an unpacked element (wire type 5) of fp32_contents
+  const unpacked = Buffer.from(run(5, [...run(1, [0x78]), ...run(5, [(6 << 3) | 5, ...one])]))
+  t.same(Array.from(typed(unpacked).inputs[0].contents?.fp32_contents ?? []), [1], 'unpacked: the decoder reads it')
+  t.equal(outcome(typed, Buffer.from(run(5, run(5, run(6, [0, 0, 0]))))), outcome(plain, Buffer.from(run(5, run(5, run(6, [0, 0, 0]))))), '3 bytes of fp32: as the decoder does')
+})
