@@ -1,11 +1,12 @@
 /**
- * Typed float contents of a ModelInferRequest taken straight from its bytes. Decoded as usual,
- * `fp32_contents` and `fp64_contents` become arrays of JS numbers, element by element, and are
- * copied once more into plain objects: for a [256,1000] tensor most of a call's time, much of
- * it garbage collection. Here each input's packed run of floats is copied into a typed array,
- * and the rest of the message, without it, is decoded as before.
+ * Typed float contents of ModelInfer's messages, straight between typed arrays and the bytes.
+ * Decoded as usual, `fp32_contents` and `fp64_contents` become arrays of JS numbers, element by
+ * element, and are copied once more into plain objects (and the same on the way out): for a
+ * [256,1000] tensor most of a call's time, much of it garbage collection. Here a request's
+ * packed runs of floats are copied into typed arrays and the rest of the message decoded as
+ * before; a response is encoded without its float contents, which are then put in as runs.
  */
-import { type ModelInferRequest } from './grpc-messages'
+import { type ModelInferRequest, type ModelInferResponse } from './grpc-messages'
 
 /**
  * A ModelInferRequest decoder that gives packed float contents as typed arrays: `decode` (the
@@ -24,9 +25,43 @@ export function typedContentsDecoder (decode: (bytes: Buffer) => ModelInferReque
   }
 }
 
+/**
+ * A ModelInferResponse encoder that takes float contents as typed arrays: `encode` (the .proto's
+ * own) writes the message with those contents empty, and each output's run of floats is put in
+ * its contents, where the encoder would have written it (the same bytes).
+ */
+export function typedContentsEncoder (encode: (response: ModelInferResponse) => Buffer): (response: ModelInferResponse) => Buffer {
+  return response => {
+    const runs = new Map<number, { field: number, bytes: Uint8Array }>()
+    const outputs = response.outputs.map((o, i) => {
+      const data = o.contents?.fp32_contents ?? o.contents?.fp64_contents
+      if (data === undefined || !ArrayBuffer.isView(data)) return o
+      if (data.length > 0) runs.set(i, { field: data instanceof Float32Array ? FP32 : FP64, bytes: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) })
+      return { ...o, contents: {} }
+    })
+    const bytes = encode({ ...response, outputs })
+    if (runs.size === 0) return bytes
+    const parts: Uint8Array[] = []
+    let output = 0
+    let copiedTo = 0
+    for (const f of scan(bytes, 0, bytes.length) ?? []) {
+      if (f.field !== OUTPUTS) continue
+      const run = runs.get(output++)
+      if (run === undefined) continue
+      const c = (scan(bytes, f.start, f.end) ?? []).find(x => x.field === CONTENTS) as Field
+      const contents = tagged(CONTENTS, [bytes.subarray(c.start, c.end), tagged(run.field, [run.bytes])])
+      parts.push(bytes.subarray(copiedTo, f.at), tagged(OUTPUTS, [bytes.subarray(f.start, c.at), contents, bytes.subarray(c.end, f.end)]))
+      copiedTo = f.end
+    }
+    parts.push(bytes.subarray(copiedTo))
+    return Buffer.concat(parts)
+  }
+}
+
 /** Field numbers of proto/grpc_service.proto. */
 const INPUTS = 5 // ModelInferRequest.inputs
-const CONTENTS = 5 // InferInputTensor.contents
+const OUTPUTS = 5 // ModelInferResponse.outputs
+const CONTENTS = 5 // InferInputTensor.contents, InferOutputTensor.contents
 const FP32 = 6 // InferTensorContents.fp32_contents
 const FP64 = 7 // InferTensorContents.fp64_contents
 

@@ -152,9 +152,12 @@ export function toInferResponse (result: V2Result, raw: boolean): ModelInferResp
   }
 }
 
-/** A tensor's elements in the contents field of its datatype (int64 as decimal strings: exact past 2^53). */
+/**
+ * A tensor's elements in the contents field of its datatype: floats as the typed array itself
+ * (encoded as they are: grpc-contents.ts), int64 as decimal strings (exact past 2^53).
+ */
 function typedContents (t: KernelTensor): TensorContents {
   const field = CONTENTS_FIELD[v2DataType(t.type)]
   const d = t.data
-  return { [field]: d instanceof BigInt64Array ? Array.from(d, v => v.toString()) : Array.from(d) }
+  return { [field]: d instanceof BigInt64Array ? Array.from(d, v => v.toString()) : d }
 }

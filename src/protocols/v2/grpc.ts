@@ -12,7 +12,7 @@ import { observeRequest } from '../../plugins/observability'
 import { fromInferRequest, GRPC_LOADER_OPTIONS, type ModelInferRequest, toInferResponse } from './grpc-messages'
 import { HealthService } from './health'
 import { refusingUndecodable, type UndecodableRequest } from './grpc-decoding'
-import { typedContentsDecoder } from './grpc-contents'
+import { typedContentsDecoder, typedContentsEncoder } from './grpc-contents'
 import { ClientGone } from '../../batching/departure'
 import { type V2Service } from './service'
 
@@ -207,10 +207,17 @@ export class GrpcFrontDoor {
   }
 }
 
-/** The inference service with ModelInfer's float contents decoded into typed arrays (grpc-contents.ts). */
+/** The inference service with ModelInfer's float contents read into and written from typed arrays (grpc-contents.ts). */
 function withTypedContents (definition: grpc.ServiceDefinition): grpc.ServiceDefinition {
   const infer = definition.ModelInfer
-  return { ...definition, ModelInfer: { ...infer, requestDeserialize: typedContentsDecoder(bytes => infer.requestDeserialize(bytes) as ModelInferRequest) } }
+  return {
+    ...definition,
+    ModelInfer: {
+      ...infer,
+      requestDeserialize: typedContentsDecoder(bytes => infer.requestDeserialize(bytes) as ModelInferRequest),
+      responseSerialize: typedContentsEncoder(response => infer.responseSerialize(response))
+    }
+  }
 }
 
 /**

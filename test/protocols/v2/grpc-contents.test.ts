@@ -7,8 +7,8 @@ import * as protoLoader from '@grpc/proto-loader'
 import fc from 'fast-check'
 import t from 'tap'
 import { protoFile } from '../../../src/protocols/v2/grpc'
-import { typedContentsDecoder } from '../../../src/protocols/v2/grpc-contents'
-import { GRPC_LOADER_OPTIONS, type ModelInferRequest } from '../../../src/protocols/v2/grpc-messages'
+import { typedContentsDecoder, typedContentsEncoder } from '../../../src/protocols/v2/grpc-contents'
+import { GRPC_LOADER_OPTIONS, type ModelInferRequest, type ModelInferResponse } from '../../../src/protocols/v2/grpc-messages'
 
 const infer = (protoLoader.loadSync(protoFile('grpc_service.proto'), GRPC_LOADER_OPTIONS)['inference.GRPCInferenceService'] as protoLoader.ServiceDefinition).ModelInfer
 const plain = (bytes: Buffer): ModelInferRequest => infer.requestDeserialize(bytes) as ModelInferRequest
@@ -91,4 +91,41 @@ t.test('several runs of one field, unpacked elements, or a run of no whole numbe
   const unpacked = Buffer.from(run(5, [...run(1, [0x78]), ...run(5, [(6 << 3) | 5, ...one])]))
   t.same(Array.from(typed(unpacked).inputs[0].contents?.fp32_contents ?? []), [1], 'unpacked: the decoder reads it')
   t.equal(outcome(typed, Buffer.from(run(5, run(5, run(6, [0, 0, 0]))))), outcome(plain, Buffer.from(run(5, run(5, run(6, [0, 0, 0]))))), '3 bytes of fp32: as the decoder does')
+})
+
+t.test('a response with float contents as typed arrays is the bytes the .proto\'s encoder writes of them as arrays', async t => {
+  const encode = (m: ModelInferResponse): Buffer => infer.responseSerialize(m)
+  const typedEncode = typedContentsEncoder(encode)
+  const output = fc.record({
+    name: fc.string({ maxLength: 8 }),
+    datatype: fc.constantFrom('FP32', 'FP64', 'INT64'),
+    shape: fc.array(fc.nat({ max: 50 }), { maxLength: 3 }),
+    contents: fc.oneof(
+      fc.array(f32, { maxLength: 40 }).map(a => ({ fp32_contents: a })),
+      fc.array(fc.double(), { maxLength: 40 }).map(a => ({ fp64_contents: a })),
+      fc.array(fc.integer({ min: -5, max: 5 }).map(String), { maxLength: 4 }).map(a => ({ int64_contents: a }))
+    )
+  })
+  const response = fc.record({
+    model_name: fc.string({ maxLength: 8 }),
+    model_version: fc.constant('1'),
+    id: fc.string({ maxLength: 8 }),
+    outputs: fc.array(output, { maxLength: 4 }),
+    raw_output_contents: fc.array(fc.uint8Array({ maxLength: 8 }).map(a => Buffer.from(a)), { maxLength: 2 })
+  })
+  let typedOutputs = 0
+  fc.assert(fc.property(response, r => {
+    const asTyped: ModelInferResponse = {
+      ...r,
+      outputs: r.outputs.map(o => {
+        const c = o.contents as { fp32_contents?: number[], fp64_contents?: number[] }
+        if (c.fp32_contents !== undefined) { typedOutputs++; return { ...o, contents: { fp32_contents: Float32Array.from(c.fp32_contents) } } }
+        if (c.fp64_contents !== undefined) { typedOutputs++; return { ...o, contents: { fp64_contents: Float64Array.from(c.fp64_contents) } } }
+        return o
+      })
+    }
+    const [got, want] = [typedEncode(asTyped), encode(r as ModelInferResponse)]
+    if (!got.equals(want)) throw new Error(`${got.toString('hex')} vs ${want.toString('hex')}`)
+  }), { seed: 20261129, numRuns: 400 })
+  t.ok(typedOutputs > 300, `outputs written from typed arrays (${typedOutputs})`)
 })
