@@ -5,7 +5,8 @@
  *   base64 tensors, V2 REST in the binary form, gRPC with raw_input_contents; p50 and p99 of a
  *   keep-alive loop timed with hrtime (the goal: p50 at most 12 ms for both V2 forms);
  * - cross_entropy [256,1000] as JSON text at concurrency 1: /loss nested against V2 REST's JSON
- *   form (flat and nested data), and both with grad (a [256,1000] answer written as text);
+ *   form (flat and nested data), and both with grad (a [256,1000] answer written as text); and
+ *   gRPC with typed contents (fp32_contents), with and without grad;
  * - cross_entropy [32,10] at concurrency 64: /loss with nested JSON (autocannon) against gRPC
  *   with raw_input_contents (64 calls in flight over 8 connections, so that every worker of
  *   the cluster gets some: the primary hands out connections, not calls); requests per second
@@ -38,7 +39,7 @@ const bytes = (a: Float32Array | BigInt64Array): Buffer => Buffer.from(a.buffer,
 const floats = (base64: string): Float32Array => new Float32Array(new Uint8Array(Buffer.from(base64, 'base64')).buffer)
 
 /** One cross_entropy request in every form the bench sends. */
-interface Case { n: number, c: number, base64: string, nested: string, v2Header: Buffer, v2Body: Buffer, grpc: object, v2Json: string, v2JsonNested: string }
+interface Case { n: number, c: number, base64: string, nested: string, v2Header: Buffer, v2Body: Buffer, grpc: object, grpcTyped: object, v2Json: string, v2JsonNested: string }
 
 function makeCase (n: number, c: number): Case {
   const x = values(n * c)
@@ -48,10 +49,12 @@ function makeCase (n: number, c: number): Case {
   const nested = JSON.stringify({ input: rows, target: Array.from(t, Number) })
   const inputs = [{ name: 'input', datatype: 'FP32', shape: [n, c] }, { name: 'target', datatype: 'INT64', shape: [n] }]
   const v2Header = Buffer.from(JSON.stringify({ inputs: inputs.map((i, k) => ({ ...i, parameters: { binary_data_size: k === 0 ? x.byteLength : t.byteLength } })) }))
+  // gRPC with the elements in the contents field of each datatype, not raw
+  const grpcTyped = { model_name: 'cross_entropy', inputs: [{ ...inputs[0], contents: { fp32_contents: Array.from(x) } }, { ...inputs[1], contents: { int64_contents: Array.from(t, String) } }] }
   // the JSON form, with flat data (as tritonclient writes it) or nested rows
   const v2Json = JSON.stringify({ inputs: [{ ...inputs[0], data: Array.from(x) }, { ...inputs[1], data: Array.from(t, Number) }] })
   const v2JsonNested = JSON.stringify({ inputs: [{ ...inputs[0], data: rows }, { ...inputs[1], data: Array.from(t, Number) }] })
-  return { n, c, base64, nested, v2Header, v2Body: Buffer.concat([v2Header, bytes(x), bytes(t)]), grpc: { model_name: 'cross_entropy', inputs, raw_input_contents: [bytes(x), bytes(t)] }, v2Json, v2JsonNested }
+  return { n, c, base64, nested, v2Header, v2Body: Buffer.concat([v2Header, bytes(x), bytes(t)]), grpc: { model_name: 'cross_entropy', inputs, raw_input_contents: [bytes(x), bytes(t)] }, grpcTyped, v2Json, v2JsonNested }
 }
 
 interface Cell { rps: number, p50: number, p99: number, errors: number, loss?: number }
@@ -97,6 +100,7 @@ function grpcClient (port: number, connections: number): {
   frame: (request: object) => Buffer
   call: (frame: Buffer) => Promise<Buffer | undefined>
   lossOf: (message: Buffer) => number
+  typedLossOf: (message: Buffer) => number
   close: () => void
 } {
   const method = protoLoader.loadSync(protoFile('grpc_service.proto'), { keepCase: true, longs: Number, enums: String })['inference.GRPCInferenceService'] as protoLoader.ServiceDefinition
@@ -126,6 +130,7 @@ function grpcClient (port: number, connections: number): {
       const r = infer.responseDeserialize(message) as { raw_output_contents: Buffer[] }
       return new Float32Array(new Uint8Array(r.raw_output_contents[0]).buffer)[0]
     },
+    typedLossOf: message => (infer.responseDeserialize(message) as { outputs: Array<{ contents: { fp32_contents: number[] } }> }).outputs[0].contents.fp32_contents[0],
     close: () => { for (const s of sessions) s.close() }
   }
 }
@@ -215,15 +220,23 @@ async function main (): Promise<void> {
     const json = { 'content-type': 'application/json' }
     const v2Loss = (j: any): number => j.outputs[0].data[0]
     // each body made once, as autocannon's are
+    const typedFrame = single.frame(medium.grpcTyped)
+    const typedGradFrame = single.frame({ ...medium.grpcTyped, parameters: { grad: { bool_param: true } } })
+    const typedAnswer = async (frame: Buffer): Promise<number | undefined> => {
+      const message = await single.call(frame)
+      return message === undefined ? undefined : single.typedLossOf(message)
+    }
     const [nestedBody, v2Flat, v2Nested, nestedGrad, v2FlatGrad] = [Buffer.from(medium.nested), Buffer.from(medium.v2Json), Buffer.from(medium.v2JsonNested), withGrad(medium.nested, 'grad'), withGrad(medium.v2Json, 'parameters')]
     const textCells: Array<[string, () => Promise<number | undefined>]> = [
       ['POST /loss, nested JSON', async () => await post('/loss/cross_entropy', nestedBody, json, j => j.loss)],
       ['V2 REST, JSON form, flat data', async () => await post('/v2/models/cross_entropy/infer', v2Flat, json, v2Loss)],
       ['V2 REST, JSON form, nested data', async () => await post('/v2/models/cross_entropy/infer', v2Nested, json, v2Loss)],
       ['POST /loss, nested JSON, with grad (answer: [256,1000] as JSON text)', async () => await post('/loss/cross_entropy', nestedGrad, json, j => j.loss)],
-      ['V2 REST, JSON form, flat data, with grad', async () => await post('/v2/models/cross_entropy/infer', v2FlatGrad, json, v2Loss)]
+      ['V2 REST, JSON form, flat data, with grad', async () => await post('/v2/models/cross_entropy/infer', v2FlatGrad, json, v2Loss)],
+      ['V2 gRPC, typed contents (fp32_contents)', async () => await typedAnswer(typedFrame)],
+      ['V2 gRPC, typed contents, with grad (answer: [256,1000] typed contents)', async () => await typedAnswer(typedGradFrame)]
     ]
-    console.log('\ncross_entropy [256,1000] float32 as JSON text (1.9 MB), [256] targets, concurrency 1\n')
+    console.log('\ncross_entropy [256,1000] float32 as JSON text (1.9 MB) or gRPC typed contents, [256] targets, concurrency 1\n')
     console.log('| front door | p50 ms | p99 ms | req/s | errors | loss |')
     console.log('|---|---:|---:|---:|---:|---:|')
     const textLosses: number[] = []
