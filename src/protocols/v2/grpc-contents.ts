@@ -48,14 +48,26 @@ export function typedContentsEncoder (encode: (response: ModelInferResponse) => 
       if (f.field !== OUTPUTS) continue
       const run = runs.get(output++)
       if (run === undefined) continue
-      const c = (scan(bytes, f.start, f.end) ?? []).find(x => x.field === CONTENTS) as Field
+      const c = scan(bytes, f.start, f.end)?.find(x => x.field === CONTENTS)
+      if (c === undefined) break
       const contents = tagged(CONTENTS, [bytes.subarray(c.start, c.end), tagged(run.field, [run.bytes])])
       parts.push(bytes.subarray(copiedTo, f.at), tagged(OUTPUTS, [bytes.subarray(f.start, c.at), contents, bytes.subarray(c.end, f.end)]))
       copiedTo = f.end
+      runs.delete(output - 1)
     }
+    // every run put in its place; were the encoder's bytes ever not as read here, arrays are encoded instead
+    if (runs.size > 0) return encode({ ...response, outputs: response.outputs.map(asArrays) })
     parts.push(bytes.subarray(copiedTo))
     return Buffer.concat(parts)
   }
+}
+
+/** An output with typed float contents as plain arrays, as the .proto's encoder takes them. */
+function asArrays (o: ModelInferResponse['outputs'][number]): ModelInferResponse['outputs'][number] {
+  const c = o.contents
+  if (c === undefined) return o
+  const plain = (a: ArrayLike<number> | undefined): number[] | undefined => a === undefined ? undefined : Array.from(a)
+  return { ...o, contents: { ...c, fp32_contents: plain(c.fp32_contents), fp64_contents: plain(c.fp64_contents) } }
 }
 
 /** Field numbers of proto/grpc_service.proto. */

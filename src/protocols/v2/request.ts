@@ -190,14 +190,15 @@ function chooseOutputs (def: LossDef, req: V2InferenceRequestJson, binaryAll: bo
 /**
  * A JSON input as a typed flat tensor; nested data is flattened (decoding checks its count
  * against the shape). Data the body reader read as numbers (a DecodedTensor: REST's JSON form)
- * is already flat, in float64.
+ * is already flat, in float64; a typed array (gRPC's float contents) is flat too.
  */
 function jsonTensor (where: string, dtype: WireDType, input: V2RequestInputJson): unknown {
-  // an array, as the schema says, or (REST: checkInputData) numbers the reader read
-  const given = input.data as unknown[] | DecodedTensor | undefined
+  // as the transport forms it: an array (REST: checkInputData), numbers REST's reader read, or
+  // gRPC's float contents as a typed array
+  const given = input.data as unknown[] | Float32Array | Float64Array | DecodedTensor | undefined
   if (given === undefined) fail('INVALID_TENSOR', `${where}: no data, and no parameters.binary_data_size`)
   if (given instanceof DecodedTensor) return { dtype, shape: input.shape, data: given.data }
-  const data = given.length > 0 && Array.isArray(given[0]) ? given.flat(Infinity) : given
+  const data = Array.isArray(given) && given.length > 0 && Array.isArray(given[0]) ? given.flat(Infinity) : given
   return { dtype, shape: input.shape, data }
 }
 

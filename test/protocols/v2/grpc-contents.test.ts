@@ -129,3 +129,11 @@ t.test('a response with float contents as typed arrays is the bytes the .proto\'
   }), { seed: 20261129, numRuns: 400 })
   t.ok(typedOutputs > 300, `outputs written from typed arrays (${typedOutputs})`)
 })
+
+t.test('a run that cannot be put in its place: the response is encoded with arrays instead, nothing lost', async t => {
+  const seen: unknown[] = []
+  // an encoder whose bytes hold no outputs field at all
+  const odd = typedContentsEncoder(m => { seen.push(m.outputs.map(o => o.contents)); return Buffer.from([0x0a, 0x01, 0x78]) })
+  odd({ model_name: 'x', model_version: '1', id: '', outputs: [{ name: 'loss', datatype: 'FP32', shape: [2], contents: { fp32_contents: Float32Array.of(1.5, -2) } }], raw_output_contents: [] })
+  t.same(seen, [[{}], [{ fp32_contents: [1.5, -2], fp64_contents: undefined }]], 'first with the contents left out, then again with them as an array')
+})
