@@ -287,7 +287,7 @@ class Reader {
     let level = -1
     this.count = 0
     // rows when they are arrays, else (one flat array) numbers
-    if (this.aside !== undefined && !this.offered && b.length - p >= READ_AHEAD_BYTES) this.offer(p, b[this.ws(p + 1)] === LBRACKET)
+    if (this.aside !== undefined) this.offer(p, b[this.ws(p + 1)] === LBRACKET)
     for (;;) {
       if (p === this.splitAt) {
         // the rows from here on were read on another thread: take them in, brackets checked
@@ -392,9 +392,10 @@ class Reader {
   /**
    * Offers the second half of the body, from a row's '[' (`rows`) or a number after a comma
    * past its middle, to be read ahead while this thread reads up to it (the body is read from
-   * p on: that is where the work is).
+   * p on: that is where the work is). Once a body, and only when what is left of it is large.
    */
   private offer (p: number, rows: boolean): void {
+    if (this.offered || this.b.length - p < READ_AHEAD_BYTES) return
     this.offered = true
     const at = splitPointAfter(this.b, p + Math.floor((this.b.length - p) / 2), SPLIT_SEARCH_BYTES, rows)
     if (at >= 0 && (this.aside as ReadAside).start(this.b, at)) this.splitAt = at
@@ -595,11 +596,12 @@ class Reader {
     const neg = b[q] === MINUS
     if (neg) q++
     let v: number
+    // 'Infinity' is sliced only when its 8 bytes are there (a slice past the end throws); a body
+    // cut short inside the word is a syntax error, found later
     if (!neg && b[q] === 0x4e && b[q + 1] === 0x61 && b[q + 2] === 0x4e) {
       v = NaN
       q += 3
     } else if (b[q] === 0x49 && q + 8 <= b.length && b.latin1Slice(q, q + 8) === 'Infinity') {
-      // (a slice past the end throws: a body cut short inside the word is a syntax error, found later)
       v = neg ? -Infinity : Infinity
       q += 8
     } else return undefined
@@ -635,7 +637,7 @@ class Reader {
       } else if (key === 'data' && b[p] === LBRACKET) {
         this.count = 0
         p = this.ws(p + 1)
-        if (this.aside !== undefined && !this.offered && b.length - p >= READ_AHEAD_BYTES) this.offer(p, false)
+        if (this.aside !== undefined) this.offer(p, false)
         if (b[p] !== RBRACKET) {
           p = this.row(p, RBRACKET)
           if (p < 0) return undefined

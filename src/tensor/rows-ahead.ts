@@ -5,10 +5,11 @@ import { readRowsAhead } from './json-reader'
  * the second half of a large body, from a row's '[' past its middle (nested arrays) or a number
  * after a comma (a long flat array), to another thread (an idle kernel worker), and reads the
  * first half itself meanwhile. When it reaches that point it takes the other thread's numbers
- * in, and for rows, on a tape, the brackets between them, which it checks as if it had read them. The other thread reads only what it can take whole and says
- * where it stopped; the reader goes on from there. Whatever the other thread does (slow, busy,
- * dead, given a malformed body), the answer is the one reading alone gives: at worst the reader
- * reads the rest itself.
+ * in, and for rows, on a tape, the brackets between them, which it checks as if it had read
+ * them. The other thread reads only what it can take whole and says where it stopped; the
+ * reader goes on from there. Whatever the other thread does (slow, busy, dead, given a
+ * malformed body), the answer is the one reading alone gives: at worst the reader reads the
+ * rest itself.
  *
  * The two threads meet in shared memory: the bytes to read (a copy), the numbers, and the tape,
  * whose first word is the job's state, changed only by compare-and-swap and waited on with
@@ -116,8 +117,9 @@ export class RowsAside implements ReadAside {
 
   /**
    * Settles the job: it is called off if the thread has not begun (busy with a kernel), else
-   * waited for, up to twice as long as the reader has spent on its own half (and at least 20 ms). A job still running then is given up, and its memory with it: the thread may
-   * still write there. Returns the job's memory when its rows are ready; the job is over either way.
+   * waited for, up to twice as long as the reader has spent on its own half (and at least
+   * 20 ms). A job still running then is given up, and its memory with it: the thread may still
+   * write there. Returns the job's memory when its rows are ready; the job is over either way.
    */
   private settle (): RowsAside['memory'] {
     const job = this.job as NonNullable<RowsAside['job']>
