@@ -1,5 +1,5 @@
 import { defineLoss, STANDARD_REDUCTIONS, Type, type Arg } from './loss'
-import { type Graph, type Value } from '../onnx/graph'
+import { type FloatDType, type Graph, type Value } from '../onnx/graph'
 import {
   add, and, arange, cast, clampMin, cumsum, custom, dimSize, div, equal, exp, expandAs,
   less, mul, neg, not, reduceMax, scatterAdd, shapeOf, squeeze, sub, sumAll, take, unsqueeze, where
@@ -160,15 +160,23 @@ function blankPast (targets: Value, tl: Value, blank: Value): Value {
  * Per-sample negative log-likelihood [N] of padded targets [N,S] under log_probs [T,N,C], as a
  * custom op: forward by the alpha recursion, gradient (the exact derivative) by the beta
  * recursion. Both run on the extended labels l' = (blank, l1, blank, l2, ..., blank), K = 2S+1.
+ *
+ * The lattices are float64 in every call: alpha and beta grow like the loss, and in float32
+ * their rounding (some 6e-5 at a loss of 1000) would be as large an error in every posterior,
+ * past float32's tolerance once a long sequence's loss passes a few hundred. Only what is
+ * exponentiated, differences of at most 0 from the lattice's values, stays in the call's dtype
+ * (float64 exponentials cost several times float32's).
  */
 function ctcNll (G: Graph, lp: Value, targets: Value, il: Value, tl: Value, blank: Value, zeroInfinity: boolean): Value {
-  const negInf = G.constant(-Infinity)
-  return custom([lp], () => {
+  const wide = <T>(build: () => T): T => G.withFloat('float64', build)
+  const near = G.float // the call's dtype, lp's
+  return custom([lp], () => wide(() => {
+    const negInf = G.constant(-Infinity)
     const ext = extendedLabels(targets, blank) // [N,K]
     const T = dimSize(lp, 0, 'int64')
     const shapeTNK = concat([unsqueeze(T, [0]), shapeOf(ext)], 0)
     const extAt = expandTo(unsqueeze(ext, [0]), shapeTNK, [lp.dims[0], lp.dims[1], 'n']) // [T,N,K]
-    const lpe = G.node('GatherElements', [lp, extAt], { axis: 2 }, lp.dtype, extAt.dims) // lp at l'[k]
+    const lpe = cast(G.node('GatherElements', [lp, extAt], { axis: 2 }, lp.dtype, extAt.dims), 'float64') // lp at l'[k]
     // frame t counts for sample n while t < input_length[n]
     const active = unsqueeze(less(unsqueeze(arange(T), [1]), unsqueeze(il, [0])), [2]) // [T,N,1]
     // the skip s-2 -> s is allowed when l'[s] is a label other than l'[s-2]
@@ -176,29 +184,33 @@ function ctcNll (G: Graph, lp: Value, targets: Value, il: Value, tl: Value, blan
     // before frame 0, all mass sits on a virtual state that feeds l'[0] and l'[1]
     const k = arange(dimSize(ext, 1, 'int64'))
     const start = expandTo(where(equal(k, G.constant(0, 'int64')), 0, negInf), shapeOf(ext), ext.dims)
-    const fwd = recursion(G, start, lpe, active, skip, negInf, false)
+    const fwd = recursion(G, start, lpe, active, skip, negInf, near, false)
     // alpha at each sample's last frame (held since): log Z = logsumexp(alpha[2L], alpha[2L-1])
     const twoL = mul(tl, G.constant(2, 'int64'))
-    const last = G.node('GatherElements', [fwd.last, unsqueeze(twoL, [1])], { axis: 1 }, lp.dtype, [tl.dims[0], 1])
+    const last = G.node('GatherElements', [fwd.last, unsqueeze(twoL, [1])], { axis: 1 }, 'float64', [tl.dims[0], 1])
     const prev = clampMin(sub(twoL, G.constant(1, 'int64')), G.constant(0, 'int64')) // 2L-1, kept in range when L = 0
-    const before = G.node('GatherElements', [fwd.last, unsqueeze(prev, [1])], { axis: 1 }, lp.dtype, [tl.dims[0], 1])
+    const before = G.node('GatherElements', [fwd.last, unsqueeze(prev, [1])], { axis: 1 }, 'float64', [tl.dims[0], 1])
     const beforeOrNone = where(unsqueeze(equal(tl, G.constant(0, 'int64')), [1]), negInf, before)
-    const logZ = squeeze(logSumExp([last, beforeOrNone], negInf), [1]) // [N]
+    const logZ = squeeze(logSumExp([last, beforeOrNone], negInf, near), [1]) // [N]
     const infeasible = equal(logZ, negInf)
     const nll = neg(logZ)
-    return { value: zeroInfinity ? where(infeasible, 0, nll) : nll, saved: { ext, extAt, lpe, active, preAlpha: fwd.pre, logZ, infeasible } }
-  }, (g, { ext, extAt, lpe, active, preAlpha, logZ, infeasible }) => {
-    // beta from each sample's last frame back, without frame t's own emission: then
-    // alpha[t,s] + beta[t,s] - log Z is the log-posterior of being in state s at frame t
-    const twoL = unsqueeze(mul(tl, G.constant(2, 'int64')), [1])
-    const k = unsqueeze(arange(dimSize(ext, 1, 'int64')), [0])
-    const end = where(equal(k, twoL), 0, negInf) // [N,K]: the virtual state after l'[2L] and l'[2L-1]
-    // backward, the skip s -> s+2 is allowed when l'[s] is a label other than l'[s+2]
-    const skipBack = and(not(equal(ext, blank)), not(equal(ext, shift(ext, -2, 1, blank))))
-    const preBeta = recursion(G, end, lpe, active, skipBack, negInf, true).pre
-    const feasible = unsqueeze(not(infeasible), [0, 2]) // [1,N,1]
-    const logPost = add(add(preAlpha, lpe), sub(preBeta, unsqueeze(logZ, [0, 2])))
-    const post = exp(where(feasible, logPost, negInf))
+    const value = cast(zeroInfinity ? where(infeasible, 0, nll) : nll, near)
+    return { value, saved: { ext, extAt, lpe, active, preAlpha: fwd.pre, logZ, infeasible } }
+  }), (g, { ext, extAt, lpe, active, preAlpha, logZ, infeasible }) => {
+    const post = wide(() => {
+      const negInf = G.constant(-Infinity)
+      // beta from each sample's last frame back, without frame t's own emission: then
+      // alpha[t,s] + beta[t,s] - log Z is the log-posterior of being in state s at frame t
+      const twoL = unsqueeze(mul(tl, G.constant(2, 'int64')), [1])
+      const k = unsqueeze(arange(dimSize(ext, 1, 'int64')), [0])
+      const end = where(equal(k, twoL), 0, negInf) // [N,K]: the virtual state after l'[2L] and l'[2L-1]
+      // backward, the skip s -> s+2 is allowed when l'[s] is a label other than l'[s+2]
+      const skipBack = and(not(equal(ext, blank)), not(equal(ext, shift(ext, -2, 1, blank))))
+      const preBeta = recursion(G, end, lpe, active, skipBack, negInf, near, true).pre
+      const feasible = unsqueeze(not(infeasible), [0, 2]) // [1,N,1]
+      const logPost = add(add(preAlpha, lpe), sub(preBeta, unsqueeze(logZ, [0, 2])))
+      return exp(cast(where(feasible, logPost, negInf), near))
+    })
     const grad = scatterAdd(lp, extAt, mul(post, neg(unsqueeze(g, [0, 2]))), 2)
     const bad = unsqueeze(infeasible, [0, 2])
     return [zeroInfinity ? where(bad, 0, grad) : where(and(bad, active), G.constant(NaN), grad)]
@@ -220,7 +232,7 @@ function extendedLabels (targets: Value, blank: Value): Value {
  *   state  = pre + lpe[t]   while the frame is active (t < input_length), else held.
  * Returns `pre` of every frame [T,N,K] (-inf where inactive) and the final state.
  */
-function recursion (G: Graph, init: Value, lpe: Value, active: Value, skip: Value, negInf: Value, backward: boolean): { pre: Value, last: Value } {
+function recursion (G: Graph, init: Value, lpe: Value, active: Value, skip: Value, negInf: Value, near: FloatDType, backward: boolean): { pre: Value, last: Value } {
   const step = backward ? -1 : 1
   const res = scan(G, {
     states: [init],
@@ -230,7 +242,7 @@ function recursion (G: Graph, init: Value, lpe: Value, active: Value, skip: Valu
       const inf = outer(b, negInf)
       const one = shift(state, step, 1, inf)
       const two = where(outer(b, skip), shift(state, 2 * step, 1, inf), inf)
-      const pre = logSumExp([state, one, two], inf)
+      const pre = logSumExp([state, one, two], inf, near)
       return { states: [where(on, add(pre, emit), state)], outputs: [where(on, pre, inf)] }
     }
   })

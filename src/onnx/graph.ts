@@ -68,7 +68,21 @@ export class Graph {
    */
   segments: Segments | undefined
 
-  constructor (readonly name: string, readonly float: FloatDType) {}
+  /** The float type of literals and of constants by default: the call's dtype, or `withFloat`'s while it builds. */
+  get float (): FloatDType { return this.floatType }
+  private floatType: FloatDType
+
+  constructor (readonly name: string, float: FloatDType) { this.floatType = float }
+
+  /**
+   * Builds a part of the graph whose literals are `float` (a float32 call's numerically
+   * delicate insides in float64); the part casts its own inputs and outputs.
+   */
+  withFloat<T> (float: FloatDType, build: () => T): T {
+    const was = this.floatType
+    this.floatType = float
+    try { return build() } finally { this.floatType = was }
+  }
 
   /** Declares a graph input; `tracked` marks the arguments gradients are taken for. */
   input (name: string, dtype: DType, dims: readonly Dim[], tracked = false): Value {

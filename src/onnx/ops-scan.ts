@@ -1,5 +1,5 @@
-import { type Dim, type DType, Graph, Value } from './graph'
-import { add, equal, exp, log, sub, where } from './ops'
+import { type Dim, type DType, type FloatDType, Graph, Value } from './graph'
+import { add, cast, equal, exp, log, sub, where } from './ops'
 
 /**
  * Recursions run inside the graph as an ONNX Scan, and the log-space sum their steps take.
@@ -12,16 +12,18 @@ export function outer (body: Graph, v: Value): Value { return new Value(body, v.
 
 /**
  * log(sum(exp(x_i))) elementwise over same-shaped (or broadcasting) terms, shifted by their
- * max so nothing overflows; all terms -inf gives -inf (not NaN).
+ * max so nothing overflows; all terms -inf gives -inf (not NaN). `near` is the type the
+ * shifted terms are exponentiated and summed in: they lie in [-inf, 0], where float32 is as
+ * good as the log-values' own rounding allows for, while the shift keeps the terms' type.
  */
-export function logSumExp (xs: Value[], negInf: Value): Value {
+export function logSumExp (xs: Value[], negInf: Value, near: FloatDType = xs[0].dtype as FloatDType): Value {
   const G = xs[0].graph
   const dims = xs[0].dims
   const m = G.node('Max', xs, {}, xs[0].dtype, dims)
   const shiftBy = where(equal(m, negInf), 0, m)
-  const terms = xs.map(x => exp(sub(x, shiftBy)))
-  const total = terms.length === 1 ? terms[0] : G.node('Sum', terms, {}, xs[0].dtype, dims)
-  return add(log(total), shiftBy)
+  const terms = xs.map(x => exp(cast(sub(x, shiftBy), near)))
+  const total = terms.length === 1 ? terms[0] : G.node('Sum', terms, {}, near, dims)
+  return add(cast(log(total), m.dtype), shiftBy)
 }
 
 /** Shape of one Scan value: its type and static dims. */

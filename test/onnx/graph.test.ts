@@ -96,6 +96,36 @@ t.test('constants are shared by value, NaN and the infinities each apart', async
   t.same((await run(G)).out, [NaN, Infinity, -Infinity])
 })
 
+t.test('withFloat types the literals of the part it builds, and only of that part', async t => {
+  const G = new Graph('g', 'float32')
+  const x = G.input('x', 'float64', [])
+  const wide = G.withFloat('float64', () => {
+    t.equal(G.float, 'float64', 'inside: float64')
+    // 1e8 + 0.5 is no float32: the literal must be float64 for the sum to keep its half
+    return op.add(x, 1e8 + 0.5)
+  })
+  t.equal(G.float, 'float32', 'outside again: the graph\'s own')
+  t.equal(G.constant(1).dtype, 'float32', 'a literal after it is float32')
+  t.throws(() => G.withFloat('float64', () => { throw new Error('built wrong') }), /built wrong/)
+  t.equal(G.float, 'float32', 'a part that throws leaves the graph\'s float as it was')
+  G.output('wide', wide)
+  t.same((await run(G, { x: f64([0.25], []) })).wide, [1e8 + 0.75])
+})
+
+t.test('logSumExp keeps large log-values exact while it exponentiates their differences in float32', async t => {
+  const G = new Graph('g', 'float64')
+  const a = G.input('a', 'float64', [])
+  const b = G.input('b', 'float64', [])
+  const negInf = G.constant(-Infinity)
+  G.output('near32', logSumExp([a, b], negInf, 'float32'))
+  G.output('none', logSumExp([negInf, negInf], negInf, 'float32'))
+  // log(e^a + e^b) = a + log(1 + e^(b - a)): only the small log1p term has float32's rounding
+  // (some 3e-8 here), where float32 throughout would round a = 1000.000123 by 1e-6 and more
+  const r = await run(G, { a: f64([1000.000123], []), b: f64([999.000123], []) })
+  t.ok(Math.abs(r.near32[0] - (1000.000123 + Math.log1p(Math.exp(-1)))) < 1e-7, `near32: ${r.near32[0]}`)
+  t.same(r.none, [-Infinity], 'every term -inf: -inf')
+})
+
 t.test('autodiff matches the hand derivative of f(x, y) = sum(log(x) * y + x / y)', async t => {
   const G = new Graph('g', 'float64')
   const x = G.input('x', 'float64', dimsOf([3]), true)
