@@ -18,6 +18,15 @@ const BYTES: Record<WireDType, number> = { float32: 4, float64: 8, int32: 4, int
 export function decodeTensor (arg: string, json: unknown): HostTensor {
   if (json instanceof DecodedTensor) return json
   if (typeof json === 'object' && json !== null && !Array.isArray(json)) return decodeTyped(arg, json as Record<string, unknown>)
+  const shape = nestedShape(arg, json)
+  const data = new Float64Array(sizeOf(shape))
+  let k = 0
+  eachNested(arg, json, shape, (node, path) => { data[k++] = element(arg + path, node) })
+  return { dtype: undefined, shape, data, form: 'nested' }
+}
+
+/** The shape of nested arrays, read along their first elements (a non-array is 0-d). */
+export function nestedShape (arg: string, json: unknown): number[] {
   const shape: number[] = []
   let probe: unknown = json
   while (Array.isArray(probe)) {
@@ -25,12 +34,19 @@ export function decodeTensor (arg: string, json: unknown): HostTensor {
     if (shape.length > MAX_RANK) fail('INVALID_TENSOR', `${arg}: nested deeper than ${MAX_RANK} dimensions`)
     probe = probe[0]
   }
-  const data = new Float64Array(sizeOf(shape))
-  let k = 0
+  return shape
+}
+
+/**
+ * Gives each element of nested arrays of `shape` to `leaf`, in row-major order, with its
+ * place (`[i][j]`); an array of another length, or an element where an array belongs (or the
+ * reverse), is 400 INVALID_TENSOR naming the place.
+ */
+export function eachNested (arg: string, json: unknown, shape: readonly number[], leaf: (node: unknown, path: string) => void): void {
   const walk = (node: unknown, depth: number, path: string): void => {
     if (depth === shape.length) {
       if (Array.isArray(node)) fail('INVALID_TENSOR', `${arg}${path}: ragged nested arrays: expected a number at depth ${depth}, got an array`)
-      data[k++] = element(arg + path, node)
+      leaf(node, path)
       return
     }
     if (!Array.isArray(node)) fail('INVALID_TENSOR', `${arg}${path}: ragged nested arrays: expected an array of length ${shape[depth]} at depth ${depth}, got ${describe(node)}`)
@@ -38,7 +54,6 @@ export function decodeTensor (arg: string, json: unknown): HostTensor {
     for (let i = 0; i < node.length; i++) walk(node[i], depth + 1, `${path}[${i}]`)
   }
   walk(json, 0, '')
-  return { dtype: undefined, shape, data, form: 'nested' }
 }
 
 const TYPED_KEYS = new Set(['dtype', 'shape', 'data'])

@@ -2,7 +2,7 @@ import { Type, type TObject, type TSchema } from '@sinclair/typebox'
 import { fail } from '../../errors'
 import { type LossDef } from '../../losses/loss'
 import { DecodedTensor, type TensorData, type WireDType, fmtShape, sizeOf } from '../../tensor/tensor'
-import { MAX_DIM, MAX_RANK } from '../../tensor/decode'
+import { MAX_DIM, MAX_RANK, eachNested, nestedShape } from '../../tensor/decode'
 import { lossRequestSchema } from '../../../schemas/loss-request'
 import { type V2InferenceRequestJson, type V2RequestInputJson } from '../../../schemas/v2'
 import { ELEMENT_BYTES, type V2DataType, typedView, wireDType } from './datatypes'
@@ -198,8 +198,25 @@ function jsonTensor (where: string, dtype: WireDType, input: V2RequestInputJson)
   const given = input.data as unknown[] | Float32Array | Float64Array | DecodedTensor | undefined
   if (given === undefined) fail('INVALID_TENSOR', `${where}: no data, and no parameters.binary_data_size`)
   if (given instanceof DecodedTensor) return { dtype, shape: input.shape, data: given.data }
-  const data = Array.isArray(given) && given.length > 0 && Array.isArray(given[0]) ? given.flat(Infinity) : given
-  return { dtype, shape: input.shape, data }
+  return { dtype, shape: input.shape, data: Array.isArray(given) ? rowMajor(`${where}.data`, given) : given }
+}
+
+/**
+ * Data in the protocol's two forms, flat or nested in the tensor's natural shape, as the flat
+ * row-major list; nested data must be regular (the shape itself is checked against the input's
+ * after: only the element count must agree, as Triton reads it).
+ */
+function rowMajor (where: string, data: unknown[]): unknown[] {
+  const shape = nestedShape(where, data)
+  if (shape.length <= 1) {
+    // flat: an array among the numbers is ragged
+    const i = data.findIndex(Array.isArray)
+    if (i >= 0) fail('INVALID_TENSOR', `${where}[${i}]: ragged nested arrays: expected a number at depth 1, got an array`)
+    return data
+  }
+  const flat: unknown[] = []
+  eachNested(where, data, shape, node => flat.push(node))
+  return flat
 }
 
 /**

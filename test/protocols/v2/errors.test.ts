@@ -53,11 +53,22 @@ t.test('losshub\'s own checks keep their codes and messages', async t => {
 })
 
 t.test('data the reader takes as numbers is checked as any other: count, integers, and an array at all', async t => {
-  // nested data is flattened before its count is checked, ragged or not
+  // regular nested data is flattened before its count is checked; its own shape need not be the input's
   rejects(t, await inferJson(app, 'cross_entropy', { inputs: [{ ...input, data: [[1, 2], [1, 3]] }, target] }), 400, 'INVALID_TENSOR',
     'input.data: shape [3,2] needs 6 elements, got 4')
-  const ragged = await inferJson(app, 'cross_entropy', { inputs: [{ ...input, data: [[1, 2], [1], [3, 1, 3]] }, target] })
-  t.same([ragged.statusCode, ragged.json()], [200, (await inferJson(app, 'cross_entropy', { inputs: [input, target] })).json()], 'ragged, of the right count: its elements in order')
+  const regrouped = await inferJson(app, 'cross_entropy', { inputs: [{ ...input, data: [[1, 2, 1], [3, 1, 3]] }, target] })
+  t.same([regrouped.statusCode, regrouped.json()], [200, (await inferJson(app, 'cross_entropy', { inputs: [input, target] })).json()], 'nested [2,3] for shape [3,2]: its elements in order')
+  // ragged nesting is refused wherever the irregularity is, even when the count would fit
+  const ragged: Array<[unknown[], string]> = [
+    [[[1, 2], [1], [3, 1, 3]], 'data[1]: ragged nested arrays: expected length 2 at depth 1, got 1'],
+    [[[1], 2, 1, 3, 1, 3], 'data[1]: ragged nested arrays: expected an array of length 1 at depth 1, got number'],
+    [[1, 2, 1, 3, 1, [3]], 'data[5]: ragged nested arrays: expected a number at depth 1, got an array'],
+    [[[1, 2], [1, 3], [1, [3]]], 'data[2][1]: ragged nested arrays: expected a number at depth 2, got an array'],
+    [[[], [], [1, 2, 1, 3, 1, 3]], 'data[2]: ragged nested arrays: expected length 0 at depth 1, got 6']
+  ]
+  for (const [data, message] of ragged) {
+    rejects(t, await inferJson(app, 'cross_entropy', { inputs: [{ ...input, data }, target] }), 400, 'INVALID_TENSOR', `inputs[0] (input).${message}`)
+  }
   rejects(t, await inferJson(app, 'cross_entropy', { inputs: [input, { ...target, data: [[0], [1.5], [1]] }] }), 400, 'INVALID_TENSOR',
     'target.data[1]: int64 elements must be integers, got 1.5')
   rejects(t, await inferJson(app, 'cross_entropy', { inputs: [input, { ...target, datatype: 'INT32', data: [0, 2 ** 31, 1] }] }), 400, 'INVALID_TENSOR',
