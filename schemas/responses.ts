@@ -23,6 +23,7 @@ export function described (schema: TSchema, description: string): TSchema {
 export const lossErrorResponses = {
   400: errorResponse('Invalid call: malformed JSON, a missing or unknown field, a bad option, a tensor whose data does not match its shape, shapes that do not fit the loss, class indices out of range, or values outside the loss\'s domain, or (`TOO_LARGE`) a tensor the call would make with more elements than MAX_ELEMENTS. `message` names the argument at fault.'),
   404: errorResponse('No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served.'),
+  408: errorResponse('The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed.'),
   413: errorResponse('The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed.'),
   415: errorResponse('The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer\'s Accept-Encoding header says identity): send uncompressed JSON.'),
   500: errorResponse('An unexpected failure (code INTERNAL): the details are logged with the request id (x-request-id), not returned.'),

@@ -185,6 +185,7 @@ export const v2UnknownModelResponse = v2ErrorResponse('No such model (code UNKNO
 export const v2InferErrorResponses = {
   400: v2ErrorResponse('Invalid call: malformed JSON or binary layout (a binary_data_size that does not match its shape or the body), an unknown input, output or parameter, a bad option, or any error of `POST /loss/{name}` (shapes, dtypes, indices, domain), or for model `composite` of `POST /losses` (the message then names the term: `terms[i] (name): `). The message names the input or parameter at fault.'),
   404: v2ErrorResponse('No such model (code UNKNOWN_LOSS: the message lists the models served), a version other than 1 (NOT_FOUND), or a term of model `composite` naming a loss not served (UNKNOWN_LOSS).'),
+  408: v2ErrorResponse('The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed.'),
   413: v2ErrorResponse('The body is larger than the configured limit (BODY_LIMIT_MB).'),
   415: v2ErrorResponse('A content type other than application/json, application/octet-stream or none.'),
   500: v2ErrorResponse('An unexpected failure (code INTERNAL): the details are logged with the request id (x-request-id), not returned.'),

@@ -146,7 +146,7 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
   app.removeContentTypeParser(['text/plain']) // JSON only: anything else is a 415
   jsonBodyParser(app, splitReads)
   app.addHook('preParsing', refuseContentEncoding) // uncompressed bodies only: anything else is a 415
-  app.addHook('preParsing', admitBodies(bodies))
+  app.addHook('preParsing', admitBodies(bodies, cfg.receiveTimeoutMs))
 
   const tensorArgs = new Map(losses.map(d => [`/loss/${d.name}`, new Set([...d.args.map(a => a.name), 'grad_output'])]))
   app.setErrorHandler(errorHandler(url => tensorArgs.get(url) ?? new Set()))

@@ -14,6 +14,7 @@ export const ERRORS = {
   TOO_LARGE: { status: 400, meaning: 'A tensor the request would make (an argument, a broadcast, an intermediate, the loss or a gradient) has more elements than MAX_ELEMENTS; the message names it and gives both numbers.' },
   UNKNOWN_LOSS: { status: 404, meaning: 'No loss has that name; the message lists the known names.' },
   NOT_FOUND: { status: 404, meaning: 'No such route.' },
+  RECEIVE_TIMEOUT: { status: 408, meaning: 'The request did not arrive within RECEIVE_TIMEOUT_MS, or a large body arrives too slowly to be complete by then; the connection is closed.' },
   PAYLOAD_TOO_LARGE: { status: 413, meaning: 'The body is larger than BODY_LIMIT_MB.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'The content type is not application/json, or the body is compressed (a Content-Encoding other than identity): send uncompressed JSON.' },
   OVERLOADED: { status: 503, meaning: 'The queue is full or the process is under pressure; retry after Retry-After seconds.' },

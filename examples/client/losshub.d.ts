@@ -3714,6 +3714,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
@@ -3796,6 +3805,15 @@ export interface operations {
             };
             /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed. */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3892,6 +3910,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
@@ -3974,6 +4001,15 @@ export interface operations {
             };
             /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed. */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4070,6 +4106,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
@@ -4152,6 +4197,15 @@ export interface operations {
             };
             /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed. */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4248,6 +4302,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
@@ -4330,6 +4393,15 @@ export interface operations {
             };
             /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed. */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4426,6 +4498,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
@@ -4508,6 +4589,15 @@ export interface operations {
             };
             /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed. */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4604,6 +4694,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
@@ -4686,6 +4785,15 @@ export interface operations {
             };
             /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed. */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4782,6 +4890,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
@@ -4864,6 +4981,15 @@ export interface operations {
             };
             /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed. */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4960,6 +5086,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
@@ -5042,6 +5177,15 @@ export interface operations {
             };
             /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed. */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5138,6 +5282,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
@@ -5220,6 +5373,15 @@ export interface operations {
             };
             /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed. */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5316,6 +5478,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
@@ -5398,6 +5569,15 @@ export interface operations {
             };
             /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed. */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5494,6 +5674,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
@@ -5576,6 +5765,15 @@ export interface operations {
             };
             /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed. */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5672,6 +5870,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
@@ -5754,6 +5961,15 @@ export interface operations {
             };
             /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed. */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5850,6 +6066,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
@@ -5932,6 +6157,15 @@ export interface operations {
             };
             /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed. */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6028,6 +6262,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
@@ -6110,6 +6353,15 @@ export interface operations {
             };
             /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed. */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6206,6 +6458,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
@@ -6288,6 +6549,15 @@ export interface operations {
             };
             /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed. */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6384,6 +6654,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
@@ -6466,6 +6745,15 @@ export interface operations {
             };
             /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed. */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6562,6 +6850,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
@@ -6651,6 +6948,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed. */
             413: {
                 headers: {
@@ -6733,6 +7039,15 @@ export interface operations {
             };
             /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed. */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6860,6 +7175,15 @@ export interface operations {
             };
             /** @description No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed. */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7128,6 +7452,15 @@ export interface operations {
                     "application/json": components["schemas"]["V2ErrorResponse"];
                 };
             };
+            /** @description The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorResponse"];
+                };
+            };
             /** @description The body is larger than the configured limit (BODY_LIMIT_MB). */
             413: {
                 headers: {
@@ -7304,6 +7637,15 @@ export interface operations {
                     "application/json": components["schemas"]["V2ErrorResponse"];
                 };
             };
+            /** @description The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ErrorResponse"];
+                };
+            };
             /** @description The body is larger than the configured limit (BODY_LIMIT_MB). */
             413: {
                 headers: {
@@ -7386,6 +7728,15 @@ export interface operations {
             };
             /** @description A term names a loss that is not served: `message` lists the losses served. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed. */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };

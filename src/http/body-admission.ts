@@ -80,12 +80,25 @@ export class BodyAdmission {
   }
 }
 
+/** Requests answered while their bodies still arrived (see `watchPace`): their body's parser answers nothing more. */
+const answeredEarly = new WeakSet<FastifyRequest>()
+
+/** Whether `request` was answered while its body still arrived (too slow to arrive in time). */
+export function answeredWhileReceiving (request: FastifyRequest): boolean { return answeredEarly.has(request) }
+
+/** How long a large body arrives before its pace is judged, and how often it is judged then. */
+export const PACE_GRACE_MS = 1000
+const PACE_CHECK_MS = 250
+
 /**
  * A Fastify `preParsing` hook that holds a request's body back until `admission` lets it be
  * read, by its Content-Length; its bytes count until the reply is done or the connection closes.
+ * Once it may be read, its pace is watched (`watchPace`) against the request's receive deadline,
+ * `receiveTimeoutMs` after the request began.
  */
-export function admitBodies (admission: BodyAdmission) {
+export function admitBodies (admission: BodyAdmission, receiveTimeoutMs: number) {
   return async function admitBody (request: FastifyRequest, reply: FastifyReply, payload: NodeJS.ReadableStream): Promise<NodeJS.ReadableStream> {
+    const began = Date.now()
     const bytes = Number(request.headers['content-length'])
     // a body over the limit is refused as soon as it is read: it takes no turn
     if (!(bytes >= admission.smallest) || bytes > (request.routeOptions.bodyLimit ?? Infinity)) return payload
@@ -100,6 +113,38 @@ export function admitBodies (admission: BodyAdmission) {
       // a request whose client goes away while it waits never starts (nothing refers to it then)
       reply.raw.once('close', leave)
     })
+    watchPace(request, reply, bytes, began + receiveTimeoutMs)
     return payload
   }
+}
+
+/**
+ * Watches a large body from the moment it may be read: one that, at the pace it arrives, cannot
+ * be complete by `deadline` is answered 408 RECEIVE_TIMEOUT at once and its connection closed,
+ * instead of holding its place among the bodies in progress until Node's receive timeout. So a
+ * connection that declares a large body and sends nothing, or trickles it, holds up the bodies
+ * behind it for about PACE_GRACE_MS, not RECEIVE_TIMEOUT_MS; a body that can arrive in time is
+ * never cut short. Bytes are counted on the socket (the body's parser reads them as they come).
+ */
+function watchPace (request: FastifyRequest, reply: FastifyReply, bytes: number, deadline: number): void {
+  const socket = request.raw.socket
+  // the body's bytes that came with its headers wait, read, in the request stream
+  const from = socket.bytesRead - request.raw.readableLength
+  const startedAt = Date.now()
+  const timer = setInterval(() => {
+    const now = Date.now()
+    const got = socket.bytesRead - from
+    if (got >= bytes || reply.sent || socket.destroyed) return clearInterval(timer)
+    if (now - startedAt < PACE_GRACE_MS) return
+    // at the pace so far (none: never), when the rest would be in
+    const eta = got === 0 ? Infinity : now + (bytes - got) * (now - startedAt) / got
+    if (eta <= deadline) return
+    clearInterval(timer)
+    answeredEarly.add(request)
+    const left = ((deadline - now) / 1000).toFixed(1)
+    const err = new LosshubError('RECEIVE_TIMEOUT', `body: ${got} of ${bytes} bytes arrived in ${((now - startedAt) / 1000).toFixed(1)} s; at this pace the rest would not arrive within the ${left} s left of RECEIVE_TIMEOUT_MS`)
+    void reply.code(408).header('connection', 'close').send(err)
+  }, PACE_CHECK_MS)
+  timer.unref()
+  reply.raw.once('close', () => clearInterval(timer))
 }

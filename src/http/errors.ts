@@ -24,7 +24,8 @@ export function errorHandler (tensorFields: TensorFields) {
     if (status >= 500) request.log.error({ err }, 'request failed')
     const retry = err instanceof LosshubError ? err.retryAfterSeconds : undefined
     if (retry !== undefined) void reply.header('Retry-After', String(retry))
-    if (!request.raw.readableEnded) {
+    // a body too slow to arrive in time (body-admission.ts) is not waited for: its connection closes
+    if (!request.raw.readableEnded && code !== 'RECEIVE_TIMEOUT') {
       const ended = await discardBody(request.raw, Math.max(DISCARD_LIMIT_BYTES, request.routeOptions.bodyLimit ?? 0))
       // read to its end, the connection can serve the next request (Fastify asked to close it
       // in case more of the body came); otherwise closing it is what bounds the reading

@@ -1,5 +1,6 @@
 import { type FastifyInstance, type FastifyRequest, errorCodes } from 'fastify'
 import { ownMemory } from '../tensor/tensor'
+import { answeredWhileReceiving } from './body-admission'
 import { giveKeptMemory, giveMemory, takeKeptMemory, takeMemory, takeSharedMemory } from './body-memory'
 
 /**
@@ -30,7 +31,8 @@ export function addBufferParser (app: FastifyInstance, types: string | string[],
   app.addContentTypeParser(types, (request: FastifyRequest, payload: NodeJS.ReadableStream, done: (err: Error | null, body?: unknown) => void) => {
     const keeps = keepsBody(request)
     readBody(request, payload, lead(request), keeps, (err, body) => {
-      if (err !== null) return done(err)
+      // answered already (body-admission.ts: too slow to arrive in time): nothing more to say
+      if (err !== null) return answeredWhileReceiving(request) ? undefined : done(err)
       const bytes = body as Buffer
       const release = (): void => { giveBack(bytes.buffer, keeps) }
       let value: unknown

@@ -113,11 +113,14 @@ t.test('over HTTP: a large body waits while another is in progress, a full line 
   const second = mseBody(90000, 2)
   t.ok(first.body.length > 700000 && first.body.length < 2 ** 20)
 
-  // a client that sends its headers and a little of its body, then stalls: its body is in progress
+  // a client that sends its body slowly (at a pace that still ends within RECEIVE_TIMEOUT_MS):
+  // its body is in progress all along
   const stalled = net.connect(port, '127.0.0.1')
   await once(stalled, 'connect')
   stalled.write(`POST /loss/mse HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${first.body.length}\r\n\r\n`)
-  stalled.write(first.body.subarray(0, 1000))
+  let sent = 0
+  const trickle = setInterval(() => { stalled.write(first.body.subarray(sent, sent + 2000)); sent += 2000 }, 20)
+  t.teardown(() => clearInterval(trickle))
   for (let i = 0; i < 100 && !(await largeBytes()).includes(`in_progress"} ${first.body.length}`); i++) await sleep(10)
   t.match(await largeBytes(), `losshub_large_body_bytes{state="in_progress"} ${first.body.length}`)
 
@@ -134,6 +137,7 @@ t.test('over HTTP: a large body waits while another is in progress, a full line 
   t.match(refused.json.message, /MiB of request bodies wait to be read/)
   t.equal(refused.retryAfter, '1')
 
+  clearInterval(trickle)
   stalled.destroy()
   const r = await waiting
   t.equal(r.status, 200, 'the stalled client went away: the waiting body is read and answered')
@@ -141,4 +145,28 @@ t.test('over HTTP: a large body waits while another is in progress, a full line 
   t.ok(Math.abs(loss - second.loss) <= 1e-4 * Math.abs(second.loss), `its own loss: ${loss} against ${second.loss}`)
   for (let i = 0; i < 100 && !(await largeBytes()).includes('in_progress"} 0'); i++) await sleep(10)
   t.equal(await largeBytes(), 'losshub_large_body_bytes{state="in_progress"} 0 losshub_large_body_bytes{state="waiting"} 0', 'nothing left counted')
+})
+
+t.test('over HTTP: a body too slow to arrive within RECEIVE_TIMEOUT_MS is answered 408 at once, and the one behind it goes ahead', async t => {
+  const app = await build(t, { bodiesInProgressMb: 1, queueMaxMb: 4 })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as net.AddressInfo).port
+  // declares 3 MiB (past the budget: it runs alone) and sends 1000 bytes of it
+  const stalled = net.connect(port, '127.0.0.1')
+  await once(stalled, 'connect')
+  const reply: Buffer[] = []
+  stalled.on('data', (c: Buffer) => reply.push(c))
+  stalled.write(`POST /loss/mse HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${3 * 2 ** 20}\r\n\r\n`)
+  stalled.write(Buffer.alloc(1000, 32))
+  const closed = once(stalled, 'close')
+  const behind = mseBody(90000, 4)
+  const r = await post(port, behind.body)
+  t.equal(r.status, 200, 'the body behind it is read and answered, long before RECEIVE_TIMEOUT_MS')
+  await closed
+  const text = Buffer.concat(reply).toString()
+  t.match(text, /^HTTP\/1\.1 408 /, 'the slow body got 408')
+  t.match(text, /connection: close/i, 'and its connection is closed')
+  const body = JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as { code: string, message: string }
+  t.equal(body.code, 'RECEIVE_TIMEOUT')
+  t.match(body.message, /^body: 1000 of 3145728 bytes arrived in \d+\.\d s; at this pace the rest would not arrive within the \d+\.\d s left of RECEIVE_TIMEOUT_MS$/)
 })
