@@ -202,6 +202,9 @@ class OneLinePerRequest extends LogController {
   }
 }
 
+/** The warm-up's deadline: none, since its first runs wait for the kernel workers to start. */
+const WARM_UP = { us: Infinity, name: 'the warm-up' }
+
 /**
  * Runs each loss's example, with and without gradients, so its kernels are loaded before
  * readiness: on a kernel worker and, for a call small enough to run on the event loop
@@ -211,10 +214,9 @@ async function warm (losses: readonly LossDef[], batcher: Batcher, inlineElement
   for (const def of losses) {
     for (const grad of [false, true]) {
       const call = prepare(def, { ...exampleBody(def), grad })
-      // no deadline: the first runs wait for the kernel workers to start
-      await batcher.submit(call, undefined, Infinity)
+      await batcher.submit(call, undefined, WARM_UP)
       // it ran on the event loop: a cost past the inline bound sends it to a worker too
-      if (call.cost.steps <= 1 && call.cost.elements <= inlineElements) await batcher.submit({ ...call, cost: { ...call.cost, elements: inlineElements + 1 } }, undefined, Infinity)
+      if (call.cost.steps <= 1 && call.cost.elements <= inlineElements) await batcher.submit({ ...call, cost: { ...call.cost, elements: inlineElements + 1 } }, undefined, WARM_UP)
       // inline runs resolve as microtasks, which starve timers: give the event loop a turn, so
       // that the lag monitor (load shedding) sees many short stalls, not one of the whole warm-up
       await new Promise(resolve => setImmediate(resolve))

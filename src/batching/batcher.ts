@@ -16,10 +16,15 @@ interface Pending<C> {
   arrivedUs: number
   /** When it must have been answered (arrival + the policy's timeout; Infinity: never). */
   deadlineUs: number
+  /** What set the deadline, for the DEADLINE_EXCEEDED message. */
+  deadlineName: string
   resolve: (out: KernelTensors) => void
   reject: (err: Error) => void
   detach: () => void
 }
+
+/** A request's own deadline, `us` after it is queued, and what set it (a setting, a parameter). */
+export interface Deadline { us: number, name: string }
 
 /** What the batcher has done, for tests, logs and metrics. */
 export interface BatchStats {
@@ -87,9 +92,11 @@ export class DynamicBatcher<C> {
 
   /**
    * Queues a call; resolves with its own outputs. Refuses at once when the queue is full.
-   * `timeoutUs` overrides the policy's deadline (the warm-up, which starts the workers, has none).
+   * `deadline` overrides the policy's (REQUEST_TIMEOUT_MS): a shorter one the client asked for,
+   * named for the message when it passes; Infinity for the warm-up, which starts the workers.
    */
-  async submit (call: C, signal?: Departure, timeoutUs = this.policy.timeoutUs ?? Infinity): Promise<KernelTensors> {
+  async submit (call: C, signal?: Departure, deadline?: Deadline): Promise<KernelTensors> {
+    const { us: timeoutUs, name: deadlineName } = deadline ?? { us: this.policy.timeoutUs ?? Infinity, name: 'REQUEST_TIMEOUT_MS' }
     if (this.draining) throw new LosshubError('SHUTTING_DOWN', 'draining: this instance is shutting down; retry', 1)
     if (this.waiting >= this.policy.maxQueue) {
       throw new LosshubError('OVERLOADED', `overloaded: ${this.waiting} requests are queued (QUEUE_MAX_REQUESTS); retry`, 1)
@@ -115,6 +122,7 @@ export class DynamicBatcher<C> {
         bytes,
         arrivedUs,
         deadlineUs: arrivedUs + timeoutUs,
+        deadlineName,
         resolve,
         reject,
         detach: () => {}
@@ -182,7 +190,7 @@ export class DynamicBatcher<C> {
         this.queuedBytes -= p.bytes
         this.stats.timedOut++
         p.detach()
-        p.reject(new LosshubError('DEADLINE_EXCEEDED', `deadline exceeded: waited ${ms(now - p.arrivedUs)} ms in the queue, past REQUEST_TIMEOUT_MS (${ms(p.deadlineUs - p.arrivedUs)} ms); the service is busy, retry later`))
+        p.reject(new LosshubError('DEADLINE_EXCEEDED', `deadline exceeded: waited ${ms(now - p.arrivedUs)} ms in the queue, past ${p.deadlineName} (${ms(p.deadlineUs - p.arrivedUs)} ms); the service is busy, retry later`))
       }
     }
     this.settle()
@@ -235,7 +243,7 @@ export class DynamicBatcher<C> {
           p.detach()
           if (p.deadlineUs <= deadlineUs) {
             this.stats.timedOut++
-            p.reject(new LosshubError('DEADLINE_EXCEEDED', `deadline exceeded: REQUEST_TIMEOUT_MS (${ms(p.deadlineUs - p.arrivedUs)} ms) passed after ${ms(start - p.arrivedUs)} ms in the queue and ${ranMs} ms in the kernel, which was abandoned; a smaller request (fewer frames or elements) takes less`))
+            p.reject(new LosshubError('DEADLINE_EXCEEDED', `deadline exceeded: ${p.deadlineName} (${ms(p.deadlineUs - p.arrivedUs)} ms) passed after ${ms(start - p.arrivedUs)} ms in the queue and ${ranMs} ms in the kernel, which was abandoned; a smaller request (fewer frames or elements) takes less`))
           } else {
             p.reject(new LosshubError('KERNEL_ABANDONED', `kernel abandoned: the batch this request ran in was abandoned after ${ranMs} ms when another request in it passed its deadline; retry`, 1))
           }

@@ -21,7 +21,9 @@ export function errorHandler (tensorFields: TensorFields) {
   return async (err: FastifyError | LosshubError, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
     const [code, message] = classify(err, request, tensorFields)
     const status = ERRORS[code].status
-    if (status >= 500) request.log.error({ err }, 'request failed')
+    // a defect of ours is an error, with its stack; a load or deadline answer (503, 504) is not
+    if (code === 'INTERNAL') request.log.error({ err }, 'request failed')
+    else if (status >= 500) request.log.warn({ code, message }, 'request not served')
     const retry = err instanceof LosshubError ? err.retryAfterSeconds : undefined
     if (retry !== undefined) void reply.header('Retry-After', String(retry))
     // a body too slow to arrive in time (body-admission.ts) is not waited for: its connection closes

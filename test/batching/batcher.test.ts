@@ -336,7 +336,7 @@ t.test('capacity that comes back outside a run (a worker started late) starts th
 t.test('a call submitted without a deadline (the warm-up) is never expired', async t => {
   const { b, ex, clock, timers } = harness({ timeoutUs: 1_000_000 })
   ex.block('short')
-  const warm = b.submit(call(1), undefined, Infinity)
+  const warm = b.submit(call(1), undefined, { us: Infinity, name: 'the warm-up' })
   const request = b.submit(call(2))
   clock.now = 5_000_000
   fireDue(clock, timers)
@@ -346,4 +346,17 @@ t.test('a call submitted without a deadline (the warm-up) is never expired', asy
   t.equal(ex.runs[0].options.timeoutMs, undefined, 'and its kernel has no time limit')
   ex.runs[0].finish()
   t.equal((await warm).loss.data[0], 1)
+})
+
+t.test('a deadline of its own, shorter than the policy\'s, expires the call and is named in the message', async t => {
+  const { b, ex, clock, timers } = harness({ timeoutUs: 30_000_000 })
+  ex.block('short')
+  const running = b.submit(call(1))
+  const own = b.submit(call(2), undefined, { us: 2_000_000, name: 'the request\'s timeout parameter' })
+  clock.now = 2_000_000
+  fireDue(clock, timers)
+  await t.rejects(own, { code: 'DEADLINE_EXCEEDED', message: 'deadline exceeded: waited 2000 ms in the queue, past the request\'s timeout parameter (2000 ms); the service is busy, retry later' })
+  ex.unblock('short')
+  ex.runs[0].finish()
+  await running
 })

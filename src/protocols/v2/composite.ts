@@ -7,7 +7,7 @@ import { type V2InferenceRequestJson, type V2ModelMetadataJson } from '../../../
 import { V2_COMPOSITE_MODEL, V2CompositeParameters, type V2CompositeParametersJson, V2CompositeTerms } from '../../../schemas/v2-composite'
 import { PLATFORM } from './metadata'
 import { type V2Model, type V2ModelsOptions } from './models'
-import { inputTensors, type OutputChoice } from './request'
+import { callDeadline, inputTensors, type OutputChoice } from './request'
 import { type Compile } from './service'
 
 /**
@@ -26,7 +26,6 @@ const GRAD = 'grad_'
 /** The composite model, answering from the served losses through the shared batcher. */
 export function compositeModel (opts: V2ModelsOptions): V2Model {
   const losses = new Map(opts.losses.map(d => [d.name, d]))
-  const server = opts.requestTimeoutMs > 0 ? opts.requestTimeoutMs * 1000 : Infinity
   const metadata: V2ModelMetadataJson = {
     name: V2_COMPOSITE_MODEL,
     versions: ['1'],
@@ -53,8 +52,7 @@ export function compositeModel (opts: V2ModelsOptions): V2Model {
       })
       const available = outputsOf(composite, names)
       const chosen = chooseOutputs(req, available, grad, params.binary_data_output === true)
-      const limits = [params.timeout !== undefined && params.timeout > 0 ? params.timeout : undefined, call.deadlineUs].filter((us): us is number => us !== undefined)
-      const out = await opts.batcher.submit(composite.call, call.signal, limits.length === 0 ? undefined : Math.min(server, ...limits))
+      const out = await opts.batcher.submit(composite.call, call.signal, callDeadline(opts.requestTimeoutMs, params.timeout, call.deadlineUs))
       return {
         // the composite kernel's own LossDef, under the model's name
         def: { ...composite.call.def, name: V2_COMPOSITE_MODEL },

@@ -190,11 +190,13 @@ export class GrpcFrontDoor {
     }
   }
 
-  /** An error as a gRPC status, logged (5xx with the error). */
+  /** An error as a gRPC status, logged (INTERNAL with the error, other 5xx as warnings). */
   private failure (rpc: string, err: unknown, started: number, model?: string): grpc.ServiceError & { losshubCode: ErrorCode } {
     const [code, message, retryAfter] = classify(err)
     const ms = elapsed(started)
-    if (ERRORS[code].status >= 500) this.opts.log.error({ rpc, model, code, ms, err }, 'grpc call failed')
+    // a defect of ours is an error, with its stack; a load or deadline answer (503, 504) is not
+    if (code === 'INTERNAL') this.opts.log.error({ rpc, model, code, ms, err }, 'grpc call failed')
+    else if (ERRORS[code].status >= 500) this.opts.log.warn({ rpc, model, code, ms, message }, 'grpc call not served')
     else this.opts.log.info({ rpc, model, code, ms }, 'grpc')
     const metadata = new grpc.Metadata()
     metadata.set('losshub-code', code)

@@ -1,5 +1,6 @@
 import { Type, type TObject, type TSchema } from '@sinclair/typebox'
 import { fail } from '../../errors'
+import { type Deadline } from '../../batching/batcher'
 import { type LossDef } from '../../losses/loss'
 import { DecodedTensor, type TensorData, type WireDType, fmtShape, sizeOf } from '../../tensor/tensor'
 import { MAX_DIM, MAX_RANK, eachNested, nestedShape } from '../../tensor/decode'
@@ -227,4 +228,16 @@ function rowMajor (where: string, data: unknown[]): unknown[] {
 function preparable (where: string, dtype: WireDType, shape: number[], data: TensorData): DecodedTensor {
   if (shape.length > MAX_RANK || shape.some(d => d > MAX_DIM)) fail('INVALID_TENSOR', `${where}.shape: expected at most ${MAX_RANK} dims in [0, ${MAX_DIM}], got ${fmtShape(shape)}`)
   return new DecodedTensor(dtype, shape, data, 'flat')
+}
+
+/**
+ * A call's deadline when the request's `timeout` parameter (µs) or the transport's deadline
+ * (gRPC's) is shorter than the server's (REQUEST_TIMEOUT_MS; 0: none), named for the message of
+ * DEADLINE_EXCEEDED; undefined when the server's applies (the batcher's own).
+ */
+export function callDeadline (requestTimeoutMs: number, timeoutUs: number | undefined, transportUs: number | undefined): Deadline | undefined {
+  let deadline: Deadline = { us: requestTimeoutMs > 0 ? requestTimeoutMs * 1000 : Infinity, name: 'REQUEST_TIMEOUT_MS' }
+  if (timeoutUs !== undefined && timeoutUs > 0 && timeoutUs < deadline.us) deadline = { us: timeoutUs, name: 'the request\'s timeout parameter' }
+  if (transportUs !== undefined && transportUs < deadline.us) deadline = { us: transportUs, name: 'the call\'s gRPC deadline' }
+  return deadline.name === 'REQUEST_TIMEOUT_MS' ? undefined : deadline
 }

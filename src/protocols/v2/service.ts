@@ -8,7 +8,7 @@ import { notReady, type Readiness } from '../../routes/health'
 import { V2InferenceRequestRead, type V2InferenceRequestJson, type V2ModelMetadataJson } from '../../../schemas/v2'
 import { version } from '../../../package.json'
 import { EXTENSIONS, modelMetadata } from './metadata'
-import { optionsSchema, type RawTensors, tensorNames, translateRequest } from './request'
+import { callDeadline, optionsSchema, type RawTensors, tensorNames, translateRequest } from './request'
 import { type SelectedOutput, selectOutputs } from './response'
 import { type V2Model, v2Models } from './models'
 
@@ -126,9 +126,7 @@ export class V2Service {
     if ('infer' in def) return await def.infer(call, schema => this.validator(schema))
     const t = translateRequest(def, call.request, call.raw, this.optionsCheck(def))
     const prepared = prepare(def, t.body, this.opts.maxElements)
-    const limits = [t.timeoutUs, call.deadlineUs].filter((us): us is number => us !== undefined)
-    const server = this.opts.requestTimeoutMs > 0 ? this.opts.requestTimeoutMs * 1000 : Infinity
-    const out = await this.opts.batcher.submit(prepared, call.signal, limits.length === 0 ? undefined : Math.min(server, ...limits))
+    const out = await this.opts.batcher.submit(prepared, call.signal, callDeadline(this.opts.requestTimeoutMs, t.timeoutUs, call.deadlineUs))
     return { def, id: call.request.id, outputs: selectOutputs(def, out, t.outputs, t.binaryAll) }
   }
 

@@ -225,5 +225,5 @@ t.test('a V2 request and a /loss request for the same kernel share a batch; Trit
   const late = await inferJson(solo, 'mse', { parameters: { timeout: 1000 }, inputs: [{ name: 'input', datatype: 'FP32', shape: [1], data: [1] }, { name: 'target', datatype: 'FP32', shape: [1], data: [0] }] })
   t.equal(late.statusCode, 504, late.body)
   t.equal(late.json().code, 'DEADLINE_EXCEEDED')
-  t.match(late.json().error, /^DEADLINE_EXCEEDED: deadline exceeded: waited [0-9.]+ ms in the queue, past REQUEST_TIMEOUT_MS \(1 ms\)/)
+  t.match(late.json().error, /^DEADLINE_EXCEEDED: deadline exceeded: waited [0-9.]+ ms in the queue, past the request's timeout parameter \(1 ms\)/, 'the message names what set the deadline')
 })
