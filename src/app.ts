@@ -5,6 +5,7 @@ import swaggerUi from '@fastify/swagger-ui'
 import { type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { type Config, cpuCount, DEFAULTS } from './config'
 import { errorBody, errorHandler } from './http/errors'
+import { clientErrors, frameworkErrors } from './http/framework-errors'
 import { jsonBodyParser } from './http/json-body'
 import { refuseContentEncoding } from './http/content-encoding'
 import { admitBodies, BodyAdmission } from './http/body-admission'
@@ -25,6 +26,7 @@ import { exampleBody, lossRoutes } from './routes/loss'
 import { healthRoutes } from './routes/health'
 import { v2Routes, V2Service } from './protocols/v2'
 import { GrpcFrontDoor } from './protocols/v2/grpc'
+import { v2ErrorPayload } from './protocols/v2/errors'
 import { compositeRoutes } from './routes/composite'
 import { tensorSchemas } from '../schemas/tensor'
 import { ErrorResponse } from '../schemas/error'
@@ -76,6 +78,9 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
     requestTimeout: cfg.receiveTimeoutMs,
     keepAliveTimeout: cfg.keepAliveTimeoutMs,
     http: { requestTimeout: cfg.receiveTimeoutMs, headersTimeout: cfg.headersTimeoutMs, connectionsCheckingInterval: 1000 },
+    // what the router and Node's parser refuse before any route runs, coded as every other error
+    frameworkErrors: frameworkErrors((url, payload) => url.startsWith('/v2') ? v2ErrorPayload(payload) : payload),
+    clientErrorHandler: clientErrors,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
     // no regex scan of every body for "__proto__"/"constructor" keys (costly on megabyte

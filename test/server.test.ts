@@ -50,6 +50,7 @@ t.test('slow uploads are bounded: a stalled body or stalled headers get 408 and 
   const answers = await Promise.all([...stalledBodies, ...stalledHeaders])
   t.comment(`closed after ${Date.now() - t0} ms`)
   t.same(answers.map(a => a.split('\r\n')[0]), answers.map(() => 'HTTP/1.1 408 Request Timeout'), 'all 20 stalled uploads answered 408 and closed')
+  t.same(new Set(answers.map(a => JSON.parse(a.slice(a.indexOf('\r\n\r\n') + 4)).code)), new Set(['RECEIVE_TIMEOUT']), 'each with the code RECEIVE_TIMEOUT')
   t.equal((await postLoss(app, 'mse', JSON.parse(body))).status, 200, 'the server still serves')
 })
 

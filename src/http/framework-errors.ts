@@ -1,0 +1,43 @@
+import { type Socket } from 'node:net'
+import { type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify'
+import { type ErrorCode } from '../errors'
+import { errorBody } from './errors'
+
+/** Rewrites an error body for the route family a URL belongs to (V2's own form under /v2). */
+export type ErrorForm = (url: string, payload: string) => string
+
+/**
+ * Fastify's `frameworkErrors`: what the router refuses before any route runs, in the API's
+ * coded error body. A URL whose %-escapes do not decode is 400 INVALID_REQUEST; a path segment
+ * longer than the router reads names no loss or model: 404 NOT_FOUND, as any unknown path.
+ */
+export function frameworkErrors (form: ErrorForm) {
+  return function answer (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+    const [code, message]: [ErrorCode, string] = error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      ? ['NOT_FOUND', `no route ${request.method} ${request.url.slice(0, 200)}: a path segment this long names no loss or model; see GET /docs`]
+      : ['INVALID_REQUEST', `url: ${request.url.slice(0, 200)} is not a valid URL (a %-escape that does not decode)`]
+    const body = errorBody(code, message)
+    void reply.code(body.statusCode).type('application/json').send(form(request.url, JSON.stringify(body)))
+  }
+}
+
+/**
+ * Fastify's `clientErrorHandler`, for what Node's HTTP parser refuses before there is a request
+ * (malformed framing or headers, headers too large) and for its receive timeouts: the API's
+ * coded error body, then the connection is closed (nothing after the fault can be trusted).
+ */
+export function clientErrors (err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy()
+    return
+  }
+  const [code, message]: [ErrorCode, string] =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? ['RECEIVE_TIMEOUT', 'request: not received within RECEIVE_TIMEOUT_MS (its headers: HEADERS_TIMEOUT_MS)']
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? ['HEADERS_TOO_LARGE', 'headers: larger than the 16 KiB the server reads']
+        : ['INVALID_REQUEST', `malformed HTTP request (${err.code ?? 'unknown'}): ${err.message}`]
+  const error = errorBody(code, message)
+  const body = JSON.stringify(error)
+  socket.end(`HTTP/1.1 ${error.statusCode} ${error.error}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+}

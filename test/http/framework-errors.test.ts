@@ -1,0 +1,59 @@
+import net from 'node:net'
+import t from 'tap'
+import { build } from '../helpers/app'
+
+/**
+ * What the router and Node's HTTP parser refuse before any route runs is answered in the API's
+ * coded error body (V2's own form under /v2), not in Fastify's or Node's plain defaults.
+ */
+
+/** Sends `request` on a fresh connection; resolves with everything the server wrote before closing. */
+async function raw (port: number, request: string): Promise<{ status: string, headers: string, body: Record<string, unknown> }> {
+  const text = await new Promise<string>((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.end(request))
+    let got = ''
+    socket.on('data', (c: Buffer) => { got += c.toString('latin1') })
+    socket.on('close', () => resolve(got))
+    socket.on('error', reject)
+  })
+  const head = text.slice(0, text.indexOf('\r\n\r\n'))
+  return { status: head.split('\r\n')[0], headers: head, body: JSON.parse(text.slice(head.length + 4)) }
+}
+
+t.test('malformed framing, oversized headers, bad URLs and overlong path segments get coded answers', async t => {
+  const app = await build(t)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as net.AddressInfo).port
+  const body = '{"input":[1],"target":[0]}'
+
+  const both = await raw(port, 'POST /loss/mse HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\ncontent-length: 5\r\n\r\n0\r\n\r\n')
+  t.equal(both.status, 'HTTP/1.1 400 Bad Request')
+  t.match(both.headers, /connection: close/i, 'the connection is closed: nothing after the fault can be trusted')
+  t.same(both.body, { statusCode: 400, code: 'INVALID_REQUEST', error: 'Bad Request', message: 'malformed HTTP request (HPE_INVALID_CONTENT_LENGTH): Parse Error: Content-Length can\'t be present with Transfer-Encoding' })
+
+  const chunk = await raw(port, 'POST /loss/mse HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n')
+  t.equal(chunk.body.code, 'INVALID_REQUEST')
+  t.match(chunk.body.message, /^malformed HTTP request \(HPE_INVALID_CHUNK_SIZE\)/)
+
+  const big = await raw(port, `POST /loss/mse HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(20000)}\r\ncontent-length: ${body.length}\r\n\r\n${body}`)
+  t.equal(big.status, 'HTTP/1.1 431 Request Header Fields Too Large')
+  t.same(big.body, { statusCode: 431, code: 'HEADERS_TOO_LARGE', error: 'Request Header Fields Too Large', message: 'headers: larger than the 16 KiB the server reads' })
+
+  const post = (url: string): string => `POST ${url} HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`
+  const badUrl = await raw(port, post('/loss/%ff'))
+  t.equal(badUrl.status, 'HTTP/1.1 400 Bad Request')
+  t.same(badUrl.body, { statusCode: 400, code: 'INVALID_REQUEST', error: 'Bad Request', message: 'url: /loss/%ff is not a valid URL (a %-escape that does not decode)' })
+  const badV2Url = await raw(port, post('/v2/models/%ff/infer'))
+  t.same(badV2Url.body, { error: 'INVALID_REQUEST: url: /v2/models/%ff/infer is not a valid URL (a %-escape that does not decode)', code: 'INVALID_REQUEST' }, 'under /v2: the protocol\'s form')
+
+  const long = 'a'.repeat(101)
+  const longLoss = await raw(port, post(`/loss/${long}`))
+  t.equal(longLoss.status, 'HTTP/1.1 404 Not Found')
+  t.same(longLoss.body, { statusCode: 404, code: 'NOT_FOUND', error: 'Not Found', message: `no route POST /loss/${long}: a path segment this long names no loss or model; see GET /docs` })
+  const longModel = await raw(port, post(`/v2/models/${long}/infer`))
+  t.equal(longModel.status, 'HTTP/1.1 404 Not Found')
+  t.equal(longModel.body.code, 'NOT_FOUND')
+
+  const after = await app.inject({ method: 'POST', url: '/loss/mse', payload: JSON.parse(body) })
+  t.equal(after.statusCode, 200, 'the server serves on')
+})
