@@ -119,7 +119,7 @@ function resolveKind (name: string, kind: Arg['kind'] | 'float-or-index', t: Hos
       for (let i = 0; i < t.data.length; i++) {
         const v = at(t.data, i)
         if (!Number.isInteger(v)) fail('INVALID_DTYPE', `${name}: class indices must be integers, got ${v} at flat position ${i}`)
-        if (!Number.isSafeInteger(v)) fail('INVALID_TENSOR', `${name}: ${v} at flat position ${i} is not an integer JSON carries exactly (|value| <= 2^53 - 1; larger int64 values travel in base64)`)
+        if (!Number.isSafeInteger(v)) fail('INVALID_TENSOR', `${name}: ${v} at flat position ${i} is not an integer JSON carries exactly (|value| <= 2^53 - 1; larger int64 values travel as bytes: base64 data, V2's binary form, gRPC's raw_input_contents)`)
       }
     }
   }

@@ -97,7 +97,7 @@ function decodeTyped (arg: string, obj: Record<string, unknown>): HostTensor {
     if (out instanceof BigInt64Array || out instanceof Int32Array) {
       if (!Number.isInteger(v)) fail('INVALID_TENSOR', `${arg}.data[${i}]: ${dtype} elements must be integers, got ${data[i]}`)
       // JSON numbers past 2^53 arrive rounded: refuse rather than compute on another value
-      if (!Number.isSafeInteger(v)) fail('INVALID_TENSOR', `${arg}.data[${i}]: ${v} is not an integer JSON carries exactly (|value| <= 2^53 - 1); send such int64 values in base64`)
+      if (!Number.isSafeInteger(v)) fail('INVALID_TENSOR', `${arg}.data[${i}]: ${v} is not an integer JSON carries exactly (|value| <= 2^53 - 1); send such int64 values as bytes (base64 data, V2's binary form, gRPC's raw_input_contents)`)
       if (out instanceof BigInt64Array) out[i] = BigInt(v)
       else if (v < -2147483648 || v > 2147483647) fail('INVALID_TENSOR', `${arg}.data[${i}]: ${v} does not fit int32`)
       else out[i] = v

@@ -27,6 +27,7 @@ export function splitBody (body: Buffer, headerLength: string | string[] | undef
   const text = Array.isArray(headerLength) ? headerLength.join(', ') : headerLength
   if (!/^[0-9]+$/.test(text)) fail('INVALID_REQUEST', `Inference-Header-Content-Length: expected the byte length of the JSON header, got ${JSON.stringify(text)}`)
   const n = Number(text)
+  if (n === 0) fail('INVALID_REQUEST', 'Inference-Header-Content-Length: 0 leaves no JSON header; it is the byte length of the JSON that starts the body')
   if (n > body.length) fail('INVALID_REQUEST', `Inference-Header-Content-Length: ${n} is more than the ${body.length} bytes of the body`)
   return { json: readJson(body.subarray(0, n), DATA_LISTS), tail: body.subarray(n) }
 }
@@ -60,7 +61,7 @@ export function v2BodyParser (app: FastifyInstance, aside?: ReadAside): void {
   const parser = (request: FastifyRequest, body: Buffer): unknown => {
     const type = request.headers['content-type']
     // '*' also catches every type no other parser takes: only "none" is welcome there
-    if (type !== undefined && !/^application\/(json|octet-stream)\b/i.test(type)) {
+    if (type !== undefined && !/^application\/(json|octet-stream)\s*(;|$)/i.test(type)) {
       fail('UNSUPPORTED_MEDIA_TYPE', `content-type: expected application/json, application/octet-stream or none, got ${JSON.stringify(type)}`)
     }
     return parse(request, body)

@@ -126,6 +126,12 @@ t.test('bodies: malformed JSON, empty, other content types, over the limit', asy
     'content-type: expected application/json, application/octet-stream or none, got "text/plain"')
   rejects(t, await app.inject({ method: 'POST', url: '/v2/models/mse/infer', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'a=1' }), 415, 'UNSUPPORTED_MEDIA_TYPE',
     /got "application\/x-www-form-urlencoded"$/)
+  // a type that only begins like a welcome one is another type
+  for (const type of ['application/json-seq', 'application/jsonx', 'application/octet-streams']) {
+    rejects(t, await app.inject({ method: 'POST', url: '/v2/models/mse/infer', headers: { 'content-type': type }, payload: '{}' }), 415, 'UNSUPPORTED_MEDIA_TYPE', new RegExp(`got "${type}"$`))
+  }
+  const withCharset = await app.inject({ method: 'POST', url: '/v2/models/mse/infer', headers: { 'content-type': 'application/json; charset=utf-8' }, payload: { inputs: [{ name: 'input', datatype: 'FP32', shape: [1], data: [2] }, { name: 'target', datatype: 'FP32', shape: [1], data: [0] }] } })
+  t.equal(withCharset.statusCode, 200, 'application/json with parameters is JSON')
 
   // compressed bodies are refused app-wide (tritonclient compresses only when asked to)
   rejects(t, await app.inject({ method: 'POST', url: '/v2/models/mse/infer', headers: { 'content-encoding': 'gzip' }, payload: gzipSync('{}') }), 415, 'UNSUPPORTED_MEDIA_TYPE',
@@ -163,6 +169,7 @@ t.test('binary form: a truncated or oversized payload is a clear 400', async t =
   const post = async (length: string): Promise<LightMyRequestResponse> => await app.inject({ method: 'POST', url: '/v2/models/cross_entropy/infer', headers: { ...headers, 'inference-header-content-length': length }, payload })
   rejects(t, await post(String(payload.length + 1)), 400, 'INVALID_REQUEST', `Inference-Header-Content-Length: ${payload.length + 1} is more than the ${payload.length} bytes of the body`)
   rejects(t, await post('12abc'), 400, 'INVALID_REQUEST', 'Inference-Header-Content-Length: expected the byte length of the JSON header, got "12abc"')
+  rejects(t, await post('0'), 400, 'INVALID_REQUEST', 'Inference-Header-Content-Length: 0 leaves no JSON header; it is the byte length of the JSON that starts the body')
   rejects(t, await post(String(Number(headers['inference-header-content-length']) - 2)), 400, 'INVALID_JSON', /^INVALID_JSON: body: /)
 
   // binary sizes without the binary form, and data given twice
