@@ -127,6 +127,7 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
   const grpc = new GrpcFrontDoor({
     service: v2,
     maxMessageBytes: Math.round(cfg.bodyLimitMb * 1024 * 1024),
+    receiveTimeoutMs: cfg.receiveTimeoutMs,
     metrics,
     log: app.log,
     // the same bookkeeping as the onRequest hook below: draining waits for gRPC calls too

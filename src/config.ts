@@ -130,7 +130,7 @@ export const CONFIG = Type.Object({
     default: 30000,
     minimum: 1000,
     maximum: HOUR_MS,
-    description: 'most time to receive a whole request, headers and body; a slower or stalled upload gets 408 and its connection is closed (checked every second). A large body (256 KiB or more) is also judged by its pace once it may be read: one that cannot arrive in time at that pace gets 408 `RECEIVE_TIMEOUT` after about a second, so that it does not hold up the bodies behind it (`BODIES_IN_PROGRESS_MB`). 30 s takes a full 64 MiB body at 18 Mbit/s'
+    description: 'most time to receive a whole request, headers and body; a slower or stalled upload gets 408 and its connection is closed (checked every second). A large body (256 KiB or more) is also judged by its pace once it may be read: one that cannot arrive in time at that pace gets 408 `RECEIVE_TIMEOUT` after about a second, so that it does not hold up the bodies behind it (`BODIES_IN_PROGRESS_MB`). It bounds the arrival of a gRPC request too (`DEADLINE_EXCEEDED`, losshub-code `RECEIVE_TIMEOUT`). 30 s takes a full 64 MiB body at 18 Mbit/s'
   }),
   headersTimeoutMs: Type.Integer({
     default: 10000,

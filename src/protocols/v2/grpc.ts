@@ -1,5 +1,6 @@
 import fs from 'node:fs'
 import type http2 from 'node:http2'
+import { constants as http2Constants } from 'node:http2'
 import path from 'node:path'
 import * as grpc from '@grpc/grpc-js'
 import * as protoLoader from '@grpc/proto-loader'
@@ -26,6 +27,9 @@ export const INFERENCE_SERVICE = 'inference.GRPCInferenceService'
  */
 export const FLOW_CONTROL_WINDOW = 8 * 2 ** 20
 
+/** Calls in progress at once on one connection (Go's HTTP/2 server allows 250). */
+export const MAX_STREAMS = 256
+
 /** The app's bookkeeping of evaluations in progress, which a graceful shutdown waits for. */
 export interface InFlight {
   /** Set once draining has let in what was on the wire: new evaluations are refused. */
@@ -39,6 +43,8 @@ export interface GrpcOptions {
   service: V2Service
   /** The largest message accepted, in bytes: the HTTP body limit (BODY_LIMIT_MB). */
   maxMessageBytes: number
+  /** Most time a request may take to arrive (RECEIVE_TIMEOUT_MS, as for HTTP). */
+  receiveTimeoutMs: number
   metrics: Metrics
   log: FastifyBaseLogger
   inFlight: InFlight
@@ -78,7 +84,9 @@ export class GrpcFrontDoor {
 
   constructor (private readonly opts: GrpcOptions) {
     // the message limit is the HTTP body limit: grpc-js's default (4 MiB) is below one [4096,1000] float32 tensor
-    this.server = new grpc.Server({ 'grpc.max_receive_message_length': opts.maxMessageBytes, 'grpc.max_send_message_length': -1 })
+    // at most MAX_STREAMS calls at once per connection (HTTP/2's default is unbounded): a client
+    // that opens more waits for its own to end; each Watch stream, for one, holds a timer
+    this.server = new grpc.Server({ 'grpc.max_receive_message_length': opts.maxMessageBytes, 'grpc.max_send_message_length': -1, 'grpc.max_concurrent_streams': MAX_STREAMS })
     const definitions = serviceDefinitions()
     this.health = new HealthService(() => opts.service.notReady() === undefined, [INFERENCE_SERVICE])
     const inference = refusingUndecodable(withTypedContents(definitions[INFERENCE_SERVICE] as grpc.ServiceDefinition), this.handlers(), r => this.undecodable(r))
@@ -103,6 +111,7 @@ export class GrpcFrontDoor {
       this.server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => err === null ? resolve(port) : reject(err))
     })
     widenWindows(this.server)
+    boundReceiving(this.server, this.opts.receiveTimeoutMs)
     return bound
   }
 
@@ -246,26 +255,55 @@ function classify (err: unknown): [ErrorCode, string, number | undefined] {
   return ['INTERNAL', 'internal error', undefined]
 }
 
-const widened = new WeakSet<object>()
-
 /**
- * Gives every new HTTP/2 session of `server` FLOW_CONTROL_WINDOW. grpc-js (1.14) has no server
- * option for it, so its HTTP/2 servers are reached through its `http2Servers` field; where that
- * is not found, the windows keep Node's default and nothing else changes.
+ * Calls `tune` once for each HTTP/2 server under `server`, which grpc-js (1.14) has no options
+ * for: they are reached through its `http2Servers` field, and where that is not found nothing
+ * changes. `seen` keeps a server from being tuned twice by the same function.
  */
-export function widenWindows (server: grpc.Server): void {
+function eachHttp2Server (server: grpc.Server, seen: WeakSet<object>, tune: (h2: http2.Http2Server) => void): void {
   const servers = (server as unknown as { http2Servers?: unknown }).http2Servers
   if (!(servers instanceof Map)) return
   for (const h2 of servers.keys() as IterableIterator<http2.Http2Server>) {
-    if (widened.has(h2) || typeof h2?.on !== 'function') continue
-    widened.add(h2)
-    h2.on('session', (session: http2.ServerHttp2Session) => {
-      try {
-        session.setLocalWindowSize(FLOW_CONTROL_WINDOW)
-        session.settings({ initialWindowSize: FLOW_CONTROL_WINDOW })
-      } catch {} // a session closing already: it needs no window
-    })
+    if (seen.has(h2) || typeof h2?.on !== 'function') continue
+    seen.add(h2)
+    tune(h2)
   }
+}
+
+const widened = new WeakSet<object>()
+
+/** Gives every new HTTP/2 session of `server` FLOW_CONTROL_WINDOW. */
+export function widenWindows (server: grpc.Server): void {
+  eachHttp2Server(server, widened, h2 => h2.on('session', (session: http2.ServerHttp2Session) => {
+    try {
+      session.setLocalWindowSize(FLOW_CONTROL_WINDOW)
+      session.settings({ initialWindowSize: FLOW_CONTROL_WINDOW })
+    } catch {} // a session closing already: it needs no window
+  }))
+}
+
+const bounded = new WeakSet<object>()
+
+/**
+ * Bounds the time a request takes to arrive, as RECEIVE_TIMEOUT_MS bounds HTTP's: one not
+ * whole `receiveTimeoutMs` after its stream opened (a stalled or trickled upload, which grpc-js
+ * would buffer for as long as the client likes, outside every other bound) is answered
+ * DEADLINE_EXCEEDED with losshub-code RECEIVE_TIMEOUT, as HTTP answers 408, and its stream reset
+ * (NO_ERROR, as gRPC asks of a server that answers before the client has finished sending),
+ * which drops what was buffered of it.
+ */
+export function boundReceiving (server: grpc.Server, receiveTimeoutMs: number): void {
+  eachHttp2Server(server, bounded, h2 => h2.on('stream', (stream: http2.ServerHttp2Stream) => {
+    const timer = setTimeout(() => {
+      // arrived whole (its call may still run: its deadline is the batcher's), or answered
+      if (stream.readableEnded || stream.headersSent || stream.closed) return
+      const message = `RECEIVE_TIMEOUT: request: not received within RECEIVE_TIMEOUT_MS (${receiveTimeoutMs} ms)`
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(grpc.status.DEADLINE_EXCEEDED), 'grpc-message': encodeURI(message), 'losshub-code': 'RECEIVE_TIMEOUT' }, { endStream: true })
+      stream.close(http2Constants.NGHTTP2_NO_ERROR)
+    }, receiveTimeoutMs)
+    timer.unref()
+    stream.once('close', () => clearTimeout(timer))
+  }))
 }
 
 /** The time left before a gRPC deadline, in microseconds; undefined when the call has none. */
