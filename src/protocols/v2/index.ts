@@ -43,6 +43,8 @@ async function routes (app: FastifyInstance, service: V2Service, splitReads: Rea
   app.addHook('onSend', async (_request, reply, payload) => reply.statusCode >= 400 && typeof payload === 'string' ? v2ErrorPayload(payload) : payload)
   // inference sheds load as POST /loss/* does (src/plugins/pressure.ts), on the same decision
   app.addHook('onRequest', async request => { if (request.method === 'POST') service.admit() })
+  // an empty Content-Type says as little as none, which the protocol's clients send (tritonclient)
+  app.addHook('onRequest', async request => { if (request.headers['content-type']?.trim() === '') delete request.headers['content-type'] })
   app.setNotFoundHandler(async (request, reply) => await reply.code(404).send(errorBody('NOT_FOUND', `no route ${request.method} ${request.url}; see GET /docs`)))
 
   app.get('/', {

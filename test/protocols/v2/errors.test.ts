@@ -132,6 +132,8 @@ t.test('bodies: malformed JSON, empty, other content types, over the limit', asy
   }
   const withCharset = await app.inject({ method: 'POST', url: '/v2/models/mse/infer', headers: { 'content-type': 'application/json; charset=utf-8' }, payload: { inputs: [{ name: 'input', datatype: 'FP32', shape: [1], data: [2] }, { name: 'target', datatype: 'FP32', shape: [1], data: [0] }] } })
   t.equal(withCharset.statusCode, 200, 'application/json with parameters is JSON')
+  const emptyType = await app.inject({ method: 'POST', url: '/v2/models/mse/infer', headers: { 'content-type': '' }, payload: JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1], data: [2] }, { name: 'target', datatype: 'FP32', shape: [1], data: [0] }] }) })
+  t.same([emptyType.statusCode, emptyType.json().outputs?.[0].data], [200, [4]], 'an empty Content-Type is taken as none')
 
   // compressed bodies are refused app-wide (tritonclient compresses only when asked to)
   rejects(t, await app.inject({ method: 'POST', url: '/v2/models/mse/infer', headers: { 'content-encoding': 'gzip' }, payload: gzipSync('{}') }), 415, 'UNSUPPORTED_MEDIA_TYPE',
