@@ -26,8 +26,9 @@ export function frameworkErrors (form: ErrorForm) {
  * (malformed framing or headers, headers too large) and for its receive timeouts: the API's
  * coded error body, then the connection is closed (nothing after the fault can be trusted).
  */
-export function clientErrors (err: Error & { code?: string }, socket: Socket): void {
-  if (err.code === 'ECONNRESET' || !socket.writable) {
+export function clientErrors (err: Error & { code?: string }, socket: Socket & { _httpMessage?: { headersSent?: boolean } }): void {
+  // gone, or an answer already on its way: nothing more can be said on this connection
+  if (err.code === 'ECONNRESET' || !socket.writable || socket._httpMessage?.headersSent === true) {
     socket.destroy()
     return
   }
@@ -39,5 +40,7 @@ export function clientErrors (err: Error & { code?: string }, socket: Socket): v
         : ['INVALID_REQUEST', `malformed HTTP request (${err.code ?? 'unknown'}): ${err.message}`]
   const error = errorBody(code, message)
   const body = JSON.stringify(error)
-  socket.end(`HTTP/1.1 ${error.statusCode} ${error.error}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+  // written, then closed at once as Node itself does: a client that stalls cannot hold the socket
+  socket.write(`HTTP/1.1 ${error.statusCode} ${error.error}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+  socket.destroy()
 }
