@@ -88,7 +88,7 @@ export function answeredWhileReceiving (request: FastifyRequest): boolean { retu
 
 /** How long a large body arrives before its pace is judged, and how often it is judged then. */
 export const PACE_GRACE_MS = 1000
-const PACE_CHECK_MS = 250
+export const PACE_CHECK_MS = 250
 
 /**
  * A Fastify `preParsing` hook that holds a request's body back until `admission` lets it be
@@ -119,30 +119,55 @@ export function admitBodies (admission: BodyAdmission, receiveTimeoutMs: number)
 }
 
 /**
- * Watches a large body from the moment it may be read: one that, at the pace it arrives, cannot
- * be complete by `deadline` is answered 408 RECEIVE_TIMEOUT at once and its connection closed,
- * instead of holding its place among the bodies in progress until Node's receive timeout. So a
- * connection that declares a large body and sends nothing, or trickles it, holds up the bodies
- * behind it for about PACE_GRACE_MS, not RECEIVE_TIMEOUT_MS; a body that can arrive in time is
- * never cut short. Bytes are counted on the socket (the body's parser reads them as they come).
+ * The judgement of a large body's pace, from the moment it may be read: at each check, with
+ * the bytes in so far, whether the rest can arrive by `deadline` at the pace so far. The time
+ * counted is the time the body had to arrive: while the event loop stalls nothing is read,
+ * whatever the client sends, so a check that comes late counts as no more than two checks' time.
+ */
+export class Pace {
+  private watched = 0
+
+  constructor (readonly bytes: number, readonly deadline: number, private last: number) {}
+
+  /** Milliseconds the body has had to arrive so far. */
+  get watchedMs (): number { return this.watched }
+
+  /** At `now` with `got` bytes in: 'done' (all in), 'slow' (at this pace the rest would come past the deadline), else 'ok'. */
+  check (now: number, got: number): 'done' | 'ok' | 'slow' {
+    this.watched += Math.min(now - this.last, 2 * PACE_CHECK_MS)
+    this.last = now
+    if (got >= this.bytes) return 'done'
+    if (this.watched < PACE_GRACE_MS) return 'ok'
+    // at the pace so far (none: never), when the rest would be in
+    const eta = got === 0 ? Infinity : now + (this.bytes - got) * this.watched / got
+    return eta <= this.deadline ? 'ok' : 'slow'
+  }
+}
+
+/**
+ * Watches a large body from the moment it may be read (`Pace`): one that cannot be complete by
+ * `deadline` is answered 408 RECEIVE_TIMEOUT at once and its connection closed, instead of
+ * holding its place among the bodies in progress until Node's receive timeout. So a connection
+ * that declares a large body and sends nothing, or trickles it, holds up the bodies behind it
+ * for about PACE_GRACE_MS, not RECEIVE_TIMEOUT_MS; a body that can arrive in time is never cut
+ * short. Bytes are counted on the socket (the body's parser reads them as they come).
  */
 function watchPace (request: FastifyRequest, reply: FastifyReply, bytes: number, deadline: number): void {
   const socket = request.raw.socket
   // the body's bytes that came with its headers wait, read, in the request stream
   const from = socket.bytesRead - request.raw.readableLength
-  const startedAt = Date.now()
+  const pace = new Pace(bytes, deadline, Date.now())
   const timer = setInterval(() => {
+    if (reply.sent || socket.destroyed) return clearInterval(timer)
     const now = Date.now()
     const got = socket.bytesRead - from
-    if (got >= bytes || reply.sent || socket.destroyed) return clearInterval(timer)
-    if (now - startedAt < PACE_GRACE_MS) return
-    // at the pace so far (none: never), when the rest would be in
-    const eta = got === 0 ? Infinity : now + (bytes - got) * (now - startedAt) / got
-    if (eta <= deadline) return
+    const verdict = pace.check(now, got)
+    if (verdict === 'done') return clearInterval(timer)
+    if (verdict === 'ok') return
     clearInterval(timer)
     answeredEarly.add(request)
     const left = ((deadline - now) / 1000).toFixed(1)
-    const err = new LosshubError('RECEIVE_TIMEOUT', `body: ${got} of ${bytes} bytes arrived in ${((now - startedAt) / 1000).toFixed(1)} s; at this pace the rest would not arrive within the ${left} s left of RECEIVE_TIMEOUT_MS`)
+    const err = new LosshubError('RECEIVE_TIMEOUT', `body: ${got} of ${bytes} bytes arrived in ${(pace.watchedMs / 1000).toFixed(1)} s; at this pace the rest would not arrive within the ${left} s left of RECEIVE_TIMEOUT_MS`)
     void reply.code(408).header('connection', 'close').send(err)
   }, PACE_CHECK_MS)
   timer.unref()

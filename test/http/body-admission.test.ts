@@ -3,7 +3,7 @@ import net from 'node:net'
 import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { BodyAdmission } from '../../src/http/body-admission'
+import { BodyAdmission, Pace, PACE_CHECK_MS, PACE_GRACE_MS } from '../../src/http/body-admission'
 import { build } from '../helpers/app'
 import { fromForm } from '../helpers/tensors'
 
@@ -169,4 +169,36 @@ t.test('over HTTP: a body too slow to arrive within RECEIVE_TIMEOUT_MS is answer
   const body = JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as { code: string, message: string }
   t.equal(body.code, 'RECEIVE_TIMEOUT')
   t.match(body.message, /^body: 1000 of 3145728 bytes arrived in \d+\.\d s; at this pace the rest would not arrive within the \d+\.\d s left of RECEIVE_TIMEOUT_MS$/)
+})
+
+t.test('a large body\'s pace: judged after the grace, against the time left; a stalled event loop is not the client\'s', async t => {
+  const MiB = 2 ** 20
+  // 1 MiB due by 30 s, watched from 0
+  const stalled = new Pace(MiB, 30_000, 0)
+  t.same([250, 500, 750].map(at => stalled.check(at, 0)), ['ok', 'ok', 'ok'], 'nothing yet, within the grace')
+  t.equal(stalled.check(PACE_GRACE_MS, 0), 'slow', 'nothing after the grace: it would never arrive')
+
+  const steady = new Pace(MiB, 30_000, 0)
+  const kept = new Set<string>()
+  // 60 KiB a second: all in at about 17 s, within the 30 s
+  for (let at = PACE_CHECK_MS; at < 17_000; at += PACE_CHECK_MS) kept.add(steady.check(at, Math.floor(at * 60 * 1024 / 1000)))
+  t.same([...kept], ['ok'], 'a slow body that keeps its pace is never judged slow')
+  t.equal(steady.check(17_250, MiB), 'done')
+
+  // checks every PACE_CHECK_MS up to `to`, with `got(at)` bytes in: the verdict of each
+  const verdicts = (pace: Pace, from: number, to: number, got: (at: number) => number): Array<[number, string]> => {
+    const out: Array<[number, string]> = []
+    for (let at = from; at <= to; at += PACE_CHECK_MS) out.push([at, pace.check(at, got(at))])
+    return out
+  }
+  const trickle = verdicts(new Pace(MiB, 30_000, 0), PACE_CHECK_MS, 1000, at => at * 20)
+  t.same(trickle.at(-1), [1000, 'slow'], '20 kB a second: the rest would take some 50 s more')
+  const falling = verdicts(new Pace(MiB, 5_000, 0), PACE_CHECK_MS, 4000, at => Math.min(at, 2000) * 350)
+  t.same(falling.filter(([, v]) => v === 'slow')[0], [3500, 'slow'], '350 kB a second for 2 s (on time), then nothing: slow once the rest could not come by 5 s')
+  // the event loop stalls 1.6 s after the first check: nothing was read, but the client was not asked to wait
+  const stall = new Pace(MiB, 30_000, 0)
+  t.equal(stall.check(250, 0), 'ok')
+  t.equal(stall.check(1850, 0), 'ok', 'a late check counts as two checks\' time: still within the grace')
+  t.equal(stall.watchedMs, 750)
+  t.equal(stall.check(2100, MiB), 'done', 'and the body, sent meanwhile, is in at the next check')
 })
