@@ -110,7 +110,7 @@ export const CONFIG = Type.Object({
     default: 32,
     minimum: 0,
     maximum: 1048576,
-    description: 'MiB of large request bodies (256 KiB or more) whose requests are in progress at once: read, queued or evaluated. A body past it waits unread in its connection, first come first served (small bodies never wait; a body larger than this is read once no other large one is in progress); a body that would take the line of waiting bodies past `QUEUE_MAX_MB` gets 503 `OVERLOADED` with `Retry-After` at once (an empty line takes any body). The default matches the memory kept for reuse (32 MiB of bodies, 32 MiB of decoded tensors), so that large requests under load reuse it instead of faulting in fresh memory: at 64 connections of [256,1000] nested bodies, one process answered about a quarter more requests a second and held some 130 MiB less resident memory than with no bound (`0`: no bound)'
+    description: 'MiB of large request bodies (256 KiB or more) whose requests are in progress at once: read, queued or evaluated. A body past it waits unread in its connection, first come first served (small bodies never wait; a body larger than this is read once no other large one is in progress); a body that would take the line of waiting bodies past `QUEUE_MAX_MB` gets 503 `OVERLOADED` with `Retry-After` at once, before its body is read (the rest is read and dropped after the answer; an empty line takes any body). The default matches the memory kept for reuse (32 MiB of bodies, 32 MiB of decoded tensors), so that large requests under load reuse it instead of faulting in fresh memory: at 64 connections of [256,1000] nested bodies, one process answered about a quarter more requests a second and held some 130 MiB less resident memory than with no bound (`0`: no bound)'
   }),
   requestTimeoutMs: Type.Integer({
     default: 30000,
@@ -130,7 +130,7 @@ export const CONFIG = Type.Object({
     default: 30000,
     minimum: 1000,
     maximum: HOUR_MS,
-    description: 'most time to receive a whole request, headers and body; a slower or stalled upload gets 408 and its connection is closed (checked every second). A large body (256 KiB or more) is also judged by its pace once it may be read: one that cannot arrive in time at that pace gets 408 `RECEIVE_TIMEOUT` after about a second, so that it does not hold up the bodies behind it (`BODIES_IN_PROGRESS_MB`). It bounds the arrival of a gRPC request too (`DEADLINE_EXCEEDED`, losshub-code `RECEIVE_TIMEOUT`). 30 s takes a full 64 MiB body at 18 Mbit/s'
+    description: 'most time to receive a whole request, headers and body; a slower or stalled upload gets 408 and its connection is closed (checked every second). A large body (256 KiB or more) is also watched once it may be read: one that stalls (nothing at all after a second, or no byte for 2 s) or arrives far too slowly to be complete in time (even at twice its best pace) gets 408 `RECEIVE_TIMEOUT` then, so that it does not hold up the bodies behind it (`BODIES_IN_PROGRESS_MB`). It bounds the arrival of a gRPC request too (`DEADLINE_EXCEEDED`, losshub-code `RECEIVE_TIMEOUT`). 30 s takes a full 64 MiB body at 18 Mbit/s'
   }),
   headersTimeoutMs: Type.Integer({
     default: 10000,

@@ -89,6 +89,10 @@ export function answeredWhileReceiving (request: FastifyRequest): boolean { retu
 /** How long a large body arrives before its pace is judged, and how often it is judged then. */
 export const PACE_GRACE_MS = 1000
 export const PACE_CHECK_MS = 250
+/** A large body that gains no byte for this long, with bytes still missing, has stalled. */
+export const PACE_STALL_MS = 2000
+/** The pace a body is judged by: its better pace (so far, or over the last second) times this, for a pace still rising. */
+export const PACE_SLACK = 2
 
 /**
  * A Fastify `preParsing` hook that holds a request's body back until `admission` lets it be
@@ -119,38 +123,52 @@ export function admitBodies (admission: BodyAdmission, receiveTimeoutMs: number)
 }
 
 /**
- * The judgement of a large body's pace, from the moment it may be read: at each check, with
- * the bytes in so far, whether the rest can arrive by `deadline` at the pace so far. The time
- * counted is the time the body had to arrive: while the event loop stalls nothing is read,
- * whatever the client sends, so a check that comes late counts as no more than two checks' time.
+ * The judgement of a large body's pace, from the moment it may be read, at each check with the
+ * bytes in so far:
+ * - 'stalled': no byte for PACE_STALL_MS (or none at all after PACE_GRACE_MS) with bytes missing;
+ * - 'slow': even at PACE_SLACK times its better pace, so far or over the last second (a pace
+ *   still rising, as TCP's does, is judged by its latest), the rest would come past `deadline`;
+ * - 'ok', or 'done' once every byte is in.
+ * The time counted is the time the body had to arrive: while the event loop stalls nothing is
+ * read, whatever the client sends, so a check that comes late counts as no more than two checks'.
  */
 export class Pace {
   private watched = 0
+  private progressAt = 0
+  private lastGot = 0
+  /** (watched ms, bytes) at the checks of about the last second. */
+  private readonly recent: Array<{ at: number, got: number }> = [{ at: 0, got: 0 }]
 
   constructor (readonly bytes: number, readonly deadline: number, private last: number) {}
 
   /** Milliseconds the body has had to arrive so far. */
   get watchedMs (): number { return this.watched }
 
-  /** At `now` with `got` bytes in: 'done' (all in), 'slow' (at this pace the rest would come past the deadline), else 'ok'. */
-  check (now: number, got: number): 'done' | 'ok' | 'slow' {
+  check (now: number, got: number): 'done' | 'ok' | 'slow' | 'stalled' {
     this.watched += Math.min(now - this.last, 2 * PACE_CHECK_MS)
     this.last = now
     if (got >= this.bytes) return 'done'
+    if (got > this.lastGot) {
+      this.lastGot = got
+      this.progressAt = this.watched
+    }
+    this.recent.push({ at: this.watched, got })
+    while (this.recent[0].at < this.watched - 1000) this.recent.shift()
     if (this.watched < PACE_GRACE_MS) return 'ok'
-    // at the pace so far (none: never), when the rest would be in
-    const eta = got === 0 ? Infinity : now + (this.bytes - got) * this.watched / got
-    return eta <= this.deadline ? 'ok' : 'slow'
+    if (got === 0 || this.watched - this.progressAt >= PACE_STALL_MS) return 'stalled'
+    const since = this.recent[0]
+    const pace = Math.max(got / this.watched, (got - since.got) / Math.max(this.watched - since.at, 1))
+    return now + (this.bytes - got) / (PACE_SLACK * pace) <= this.deadline ? 'ok' : 'slow'
   }
 }
 
 /**
- * Watches a large body from the moment it may be read (`Pace`): one that cannot be complete by
- * `deadline` is answered 408 RECEIVE_TIMEOUT at once and its connection closed, instead of
- * holding its place among the bodies in progress until Node's receive timeout. So a connection
- * that declares a large body and sends nothing, or trickles it, holds up the bodies behind it
- * for about PACE_GRACE_MS, not RECEIVE_TIMEOUT_MS; a body that can arrive in time is never cut
- * short. Bytes are counted on the socket (the body's parser reads them as they come).
+ * Watches a large body from the moment it may be read (`Pace`): one that stalls, or arrives far
+ * too slowly to be complete by `deadline`, is answered 408 RECEIVE_TIMEOUT at once and its
+ * connection closed, instead of holding its place among the bodies in progress until Node's
+ * receive timeout. So a connection that declares a large body and sends nothing, or stops
+ * before its end, holds up the bodies behind it for a second or two, not RECEIVE_TIMEOUT_MS.
+ * Bytes are counted on the socket (the body's parser reads them as they come).
  */
 function watchPace (request: FastifyRequest, reply: FastifyReply, bytes: number, deadline: number): void {
   const socket = request.raw.socket
@@ -166,8 +184,10 @@ function watchPace (request: FastifyRequest, reply: FastifyReply, bytes: number,
     if (verdict === 'ok') return
     clearInterval(timer)
     answeredEarly.add(request)
-    const left = ((deadline - now) / 1000).toFixed(1)
-    const err = new LosshubError('RECEIVE_TIMEOUT', `body: ${got} of ${bytes} bytes arrived in ${(pace.watchedMs / 1000).toFixed(1)} s; at this pace the rest would not arrive within the ${left} s left of RECEIVE_TIMEOUT_MS`)
+    const arrived = `body: ${got} of ${bytes} bytes arrived in ${(pace.watchedMs / 1000).toFixed(1)} s`
+    const err = new LosshubError('RECEIVE_TIMEOUT', verdict === 'stalled'
+      ? `${arrived}, none in the last ${(PACE_STALL_MS / 1000).toFixed(1)} s or more: the upload stalled`
+      : `${arrived}; at this pace the rest would not arrive within the ${((deadline - now) / 1000).toFixed(1)} s left of RECEIVE_TIMEOUT_MS`)
     void reply.code(408).header('connection', 'close').send(err)
   }, PACE_CHECK_MS)
   timer.unref()

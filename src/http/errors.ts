@@ -9,6 +9,9 @@ const STATUS_TEXT: Record<number, string> = {
   400: 'Bad Request', 404: 'Not Found', 408: 'Request Timeout', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 503: 'Service Unavailable', 504: 'Gateway Timeout'
 }
 
+/** Codes answered before the rest of the body is read (src/http/body-admission.ts: too slow to arrive, or no room in the line). */
+const UNREAD: ReadonlySet<ErrorCode> = new Set(['RECEIVE_TIMEOUT', 'OVERLOADED'])
+
 /** Fields whose schema is a tensor: their errors are INVALID_TENSOR. */
 export type TensorFields = (url: string) => ReadonlySet<string>
 
@@ -26,8 +29,10 @@ export function errorHandler (tensorFields: TensorFields) {
     else if (status >= 500) request.log.warn({ code, message }, 'request not served')
     const retry = err instanceof LosshubError ? err.retryAfterSeconds : undefined
     if (retry !== undefined) void reply.header('Retry-After', String(retry))
-    // a body too slow to arrive in time (body-admission.ts) is not waited for: its connection closes
-    if (!request.raw.readableEnded && code !== 'RECEIVE_TIMEOUT') {
+    // answered at once, not after the rest of the body: one too slow to arrive in time (its
+    // connection closes), or one refused for want of room before it was read (Node reads and
+    // drops the rest after the answer, which a client that reads only once it has sent all still gets)
+    if (!request.raw.readableEnded && !UNREAD.has(code)) {
       const ended = await discardBody(request.raw, Math.max(DISCARD_LIMIT_BYTES, request.routeOptions.bodyLimit ?? 0))
       // read to its end, the connection can serve the next request (Fastify asked to close it
       // in case more of the body came); otherwise closing it is what bounds the reading
