@@ -96,7 +96,8 @@ export class DynamicBatcher<C> {
    * named for the message when it passes; Infinity for the warm-up, which starts the workers.
    */
   async submit (call: C, signal?: Departure, deadline?: Deadline): Promise<KernelTensors> {
-    const { us: timeoutUs, name: deadlineName } = deadline ?? { us: this.policy.timeoutUs ?? Infinity, name: 'REQUEST_TIMEOUT_MS' }
+    const timeoutUs = deadline?.us ?? this.policy.timeoutUs ?? Infinity
+    const deadlineName = deadline?.name ?? 'REQUEST_TIMEOUT_MS'
     if (this.draining) throw new LosshubError('SHUTTING_DOWN', 'draining: this instance is shutting down; retry', 1)
     if (this.waiting >= this.policy.maxQueue) {
       throw new LosshubError('OVERLOADED', `overloaded: ${this.waiting} requests are queued (QUEUE_MAX_REQUESTS); retry`, 1)

@@ -135,7 +135,6 @@ export function admitBodies (admission: BodyAdmission, receiveTimeoutMs: number)
 export class Pace {
   private watched = 0
   private progressAt = 0
-  private lastGot = 0
   /** (watched ms, bytes) at the checks of about the last second. */
   private readonly recent: Array<{ at: number, got: number }> = [{ at: 0, got: 0 }]
 
@@ -148,10 +147,8 @@ export class Pace {
     this.watched += Math.min(now - this.last, 2 * PACE_CHECK_MS)
     this.last = now
     if (got >= this.bytes) return 'done'
-    if (got > this.lastGot) {
-      this.lastGot = got
-      this.progressAt = this.watched
-    }
+    // the latest check is always among the recent ones
+    if (got > this.recent[this.recent.length - 1].got) this.progressAt = this.watched
     this.recent.push({ at: this.watched, got })
     while (this.recent[0].at < this.watched - 1000) this.recent.shift()
     if (this.watched < PACE_GRACE_MS) return 'ok'

@@ -209,12 +209,8 @@ function jsonTensor (where: string, dtype: WireDType, input: V2RequestInputJson)
  */
 function rowMajor (where: string, data: unknown[]): unknown[] {
   const shape = nestedShape(where, data)
-  if (shape.length <= 1) {
-    // flat: an array among the numbers is ragged
-    const i = data.findIndex(Array.isArray)
-    if (i >= 0) fail('INVALID_TENSOR', `${where}[${i}]: ragged nested arrays: expected a number at depth 1, got an array`)
-    return data
-  }
+  // flat data, the usual form, is taken as it is (an array among its numbers is ragged: the walk says where)
+  if (shape.length === 1 && !data.some(Array.isArray)) return data
   const flat: unknown[] = []
   eachNested(where, data, shape, node => flat.push(node))
   return flat
@@ -236,8 +232,9 @@ function preparable (where: string, dtype: WireDType, shape: number[], data: Ten
  * DEADLINE_EXCEEDED; undefined when the server's applies (the batcher's own).
  */
 export function callDeadline (requestTimeoutMs: number, timeoutUs: number | undefined, transportUs: number | undefined): Deadline | undefined {
-  let deadline: Deadline = { us: requestTimeoutMs > 0 ? requestTimeoutMs * 1000 : Infinity, name: 'REQUEST_TIMEOUT_MS' }
-  if (timeoutUs !== undefined && timeoutUs > 0 && timeoutUs < deadline.us) deadline = { us: timeoutUs, name: 'the request\'s timeout parameter' }
-  if (transportUs !== undefined && transportUs < deadline.us) deadline = { us: transportUs, name: 'the call\'s gRPC deadline' }
-  return deadline.name === 'REQUEST_TIMEOUT_MS' ? undefined : deadline
+  const server = requestTimeoutMs > 0 ? requestTimeoutMs * 1000 : Infinity
+  let deadline: Deadline | undefined
+  if (timeoutUs !== undefined && timeoutUs > 0 && timeoutUs < server) deadline = { us: timeoutUs, name: 'the request\'s timeout parameter' }
+  if (transportUs !== undefined && transportUs < (deadline?.us ?? server)) deadline = { us: transportUs, name: 'the call\'s gRPC deadline' }
+  return deadline
 }
