@@ -11,7 +11,8 @@ import http from 'node:http'
 import Fastify from 'fastify'
 import * as grpc from '@grpc/grpc-js'
 import * as protoLoader from '@grpc/proto-loader'
-import { protoFile, widenWindows } from '../src/protocols/v2/grpc'
+import { protoFile } from '../src/protocols/v2/grpc'
+import { widenWindows } from '../src/protocols/v2/grpc-streams'
 import { GRPC_LOADER_OPTIONS } from '../src/protocols/v2/grpc-messages'
 
 let memory = Buffer.allocUnsafe(0)

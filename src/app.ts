@@ -128,6 +128,7 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
     service: v2,
     maxMessageBytes: Math.round(cfg.bodyLimitMb * 1024 * 1024),
     receiveTimeoutMs: cfg.receiveTimeoutMs,
+    bodies,
     metrics,
     log: app.log,
     // the same bookkeeping as the onRequest hook below: draining waits for gRPC calls too

@@ -73,7 +73,7 @@ export function createMetrics (
     // eslint-disable-next-line no-new
     new client.Gauge({
       name: 'losshub_large_body_bytes',
-      help: 'Bytes of large request bodies (256 KiB or more) by state: in_progress (read, queued or evaluated; bounded by BODIES_IN_PROGRESS_MB) and waiting (not yet read, in their connections).',
+      help: 'Bytes of large request bodies and gRPC messages (256 KiB or more) by state: in_progress (read, queued or evaluated; bounded by BODIES_IN_PROGRESS_MB) and waiting (not yet read, in their connections).',
       labelNames: ['state'] as const,
       registers: [registry],
       collect () {

@@ -110,16 +110,27 @@ export function admitBodies (admission: BodyAdmission, receiveTimeoutMs: number)
     if (request.raw.socket?.destroyed !== false) return payload
     await new Promise<void>((resolve, reject) => {
       const leave = admission.enter(bytes, resolve)
-      if (leave === undefined) {
-        const mib = (n: number): string => (n / 2 ** 20).toFixed(1)
-        return reject(new LosshubError('OVERLOADED', `overloaded: ${mib(admission.bytes.waiting)} MiB of request bodies wait to be read and this one brings ${mib(bytes)} MiB (QUEUE_MAX_MB); retry`, 1))
-      }
+      if (leave === undefined) return reject(new LosshubError('OVERLOADED', lineFullMessage(admission, bytes), 1))
       // a request whose client goes away while it waits never starts (nothing refers to it then)
       reply.raw.once('close', leave)
     })
     watchPace(request, reply, bytes, began + receiveTimeoutMs)
     return payload
   }
+}
+
+/** Why a body of `bytes` was refused a place in `admission`'s line. */
+export function lineFullMessage (admission: BodyAdmission, bytes: number): string {
+  const mib = (n: number): string => (n / 2 ** 20).toFixed(1)
+  return `overloaded: ${mib(admission.bytes.waiting)} MiB of request bodies wait to be read and this one brings ${mib(bytes)} MiB (QUEUE_MAX_MB); retry`
+}
+
+/** Why a body (`what`: the argument named in the message) judged at `now` with `got` bytes in was cut. */
+export function paceMessage (what: string, verdict: 'slow' | 'stalled', got: number, pace: Pace, now: number): string {
+  const arrived = `${what}: ${got} of ${pace.bytes} bytes arrived in ${(pace.watchedMs / 1000).toFixed(1)} s`
+  return verdict === 'stalled'
+    ? `${arrived}, none in the last ${(PACE_STALL_MS / 1000).toFixed(1)} s or more: the upload stalled`
+    : `${arrived}; at this pace the rest would not arrive within the ${((pace.deadline - now) / 1000).toFixed(1)} s left of RECEIVE_TIMEOUT_MS`
 }
 
 /**
@@ -181,11 +192,7 @@ function watchPace (request: FastifyRequest, reply: FastifyReply, bytes: number,
     if (verdict === 'ok') return
     clearInterval(timer)
     answeredEarly.add(request)
-    const arrived = `body: ${got} of ${bytes} bytes arrived in ${(pace.watchedMs / 1000).toFixed(1)} s`
-    const err = new LosshubError('RECEIVE_TIMEOUT', verdict === 'stalled'
-      ? `${arrived}, none in the last ${(PACE_STALL_MS / 1000).toFixed(1)} s or more: the upload stalled`
-      : `${arrived}; at this pace the rest would not arrive within the ${((deadline - now) / 1000).toFixed(1)} s left of RECEIVE_TIMEOUT_MS`)
-    void reply.code(408).header('connection', 'close').send(err)
+    void reply.code(408).header('connection', 'close').send(new LosshubError('RECEIVE_TIMEOUT', paceMessage('body', verdict, got, pace, now)))
   }, PACE_CHECK_MS)
   timer.unref()
   reply.raw.once('close', () => clearInterval(timer))

@@ -1,11 +1,10 @@
 import fs from 'node:fs'
-import type http2 from 'node:http2'
-import { constants as http2Constants } from 'node:http2'
 import path from 'node:path'
 import * as grpc from '@grpc/grpc-js'
 import * as protoLoader from '@grpc/proto-loader'
 import { type FastifyBaseLogger } from 'fastify'
 import { ERRORS, type ErrorCode, LosshubError } from '../../errors'
+import { type BodyAdmission } from '../../http/body-admission'
 import { keptCopy } from '../../http/body-memory'
 import { type AjvError, validationMessage } from '../../http/errors'
 import { type Metrics } from '../../metrics'
@@ -16,16 +15,10 @@ import { refusingUndecodable, type UndecodableRequest } from './grpc-decoding'
 import { typedContentsDecoder, typedContentsEncoder } from './grpc-contents'
 import { ClientGone } from '../../batching/departure'
 import { type V2Service } from './service'
+import { boundReceiving, widenWindows } from './grpc-streams'
 
 /** The inference service's full name (proto/grpc_service.proto). */
 export const INFERENCE_SERVICE = 'inference.GRPCInferenceService'
-
-/**
- * The HTTP/2 receive windows (per connection and per stream) of the gRPC server. Node's default
- * of 64 KiB makes a client wait for a WINDOW_UPDATE after every 64 KiB it sends: a 16 MiB
- * tensor then takes hundreds of round trips (about 3x longer on loopback than with this).
- */
-export const FLOW_CONTROL_WINDOW = 8 * 2 ** 20
 
 /** Calls in progress at once on one connection (Go's HTTP/2 server allows 250). */
 export const MAX_STREAMS = 256
@@ -45,6 +38,8 @@ export interface GrpcOptions {
   maxMessageBytes: number
   /** Most time a request may take to arrive (RECEIVE_TIMEOUT_MS, as for HTTP). */
   receiveTimeoutMs: number
+  /** HTTP's line of large bodies (BODIES_IN_PROGRESS_MB), which large messages join. */
+  bodies: BodyAdmission
   metrics: Metrics
   log: FastifyBaseLogger
   inFlight: InFlight
@@ -104,6 +99,14 @@ export class GrpcFrontDoor {
     return failure
   }
 
+  /** A request refused while it arrived (too slow, or no room in the line): logged, and counted as REST would count it. */
+  private refusedWhileReceiving (rpc: string, err: LosshubError, started: number): grpc.ServiceError & { metadata: grpc.Metadata } {
+    const failure = this.failure(rpc, err, started)
+    // the model is named in the message, which has not arrived
+    if (rpc === 'ModelInfer') observeRequest(this.opts.metrics, 'grpc', 'unknown', ERRORS[failure.losshubCode].status, elapsed(started) / 1000)
+    return failure
+  }
+
   /** Starts serving on `host:port` (0: any free port); resolves with the port bound. */
   async listen (port: number, host: string): Promise<number> {
     const address = `${host.includes(':') ? `[${host}]` : host}:${port}`
@@ -111,7 +114,8 @@ export class GrpcFrontDoor {
       this.server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => err === null ? resolve(port) : reject(err))
     })
     widenWindows(this.server)
-    boundReceiving(this.server, this.opts.receiveTimeoutMs)
+    const { receiveTimeoutMs, bodies: admission, maxMessageBytes } = this.opts
+    boundReceiving(this.server, { receiveTimeoutMs, admission, maxMessageBytes, fail: (rpc, err, started) => this.refusedWhileReceiving(rpc, err, started) })
     return bound
   }
 
@@ -233,12 +237,14 @@ function withTypedContents (definition: grpc.ServiceDefinition): grpc.ServiceDef
 
 /**
  * The gRPC status of a losshub error code: 400s are INVALID_ARGUMENT (a tensor past
- * MAX_ELEMENTS, or a message past the limit, RESOURCE_EXHAUSTED), 404s NOT_FOUND, 503s
+ * MAX_ELEMENTS, or a message past the limit, RESOURCE_EXHAUSTED; a request too slow to
+ * arrive, 408 over HTTP, DEADLINE_EXCEEDED), 404s NOT_FOUND, 503s
  * (overloaded, starting, draining, a lost batch or worker: retry) UNAVAILABLE, 504
  * DEADLINE_EXCEEDED, anything else INTERNAL.
  */
 export function grpcStatus (code: ErrorCode): grpc.status {
   if (code === 'TOO_LARGE' || code === 'PAYLOAD_TOO_LARGE') return grpc.status.RESOURCE_EXHAUSTED
+  if (code === 'RECEIVE_TIMEOUT') return grpc.status.DEADLINE_EXCEEDED
   const http = ERRORS[code].status
   if (http === 404) return grpc.status.NOT_FOUND
   if (http === 503) return grpc.status.UNAVAILABLE
@@ -253,57 +259,6 @@ function classify (err: unknown): [ErrorCode, string, number | undefined] {
   const validation = (err as { validation?: AjvError[] }).validation
   if (validation !== undefined && validation.length > 0) return [...validationMessage(validation[0], new Set()), undefined]
   return ['INTERNAL', 'internal error', undefined]
-}
-
-/**
- * Calls `tune` once for each HTTP/2 server under `server`, which grpc-js (1.14) has no options
- * for: they are reached through its `http2Servers` field, and where that is not found nothing
- * changes. `seen` keeps a server from being tuned twice by the same function.
- */
-function eachHttp2Server (server: grpc.Server, seen: WeakSet<object>, tune: (h2: http2.Http2Server) => void): void {
-  const servers = (server as unknown as { http2Servers?: unknown }).http2Servers
-  if (!(servers instanceof Map)) return
-  for (const h2 of servers.keys() as IterableIterator<http2.Http2Server>) {
-    if (seen.has(h2) || typeof h2?.on !== 'function') continue
-    seen.add(h2)
-    tune(h2)
-  }
-}
-
-const widened = new WeakSet<object>()
-
-/** Gives every new HTTP/2 session of `server` FLOW_CONTROL_WINDOW. */
-export function widenWindows (server: grpc.Server): void {
-  eachHttp2Server(server, widened, h2 => h2.on('session', (session: http2.ServerHttp2Session) => {
-    try {
-      session.setLocalWindowSize(FLOW_CONTROL_WINDOW)
-      session.settings({ initialWindowSize: FLOW_CONTROL_WINDOW })
-    } catch {} // a session closing already: it needs no window
-  }))
-}
-
-const bounded = new WeakSet<object>()
-
-/**
- * Bounds the time a request takes to arrive, as RECEIVE_TIMEOUT_MS bounds HTTP's: one not
- * whole `receiveTimeoutMs` after its stream opened (a stalled or trickled upload, which grpc-js
- * would buffer for as long as the client likes, outside every other bound) is answered
- * DEADLINE_EXCEEDED with losshub-code RECEIVE_TIMEOUT, as HTTP answers 408, and its stream reset
- * (NO_ERROR, as gRPC asks of a server that answers before the client has finished sending),
- * which drops what was buffered of it.
- */
-export function boundReceiving (server: grpc.Server, receiveTimeoutMs: number): void {
-  eachHttp2Server(server, bounded, h2 => h2.on('stream', (stream: http2.ServerHttp2Stream) => {
-    const timer = setTimeout(() => {
-      // arrived whole (its call may still run: its deadline is the batcher's), or answered
-      if (stream.readableEnded || stream.headersSent || stream.closed) return
-      const message = `RECEIVE_TIMEOUT: request: not received within RECEIVE_TIMEOUT_MS (${receiveTimeoutMs} ms)`
-      stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(grpc.status.DEADLINE_EXCEEDED), 'grpc-message': encodeURI(message), 'losshub-code': 'RECEIVE_TIMEOUT' }, { endStream: true })
-      stream.close(http2Constants.NGHTTP2_NO_ERROR)
-    }, receiveTimeoutMs)
-    timer.unref()
-    stream.once('close', () => clearTimeout(timer))
-  }))
 }
 
 /** The time left before a gRPC deadline, in microseconds; undefined when the call has none. */

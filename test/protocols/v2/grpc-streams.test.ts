@@ -1,0 +1,156 @@
+/**
+ * The bounds on gRPC requests while they arrive (src/protocols/v2/grpc-streams.ts), driven
+ * with raw HTTP/2 streams so that a message can be sent in parts, or not at all.
+ */
+import http from 'node:http'
+import http2 from 'node:http2'
+import { once } from 'node:events'
+import * as grpc from '@grpc/grpc-js'
+import t, { type Test } from 'tap'
+import { LOSSES } from '../../../src/losses'
+import { grpcApp, typedInput } from './grpc'
+import { NO_SHEDDING } from './v2'
+
+const MiB = 2 ** 20
+const MSE = { losses: LOSSES.filter(d => d.name === 'mse') }
+
+/** A raw ModelInfer stream whose message announces `bytes` and sends the first `send` of them (zeros: a message that names no model). */
+function announce (session: http2.ClientHttp2Session, bytes: number, send: number): http2.ClientHttp2Stream {
+  const stream = session.request({ ':method': 'POST', ':path': '/inference.GRPCInferenceService/ModelInfer', 'content-type': 'application/grpc', te: 'trailers' })
+  const prefix = Buffer.alloc(5)
+  prefix.writeUInt32BE(bytes, 1)
+  stream.write(Buffer.concat([prefix, Buffer.alloc(send)]))
+  return stream
+}
+
+/** The gRPC status of a stream's answer: from its headers (trailers-only) or its trailers. */
+async function statusOf (stream: http2.ClientHttp2Stream): Promise<http2.IncomingHttpHeaders> {
+  return await new Promise(resolve => {
+    stream.once('response', headers => { if (headers['grpc-status'] !== undefined) resolve(headers) })
+    stream.once('trailers', resolve)
+    stream.resume()
+  })
+}
+
+/** A session to `port`, closed when the test ends. */
+function connect (t: Test, port: number): http2.ClientHttp2Session {
+  const session = http2.connect(`http://127.0.0.1:${port}`)
+  session.on('error', () => {}) // the streams' own outcomes are what the tests check
+  t.teardown(() => session.destroy())
+  return session
+}
+
+/** The losshub_large_body_bytes gauge, by state. */
+async function largeBodies (app: Awaited<ReturnType<typeof grpcApp>>['app']): Promise<{ inProgress: number, waiting: number }> {
+  const text = (await app.inject('/metrics')).body
+  const gauge = (state: string): number => Number(new RegExp(`^losshub_large_body_bytes\\{state="${state}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN)
+  return { inProgress: gauge('in_progress'), waiting: gauge('waiting') }
+}
+
+/** Polls `read` until `done` holds of its value (at most 5 s); returns the last value. */
+async function until<T> (read: () => Promise<T>, done: (v: T) => boolean): Promise<T> {
+  let v = await read()
+  for (const end = Date.now() + 5000; !done(v) && Date.now() < end; v = await read()) await new Promise(resolve => setTimeout(resolve, 20))
+  return v
+}
+
+t.test('HTTP/2 flow-control windows of 8 MiB: a large tensor is not sent 64 KiB per round trip', async t => {
+  const s = await grpcApp(t, NO_SHEDDING, MSE)
+  const session = connect(t, s.port)
+  // the first SETTINGS frame has Node's defaults, the next one the server's windows (bounded wait)
+  const settings = await new Promise<http2.Settings | undefined>(resolve => {
+    session.on('remoteSettings', (r: http2.Settings) => { if (r.initialWindowSize !== 65535) resolve(r) })
+    setTimeout(() => resolve(undefined), 5000).unref()
+  })
+  t.equal(settings?.initialWindowSize, 8 * MiB, 'the server\'s per-stream window')
+})
+
+t.test('a request not whole within RECEIVE_TIMEOUT_MS: DEADLINE_EXCEEDED with RECEIVE_TIMEOUT, its stream closed; at most 256 calls a connection', async t => {
+  const slow = await grpcApp(t, { ...NO_SHEDDING, receiveTimeoutMs: 1000, headersTimeoutMs: 1000 }, MSE)
+  const session = connect(t, slow.port)
+  const settings = await new Promise<http2.Settings>(resolve => session.once('remoteSettings', resolve))
+  t.equal(settings.maxConcurrentStreams, 256, 'the server allows 256 streams at once on a connection')
+  // a message below the large-body size (its pace is not watched) that announces 100 KiB and sends 10 bytes of it, then nothing
+  const stream = announce(session, 100 * 1024, 10)
+  const headers = await statusOf(stream)
+  t.equal(headers['grpc-status'], String(grpc.status.DEADLINE_EXCEEDED))
+  t.equal(headers['losshub-code'], 'RECEIVE_TIMEOUT')
+  t.equal(decodeURI(String(headers['grpc-message'])), 'RECEIVE_TIMEOUT: request: not received within RECEIVE_TIMEOUT_MS (1000 ms)')
+  await once(stream, 'close')
+  t.equal(stream.rstCode, http2.constants.NGHTTP2_NO_ERROR, 'and the stream is closed under the client, which was still sending')
+  // a request that arrives in time is served as ever, however long its call then takes
+  const ok = await slow.call('ModelInfer', { model_name: 'mse', inputs: [typedInput('input', { dtype: 'float32', shape: [2], data: [1, 2] }), typedInput('target', { dtype: 'float32', shape: [2], data: [0, 0] })] })
+  t.equal(ok.ok, true)
+})
+
+t.test('a large message waits, unread, for its turn among the large bodies in progress, HTTP\'s among them', async t => {
+  const s = await grpcApp(t, { ...NO_SHEDDING, bodiesInProgressMb: 1, receiveTimeoutMs: 20000 }, MSE)
+  await s.app.listen({ port: 0, host: '127.0.0.1' })
+  const session = connect(t, s.port)
+  // A: 1 MiB announced, half of it sent: it takes the whole budget
+  const a = announce(session, MiB, MiB / 2)
+  t.same(await until(async () => await largeBodies(s.app), b => b.inProgress > 0), { inProgress: MiB + 5, waiting: 0 }, 'A is in progress')
+  const answered: string[] = []
+  // B: a whole 600 KiB message, and C: a 600 KiB /loss body, wait behind A
+  const b = announce(session, 600 * 1024, 600 * 1024)
+  b.end()
+  const bStatus = statusOf(b).then(h => { answered.push('B'); return h })
+  const body = `{"input":[3],"target":[1]${' '.repeat(600 * 1024)}}`
+  const port = (s.app.server.address() as { port: number }).port
+  const c = new Promise<{ status: number, body: string }>((resolve, reject) => {
+    const req = http.request({ port, host: '127.0.0.1', method: 'POST', path: '/loss/mse', headers: { 'content-type': 'application/json', 'content-length': body.length } }, res => {
+      let text = ''
+      res.setEncoding('utf8').on('data', d => { text += d }).on('end', () => { answered.push('C'); resolve({ status: res.statusCode ?? 0, body: text }) })
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
+  const waiting = 600 * 1024 + 5 + Buffer.byteLength(body)
+  t.same(await until(async () => await largeBodies(s.app), v => v.waiting === waiting), { inProgress: MiB + 5, waiting }, 'B and C wait')
+  await new Promise(resolve => setTimeout(resolve, 200))
+  t.same(answered, [], 'neither is answered while A is in progress')
+  // the rest of A; once it is answered (no model named: NOT_FOUND), B and C go ahead
+  a.end(Buffer.alloc(MiB / 2))
+  const aStatus = await statusOf(a)
+  answered.push('A')
+  t.equal(aStatus['grpc-status'], String(grpc.status.NOT_FOUND), 'A is read whole and answered')
+  t.equal((await bStatus)['grpc-status'], String(grpc.status.NOT_FOUND), 'then B')
+  t.same(await c, { status: 200, body: '{"loss":4}' }, 'and C: (3 - 1)^2')
+  t.equal(answered[0], 'A', 'A first')
+  t.same(await until(async () => await largeBodies(s.app), v => v.inProgress === 0), { inProgress: 0, waiting: 0 }, 'every turn given back')
+})
+
+t.test('a large message past the line of waiting bodies (QUEUE_MAX_MB): UNAVAILABLE with OVERLOADED and a retry pushback, at once', async t => {
+  const s = await grpcApp(t, { ...NO_SHEDDING, bodiesInProgressMb: 1, queueMaxMb: 1, receiveTimeoutMs: 20000 }, MSE)
+  const session = connect(t, s.port)
+  announce(session, MiB, 1000)
+  await until(async () => await largeBodies(s.app), v => v.inProgress > 0)
+  announce(session, 600 * 1024, 1000) // an empty line takes any body
+  await until(async () => await largeBodies(s.app), v => v.waiting > 0)
+  const started = Date.now()
+  const refused = announce(session, 600 * 1024, 1000)
+  const headers = await statusOf(refused)
+  t.ok(Date.now() - started < 1000, 'answered before it is sent')
+  t.equal(headers['grpc-status'], String(grpc.status.UNAVAILABLE))
+  t.equal(headers['losshub-code'], 'OVERLOADED')
+  t.equal(headers['retry-after'], '1')
+  t.equal(headers['grpc-retry-pushback-ms'], '1000')
+  t.equal(decodeURI(String(headers['grpc-message'])), 'OVERLOADED: overloaded: 0.6 MiB of request bodies wait to be read and this one brings 0.6 MiB (QUEUE_MAX_MB); retry')
+  t.match((await s.app.inject('/metrics')).body, /^losshub_requests_total\{protocol="grpc",loss="unknown",status="503"\} 1$/m, 'counted as a 503')
+})
+
+t.test('a large message that stalls: DEADLINE_EXCEEDED with RECEIVE_TIMEOUT within seconds, long before RECEIVE_TIMEOUT_MS, and its turn given back', async t => {
+  const s = await grpcApp(t, { ...NO_SHEDDING, bodiesInProgressMb: 1, receiveTimeoutMs: 20000 }, MSE)
+  const session = connect(t, s.port)
+  const started = Date.now()
+  const stream = announce(session, MiB, 100 * 1024)
+  const headers = await statusOf(stream)
+  const ms = Date.now() - started
+  t.ok(ms >= 2000 && ms < 6000, `answered after the stall time, ${ms} ms`)
+  t.equal(headers['grpc-status'], String(grpc.status.DEADLINE_EXCEEDED))
+  t.equal(headers['losshub-code'], 'RECEIVE_TIMEOUT')
+  t.match(decodeURI(String(headers['grpc-message'])), /^RECEIVE_TIMEOUT: request: 102405 of 1048581 bytes arrived in \d+\.\d s, none in the last 2\.0 s or more: the upload stalled$/)
+  await once(stream, 'close')
+  t.equal(stream.rstCode, http2.constants.NGHTTP2_NO_ERROR, 'its stream closed under the client')
+  t.same(await until(async () => await largeBodies(s.app), v => v.inProgress === 0), { inProgress: 0, waiting: 0 }, 'its turn given back')
+})
