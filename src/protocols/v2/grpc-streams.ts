@@ -1,6 +1,6 @@
 import type http2 from 'node:http2'
 import { constants as http2Constants } from 'node:http2'
-import type * as grpc from '@grpc/grpc-js'
+import * as grpc from '@grpc/grpc-js'
 import { LosshubError } from '../../errors'
 import { type BodyAdmission, lineFullMessage, Pace, PACE_CHECK_MS, paceMessage } from '../../http/body-admission'
 
@@ -84,7 +84,38 @@ export function boundReceiving (server: grpc.Server, bounds: ReceiveBounds): voi
     timer.unref()
     stream.once('close', () => clearTimeout(timer))
     admitMessage(stream, bounds, deadline, answer)
+    correctClientFaults(stream, headers, answer)
   }))
+}
+
+/**
+ * grpc-js (1.14) answers INTERNAL, as grpc-go does, for two mistakes of the client's that it
+ * finds before any handler runs: a `grpc-timeout` it cannot read, and a message flagged
+ * compressed that does not decompress. Those answers (INTERNAL, without a losshub-code: none
+ * of ours) become INVALID_ARGUMENT with losshub-code INVALID_REQUEST and a message naming what
+ * was wrong, logged and counted as the call's would be.
+ */
+function correctClientFaults (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, answer: (err: LosshubError) => void): void {
+  const respond = stream.respond
+  stream.respond = function (this: http2.ServerHttp2Stream, out?: http2.OutgoingHttpHeaders, options?: http2.ServerStreamResponseOptions): void {
+    const fault = out !== undefined && String(out['grpc-status']) === String(grpc.status.INTERNAL) && out['losshub-code'] === undefined ? clientFault(String(out['grpc-message']), headers) : undefined
+    if (fault === undefined) return respond.call(this, out, options)
+    stream.respond = respond
+    answer(new LosshubError('INVALID_REQUEST', fault))
+  }
+}
+
+/** What a client did wrong, by grpc-js's INTERNAL message; undefined for anything else. */
+function clientFault (encodedMessage: string, headers: http2.IncomingHttpHeaders): string | undefined {
+  let message: string
+  try {
+    message = decodeURI(encodedMessage)
+  } catch {
+    return undefined
+  }
+  if (message.startsWith('Invalid grpc-timeout value')) return `grpc-timeout: ${JSON.stringify(String(headers['grpc-timeout']))} is not a timeout (1 to 8 digits, then a unit: H, M, S, m, u or n)`
+  if (message === 'Failed to decompress message') return `request: the message is flagged compressed (grpc-encoding ${String(headers['grpc-encoding'])}) but does not decompress`
+  return undefined
 }
 
 /** Reads the first message's prefix as it arrives and, for a large message, waits for its turn in `bounds.admission`. */

@@ -5,10 +5,11 @@
 import http from 'node:http'
 import http2 from 'node:http2'
 import { once } from 'node:events'
+import zlib from 'node:zlib'
 import * as grpc from '@grpc/grpc-js'
 import t, { type Test } from 'tap'
 import { LOSSES } from '../../../src/losses'
-import { grpcApp, typedInput } from './grpc'
+import { grpcApp, loadPackage, typedInput } from './grpc'
 import { NO_SHEDDING } from './v2'
 
 const MiB = 2 ** 20
@@ -20,6 +21,16 @@ function announce (session: http2.ClientHttp2Session, bytes: number, send: numbe
   const prefix = Buffer.alloc(5)
   prefix.writeUInt32BE(bytes, 1)
   stream.write(Buffer.concat([prefix, Buffer.alloc(send)]))
+  return stream
+}
+
+/** A raw ModelInfer stream sending `message` whole, with the compressed flag `flag`, and `headers`. */
+function send (session: http2.ClientHttp2Session, message: Buffer, flag: number, headers: http2.OutgoingHttpHeaders = {}): http2.ClientHttp2Stream {
+  const stream = session.request({ ':method': 'POST', ':path': '/inference.GRPCInferenceService/ModelInfer', 'content-type': 'application/grpc', te: 'trailers', ...headers })
+  const prefix = Buffer.alloc(5)
+  prefix.writeUInt8(flag, 0)
+  prefix.writeUInt32BE(message.length, 1)
+  stream.end(Buffer.concat([prefix, message]))
   return stream
 }
 
@@ -153,4 +164,26 @@ t.test('a large message that stalls: DEADLINE_EXCEEDED with RECEIVE_TIMEOUT with
   await once(stream, 'close')
   t.equal(stream.rstCode, http2.constants.NGHTTP2_NO_ERROR, 'its stream closed under the client')
   t.same(await until(async () => await largeBodies(s.app), v => v.inProgress === 0), { inProgress: 0, waiting: 0 }, 'its turn given back')
+})
+
+t.test('client mistakes grpc-js answers INTERNAL (a bad grpc-timeout, a message that does not decompress): INVALID_ARGUMENT with INVALID_REQUEST', async t => {
+  const s = await grpcApp(t, NO_SHEDDING, MSE)
+  const session = connect(t, s.port)
+  const serialize = loadPackage().inference.GRPCInferenceService.service.ModelInfer.requestSerialize
+  const request = serialize({ model_name: 'mse', inputs: [typedInput('input', { dtype: 'float32', shape: [2], data: [1, 2] }), typedInput('target', { dtype: 'float32', shape: [2], data: [0, 0] })] })
+  const cases: Array<[string, Buffer, number, http2.OutgoingHttpHeaders, string]> = [
+    ['gzip flag, bytes not gzip', Buffer.from('not gzip'), 1, { 'grpc-encoding': 'gzip' }, 'INVALID_REQUEST: request: the message is flagged compressed (grpc-encoding gzip) but does not decompress'],
+    ['deflate flag, bytes not deflate', Buffer.from('not deflate'), 1, { 'grpc-encoding': 'deflate' }, 'INVALID_REQUEST: request: the message is flagged compressed (grpc-encoding deflate) but does not decompress'],
+    ['grpc-timeout "xyz"', request, 0, { 'grpc-timeout': 'xyz' }, 'INVALID_REQUEST: grpc-timeout: "xyz" is not a timeout (1 to 8 digits, then a unit: H, M, S, m, u or n)']
+  ]
+  for (const [name, message, flag, headers, expected] of cases) {
+    const answer = await statusOf(send(session, message, flag, headers))
+    t.equal(answer['grpc-status'], String(grpc.status.INVALID_ARGUMENT), name)
+    t.equal(answer['losshub-code'], 'INVALID_REQUEST', name)
+    t.equal(decodeURI(String(answer['grpc-message'])), expected, name)
+  }
+  // the same request gzipped, and with a readable timeout, is served: (1^2 + 2^2) / 2
+  const fine = await statusOf(send(session, zlib.gzipSync(request), 1, { 'grpc-encoding': 'gzip', 'grpc-timeout': '10S' }))
+  t.equal(fine['grpc-status'], '0', 'a gzipped message that decompresses is served')
+  t.match((await s.app.inject('/metrics')).body, /^losshub_requests_total\{protocol="grpc",loss="unknown",status="400"\} 3$/m, 'counted as 400s')
 })
