@@ -84,7 +84,7 @@ export function boundReceiving (server: grpc.Server, bounds: ReceiveBounds): voi
     timer.unref()
     stream.once('close', () => clearTimeout(timer))
     admitMessage(stream, bounds, deadline, answer)
-    correctClientFaults(stream, headers, answer)
+    if (headers['grpc-timeout'] !== undefined || headers['grpc-encoding'] !== undefined) correctClientFaults(stream, headers, answer)
   }))
 }
 
@@ -122,12 +122,15 @@ function clientFault (encodedMessage: string, headers: http2.IncomingHttpHeaders
 function admitMessage (stream: http2.ServerHttp2Stream, bounds: ReceiveBounds, deadline: number, answer: (err: LosshubError) => void): void {
   const { admission } = bounds
   let got = 0
-  let prefix = Buffer.alloc(0)
+  let head: Buffer | undefined // the prefix's bytes so far, when its first chunk was shorter than it
   const count = (chunk: Buffer): void => {
     got += chunk.length
-    if (prefix.length >= PREFIX_BYTES) return
-    prefix = Buffer.concat([prefix, chunk.subarray(0, PREFIX_BYTES - prefix.length)])
-    if (prefix.length < PREFIX_BYTES) return
+    if (got - chunk.length >= PREFIX_BYTES) return // the prefix came before
+    const prefix = head === undefined ? chunk : Buffer.concat([head, chunk])
+    if (prefix.length < PREFIX_BYTES) {
+      head = prefix
+      return
+    }
     const bytes = PREFIX_BYTES + prefix.readUInt32BE(1)
     if (bytes < admission.smallest || bytes - PREFIX_BYTES > bounds.maxMessageBytes) {
       stream.removeListener('data', count)

@@ -131,6 +131,21 @@ t.test('a large message waits, unread, for its turn among the large bodies in pr
   t.same(await until(async () => await largeBodies(s.app), v => v.inProgress === 0), { inProgress: 0, waiting: 0 }, 'every turn given back')
 })
 
+t.test('a prefix that arrives in parts is read whole: the message still takes its turn', async t => {
+  const s = await grpcApp(t, { ...NO_SHEDDING, bodiesInProgressMb: 1, receiveTimeoutMs: 20000 }, MSE)
+  const session = connect(t, s.port)
+  const stream = session.request({ ':method': 'POST', ':path': '/inference.GRPCInferenceService/ModelInfer', 'content-type': 'application/grpc', te: 'trailers' })
+  const prefix = Buffer.alloc(5)
+  prefix.writeUInt32BE(MiB, 1)
+  for (const part of [prefix.subarray(0, 2), prefix.subarray(2, 4), Buffer.concat([prefix.subarray(4), Buffer.alloc(1000)])]) {
+    stream.write(part)
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  t.same(await until(async () => await largeBodies(s.app), v => v.inProgress > 0), { inProgress: MiB + 5, waiting: 0 }, 'in progress, by the length its prefix declares')
+  stream.close()
+  t.same(await until(async () => await largeBodies(s.app), v => v.inProgress === 0), { inProgress: 0, waiting: 0 }, 'its turn given back when the client cancels')
+})
+
 t.test('a large message past the line of waiting bodies (QUEUE_MAX_MB): UNAVAILABLE with OVERLOADED and a retry pushback, at once', async t => {
   const s = await grpcApp(t, { ...NO_SHEDDING, bodiesInProgressMb: 1, queueMaxMb: 1, receiveTimeoutMs: 20000 }, MSE)
   const session = connect(t, s.port)
