@@ -66,6 +66,9 @@ export const TRITON_PARAMETERS = {
 /** Request, input and output parameters: name → string, number or boolean. */
 const scalar = Type.Union([Type.String(), Double(), Type.Boolean()])
 
+/** What becomes of the input and output parameters losshub has no use for. */
+const IGNORED_PARAMETERS = 'Other parameters (MLServer\'s `content_type`, say) are accepted and ignored, as Triton does; Triton\'s shared-memory parameters (`shared_memory_region`, ...) are refused: tensors travel in the request.'
+
 /** One input tensor of an inference request. */
 export const V2RequestInput = Type.Object({
   name: Type.String({ description: 'A tensor argument of the loss (`input`, `target`, `weight`, ...) or `grad_output`; for model `composite`, a tensor its terms bind (an identifier).' }),
@@ -73,7 +76,7 @@ export const V2RequestInput = Type.Object({
   datatype,
   parameters: Type.Optional(Type.Object({
     binary_data_size: Type.Optional(Int64({ minimum: 0, description: 'Binary tensor data extension: the tensor\'s bytes (little-endian, row-major) follow the JSON header; this many are this input\'s.' }))
-  }, { additionalProperties: false })),
+  }, { additionalProperties: scalar, description: IGNORED_PARAMETERS })),
   data: Type.Optional(Type.Array(Type.Unknown(), { description: 'Row-major elements, flat or nested; non-finite floats as "NaN", "Infinity", "-Infinity". Absent when the tensor is binary.' }))
 }, { $id: 'V2RequestInput', additionalProperties: false })
 
@@ -83,7 +86,7 @@ export const V2RequestOutput = Type.Object({
   parameters: Type.Optional(Type.Object({
     binary_data: Type.Optional(Type.Boolean({ description: 'Return this output as binary data (overrides `binary_data_output`).' })),
     classification: Type.Optional(Int64({ minimum: 0, description: 'Triton\'s classification extension: a loss has no class scores, so only 0 (off) is accepted.' }))
-  }, { additionalProperties: false }))
+  }, { additionalProperties: scalar, description: IGNORED_PARAMETERS }))
 }, { $id: 'V2RequestOutput', additionalProperties: false })
 
 /** `POST /v2/models/{model}/infer`: the JSON object (in the binary form, the JSON header). */
@@ -102,11 +105,11 @@ export const V2InferenceRequest = Type.Object({
     description: 'A loss\'s options, `reduction` and `grad`, as in the body of `POST /loss/{name}` (same defaults and checks); for model `composite`, `terms` and `grad` only. Triton\'s `binary_data_output`, `priority` and `timeout` for every model.'
   })),
   inputs: Type.Array(Type.Ref(V2RequestInput)),
-  outputs: Type.Optional(Type.Array(Type.Ref(V2RequestOutput), { description: 'The outputs to return, in this order; absent: `loss` (model `composite`: `total` and one output per term) and, with grad, every gradient. Asking for a `grad_` output implies `grad: true` unless `grad` is false.' }))
+  outputs: Type.Optional(Type.Array(Type.Ref(V2RequestOutput), { description: 'The outputs to return, in this order; absent or empty: `loss` (model `composite`: `total` and one output per term) and, with grad, every gradient. Asking for a `grad_` output implies `grad: true` unless `grad` is false.' }))
 }, {
   $id: 'V2InferenceRequest',
   additionalProperties: false,
-  description: 'JSON form: this object is the body. Binary form (Triton\'s binary tensor data extension): the body is this object (its byte length in the `Inference-Header-Content-Length` header) followed by the raw little-endian bytes of each input that has `parameters.binary_data_size`, in the order of `inputs`; any Content-Type, or none.',
+  description: 'JSON form: this object is the body. Binary form (Triton\'s binary tensor data extension): the body is this object (its byte length in the `Inference-Header-Content-Length` header) followed by the raw little-endian bytes of each input that has `parameters.binary_data_size`, in the order of `inputs`. Content-Type application/json, application/octet-stream or none (as tritonclient sends it); application/x-www-form-urlencoded, which `curl -d` sends, is read as JSON too.',
   examples: [{
     id: '42',
     parameters: { grad: true },
@@ -187,7 +190,7 @@ export const v2InferErrorResponses = {
   404: v2ErrorResponse('No such model (code UNKNOWN_LOSS: the message lists the models served), a version other than 1 (NOT_FOUND), or a term of model `composite` naming a loss not served (UNKNOWN_LOSS).'),
   408: v2ErrorResponse('The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed.'),
   413: v2ErrorResponse('The body is larger than the configured limit (BODY_LIMIT_MB).'),
-  415: v2ErrorResponse('A content type other than application/json, application/octet-stream or none.'),
+  415: v2ErrorResponse('A content type other than application/json, application/octet-stream, application/x-www-form-urlencoded or none.'),
   500: v2ErrorResponse('An unexpected failure (code INTERNAL): the details are logged with the request id (x-request-id), not returned.'),
   503: v2ErrorResponse('Overloaded (the queue is full, or shedding load) or shutting down: retry after `Retry-After` seconds.', retryAfter),
   504: v2ErrorResponse('Not answered within the request\'s `timeout` parameter or REQUEST_TIMEOUT_MS (code DEADLINE_EXCEEDED).')

@@ -3273,12 +3273,15 @@ export interface components {
              * @example FP32
              */
             datatype: string;
+            /** @description Other parameters (MLServer's `content_type`, say) are accepted and ignored, as Triton does; Triton's shared-memory parameters (`shared_memory_region`, ...) are refused: tensors travel in the request. */
             parameters?: {
                 /**
                  * Format: int64
                  * @description Binary tensor data extension: the tensor's bytes (little-endian, row-major) follow the JSON header; this many are this input's.
                  */
                 binary_data_size?: number;
+            } & {
+                [key: string]: string | number | boolean;
             };
             /** @description Row-major elements, flat or nested; non-finite floats as "NaN", "Infinity", "-Infinity". Absent when the tensor is binary. */
             data?: unknown[];
@@ -3286,6 +3289,7 @@ export interface components {
         V2RequestOutput: {
             /** @description `loss` or `grad_<argument>`; for model `composite`, `total`, a term's output or `grad_<input>`. */
             name: string;
+            /** @description Other parameters (MLServer's `content_type`, say) are accepted and ignored, as Triton does; Triton's shared-memory parameters (`shared_memory_region`, ...) are refused: tensors travel in the request. */
             parameters?: {
                 /** @description Return this output as binary data (overrides `binary_data_output`). */
                 binary_data?: boolean;
@@ -3294,10 +3298,12 @@ export interface components {
                  * @description Triton's classification extension: a loss has no class scores, so only 0 (off) is accepted.
                  */
                 classification?: number;
+            } & {
+                [key: string]: string | number | boolean;
             };
         };
         /**
-         * @description JSON form: this object is the body. Binary form (Triton's binary tensor data extension): the body is this object (its byte length in the `Inference-Header-Content-Length` header) followed by the raw little-endian bytes of each input that has `parameters.binary_data_size`, in the order of `inputs`; any Content-Type, or none.
+         * @description JSON form: this object is the body. Binary form (Triton's binary tensor data extension): the body is this object (its byte length in the `Inference-Header-Content-Length` header) followed by the raw little-endian bytes of each input that has `parameters.binary_data_size`, in the order of `inputs`. Content-Type application/json, application/octet-stream or none (as tritonclient sends it); application/x-www-form-urlencoded, which `curl -d` sends, is read as JSON too.
          * @example {
          *       "id": "42",
          *       "parameters": {
@@ -3365,7 +3371,7 @@ export interface components {
                 [key: string]: string | number | boolean;
             };
             inputs: components["schemas"]["V2RequestInput"][];
-            /** @description The outputs to return, in this order; absent: `loss` (model `composite`: `total` and one output per term) and, with grad, every gradient. Asking for a `grad_` output implies `grad: true` unless `grad` is false. */
+            /** @description The outputs to return, in this order; absent or empty: `loss` (model `composite`: `total` and one output per term) and, with grad, every gradient. Asking for a `grad_` output implies `grad: true` unless `grad` is false. */
             outputs?: components["schemas"]["V2RequestOutput"][];
         };
         V2ResponseOutput: {
@@ -7470,7 +7476,7 @@ export interface operations {
                     "application/json": components["schemas"]["V2ErrorResponse"];
                 };
             };
-            /** @description A content type other than application/json, application/octet-stream or none. */
+            /** @description A content type other than application/json, application/octet-stream, application/x-www-form-urlencoded or none. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -7655,7 +7661,7 @@ export interface operations {
                     "application/json": components["schemas"]["V2ErrorResponse"];
                 };
             };
-            /** @description A content type other than application/json, application/octet-stream or none. */
+            /** @description A content type other than application/json, application/octet-stream, application/x-www-form-urlencoded or none. */
             415: {
                 headers: {
                     [name: string]: unknown;

@@ -47,7 +47,8 @@ export function checkInputData (body: V2InferenceRequestJson): void {
 /**
  * Body parsing of the V2 routes (this plugin's scope only): JSON, the binary form under any of
  * application/json, application/octet-stream or no Content-Type at all (as tritonclient sends
- * it), within the app's body limit. Any other type is a 415. JSON data is read as POST /loss
+ * it), within the app's body limit. application/x-www-form-urlencoded, which `curl -d` sends
+ * unless told otherwise, is read as JSON too, as Triton reads any type. Any other type is a 415. JSON data is read as POST /loss
  * reads tensors: into reused memory the route hands back (releaseBody), a large one's second
  * half perhaps on an idle kernel worker (`aside`).
  */
@@ -61,8 +62,8 @@ export function v2BodyParser (app: FastifyInstance, aside?: ReadAside): void {
   const parser = (request: FastifyRequest, body: Buffer): unknown => {
     const type = request.headers['content-type']
     // '*' also catches every type no other parser takes: only "none" is welcome there
-    if (type !== undefined && !/^application\/(json|octet-stream)\s*(;|$)/i.test(type)) {
-      fail('UNSUPPORTED_MEDIA_TYPE', `content-type: expected application/json, application/octet-stream or none, got ${JSON.stringify(type)}`)
+    if (type !== undefined && !/^application\/(json|octet-stream|x-www-form-urlencoded)\s*(;|$)/i.test(type)) {
+      fail('UNSUPPORTED_MEDIA_TYPE', `content-type: expected application/json, application/octet-stream or none (or application/x-www-form-urlencoded, curl -d's, read as JSON), got ${JSON.stringify(type)}`)
     }
     return parse(request, body)
   }

@@ -75,14 +75,15 @@ export interface InferRequestJson {
 /**
  * Translates a ModelInferRequest to the protocol's JSON form: parameters become JSON scalars,
  * typed contents `data`, raw_input_contents the raw tensors. REST's binary-form parameters
- * (`binary_data_size`, `binary_data`) have no meaning here and are refused.
+ * (`binary_data_size`, `binary_data`) have no meaning here and are ignored, as Triton ignores them.
  */
 export function fromInferRequest (msg: ModelInferRequest): InferRequestJson {
   const rawIn = msg.raw_input_contents.length > 0
   const inputs = msg.inputs.map((input, i) => {
     const where = `inputs[${i}] (${input.name ?? ''})`
     const parameters = scalars(`${where}.parameters`, input.parameters)
-    if (parameters?.binary_data_size !== undefined) fail('INVALID_REQUEST', `${where}.parameters.binary_data_size: belongs to REST's binary form; over gRPC the bytes go in raw_input_contents`)
+    // REST's binary form has no meaning here, where the bytes go in raw_input_contents: ignored, as Triton ignores it
+    if (parameters !== undefined) delete parameters.binary_data_size
     const json: Record<string, unknown> = { name: input.name ?? '', datatype: input.datatype ?? '', shape: input.shape }
     if (parameters !== undefined) json.parameters = parameters
     const data = contentsData(where, input.datatype ?? '', input.contents, rawIn)
@@ -95,8 +96,8 @@ export function fromInferRequest (msg: ModelInferRequest): InferRequestJson {
   if (parameters !== undefined) request.parameters = parameters
   if (msg.outputs.length > 0) {
     request.outputs = msg.outputs.map((o, i) => {
+      // REST's binary_data is ignored here, as Triton ignores it: every output is raw or typed (`rawOutputs`)
       const params = scalars(`outputs[${i}].parameters`, o.parameters)
-      if (params?.binary_data !== undefined) fail('INVALID_REQUEST', `outputs[${i}].parameters.binary_data: belongs to REST's binary form; over gRPC every output is raw or typed: raw_output_contents when the inputs came raw, or as parameters.binary_data_output says`)
       return params === undefined ? { name: o.name ?? '' } : { name: o.name ?? '', parameters: params }
     })
   }

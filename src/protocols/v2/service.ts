@@ -123,6 +123,10 @@ export class V2Service {
    */
   async infer (call: InferCall): Promise<V2Result> {
     const def = this.model(call.model, call.version)
+    refuseSharedMemory('inputs', call.request.inputs)
+    refuseSharedMemory('outputs', call.request.outputs ?? [])
+    // an empty list asks for no output in particular: every output, as when it is absent (Triton reads it so)
+    if (call.request.outputs?.length === 0) delete call.request.outputs
     if ('infer' in def) return await def.infer(call, schema => this.validator(schema))
     const t = translateRequest(def, call.request, call.raw, this.optionsCheck(def))
     const prepared = prepare(def, t.body, this.opts.maxElements)
@@ -160,4 +164,16 @@ export class V2Service {
 /** A failed schema check in the form Fastify's validation errors take (the app's error handler maps it). */
 function validationError (validation: AjvError[]): Error {
   return Object.assign(new Error('invalid request'), { validation, validationContext: 'body', statusCode: 400 })
+}
+
+/**
+ * Triton's shared-memory parameters on inputs or outputs are refused, by name: the other
+ * parameters losshub has no use for are ignored (as Triton ignores them), but these would leave
+ * an input without its data, or an output where the client would not look for it.
+ */
+function refuseSharedMemory (list: string, tensors: ReadonlyArray<{ parameters?: Record<string, unknown> }>): void {
+  tensors.forEach((tensor, i) => {
+    const key = Object.keys(tensor.parameters ?? {}).find(k => k.startsWith('shared_memory_'))
+    if (key !== undefined) fail('INVALID_REQUEST', `${list}.${i}.parameters.${key}: Triton's shared-memory extension is not served; tensors travel in the request (data, the binary form or raw_input_contents) and outputs come back in the response`)
+  })
 }

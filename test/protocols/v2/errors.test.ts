@@ -111,8 +111,11 @@ t.test('inputs and outputs must be the model\'s', async t => {
   rejects(t, await inferJson(app, 'cross_entropy', { inputs: [input, target], outputs: [{ name: 'loss' }, { name: 'loss' }] }), 400, 'INVALID_REQUEST', "outputs[1]: output 'loss' is asked for twice")
   rejects(t, await inferJson(app, 'cross_entropy', { inputs: [input, target], outputs: [{ name: 'loss', parameters: { classification: 2 } }] }), 400, 'INVALID_REQUEST',
     "outputs[0].parameters.classification: 'loss' holds a loss or a gradient, not class scores; only 0 (no classification) is accepted")
+  // Triton's shared-memory extension is refused by name, on inputs and outputs
   rejects(t, await inferJson(app, 'cross_entropy', { inputs: [input, target], outputs: [{ name: 'loss', parameters: { shared_memory_region: 'r' } }] }), 400, 'INVALID_REQUEST',
-    'outputs.0.parameters.shared_memory_region: unknown field')
+    'outputs.0.parameters.shared_memory_region: Triton\'s shared-memory extension is not served; tensors travel in the request (data, the binary form or raw_input_contents) and outputs come back in the response')
+  rejects(t, await inferJson(app, 'cross_entropy', { inputs: [input, { name: 'target', datatype: 'INT64', shape: [3], parameters: { shared_memory_region: 'r', shared_memory_byte_size: 24 } }] }), 400, 'INVALID_REQUEST',
+    /^INVALID_REQUEST: inputs\.1\.parameters\.shared_memory_region: Triton's shared-memory extension is not served; /)
   rejects(t, await inferJson(app, 'cross_entropy', { model_name: 'mse', inputs: [input, target] }), 400, 'INVALID_REQUEST', "model_name: 'mse' is not the model of the URL, 'cross_entropy'")
   rejects(t, await inferJson(app, 'cross_entropy', { inputs: [{ ...input, shape: [3, -2] }, target] }), 400, 'INVALID_REQUEST', 'inputs.0.shape.1: must be >= 0')
   // a /loss body sent to V2
@@ -123,9 +126,11 @@ t.test('bodies: malformed JSON, empty, other content types, over the limit', asy
   rejects(t, await app.inject({ method: 'POST', url: '/v2/models/mse/infer', headers: { 'content-type': 'application/json' }, payload: '{"inputs": [' }), 400, 'INVALID_JSON', /^INVALID_JSON: body: /)
   rejects(t, await app.inject({ method: 'POST', url: '/v2/models/mse/infer' }), 400, 'INVALID_REQUEST', 'body: must be a JSON object')
   rejects(t, await app.inject({ method: 'POST', url: '/v2/models/mse/infer', headers: { 'content-type': 'text/plain' }, payload: '{}' }), 415, 'UNSUPPORTED_MEDIA_TYPE',
-    'content-type: expected application/json, application/octet-stream or none, got "text/plain"')
-  rejects(t, await app.inject({ method: 'POST', url: '/v2/models/mse/infer', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'a=1' }), 415, 'UNSUPPORTED_MEDIA_TYPE',
-    /got "application\/x-www-form-urlencoded"$/)
+    'content-type: expected application/json, application/octet-stream or none (or application/x-www-form-urlencoded, curl -d\'s, read as JSON), got "text/plain"')
+  // curl -d's type, as Triton's examples send it: read as JSON
+  const curlD = await app.inject({ method: 'POST', url: '/v2/models/mse/infer', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1], data: [3] }, { name: 'target', datatype: 'FP32', shape: [1], data: [1] }] }) })
+  t.same([curlD.statusCode, curlD.json().outputs?.[0].data], [200, [4]], 'application/x-www-form-urlencoded is read as JSON')
+  rejects(t, await app.inject({ method: 'POST', url: '/v2/models/mse/infer', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'a=1' }), 400, 'INVALID_JSON', /^INVALID_JSON: body: /)
   // a type that only begins like a welcome one is another type
   for (const type of ['application/json-seq', 'application/jsonx', 'application/octet-streams']) {
     rejects(t, await app.inject({ method: 'POST', url: '/v2/models/mse/infer', headers: { 'content-type': type }, payload: '{}' }), 415, 'UNSUPPORTED_MEDIA_TYPE', new RegExp(`got "${type}"$`))

@@ -224,10 +224,16 @@ t.test('rejected requests: the gRPC status of the code, losshub\'s code and mess
   fails(t, await infer({ inputs: [{ ...ceTyped[0], shape: [-3, 2] }, ceTyped[1]] }), grpc.status.INVALID_ARGUMENT, 'INVALID_REQUEST', 'inputs.0.shape.0: must be >= 0')
   fails(t, await infer({ inputs: [ceTyped[0], { ...ceTyped[1], name: 'labels' }] }), grpc.status.INVALID_ARGUMENT, 'INVALID_REQUEST',
     "inputs[1]: cross_entropy has no input 'labels'; its inputs are input, target, weight, grad_output")
-  fails(t, await infer({ inputs: [{ ...ceRaw.inputs[0], parameters: { binary_data_size: { int64_param: 24 } } }, ceRaw.inputs[1]], raw_input_contents: ceRaw.raw_input_contents }), grpc.status.INVALID_ARGUMENT, 'INVALID_REQUEST',
-    "inputs[0] (input).parameters.binary_data_size: belongs to REST's binary form; over gRPC the bytes go in raw_input_contents")
-  fails(t, await infer({ inputs: ceTyped, outputs: [{ name: 'loss', parameters: params({ binary_data: true }) }] }), grpc.status.INVALID_ARGUMENT, 'INVALID_REQUEST',
-    /^INVALID_REQUEST: outputs\[0\]\.parameters\.binary_data: belongs to REST's binary form/)
+  // REST's binary-form parameters, and others losshub has no use for, are ignored, as Triton ignores them
+  const ignored = await infer({
+    inputs: [{ ...ceRaw.inputs[0], parameters: params({ binary_data_size: 24, content_type: 'np' }) }, ceRaw.inputs[1]],
+    raw_input_contents: ceRaw.raw_input_contents,
+    outputs: [{ name: 'loss', parameters: params({ binary_data: true }) }]
+  })
+  t.notOk(mismatch(outputsOf(ok(t, ignored)).get('loss')?.data ?? [], [CE_LOSS], 1e-4, 1e-5), 'served, the parameters ignored')
+  // but Triton's shared memory is refused by name
+  fails(t, await infer({ inputs: [{ ...ceRaw.inputs[0], parameters: params({ shared_memory_region: 'r' }) }, ceRaw.inputs[1]], raw_input_contents: ceRaw.raw_input_contents }), grpc.status.INVALID_ARGUMENT, 'INVALID_REQUEST',
+    /^INVALID_REQUEST: inputs\.0\.parameters\.shared_memory_region: Triton's shared-memory extension is not served; /)
   fails(t, await infer({ parameters: params({ sequence_id: 7 }), inputs: ceTyped }), grpc.status.INVALID_ARGUMENT, 'INVALID_REQUEST',
     'parameters.sequence_id: sequences are not supported: every loss is stateless')
 

@@ -100,6 +100,12 @@ t.test('outputs: selected, in the order asked; a gradient asked for turns grad o
   const one = await inferJson(app, 'gaussian_nll', { parameters: { grad: true }, inputs, outputs: [{ name: 'grad_input' }] })
   t.same(one.json().outputs.map((o: { name: string }) => o.name), ['grad_input'], 'only what is asked')
 
+  // an empty list asks for nothing in particular: every output, as with no list (Triton reads it so)
+  const empty = await inferJson(app, 'gaussian_nll', { parameters: { grad: true }, inputs, outputs: [] })
+  const all = await inferJson(app, 'gaussian_nll', { parameters: { grad: true }, inputs })
+  t.same(empty.json().outputs.map((o: { name: string }) => o.name), ['loss', 'grad_input', 'grad_var'], 'outputs: [] is every output')
+  t.same(empty.json(), all.json(), 'as with no list')
+
   const off = await inferJson(app, 'gaussian_nll', { parameters: { grad: false }, inputs, outputs: [{ name: 'grad_input' }] })
   t.equal(off.statusCode, 400)
   t.same(off.json(), { error: "INVALID_OPTION: outputs[0]: 'grad_input' is a gradient, but parameters.grad is false", code: 'INVALID_OPTION' })
@@ -118,6 +124,18 @@ t.test('Triton\'s parameters are understood: binary_data_output, binary_data, cl
   t.same(json.outputs[1].parameters, { binary_data_size: 24 }, 'grad_input: six float32')
   t.notOk(mismatch(outputs.get('loss')!.data, [CE_LOSS], 1e-4, 1e-5))
   t.notOk(mismatch(outputs.get('grad_input')!.data, CE_GRAD, 1e-4, 1e-5))
+})
+
+t.test('input and output parameters losshub has no use for are ignored, as Triton ignores them (MLServer sends content_type on every input)', async t => {
+  const inputs = ceInputs().map(i => ({ ...(i as object), parameters: { content_type: 'np' } }))
+  const r = await inferJson(app, 'cross_entropy', { parameters: { grad: true }, inputs, outputs: [{ name: 'loss', parameters: { content_type: 'np', note: 1 } }, { name: 'grad_input' }] })
+  t.equal(r.statusCode, 200, r.body)
+  t.notOk(mismatch(r.json().outputs[0].data, [CE_LOSS], 1e-4, 1e-5))
+  t.notOk(mismatch(r.json().outputs[1].data, CE_GRAD, 1e-4, 1e-5))
+  // request parameters stay the loss's options: an unknown one is still refused
+  const unknown = await inferJson(app, 'cross_entropy', { parameters: { content_type: 'np' }, inputs: ceInputs() })
+  t.equal(unknown.statusCode, 400)
+  t.match(unknown.json().error, /^INVALID_REQUEST: parameters\.content_type: unknown/)
 })
 
 t.test('binary form: raw tensors in, raw tensors out, with no Content-Type (as tritonclient sends it)', async t => {
