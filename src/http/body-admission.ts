@@ -21,7 +21,7 @@ import { LosshubError } from '../errors'
 export class BodyAdmission {
   private inProgress = 0
   private waitingBytes = 0
-  private readonly waiting: Array<{ bytes: number, start: () => void }> = []
+  private readonly waiting: Array<{ bytes: number, held: number, start: () => void }> = []
 
   constructor (readonly budget: number, readonly smallest: number, readonly maxWaiting = Infinity) {}
 
@@ -29,20 +29,21 @@ export class BodyAdmission {
    * Calls `start` once a body of `bytes` may be read (at once when it may now). Returns the
    * function to call when its request ends, answered or abandoned: it gives the bytes back, or
    * takes the body out of the line if it never started; calling it again does nothing.
-   * Undefined (and `start` never called): the line is full.
+   * Undefined (and `start` never called): the line is full. `held`: what it counts in the line
+   * while it waits (its bytes, unless it may hold more than that here meanwhile).
    */
-  enter (bytes: number, start: () => void): (() => void) | undefined {
+  enter (bytes: number, start: () => void, held = bytes): (() => void) | undefined {
     if (!(bytes >= this.smallest)) {
       start()
       return () => {}
     }
     let state: 'waiting' | 'started' | 'left' = 'waiting'
-    const entry = { bytes, start: () => { state = 'started'; start() } }
+    const entry = { bytes, held, start: () => { state = 'started'; start() } }
     if (!this.mayStart(bytes) || this.waiting.length > 0) {
       // an empty line takes any body, whatever its size (as the batcher's queue does)
-      if (this.waiting.length > 0 && this.waitingBytes + bytes > this.maxWaiting) return undefined
+      if (this.waiting.length > 0 && this.waitingBytes + held > this.maxWaiting) return undefined
       this.waiting.push(entry)
-      this.waitingBytes += bytes
+      this.waitingBytes += held
     } else {
       this.inProgress += bytes
       entry.start()
@@ -53,7 +54,7 @@ export class BodyAdmission {
         this.next()
       } else if (state === 'waiting') {
         this.waiting.splice(this.waiting.indexOf(entry), 1)
-        this.waitingBytes -= bytes
+        this.waitingBytes -= held
         this.next() // it may have held up the bodies behind it
       }
       state = 'left'
@@ -73,7 +74,7 @@ export class BodyAdmission {
   private next (): void {
     for (let head = this.waiting[0]; head !== undefined && this.mayStart(head.bytes); head = this.waiting[0]) {
       this.waiting.shift()
-      this.waitingBytes -= head.bytes
+      this.waitingBytes -= head.held
       this.inProgress += head.bytes
       head.start()
     }
@@ -119,10 +120,11 @@ export function admitBodies (admission: BodyAdmission, receiveTimeoutMs: number)
   }
 }
 
-/** Why a body of `bytes` was refused a place in `admission`'s line. */
-export function lineFullMessage (admission: BodyAdmission, bytes: number): string {
+/** Why a body of `bytes` (that would count as `held` while it waits) was refused a place in `admission`'s line. */
+export function lineFullMessage (admission: BodyAdmission, bytes: number, held = bytes): string {
   const mib = (n: number): string => (n / 2 ** 20).toFixed(1)
-  return `overloaded: ${mib(admission.bytes.waiting)} MiB of request bodies wait to be read and this one brings ${mib(bytes)} MiB (QUEUE_MAX_MB); retry`
+  const holding = held > bytes ? ` (${mib(held)} MiB while it waits: the HTTP/2 window it may fill here)` : ''
+  return `overloaded: ${mib(admission.bytes.waiting)} MiB of request bodies wait to be read and this one brings ${mib(bytes)} MiB${holding} (QUEUE_MAX_MB); retry`
 }
 
 /** Why a body (`what`: the argument named in the message) judged at `now` with `got` bytes in was cut. */

@@ -36,6 +36,23 @@ t.test('large bodies start in order within the budget; each one that ends lets t
   t.same(admission.bytes, { inProgress: 0, waiting: 0 })
 })
 
+t.test('a body that holds more than its bytes while it waits counts that in the line, and its bytes once it starts', async t => {
+  const admission = new BodyAdmission(100, 10, 150)
+  const started: string[] = []
+  const a = admission.enter(100, () => started.push('a'))
+  const b = admission.enter(20, () => started.push('b'), 80)
+  t.same(admission.bytes, { inProgress: 100, waiting: 80 }, 'b waits, counting 80')
+  t.equal(admission.enter(20, () => started.push('c'), 80), undefined, 'another such would take the line to 160')
+  const d = admission.enter(20, () => started.push('d'))
+  t.same(admission.bytes, { inProgress: 100, waiting: 100 }, 'one counting its 20 bytes fits')
+  a?.()
+  t.same(started, ['a', 'b', 'd'])
+  t.same(admission.bytes, { inProgress: 40, waiting: 0 }, 'in progress, b counts its bytes')
+  b?.()
+  d?.()
+  t.same(admission.bytes, { inProgress: 0, waiting: 0 })
+})
+
 t.test('a body that leaves the head of the line lets those behind it in', async t => {
   const admission = new BodyAdmission(100, 10)
   const started: string[] = []

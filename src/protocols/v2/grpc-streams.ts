@@ -2,7 +2,7 @@ import type http2 from 'node:http2'
 import { constants as http2Constants } from 'node:http2'
 import * as grpc from '@grpc/grpc-js'
 import { LosshubError } from '../../errors'
-import { type BodyAdmission, lineFullMessage, Pace, PACE_CHECK_MS, paceMessage } from '../../http/body-admission'
+import { type BodyAdmission, lineFullMessage, Pace, PACE_CHECK_MS, PACE_STALL_MS, paceMessage } from '../../http/body-admission'
 
 /**
  * What grpc-js (1.14) has no options for, done on the HTTP/2 servers under it: flow-control
@@ -63,10 +63,9 @@ const bounded = new WeakSet<object>()
  * - One not whole `receiveTimeoutMs` after its stream opened (a stalled or trickled upload,
  *   which grpc-js would buffer for as long as the client likes) is answered DEADLINE_EXCEEDED
  *   with losshub-code RECEIVE_TIMEOUT, as HTTP answers 408.
- * - A large message (its length is in its prefix) takes its turn in `admission`, HTTP's line of
- *   large bodies: while it waits its stream is paused, so that its bytes wait in the client
- *   (HTTP/2 flow control holds at most a window of them here). Once it may be read its pace is
- *   watched as a large HTTP body's is (`Pace`). A line too long gets UNAVAILABLE (OVERLOADED).
+ * - Its message is watched as it arrives (`watchMessage`): a large one takes its turn among
+ *   HTTP's large bodies, and a second one is refused at once.
+ * - grpc-js's own answers to a client's mistakes get the API's codes (`correctClientFaults`).
  * An answered stream is reset (NO_ERROR, as gRPC asks of a server that answers before the client
  * has finished sending), which drops what was buffered of it.
  */
@@ -74,7 +73,7 @@ export function boundReceiving (server: grpc.Server, bounds: ReceiveBounds): voi
   eachHttp2Server(server, bounded, h2 => h2.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
     const rpc = String(headers[':path']).slice(String(headers[':path']).lastIndexOf('/') + 1)
     const opened = performance.now()
-    const answer = (err: LosshubError): void => { answerStream(stream, bounds.fail(rpc, err, opened)) }
+    const answer = (err: LosshubError): void => { if (!stream.headersSent && !stream.closed) answerStream(stream, bounds.fail(rpc, err, opened)) }
     const deadline = Date.now() + bounds.receiveTimeoutMs
     const timer = setTimeout(() => {
       // arrived whole (its call may still run: its deadline is the batcher's), or answered
@@ -83,83 +82,144 @@ export function boundReceiving (server: grpc.Server, bounds: ReceiveBounds): voi
     }, bounds.receiveTimeoutMs)
     timer.unref()
     stream.once('close', () => clearTimeout(timer))
-    admitMessage(stream, bounds, deadline, answer)
-    if (headers['grpc-timeout'] !== undefined || headers['grpc-encoding'] !== undefined) correctClientFaults(stream, headers, answer)
+    const arrived = watchMessage(stream, rpc, bounds, deadline, answer)
+    correctClientFaults(stream, { rpc, headers, arrived }, answer)
   }))
 }
 
 /**
- * grpc-js (1.14) answers INTERNAL, as grpc-go does, for two mistakes of the client's that it
- * finds before any handler runs: a `grpc-timeout` it cannot read, and a message flagged
- * compressed that does not decompress. Those answers (INTERNAL, without a losshub-code: none
- * of ours) become INVALID_ARGUMENT with losshub-code INVALID_REQUEST and a message naming what
- * was wrong, logged and counted as the call's would be.
+ * grpc-js (1.14) answers some mistakes of the client's itself, before any handler runs, without
+ * a losshub-code, logging or counting them; two of them INTERNAL, as grpc-go does. Those answers
+ * (recognised by status and message, and by having no losshub-code: none of ours) become the
+ * API's: INVALID_ARGUMENT (INVALID_REQUEST) or RESOURCE_EXHAUSTED (PAYLOAD_TOO_LARGE), with a
+ * message naming what was wrong, logged and counted as the call's would be.
  */
-function correctClientFaults (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, answer: (err: LosshubError) => void): void {
+function correctClientFaults (stream: http2.ServerHttp2Stream, call: CallSoFar, answer: (err: LosshubError) => void): void {
   const respond = stream.respond
   stream.respond = function (this: http2.ServerHttp2Stream, out?: http2.OutgoingHttpHeaders, options?: http2.ServerStreamResponseOptions): void {
-    const fault = out !== undefined && String(out['grpc-status']) === String(grpc.status.INTERNAL) && out['losshub-code'] === undefined ? clientFault(String(out['grpc-message']), headers) : undefined
+    const fault = out !== undefined && out['losshub-code'] === undefined ? clientFault(Number(out['grpc-status']), String(out['grpc-message']), call) : undefined
     if (fault === undefined) return respond.call(this, out, options)
     stream.respond = respond
-    answer(new LosshubError('INVALID_REQUEST', fault))
+    answer(fault)
   }
 }
 
-/** What a client did wrong, by grpc-js's INTERNAL message; undefined for anything else. */
-function clientFault (encodedMessage: string, headers: http2.IncomingHttpHeaders): string | undefined {
+/** A call as far as it has come: its RPC's name, its headers, and its request's bytes so far (`got`; `message`: the first message's, once its prefix is in). */
+interface CallSoFar {
+  rpc: string
+  headers: http2.IncomingHttpHeaders
+  arrived: () => { got: number, message: number }
+}
+
+/** What a client did wrong, by grpc-js's status and message; undefined for anything else. */
+function clientFault (status: number, encodedMessage: string, { rpc, headers, arrived }: CallSoFar): LosshubError | undefined {
   let message: string
   try {
     message = decodeURI(encodedMessage)
   } catch {
     return undefined
   }
-  if (message.startsWith('Invalid grpc-timeout value')) return `grpc-timeout: ${JSON.stringify(String(headers['grpc-timeout']))} is not a timeout (1 to 8 digits, then a unit: H, M, S, m, u or n)`
-  if (message === 'Failed to decompress message') return `request: the message is flagged compressed (grpc-encoding ${String(headers['grpc-encoding'])}) but does not decompress`
+  const invalid = (text: string): LosshubError => new LosshubError('INVALID_REQUEST', text)
+  if (status === grpc.status.INTERNAL) {
+    if (message.startsWith('Invalid grpc-timeout value')) return invalid(`grpc-timeout: ${JSON.stringify(String(headers['grpc-timeout']))} is not a timeout (1 to 8 digits, then a unit: H, M, S, m, u or n)`)
+    if (message === 'Failed to decompress message') return invalid(`request: the message is flagged compressed (grpc-encoding ${String(headers['grpc-encoding'])}) but does not decompress`)
+  } else if (status === grpc.status.UNIMPLEMENTED) {
+    if (message.startsWith('Received no request message')) {
+      const { got, message } = arrived()
+      if (got === 0) return invalid(`request: no request message; ${rpc} takes exactly one`)
+      return invalid(`request: the stream ended after ${got} bytes, ${message === Infinity ? `inside the message's ${PREFIX_BYTES}-byte prefix` : `short of the ${message} its message takes (its ${PREFIX_BYTES}-byte prefix included)`}`)
+    }
+    if (message.startsWith('Received a second request message')) return invalid(`request: a second request message; ${rpc} takes exactly one`)
+  } else if (status === grpc.status.RESOURCE_EXHAUSTED) {
+    const larger = /^Received message larger than max \((\d+) vs\.? (\d+)\)$/.exec(message)
+    if (larger !== null) return new LosshubError('PAYLOAD_TOO_LARGE', `request: a message of ${larger[1]} bytes is more than the ${larger[2]} that BODY_LIMIT_MB allows`)
+    const inflated = /^Received message that decompresses to a size larger than (\d+)$/.exec(message)
+    if (inflated !== null) return new LosshubError('PAYLOAD_TOO_LARGE', `request: the message decompresses to more than the ${inflated[1]} bytes that BODY_LIMIT_MB allows`)
+  }
   return undefined
 }
 
-/** Reads the first message's prefix as it arrives and, for a large message, waits for its turn in `bounds.admission`. */
-function admitMessage (stream: http2.ServerHttp2Stream, bounds: ReceiveBounds, deadline: number, answer: (err: LosshubError) => void): void {
+/**
+ * The most a compressed message may inflate to, per byte: deflate's limit (about 1032:1). grpc-js
+ * inflates a message whole before any handler sees it, so a compressed message takes its turn
+ * by what it could become, not by its size on the wire.
+ */
+const MAX_INFLATION = 1032
+
+/**
+ * Watches the request's message as it arrives (every method here takes exactly one):
+ * - once its prefix is in, a large message (or a compressed one that could inflate to one)
+ *   waits for its turn in `bounds.admission`, paused; while it waits it counts in the line as at
+ *   least the flow-control window it may fill here. Its turn is given back when its stream
+ *   closes, or for any method but ModelInfer (whose tensors live on through the kernel) once the
+ *   message is whole. A stream already answered (an unknown method, say) takes no turn;
+ * - a byte past the message is a second one: refused at once, before grpc-js buffers it.
+ * A stream whose answer has gone out while its request still arrives is reset (NO_ERROR).
+ */
+function watchMessage (stream: http2.ServerHttp2Stream, rpc: string, bounds: ReceiveBounds, deadline: number, answer: (err: LosshubError) => void): CallSoFar['arrived'] {
   const { admission } = bounds
   let got = 0
   let head: Buffer | undefined // the prefix's bytes so far, when its first chunk was shorter than it
+  let message = Infinity // the message's bytes on the wire, prefix included, once its prefix is in
+  let leave: (() => void) | undefined
   const count = (chunk: Buffer): void => {
     got += chunk.length
-    if (got - chunk.length >= PREFIX_BYTES) return // the prefix came before
-    const prefix = head === undefined ? chunk : Buffer.concat([head, chunk])
-    if (prefix.length < PREFIX_BYTES) {
-      head = prefix
-      return
+    if (message === Infinity) {
+      const prefix = head === undefined ? chunk : Buffer.concat([head, chunk])
+      if (prefix.length < PREFIX_BYTES) {
+        head = prefix
+        return
+      }
+      head = undefined
+      message = PREFIX_BYTES + prefix.readUInt32BE(1)
+      admit(prefix[0] !== 0)
     }
-    const bytes = PREFIX_BYTES + prefix.readUInt32BE(1)
-    if (bytes < admission.smallest || bytes - PREFIX_BYTES > bounds.maxMessageBytes) {
-      stream.removeListener('data', count)
-      return
-    }
+    if (got > message) return answer(new LosshubError('INVALID_REQUEST', `request: a second request message after the first (${message - PREFIX_BYTES} bytes); ${rpc} takes exactly one`))
+    if (got === message && rpc !== 'ModelInfer') leave?.()
+  }
+  const admit = (compressed: boolean): void => {
+    // answered already, or larger than grpc-js takes (it refuses that as the prefix arrives)
+    if (stream.headersSent || stream.closed || message - PREFIX_BYTES > bounds.maxMessageBytes) return
+    const bytes = compressed ? Math.min(message * MAX_INFLATION, bounds.maxMessageBytes) : message
+    if (bytes < admission.smallest) return
     let started = false
-    const leave = admission.enter(bytes, () => {
+    const held = Math.max(bytes, FLOW_CONTROL_WINDOW)
+    leave = admission.enter(bytes, () => {
       started = true
       stream.resume()
-      watchPace(stream, new Pace(bytes, deadline, Date.now()), () => got, answer)
-    })
-    if (leave === undefined) return answer(new LosshubError('OVERLOADED', lineFullMessage(admission, bytes), 1))
+      watchPace(stream, new Pace(message, deadline, Date.now()), () => got, answer)
+    }, held)
+    if (leave === undefined) return answer(new LosshubError('OVERLOADED', lineFullMessage(admission, bytes, held), 1))
     stream.once('close', leave)
     // grpc-js resumes a stream only once a message is whole, or the stream closes
     if (!started) stream.pause()
   }
   stream.on('data', count)
+  // the answer is out (an error, or a deadline) while the request still arrives: nothing will read the rest
+  stream.once('finish', () => { if (!stream.readableEnded) closeStream(stream) })
+  return () => ({ got, message })
 }
 
-/** Answers a large message that stalls or arrives far too slowly, as HTTP's `watchPace` does a large body. */
+/**
+ * Answers a large message that stalls or arrives far too slowly, as HTTP's `watchPace` does a
+ * large body; and one that arrives whole but whose stream does not end (grpc-js waits for the
+ * end of a unary request before its handler runs) within PACE_STALL_MS.
+ */
 function watchPace (stream: http2.ServerHttp2Stream, pace: Pace, got: () => number, answer: (err: LosshubError) => void): void {
+  let wholeAt: number | undefined
   const timer = setInterval(() => {
-    if (stream.headersSent || stream.closed) return clearInterval(timer)
+    if (stream.headersSent || stream.closed || stream.readableEnded) return clearInterval(timer)
     const now = Date.now()
     const verdict = pace.check(now, got())
-    if (verdict === 'done') return clearInterval(timer)
     if (verdict === 'ok') return
+    if (verdict === 'done') {
+      wholeAt ??= now
+      if (now - wholeAt < PACE_STALL_MS) return
+    }
     clearInterval(timer)
-    answer(new LosshubError('RECEIVE_TIMEOUT', paceMessage('request', verdict, got(), pace, now)))
+    answer(new LosshubError('RECEIVE_TIMEOUT', verdict === 'done'
+      ? `request: the message arrived whole, but its stream did not end (END_STREAM) within ${(PACE_STALL_MS / 1000).toFixed(1)} s`
+      : paceMessage('request', verdict, got(), pace, now)))
   }, PACE_CHECK_MS)
   timer.unref()
   stream.once('close', () => clearInterval(timer))
@@ -175,5 +235,13 @@ function answerStream (stream: http2.ServerHttp2Stream, failure: grpc.ServiceErr
     'grpc-message': encodeURI(failure.details),
     ...failure.metadata.toHttp2Headers()
   }, { endStream: true })
+  closeStream(stream)
+}
+
+/** Resets a stream under a client that may still be sending (NO_ERROR, as gRPC asks), and drops what it buffered. */
+function closeStream (stream: http2.ServerHttp2Stream): void {
+  if (stream.closed) return
   stream.close(http2Constants.NGHTTP2_NO_ERROR)
+  // a paused stream would otherwise keep its buffered bytes, and never be destroyed
+  stream.resume()
 }

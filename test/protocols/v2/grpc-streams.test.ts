@@ -9,16 +9,22 @@ import zlib from 'node:zlib'
 import * as grpc from '@grpc/grpc-js'
 import t, { type Test } from 'tap'
 import { LOSSES } from '../../../src/losses'
-import { grpcApp, loadPackage, typedInput } from './grpc'
+import { MAX_DETAILS } from '../../../src/protocols/v2/grpc'
+import { FLOW_CONTROL_WINDOW } from '../../../src/protocols/v2/grpc-streams'
+import { clients, grpcApp, loadPackage, typedInput } from './grpc'
 import { NO_SHEDDING } from './v2'
 
 const MiB = 2 ** 20
 const MSE = { losses: LOSSES.filter(d => d.name === 'mse') }
 
-/** A raw ModelInfer stream whose message announces `bytes` and sends the first `send` of them (zeros: a message that names no model). */
-function announce (session: http2.ClientHttp2Session, bytes: number, send: number): http2.ClientHttp2Stream {
-  const stream = session.request({ ':method': 'POST', ':path': '/inference.GRPCInferenceService/ModelInfer', 'content-type': 'application/grpc', te: 'trailers' })
+/**
+ * A raw stream (ModelInfer unless `path` says) whose message announces `bytes` and sends the
+ * first `send` of them (zeros: a message that names no model), compressed if `flag` is 1.
+ */
+function announce (session: http2.ClientHttp2Session, bytes: number, send: number, path = '/inference.GRPCInferenceService/ModelInfer', flag = 0): http2.ClientHttp2Stream {
+  const stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers', ...(flag === 1 ? { 'grpc-encoding': 'gzip' } : {}) })
   const prefix = Buffer.alloc(5)
+  prefix.writeUInt8(flag, 0)
   prefix.writeUInt32BE(bytes, 1)
   stream.write(Buffer.concat([prefix, Buffer.alloc(send)]))
   return stream
@@ -116,7 +122,8 @@ t.test('a large message waits, unread, for its turn among the large bodies in pr
     req.on('error', reject)
     req.end(body)
   })
-  const waiting = 600 * 1024 + 5 + Buffer.byteLength(body)
+  // B counts as the flow-control window it may fill while it waits, C as its body
+  const waiting = FLOW_CONTROL_WINDOW + Buffer.byteLength(body)
   t.same(await until(async () => await largeBodies(s.app), v => v.waiting === waiting), { inProgress: MiB + 5, waiting }, 'B and C wait')
   await new Promise(resolve => setTimeout(resolve, 200))
   t.same(answered, [], 'neither is answered while A is in progress')
@@ -161,7 +168,7 @@ t.test('a large message past the line of waiting bodies (QUEUE_MAX_MB): UNAVAILA
   t.equal(headers['losshub-code'], 'OVERLOADED')
   t.equal(headers['retry-after'], '1')
   t.equal(headers['grpc-retry-pushback-ms'], '1000')
-  t.equal(decodeURI(String(headers['grpc-message'])), 'OVERLOADED: overloaded: 0.6 MiB of request bodies wait to be read and this one brings 0.6 MiB (QUEUE_MAX_MB); retry')
+  t.equal(decodeURI(String(headers['grpc-message'])), 'OVERLOADED: overloaded: 8.0 MiB of request bodies wait to be read and this one brings 0.6 MiB (8.0 MiB while it waits: the HTTP/2 window it may fill here) (QUEUE_MAX_MB); retry')
   t.match((await s.app.inject('/metrics')).body, /^losshub_requests_total\{protocol="grpc",loss="unknown",status="503"\} 1$/m, 'counted as a 503')
 })
 
@@ -202,3 +209,101 @@ t.test('client mistakes grpc-js answers INTERNAL (a bad grpc-timeout, a message 
   t.equal(fine['grpc-status'], '0', 'a gzipped message that decompresses is served')
   t.match((await s.app.inject('/metrics')).body, /^losshub_requests_total\{protocol="grpc",loss="unknown",status="400"\} 3$/m, 'counted as 400s')
 })
+
+t.test('one request message a call: a second is refused as it begins, and a stream that ends short says where', async t => {
+  const s = await grpcApp(t, NO_SHEDDING, MSE)
+  const session = connect(t, s.port)
+  const serialize = loadPackage().inference.GRPCInferenceService.service.ModelInfer.requestSerialize
+  const request: Buffer = serialize({ model_name: 'mse', inputs: [typedInput('input', { dtype: 'float32', shape: [1], data: [1] }), typedInput('target', { dtype: 'float32', shape: [1], data: [0] })] })
+  const framed = (m: Buffer): Buffer => Buffer.concat([Buffer.from([0, m.length >>> 24, (m.length >>> 16) & 255, (m.length >>> 8) & 255, m.length & 255]), m])
+  // an empty first message, then a second announcing 40 MiB: refused before grpc-js buffers it
+  const second = session.request({ ':method': 'POST', ':path': '/inference.GRPCInferenceService/ModelInfer', 'content-type': 'application/grpc', te: 'trailers' })
+  const big = Buffer.alloc(5)
+  big.writeUInt32BE(40 * MiB, 1)
+  second.write(Buffer.concat([framed(Buffer.alloc(0)), big]))
+  const refused = await statusOf(second)
+  t.equal(refused['grpc-status'], String(grpc.status.INVALID_ARGUMENT))
+  t.equal(decodeURI(String(refused['grpc-message'])), 'INVALID_REQUEST: request: a second request message after the first (0 bytes); ModelInfer takes exactly one')
+  const cases: Array<[string, Buffer, string]> = [
+    ['no message', Buffer.alloc(0), 'INVALID_REQUEST: request: no request message; ModelInfer takes exactly one'],
+    ['half a prefix', Buffer.from([0, 0, 0]), 'INVALID_REQUEST: request: the stream ended after 3 bytes, inside the message\'s 5-byte prefix'],
+    ['half a message', framed(request).subarray(0, 10), `INVALID_REQUEST: request: the stream ended after 10 bytes, short of the ${request.length + 5} its message takes (its 5-byte prefix included)`]
+  ]
+  for (const [name, bytes, expected] of cases) {
+    const stream = session.request({ ':method': 'POST', ':path': '/inference.GRPCInferenceService/ModelInfer', 'content-type': 'application/grpc', te: 'trailers' })
+    stream.end(bytes)
+    const answer = await statusOf(stream)
+    t.equal(answer['grpc-status'], String(grpc.status.INVALID_ARGUMENT), name)
+    t.equal(decodeURI(String(answer['grpc-message'])), expected, name)
+  }
+  // a message over the limit: RESOURCE_EXHAUSTED with the API's code
+  const over = await statusOf(announce(session, 0xffffffff, 0))
+  t.equal(over['grpc-status'], String(grpc.status.RESOURCE_EXHAUSTED))
+  t.equal(over['losshub-code'], 'PAYLOAD_TOO_LARGE')
+  t.equal(decodeURI(String(over['grpc-message'])), 'PAYLOAD_TOO_LARGE: request: a message of 4294967295 bytes is more than the 67108864 that BODY_LIMIT_MB allows')
+  // and the whole message, once, is served
+  const one = session.request({ ':method': 'POST', ':path': '/inference.GRPCInferenceService/ModelInfer', 'content-type': 'application/grpc', te: 'trailers' })
+  one.end(framed(request))
+  t.equal((await statusOf(one))['grpc-status'], '0')
+})
+
+t.test('a compressed message takes its turn by what it could inflate to', async t => {
+  const s = await grpcApp(t, { ...NO_SHEDDING, receiveTimeoutMs: 20000 }, MSE)
+  const session = connect(t, s.port)
+  // 1,000 bytes of gzip could be 1,032,000 once inflated (deflate's limit, 1032:1)
+  announce(session, 1000, 10, undefined, 1)
+  t.same(await until(async () => await largeBodies(s.app), v => v.inProgress > 0), { inProgress: 1005 * 1032, waiting: 0 })
+})
+
+t.test('a stream answered while its request arrives holds no turn: an unknown method, a health Watch', async t => {
+  const s = await grpcApp(t, { ...NO_SHEDDING, receiveTimeoutMs: 20000 }, MSE)
+  const session = connect(t, s.port)
+  // grpc-js answers an unknown method at once; the client goes on declaring 5 MiB
+  const unknown = announce(session, 5 * MiB, 0, '/no.Such/Method')
+  const answer = await statusOf(unknown)
+  t.equal(answer['grpc-status'], String(grpc.status.UNIMPLEMENTED))
+  await once(unknown, 'close')
+  t.equal(unknown.rstCode, http2.constants.NGHTTP2_NO_ERROR, 'reset under the client, which was still sending')
+  // a Watch request padded to 300 KiB with an unknown field (2): its turn is given back once it is read, though the Watch goes on
+  const padding = 300 * 1024
+  const message = Buffer.concat([Buffer.from([0x12]), varint(padding), Buffer.alloc(padding)])
+  const watch = announce(session, message.length, 0, '/grpc.health.v1.Health/Watch')
+  watch.end(message)
+  const serving = await new Promise<Buffer>(resolve => { watch.once('data', resolve) })
+  t.ok(serving.length > 5, 'the Watch reports')
+  t.same(await until(async () => await largeBodies(s.app), v => v.inProgress === 0), { inProgress: 0, waiting: 0 }, 'no turn held while the Watch is open')
+  t.notOk(watch.closed, 'the Watch is still open')
+})
+
+t.test('a large message that arrives whole but whose stream does not end: RECEIVE_TIMEOUT once the stall time has passed', async t => {
+  const s = await grpcApp(t, { ...NO_SHEDDING, receiveTimeoutMs: 20000 }, MSE)
+  const session = connect(t, s.port)
+  const started = Date.now()
+  const stream = announce(session, 300 * 1024, 300 * 1024)
+  const headers = await statusOf(stream)
+  const ms = Date.now() - started
+  t.ok(ms >= 2000 && ms < 6000, `answered after the stall time, ${ms} ms`)
+  t.equal(decodeURI(String(headers['grpc-message'])), 'RECEIVE_TIMEOUT: request: the message arrived whole, but its stream did not end (END_STREAM) within 2.0 s')
+})
+
+t.test('a status message that echoes a huge input is cut, so that it reaches the client and the calls behind it go on', async t => {
+  const s = await grpcApp(t, NO_SHEDDING, MSE)
+  const c = clients(s.port)
+  t.teardown(() => c.close())
+  const deadline = (): Date => new Date(Date.now() + 5000)
+  const huge = await c.call('ModelInfer', { model_name: 'm'.repeat(100_000), inputs: [] }, { deadline: deadline() })
+  t.equal(huge.ok ? undefined : huge.error.code, grpc.status.NOT_FOUND, 'NOT_FOUND arrives')
+  const details = huge.ok ? '' : huge.error.details
+  t.ok(details.length > MAX_DETAILS && details.length < MAX_DETAILS + 40, `cut to MAX_DETAILS characters and a note, ${details.length}`)
+  t.match(details, /^UNKNOWN_LOSS: model 'm+\.\.\. \(\d+ more characters\)$/)
+  const next = await c.call('ServerLive', {}, { deadline: deadline() })
+  t.equal(next.ok, true, 'the next call on the channel is served')
+})
+
+/** A protobuf varint. */
+function varint (n: number): Buffer {
+  const bytes: number[] = []
+  for (; n >= 128; n = Math.floor(n / 128)) bytes.push((n % 128) | 128)
+  bytes.push(n)
+  return Buffer.from(bytes)
+}
