@@ -1031,10 +1031,19 @@ class Reader {
   private unexpected (p: number): never {
     const c = this.b[p]
     if (c === undefined) return fail('INVALID_JSON', `body: Unexpected end of JSON input at position ${p}`)
+    // what Python's json (and JavaScript's String) write for non-finite numbers, which JSON has no literal for
+    const word = NON_FINITE_WORDS.find(w => p + w.length <= this.b.length && this.b.latin1Slice(p, p + w.length) === w)
+    if (word !== undefined) {
+      const at = word !== 'NaN' && this.b[p - 1] === MINUS ? p - 1 : p
+      return fail('INVALID_JSON', `body: ${at < p ? '-' : ''}${word} at position ${at} is not JSON; write non-finite numbers as the strings "NaN", "Infinity" and "-Infinity"`)
+    }
     if (c > SPACE && c < 0x7f) return fail('INVALID_JSON', `body: Unexpected token ${String.fromCharCode(c)} at position ${p}`)
     return fail('INVALID_JSON', `body: Unexpected byte 0x${c.toString(16).padStart(2, '0')} at position ${p}`)
   }
 }
+
+/** Non-finite numbers as some writers put them, bare (`-Infinity` is `-` then `Infinity`). */
+const NON_FINITE_WORDS = ['NaN', 'Infinity']
 
 /** What `replay` returns when the tensor is not what `nested` reads, and when the rows closed it. */
 const REPLAY_FAILED = -2

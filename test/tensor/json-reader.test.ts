@@ -138,7 +138,13 @@ t.test('syntax errors are INVALID_JSON naming the byte position', async t => {
   rejects(t, '{"a": 1e}', 'INVALID_JSON', /Unexpected token } at position 8/)
   rejects(t, '{"a": -}', 'INVALID_JSON', /Unexpected token } at position 7/)
   rejects(t, '{"a": tru}', 'INVALID_JSON', /Unexpected token } at position 9/)
-  rejects(t, '{"a": NaN}', 'INVALID_JSON', /Unexpected token N at position 6/)
+  // bare non-finite numbers (Python's json writes them) are named, with what to write instead
+  const nonFinite = ' is not JSON; write non-finite numbers as the strings "NaN", "Infinity" and "-Infinity"$'
+  rejects(t, '{"a": NaN}', 'INVALID_JSON', new RegExp(`^body: NaN at position 6${nonFinite}`))
+  rejects(t, '{"input": [1, -Infinity]}', 'INVALID_JSON', new RegExp(`^body: -Infinity at position 14${nonFinite}`), new Set(['input']))
+  rejects(t, '{"input": [[1, 2], [Infinity, 3]]}', 'INVALID_JSON', new RegExp(`^body: Infinity at position 20${nonFinite}`), new Set(['input']))
+  rejects(t, '{"a": Inf}', 'INVALID_JSON', /^body: Unexpected token I at position 6$/)
+  rejects(t, '{"a": Na', 'INVALID_JSON', /^body: Unexpected token N at position 6$/)
   rejects(t, '{"a": "x\ny"}', 'INVALID_JSON', /Bad control character in string literal at position 8/)
   rejects(t, '{"a": "\\x"}', 'INVALID_JSON', /Bad escaped character in JSON at position 8/)
   rejects(t, '{"a": "\\u12g4"}', 'INVALID_JSON', /Bad Unicode escape in JSON at position 11/)
