@@ -83,6 +83,8 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
     clientErrorHandler: clientErrors,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
+    // `/v2/` is `/v2` (the protocol's own OpenAPI file lists the former), and so for every route
+    routerOptions: { ignoreTrailingSlash: true },
     // no regex scan of every body for "__proto__"/"constructor" keys (costly on megabyte
     // bodies): JSON.parse makes them plain own keys, and every request schema rejects unknown keys
     onProtoPoisoning: 'ignore',

@@ -11,6 +11,10 @@ t.test('GET /v2: name, version and the binary tensor data extension', async t =>
   const r = await app.inject('/v2')
   t.equal(r.statusCode, 200)
   t.same(r.json(), { name: 'losshub', version, extensions: ['binary_tensor_data', 'parameters'] })
+  // the protocol's own OpenAPI file lists it as /v2/: a trailing slash is the same route, there and everywhere
+  const slash = await app.inject('/v2/')
+  t.same([slash.statusCode, slash.json()], [200, r.json()], 'GET /v2/ too')
+  t.equal((await app.inject('/v2/models/mse/ready/')).statusCode, 200)
 })
 
 t.test('model metadata: the loss\'s arguments as inputs, loss and gradients as outputs; /versions/1 the same', async t => {
