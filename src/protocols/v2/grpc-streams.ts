@@ -52,6 +52,8 @@ export interface ReceiveBounds {
   admission: BodyAdmission
   /** The largest message accepted: a larger one is refused by grpc-js as its prefix arrives, and takes no turn. */
   maxMessageBytes: number
+  /** A call's start, at its stream's: its end (called once the stream closes), or the error refusing it. */
+  starts: (rpc: string) => LosshubError | (() => void)
   /** The gRPC status for a request refused while it arrives (logged and counted by the caller): its RPC's name, why, and when its stream opened (performance.now()). */
   fail: (rpc: string, err: LosshubError, started: number) => grpc.ServiceError & { metadata: grpc.Metadata }
 }
@@ -59,7 +61,8 @@ export interface ReceiveBounds {
 const bounded = new WeakSet<object>()
 
 /**
- * Bounds each request while it arrives, as HTTP's are bounded:
+ * Bounds each request while it arrives, as HTTP's are bounded (and counts it in flight from its
+ * start, `bounds.starts`):
  * - One not whole `receiveTimeoutMs` after its stream opened (a stalled or trickled upload,
  *   which grpc-js would buffer for as long as the client likes) is answered DEADLINE_EXCEEDED
  *   with losshub-code RECEIVE_TIMEOUT, as HTTP answers 408.
@@ -74,6 +77,9 @@ export function boundReceiving (server: grpc.Server, bounds: ReceiveBounds): voi
     const rpc = String(headers[':path']).slice(String(headers[':path']).lastIndexOf('/') + 1)
     const opened = performance.now()
     const answer = (err: LosshubError): void => { if (!stream.headersSent && !stream.closed) answerStream(stream, bounds.fail(rpc, err, opened)) }
+    const ends = bounds.starts(rpc)
+    if (ends instanceof LosshubError) return answer(ends)
+    stream.once('close', ends)
     const deadline = Date.now() + bounds.receiveTimeoutMs
     const timer = setTimeout(() => {
       // arrived whole (its call may still run: its deadline is the batcher's), or answered

@@ -115,7 +115,13 @@ export class GrpcFrontDoor {
     })
     widenWindows(this.server)
     const { receiveTimeoutMs, bodies: admission, maxMessageBytes } = this.opts
-    boundReceiving(this.server, { receiveTimeoutMs, admission, maxMessageBytes, fail: (rpc, err, started) => this.refusedWhileReceiving(rpc, err, started) })
+    boundReceiving(this.server, {
+      receiveTimeoutMs,
+      admission,
+      maxMessageBytes,
+      starts: rpc => this.callStarts(rpc),
+      fail: (rpc, err, started) => this.refusedWhileReceiving(rpc, err, started)
+    })
     return bound
   }
 
@@ -161,13 +167,12 @@ export class GrpcFrontDoor {
   }
 
   private async infer (call: grpc.ServerUnaryCall<ModelInferRequest, unknown>, callback: grpc.sendUnaryData<unknown>): Promise<void> {
-    const { service, inFlight, metrics } = this.opts
+    const { service, metrics } = this.opts
     const started = performance.now()
     const model = call.request.model_name ?? ''
     const label = service.has(model) ? model : 'unknown'
-    inFlight.begin()
+    // counted in flight (and refused while draining) from its stream's start: see `callStarts`
     try {
-      if (inFlight.refusing()) throw new LosshubError('SHUTTING_DOWN', 'draining: this instance is shutting down; retry', 1)
       service.admit()
       // an unknown model is NOT_FOUND before any check of the request
       service.model(model, emptyAsUndefined(call.request.model_version))
@@ -198,9 +203,21 @@ export class GrpcFrontDoor {
       const failure = this.failure('ModelInfer', err, started, label)
       callback(failure)
       observeRequest(metrics, 'grpc', label, ERRORS[failure.losshubCode].status, elapsed(started) / 1000)
-    } finally {
-      inFlight.end()
     }
+  }
+
+  /**
+   * A call's start, at its stream's: a ModelInfer counts as in flight from then until its stream
+   * closes, as an HTTP request does from its headers, so that draining waits for one whose
+   * message is still arriving or waiting its turn; once draining refuses new work, a new one is
+   * SHUTTING_DOWN. Returns the call's end, or the error refusing it.
+   */
+  private callStarts (rpc: string): LosshubError | (() => void) {
+    const { inFlight } = this.opts
+    if (rpc !== 'ModelInfer') return () => {}
+    if (inFlight.refusing()) return new LosshubError('SHUTTING_DOWN', 'draining: this instance is shutting down; retry', 1)
+    inFlight.begin()
+    return () => { inFlight.end() }
   }
 
   /** An error as a gRPC status, logged (INTERNAL with the error, other 5xx as warnings). */

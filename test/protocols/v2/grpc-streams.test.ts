@@ -307,3 +307,30 @@ function varint (n: number): Buffer {
   bytes.push(n)
   return Buffer.from(bytes)
 }
+
+t.test('a ModelInfer counts as in flight from its stream\'s start: one waiting its turn when draining begins is served, a new one refused', async t => {
+  const s = await grpcApp(t, { ...NO_SHEDDING, bodiesInProgressMb: 1, receiveTimeoutMs: 20000 }, MSE)
+  const session = connect(t, s.port)
+  const a = announce(session, MiB, 1000)
+  await until(async () => await largeBodies(s.app), v => v.inProgress > 0)
+  // B: a whole mse request of 40,000 float32 pairs (320 KB), waiting behind A
+  const n = 40_000
+  const serialize = loadPackage().inference.GRPCInferenceService.service.ModelInfer.requestSerialize
+  const message: Buffer = serialize({
+    model_name: 'mse',
+    parameters: { reduction: { string_param: 'sum' } },
+    inputs: [{ name: 'input', datatype: 'FP32', shape: [n] }, { name: 'target', datatype: 'FP32', shape: [n] }],
+    raw_input_contents: [Buffer.from(new Float32Array(n).fill(3).buffer), Buffer.from(new Float32Array(n).fill(1).buffer)]
+  })
+  const b = announce(session, message.length, 0)
+  b.end(message)
+  await until(async () => await largeBodies(s.app), v => v.waiting > 0)
+  t.equal(s.app.losshub.active, 2, 'A and B are in flight')
+  s.app.losshub.refusing = true
+  const refused = await statusOf(announce(session, 10, 0))
+  t.equal(refused['losshub-code'], 'SHUTTING_DOWN', 'a call that starts now is refused')
+  a.close()
+  const served = await statusOf(b)
+  t.equal(served['grpc-status'], '0', 'B, which started before, is served')
+  t.equal(await until(async () => s.app.losshub.active, v => v === 0), 0, 'and nothing is left in flight')
+})
