@@ -3,6 +3,7 @@ import { constants as http2Constants } from 'node:http2'
 import * as grpc from '@grpc/grpc-js'
 import { LosshubError } from '../../errors'
 import { type BodyAdmission, lineFullMessage, Pace, PACE_CHECK_MS, PACE_STALL_MS, paceMessage } from '../../http/body-admission'
+import { type CallSoFar, correctClientFaults, PREFIX_BYTES } from './grpc-faults'
 
 /**
  * What grpc-js (1.14) has no options for, done on the HTTP/2 servers under it: flow-control
@@ -17,9 +18,6 @@ import { type BodyAdmission, lineFullMessage, Pace, PACE_CHECK_MS, PACE_STALL_MS
  * tensor then takes hundreds of round trips (about 3x longer on loopback than with this).
  */
 export const FLOW_CONTROL_WINDOW = 8 * 2 ** 20
-
-/** A gRPC message's prefix: a compressed flag, then its length (4 bytes, big-endian). */
-const PREFIX_BYTES = 5
 
 /** Calls `tune` once for each HTTP/2 server under `server`; `seen` keeps one from being tuned twice by the same function. */
 function eachHttp2Server (server: grpc.Server, seen: WeakSet<object>, tune: (h2: http2.Http2Server) => void): void {
@@ -91,58 +89,6 @@ export function boundReceiving (server: grpc.Server, bounds: ReceiveBounds): voi
     const arrived = watchMessage(stream, rpc, bounds, deadline, answer)
     correctClientFaults(stream, { rpc, headers, arrived }, answer)
   }))
-}
-
-/**
- * grpc-js (1.14) answers some mistakes of the client's itself, before any handler runs, without
- * a losshub-code, logging or counting them; two of them INTERNAL, as grpc-go does. Those answers
- * (recognised by status and message, and by having no losshub-code: none of ours) become the
- * API's: INVALID_ARGUMENT (INVALID_REQUEST) or RESOURCE_EXHAUSTED (PAYLOAD_TOO_LARGE), with a
- * message naming what was wrong, logged and counted as the call's would be.
- */
-function correctClientFaults (stream: http2.ServerHttp2Stream, call: CallSoFar, answer: (err: LosshubError) => void): void {
-  const respond = stream.respond
-  stream.respond = function (this: http2.ServerHttp2Stream, out?: http2.OutgoingHttpHeaders, options?: http2.ServerStreamResponseOptions): void {
-    const fault = out !== undefined && out['losshub-code'] === undefined ? clientFault(Number(out['grpc-status']), String(out['grpc-message']), call) : undefined
-    if (fault === undefined) return respond.call(this, out, options)
-    stream.respond = respond
-    answer(fault)
-  }
-}
-
-/** A call as far as it has come: its RPC's name, its headers, and its request's bytes so far (`got`; `message`: the first message's, once its prefix is in). */
-interface CallSoFar {
-  rpc: string
-  headers: http2.IncomingHttpHeaders
-  arrived: () => { got: number, message: number }
-}
-
-/** What a client did wrong, by grpc-js's status and message; undefined for anything else. */
-function clientFault (status: number, encodedMessage: string, { rpc, headers, arrived }: CallSoFar): LosshubError | undefined {
-  let message: string
-  try {
-    message = decodeURI(encodedMessage)
-  } catch {
-    return undefined
-  }
-  const invalid = (text: string): LosshubError => new LosshubError('INVALID_REQUEST', text)
-  if (status === grpc.status.INTERNAL) {
-    if (message.startsWith('Invalid grpc-timeout value')) return invalid(`grpc-timeout: ${JSON.stringify(String(headers['grpc-timeout']))} is not a timeout (1 to 8 digits, then a unit: H, M, S, m, u or n)`)
-    if (message === 'Failed to decompress message') return invalid(`request: the message is flagged compressed (grpc-encoding ${String(headers['grpc-encoding'])}) but does not decompress`)
-  } else if (status === grpc.status.UNIMPLEMENTED) {
-    if (message.startsWith('Received no request message')) {
-      const { got, message } = arrived()
-      if (got === 0) return invalid(`request: no request message; ${rpc} takes exactly one`)
-      return invalid(`request: the stream ended after ${got} bytes, ${message === Infinity ? `inside the message's ${PREFIX_BYTES}-byte prefix` : `short of the ${message} its message takes (its ${PREFIX_BYTES}-byte prefix included)`}`)
-    }
-    if (message.startsWith('Received a second request message')) return invalid(`request: a second request message; ${rpc} takes exactly one`)
-  } else if (status === grpc.status.RESOURCE_EXHAUSTED) {
-    const larger = /^Received message larger than max \((\d+) vs\.? (\d+)\)$/.exec(message)
-    if (larger !== null) return new LosshubError('PAYLOAD_TOO_LARGE', `request: a message of ${larger[1]} bytes is more than the ${larger[2]} that BODY_LIMIT_MB allows`)
-    const inflated = /^Received message that decompresses to a size larger than (\d+)$/.exec(message)
-    if (inflated !== null) return new LosshubError('PAYLOAD_TOO_LARGE', `request: the message decompresses to more than the ${inflated[1]} bytes that BODY_LIMIT_MB allows`)
-  }
-  return undefined
 }
 
 /**

@@ -5,71 +5,15 @@
 import http from 'node:http'
 import http2 from 'node:http2'
 import { once } from 'node:events'
-import zlib from 'node:zlib'
 import * as grpc from '@grpc/grpc-js'
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { LOSSES } from '../../../src/losses'
-import { MAX_DETAILS } from '../../../src/protocols/v2/grpc'
 import { FLOW_CONTROL_WINDOW } from '../../../src/protocols/v2/grpc-streams'
-import { clients, grpcApp, loadPackage, typedInput } from './grpc'
+import { grpcApp, loadPackage, typedInput } from './grpc'
+import { announce, connect, framed, largeBodies, MiB, statusOf, until, varint } from './h2'
 import { NO_SHEDDING } from './v2'
 
-const MiB = 2 ** 20
 const MSE = { losses: LOSSES.filter(d => d.name === 'mse') }
-
-/**
- * A raw stream (ModelInfer unless `path` says) whose message announces `bytes` and sends the
- * first `send` of them (zeros: a message that names no model), compressed if `flag` is 1.
- */
-function announce (session: http2.ClientHttp2Session, bytes: number, send: number, path = '/inference.GRPCInferenceService/ModelInfer', flag = 0): http2.ClientHttp2Stream {
-  const stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers', ...(flag === 1 ? { 'grpc-encoding': 'gzip' } : {}) })
-  const prefix = Buffer.alloc(5)
-  prefix.writeUInt8(flag, 0)
-  prefix.writeUInt32BE(bytes, 1)
-  stream.write(Buffer.concat([prefix, Buffer.alloc(send)]))
-  return stream
-}
-
-/** A raw ModelInfer stream sending `message` whole, with the compressed flag `flag`, and `headers`. */
-function send (session: http2.ClientHttp2Session, message: Buffer, flag: number, headers: http2.OutgoingHttpHeaders = {}): http2.ClientHttp2Stream {
-  const stream = session.request({ ':method': 'POST', ':path': '/inference.GRPCInferenceService/ModelInfer', 'content-type': 'application/grpc', te: 'trailers', ...headers })
-  const prefix = Buffer.alloc(5)
-  prefix.writeUInt8(flag, 0)
-  prefix.writeUInt32BE(message.length, 1)
-  stream.end(Buffer.concat([prefix, message]))
-  return stream
-}
-
-/** The gRPC status of a stream's answer: from its headers (trailers-only) or its trailers. */
-async function statusOf (stream: http2.ClientHttp2Stream): Promise<http2.IncomingHttpHeaders> {
-  return await new Promise(resolve => {
-    stream.once('response', headers => { if (headers['grpc-status'] !== undefined) resolve(headers) })
-    stream.once('trailers', resolve)
-    stream.resume()
-  })
-}
-
-/** A session to `port`, closed when the test ends. */
-function connect (t: Test, port: number): http2.ClientHttp2Session {
-  const session = http2.connect(`http://127.0.0.1:${port}`)
-  session.on('error', () => {}) // the streams' own outcomes are what the tests check
-  t.teardown(() => session.destroy())
-  return session
-}
-
-/** The losshub_large_body_bytes gauge, by state. */
-async function largeBodies (app: Awaited<ReturnType<typeof grpcApp>>['app']): Promise<{ inProgress: number, waiting: number }> {
-  const text = (await app.inject('/metrics')).body
-  const gauge = (state: string): number => Number(new RegExp(`^losshub_large_body_bytes\\{state="${state}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN)
-  return { inProgress: gauge('in_progress'), waiting: gauge('waiting') }
-}
-
-/** Polls `read` until `done` holds of its value (at most 5 s); returns the last value. */
-async function until<T> (read: () => Promise<T>, done: (v: T) => boolean): Promise<T> {
-  let v = await read()
-  for (const end = Date.now() + 5000; !done(v) && Date.now() < end; v = await read()) await new Promise(resolve => setTimeout(resolve, 20))
-  return v
-}
 
 t.test('HTTP/2 flow-control windows of 8 MiB: a large tensor is not sent 64 KiB per round trip', async t => {
   const s = await grpcApp(t, NO_SHEDDING, MSE)
@@ -188,65 +132,6 @@ t.test('a large message that stalls: DEADLINE_EXCEEDED with RECEIVE_TIMEOUT with
   t.same(await until(async () => await largeBodies(s.app), v => v.inProgress === 0), { inProgress: 0, waiting: 0 }, 'its turn given back')
 })
 
-t.test('client mistakes grpc-js answers INTERNAL (a bad grpc-timeout, a message that does not decompress): INVALID_ARGUMENT with INVALID_REQUEST', async t => {
-  const s = await grpcApp(t, NO_SHEDDING, MSE)
-  const session = connect(t, s.port)
-  const serialize = loadPackage().inference.GRPCInferenceService.service.ModelInfer.requestSerialize
-  const request = serialize({ model_name: 'mse', inputs: [typedInput('input', { dtype: 'float32', shape: [2], data: [1, 2] }), typedInput('target', { dtype: 'float32', shape: [2], data: [0, 0] })] })
-  const cases: Array<[string, Buffer, number, http2.OutgoingHttpHeaders, string]> = [
-    ['gzip flag, bytes not gzip', Buffer.from('not gzip'), 1, { 'grpc-encoding': 'gzip' }, 'INVALID_REQUEST: request: the message is flagged compressed (grpc-encoding gzip) but does not decompress'],
-    ['deflate flag, bytes not deflate', Buffer.from('not deflate'), 1, { 'grpc-encoding': 'deflate' }, 'INVALID_REQUEST: request: the message is flagged compressed (grpc-encoding deflate) but does not decompress'],
-    ['grpc-timeout "xyz"', request, 0, { 'grpc-timeout': 'xyz' }, 'INVALID_REQUEST: grpc-timeout: "xyz" is not a timeout (1 to 8 digits, then a unit: H, M, S, m, u or n)']
-  ]
-  for (const [name, message, flag, headers, expected] of cases) {
-    const answer = await statusOf(send(session, message, flag, headers))
-    t.equal(answer['grpc-status'], String(grpc.status.INVALID_ARGUMENT), name)
-    t.equal(answer['losshub-code'], 'INVALID_REQUEST', name)
-    t.equal(decodeURI(String(answer['grpc-message'])), expected, name)
-  }
-  // the same request gzipped, and with a readable timeout, is served: (1^2 + 2^2) / 2
-  const fine = await statusOf(send(session, zlib.gzipSync(request), 1, { 'grpc-encoding': 'gzip', 'grpc-timeout': '10S' }))
-  t.equal(fine['grpc-status'], '0', 'a gzipped message that decompresses is served')
-  t.match((await s.app.inject('/metrics')).body, /^losshub_requests_total\{protocol="grpc",loss="unknown",status="400"\} 3$/m, 'counted as 400s')
-})
-
-t.test('one request message a call: a second is refused as it begins, and a stream that ends short says where', async t => {
-  const s = await grpcApp(t, NO_SHEDDING, MSE)
-  const session = connect(t, s.port)
-  const serialize = loadPackage().inference.GRPCInferenceService.service.ModelInfer.requestSerialize
-  const request: Buffer = serialize({ model_name: 'mse', inputs: [typedInput('input', { dtype: 'float32', shape: [1], data: [1] }), typedInput('target', { dtype: 'float32', shape: [1], data: [0] })] })
-  const framed = (m: Buffer): Buffer => Buffer.concat([Buffer.from([0, m.length >>> 24, (m.length >>> 16) & 255, (m.length >>> 8) & 255, m.length & 255]), m])
-  // an empty first message, then a second announcing 40 MiB: refused before grpc-js buffers it
-  const second = session.request({ ':method': 'POST', ':path': '/inference.GRPCInferenceService/ModelInfer', 'content-type': 'application/grpc', te: 'trailers' })
-  const big = Buffer.alloc(5)
-  big.writeUInt32BE(40 * MiB, 1)
-  second.write(Buffer.concat([framed(Buffer.alloc(0)), big]))
-  const refused = await statusOf(second)
-  t.equal(refused['grpc-status'], String(grpc.status.INVALID_ARGUMENT))
-  t.equal(decodeURI(String(refused['grpc-message'])), 'INVALID_REQUEST: request: a second request message after the first (0 bytes); ModelInfer takes exactly one')
-  const cases: Array<[string, Buffer, string]> = [
-    ['no message', Buffer.alloc(0), 'INVALID_REQUEST: request: no request message; ModelInfer takes exactly one'],
-    ['half a prefix', Buffer.from([0, 0, 0]), 'INVALID_REQUEST: request: the stream ended after 3 bytes, inside the message\'s 5-byte prefix'],
-    ['half a message', framed(request).subarray(0, 10), `INVALID_REQUEST: request: the stream ended after 10 bytes, short of the ${request.length + 5} its message takes (its 5-byte prefix included)`]
-  ]
-  for (const [name, bytes, expected] of cases) {
-    const stream = session.request({ ':method': 'POST', ':path': '/inference.GRPCInferenceService/ModelInfer', 'content-type': 'application/grpc', te: 'trailers' })
-    stream.end(bytes)
-    const answer = await statusOf(stream)
-    t.equal(answer['grpc-status'], String(grpc.status.INVALID_ARGUMENT), name)
-    t.equal(decodeURI(String(answer['grpc-message'])), expected, name)
-  }
-  // a message over the limit: RESOURCE_EXHAUSTED with the API's code
-  const over = await statusOf(announce(session, 0xffffffff, 0))
-  t.equal(over['grpc-status'], String(grpc.status.RESOURCE_EXHAUSTED))
-  t.equal(over['losshub-code'], 'PAYLOAD_TOO_LARGE')
-  t.equal(decodeURI(String(over['grpc-message'])), 'PAYLOAD_TOO_LARGE: request: a message of 4294967295 bytes is more than the 67108864 that BODY_LIMIT_MB allows')
-  // and the whole message, once, is served
-  const one = session.request({ ':method': 'POST', ':path': '/inference.GRPCInferenceService/ModelInfer', 'content-type': 'application/grpc', te: 'trailers' })
-  one.end(framed(request))
-  t.equal((await statusOf(one))['grpc-status'], '0')
-})
-
 t.test('a compressed message takes its turn by what it could inflate to', async t => {
   const s = await grpcApp(t, { ...NO_SHEDDING, receiveTimeoutMs: 20000 }, MSE)
   const session = connect(t, s.port)
@@ -286,28 +171,6 @@ t.test('a large message that arrives whole but whose stream does not end: RECEIV
   t.equal(decodeURI(String(headers['grpc-message'])), 'RECEIVE_TIMEOUT: request: the message arrived whole, but its stream did not end (END_STREAM) within 2.0 s')
 })
 
-t.test('a status message that echoes a huge input is cut, so that it reaches the client and the calls behind it go on', async t => {
-  const s = await grpcApp(t, NO_SHEDDING, MSE)
-  const c = clients(s.port)
-  t.teardown(() => c.close())
-  const deadline = (): Date => new Date(Date.now() + 5000)
-  const huge = await c.call('ModelInfer', { model_name: 'm'.repeat(100_000), inputs: [] }, { deadline: deadline() })
-  t.equal(huge.ok ? undefined : huge.error.code, grpc.status.NOT_FOUND, 'NOT_FOUND arrives')
-  const details = huge.ok ? '' : huge.error.details
-  t.ok(details.length > MAX_DETAILS && details.length < MAX_DETAILS + 40, `cut to MAX_DETAILS characters and a note, ${details.length}`)
-  t.match(details, /^UNKNOWN_LOSS: model 'm+\.\.\. \(\d+ more characters\)$/)
-  const next = await c.call('ServerLive', {}, { deadline: deadline() })
-  t.equal(next.ok, true, 'the next call on the channel is served')
-})
-
-/** A protobuf varint. */
-function varint (n: number): Buffer {
-  const bytes: number[] = []
-  for (; n >= 128; n = Math.floor(n / 128)) bytes.push((n % 128) | 128)
-  bytes.push(n)
-  return Buffer.from(bytes)
-}
-
 t.test('a ModelInfer counts as in flight from its stream\'s start: one waiting its turn when draining begins is served, a new one refused', async t => {
   const s = await grpcApp(t, { ...NO_SHEDDING, bodiesInProgressMb: 1, receiveTimeoutMs: 20000 }, MSE)
   const session = connect(t, s.port)
@@ -333,4 +196,22 @@ t.test('a ModelInfer counts as in flight from its stream\'s start: one waiting i
   const served = await statusOf(b)
   t.equal(served['grpc-status'], '0', 'B, which started before, is served')
   t.equal(await until(async () => s.app.losshub.active, v => v === 0), 0, 'and nothing is left in flight')
+})
+
+t.test('one request message a call: a second is refused as it begins, before grpc-js buffers it; one alone is served', async t => {
+  const s = await grpcApp(t, NO_SHEDDING, MSE)
+  const session = connect(t, s.port)
+  const serialize = loadPackage().inference.GRPCInferenceService.service.ModelInfer.requestSerialize
+  const request: Buffer = serialize({ model_name: 'mse', inputs: [typedInput('input', { dtype: 'float32', shape: [1], data: [1] }), typedInput('target', { dtype: 'float32', shape: [1], data: [0] })] })
+  // an empty first message, then a second announcing 40 MiB
+  const second = session.request({ ':method': 'POST', ':path': '/inference.GRPCInferenceService/ModelInfer', 'content-type': 'application/grpc', te: 'trailers' })
+  const big = Buffer.alloc(5)
+  big.writeUInt32BE(40 * MiB, 1)
+  second.write(Buffer.concat([framed(Buffer.alloc(0)), big]))
+  const refused = await statusOf(second)
+  t.equal(refused['grpc-status'], String(grpc.status.INVALID_ARGUMENT))
+  t.equal(decodeURI(String(refused['grpc-message'])), 'INVALID_REQUEST: request: a second request message after the first (0 bytes); ModelInfer takes exactly one')
+  const one = session.request({ ':method': 'POST', ':path': '/inference.GRPCInferenceService/ModelInfer', 'content-type': 'application/grpc', te: 'trailers' })
+  one.end(framed(request))
+  t.equal((await statusOf(one))['grpc-status'], '0', 'the message alone is served')
 })

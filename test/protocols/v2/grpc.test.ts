@@ -11,6 +11,7 @@ import { buildApp } from '../../../src/app'
 import { LOSSES } from '../../../src/losses'
 import { mismatch } from '../../helpers/tensors'
 import { version } from '../../../package.json'
+import { MAX_DETAILS } from '../../../src/protocols/v2/grpc'
 import { clients, grpcApp, type Outcome, outputsOf, params, rawInputs, typedInput } from './grpc'
 import { inferJson, NO_SHEDDING } from './v2'
 
@@ -271,6 +272,17 @@ t.test('a message that does not decode is INVALID_ARGUMENT saying so, on every m
   const text = (await app.app.inject('/metrics')).body
   t.match(text, /^losshub_requests_total\{protocol="grpc",loss="unknown",status="400"\} 1$/m, 'ModelInfer\'s counted as a 400')
   t.same((await send('/inference.GRPCInferenceService/ServerLive', Buffer.alloc(0))).status, String(grpc.status.OK), 'the connection serves on')
+})
+
+t.test('a status message that echoes a huge input is cut, so that it reaches the client and the calls behind it go on', async t => {
+  const deadline = (): Date => new Date(Date.now() + 5000)
+  const huge = await s.call('ModelInfer', { model_name: 'm'.repeat(100_000), inputs: [] }, { deadline: deadline() })
+  t.equal(huge.ok ? undefined : huge.error.code, grpc.status.NOT_FOUND, 'NOT_FOUND arrives')
+  const details = huge.ok ? '' : huge.error.details
+  t.ok(details.length > MAX_DETAILS && details.length < MAX_DETAILS + 40, `cut to MAX_DETAILS characters and a note, ${details.length}`)
+  t.match(details, /^UNKNOWN_LOSS: model 'm+\.\.\. \(\d+ more characters\)$/)
+  const next = await s.call('ServerLive', {}, { deadline: deadline() })
+  t.equal(next.ok, true, 'the next call on the channel is served')
 })
 
 t.test('limits: MAX_ELEMENTS is RESOURCE_EXHAUSTED; the largest message is BODY_LIMIT_MB', async t => {
