@@ -130,7 +130,7 @@ export const CONFIG = Type.Object({
     default: 30000,
     minimum: 1000,
     maximum: HOUR_MS,
-    description: 'most time to receive a whole request, headers and body; a slower or stalled upload gets 408 and its connection is closed (checked every second). A large body (256 KiB or more) is also watched once it may be read: one that stalls (nothing at all after a second, or no byte for 2 s) or arrives far too slowly to be complete in time (even at twice its best pace) gets 408 `RECEIVE_TIMEOUT` then, so that it does not hold up the bodies behind it (`BODIES_IN_PROGRESS_MB`). It bounds the arrival of a gRPC request too, a large message\'s pace included (`DEADLINE_EXCEEDED`, losshub-code `RECEIVE_TIMEOUT`). 30 s takes a full 64 MiB body at 18 Mbit/s'
+    description: 'most time to receive a whole request, headers and body; a slower or stalled upload gets 408 and its connection is closed (checked every second). A large body (256 KiB or more) is also watched once it may be read: one that stalls (nothing at all after a second, or no byte for 2 s) or arrives far too slowly to be complete in time (even at twice its best pace) gets 408 `RECEIVE_TIMEOUT` then, so that it does not hold up the bodies behind it (`BODIES_IN_PROGRESS_MB`). It bounds the arrival of a gRPC request too, a large message\'s pace included (`DEADLINE_EXCEEDED`, losshub-code `RECEIVE_TIMEOUT`), and how long a gRPC answer may wait to be taken by its client once it has begun (then its stream is cancelled). 30 s takes a full 64 MiB body at 18 Mbit/s'
   }),
   headersTimeoutMs: Type.Integer({
     default: 10000,

@@ -5,23 +5,6 @@ import { LosshubError } from '../../errors'
 /** A gRPC message's prefix: a compressed flag, then its length (4 bytes, big-endian). */
 export const PREFIX_BYTES = 5
 
-/**
- * grpc-js (1.14) answers some mistakes of the client's itself, before any handler runs, without
- * a losshub-code, logging or counting them; two of them INTERNAL, as grpc-go does. Those answers
- * (recognised by status and message, and by having no losshub-code: none of ours) become the
- * API's: INVALID_ARGUMENT (INVALID_REQUEST) or RESOURCE_EXHAUSTED (PAYLOAD_TOO_LARGE), with a
- * message naming what was wrong, logged and counted as the call's would be.
- */
-export function correctClientFaults (stream: http2.ServerHttp2Stream, call: CallSoFar, answer: (err: LosshubError) => void): void {
-  const respond = stream.respond
-  stream.respond = function (this: http2.ServerHttp2Stream, out?: http2.OutgoingHttpHeaders, options?: http2.ServerStreamResponseOptions): void {
-    const fault = out !== undefined && out['losshub-code'] === undefined ? clientFault(Number(out['grpc-status']), String(out['grpc-message']), call) : undefined
-    if (fault === undefined) return respond.call(this, out, options)
-    stream.respond = respond
-    answer(fault)
-  }
-}
-
 /** A call as far as it has come: its RPC's name, its headers, and its request's bytes so far (`got`; `message`: the first message's, once its prefix is in). */
 export interface CallSoFar {
   rpc: string
@@ -29,8 +12,14 @@ export interface CallSoFar {
   arrived: () => { got: number, message: number }
 }
 
-/** What a client did wrong, by grpc-js's status and message; undefined for anything else. */
-function clientFault (status: number, encodedMessage: string, { rpc, headers, arrived }: CallSoFar): LosshubError | undefined {
+/**
+ * What a client did wrong, by grpc-js's answer: grpc-js (1.14) answers some mistakes of the
+ * client's itself, before any handler runs, without a losshub-code, logging or counting them,
+ * two of them INTERNAL, as grpc-go does. Those answers (recognised by status and message) become
+ * the API's: INVALID_REQUEST or PAYLOAD_TOO_LARGE, with a message naming what was wrong.
+ * Undefined for anything else.
+ */
+export function clientFault (status: number, encodedMessage: string, { rpc, headers, arrived }: CallSoFar): LosshubError | undefined {
   let message: string
   try {
     message = decodeURI(encodedMessage)

@@ -3,7 +3,7 @@ import { constants as http2Constants } from 'node:http2'
 import * as grpc from '@grpc/grpc-js'
 import { LosshubError } from '../../errors'
 import { type BodyAdmission, lineFullMessage, Pace, PACE_CHECK_MS, PACE_STALL_MS, paceMessage } from '../../http/body-admission'
-import { type CallSoFar, correctClientFaults, PREFIX_BYTES } from './grpc-faults'
+import { type CallSoFar, clientFault, PREFIX_BYTES } from './grpc-faults'
 
 /**
  * What grpc-js (1.14) has no options for, done on the HTTP/2 servers under it: flow-control
@@ -50,7 +50,7 @@ export interface ReceiveBounds {
   admission: BodyAdmission
   /** The largest message accepted: a larger one is refused by grpc-js as its prefix arrives, and takes no turn. */
   maxMessageBytes: number
-  /** A call's start, at its stream's: its end (called once the stream closes), or the error refusing it. */
+  /** A call's start, at its stream's: its end (called once it is answered, or its stream closes), or the error refusing it. */
   starts: (rpc: string) => LosshubError | (() => void)
   /** The gRPC status for a request refused while it arrives (logged and counted by the caller): its RPC's name, why, and when its stream opened (performance.now()). */
   fail: (rpc: string, err: LosshubError, started: number) => grpc.ServiceError & { metadata: grpc.Metadata }
@@ -64,31 +64,142 @@ const bounded = new WeakSet<object>()
  * - One not whole `receiveTimeoutMs` after its stream opened (a stalled or trickled upload,
  *   which grpc-js would buffer for as long as the client likes) is answered DEADLINE_EXCEEDED
  *   with losshub-code RECEIVE_TIMEOUT, as HTTP answers 408.
- * - Its message is watched as it arrives (`watchMessage`): a large one takes its turn among
- *   HTTP's large bodies, and a second one is refused at once.
- * - grpc-js's own answers to a client's mistakes get the API's codes (`correctClientFaults`).
+ * - Its message is watched as it arrives (`watchMessage`): grpc-js sees none of it until it
+ *   may be read (`ReadGate`), a large one waiting its turn among HTTP's large bodies, and a
+ *   second one is refused at once.
+ * - Its answer is watched (`watchAnswer`): grpc-js's own answers to a client's mistakes get the
+ *   API's codes (grpc-faults.ts), and a unary answer not taken within `receiveTimeoutMs` (a
+ *   client that stopped reading) is cancelled.
  * An answered stream is reset (NO_ERROR, as gRPC asks of a server that answers before the client
  * has finished sending), which drops what was buffered of it.
  */
 export function boundReceiving (server: grpc.Server, bounds: ReceiveBounds): void {
-  eachHttp2Server(server, bounded, h2 => h2.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
-    const rpc = String(headers[':path']).slice(String(headers[':path']).lastIndexOf('/') + 1)
-    const opened = performance.now()
-    const answer = (err: LosshubError): void => { if (!stream.headersSent && !stream.closed) answerStream(stream, bounds.fail(rpc, err, opened)) }
-    const ends = bounds.starts(rpc)
-    if (ends instanceof LosshubError) return answer(ends)
-    stream.once('close', ends)
-    const deadline = Date.now() + bounds.receiveTimeoutMs
-    const timer = setTimeout(() => {
-      // arrived whole (its call may still run: its deadline is the batcher's), or answered
-      if (stream.readableEnded || stream.headersSent || stream.closed) return
-      answer(new LosshubError('RECEIVE_TIMEOUT', `request: not received within RECEIVE_TIMEOUT_MS (${bounds.receiveTimeoutMs} ms)`))
-    }, bounds.receiveTimeoutMs)
-    timer.unref()
-    stream.once('close', () => clearTimeout(timer))
-    const arrived = watchMessage(stream, rpc, bounds, deadline, answer)
-    correctClientFaults(stream, { rpc, headers, arrived }, answer)
-  }))
+  eachHttp2Server(server, bounded, h2 => {
+    // before grpc-js's own listener, which starts reading the stream
+    // (a compressed message's only: grpc-js inflates it whole as it arrives; an uncompressed one
+    // it only buffers, as far as the chunks that come before a pause of ours)
+    h2.prependListener('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
+      const encoding = headers['grpc-encoding']
+      if (encoding !== undefined && encoding !== 'identity') gates.set(stream, new ReadGate(stream))
+    })
+    h2.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
+      const gate = gates.get(stream)
+      gate?.seal()
+      // answered by grpc-js already (an unknown method, a bad content type): nothing will read the rest
+      if (stream.headersSent) return closeStream(stream)
+      const rpc = String(headers[':path']).slice(String(headers[':path']).lastIndexOf('/') + 1)
+      const opened = performance.now()
+      const answer = (err: LosshubError): void => { if (!stream.headersSent && !stream.closed) answerStream(stream, bounds.fail(rpc, err, opened)) }
+      const starts = bounds.starts(rpc)
+      if (starts instanceof LosshubError) return answer(starts)
+      // in flight until answered (as an HTTP request whose reply is written), or gone
+      let ends: (() => void) | undefined = starts
+      const end = (): void => { ends?.(); ends = undefined }
+      const message = watchMessage(stream, rpc, gate, bounds, Date.now() + bounds.receiveTimeoutMs, answer)
+      let delivering = false
+      // one timer a stream: first the request's arrival, then (re-armed) the answer's delivery
+      const timer = setTimeout(() => {
+        if (delivering) return closeStream(stream, http2Constants.NGHTTP2_CANCEL)
+        // arrived whole (its call may still run: its deadline is the batcher's), or answered
+        if (stream.readableEnded || stream.headersSent || stream.closed) return
+        answer(new LosshubError('RECEIVE_TIMEOUT', `request: not received within RECEIVE_TIMEOUT_MS (${bounds.receiveTimeoutMs} ms)`))
+      }, bounds.receiveTimeoutMs)
+      timer.unref()
+      stream.once('close', () => {
+        clearTimeout(timer)
+        message.release()
+        end()
+      })
+      watchAnswer(stream, { rpc, headers, arrived: message.arrived }, answer, () => {
+        // a unary call's answer is out: its tensors are done with, and it has as long again to be taken
+        message.release()
+        end()
+        if (rpc === 'Watch') return
+        delivering = true
+        timer.refresh()
+      })
+    })
+  })
+}
+
+/** The read gates of streams between grpc-js's listener and ours. */
+const gates = new WeakMap<http2.ServerHttp2Stream, ReadGate>()
+
+/**
+ * Holds back from grpc-js the 'data' and 'end' of a stream until its message may be read: grpc-js
+ * reads (and inflates) a message as it arrives, so a pause of ours would come after it has seen
+ * the first chunk. The listeners grpc-js adds while the gate is open to them (between its
+ * creation and `seal`) are wrapped; what they would have been given waits, in order, for `open`.
+ */
+class ReadGate {
+  private shut = true
+  private held: Array<() => void> = []
+
+  constructor (private readonly stream: http2.ServerHttp2Stream) {
+    const on = stream.on
+    const gate = this
+    stream.on = function (this: http2.ServerHttp2Stream, event: string | symbol, listener: (...args: any[]) => void) {
+      return on.call(this, event, event === 'data' || event === 'end' ? gate.wrap(listener) : listener)
+    } as typeof stream.on
+  }
+
+  /** Listeners added from now on are not held back. */
+  seal (): void { delete (this.stream as { on?: unknown }).on }
+
+  open (): void {
+    if (!this.shut) return
+    this.shut = false
+    const held = this.held
+    this.held = []
+    for (const give of held) give()
+  }
+
+  private wrap (listener: (...args: any[]) => void): (...args: any[]) => void {
+    return (...args) => { if (this.shut) this.held.push(() => listener(...args)); else listener(...args) }
+  }
+}
+
+/**
+ * A call's answer: grpc-js's answers to a client's mistakes made the API's (`clientFault`), and
+ * `answered` told of any other. A stream whose whole answer has gone out while its request still
+ * arrives is reset (NO_ERROR).
+ */
+function watchAnswer (stream: http2.ServerHttp2Stream, call: CallSoFar, answer: (err: LosshubError) => void, answered: () => void): void {
+  hookRespond(stream, (out, options, send) => {
+    // grpc-js's, as none of ours lacks a losshub-code
+    const fault = out !== undefined && out['losshub-code'] === undefined ? clientFault(Number(out['grpc-status']), String(out['grpc-message']), call) : undefined
+    if (fault !== undefined) return answer(fault)
+    send()
+    // the whole answer (an error, or a deadline) is out while the request still arrives: nothing will read the rest
+    if (options?.endStream === true && !stream.readableEnded) closeStream(stream)
+    answered()
+  })
+}
+
+/** A stream's first `respond`: its headers and options, and the call that sends them (or not, if the hook never calls it). */
+type RespondHook = (headers: http2.OutgoingHttpHeaders | undefined, options: http2.ServerStreamResponseOptions | undefined, send: () => void) => void
+
+const respondHooks = new WeakMap<http2.ServerHttp2Stream, RespondHook>()
+const respondPatched = new WeakSet<object>()
+
+/**
+ * Lets `hook` see `stream`'s first `respond` (its answer's headers) and decide whether they go
+ * out. Patched once on the streams' prototype, which looks the stream's hook up: a function set
+ * on each stream would give it a shape of its own, and slow every access to it in Node and grpc-js.
+ */
+function hookRespond (stream: http2.ServerHttp2Stream, hook: RespondHook): void {
+  const proto = Object.getPrototypeOf(stream) as { respond: http2.ServerHttp2Stream['respond'] }
+  if (!respondPatched.has(proto)) {
+    respondPatched.add(proto)
+    const respond = proto.respond
+    proto.respond = function (this: http2.ServerHttp2Stream, headers?: http2.OutgoingHttpHeaders, options?: http2.ServerStreamResponseOptions): void {
+      const hooked = respondHooks.get(this)
+      if (hooked === undefined) return respond.call(this, headers, options)
+      respondHooks.delete(this)
+      hooked(headers, options, () => respond.call(this, headers, options))
+    }
+  }
+  respondHooks.set(stream, hook)
 }
 
 /**
@@ -99,21 +210,23 @@ export function boundReceiving (server: grpc.Server, bounds: ReceiveBounds): voi
 const MAX_INFLATION = 1032
 
 /**
- * Watches the request's message as it arrives (every method here takes exactly one):
+ * Watches the request's message as it arrives (every method here takes exactly one), and opens
+ * `gate` (a compressed message's) to grpc-js once it may be read:
  * - once its prefix is in, a large message (or a compressed one that could inflate to one)
  *   waits for its turn in `bounds.admission`, paused; while it waits it counts in the line as at
- *   least the flow-control window it may fill here. Its turn is given back when its stream
- *   closes, or for any method but ModelInfer (whose tensors live on through the kernel) once the
- *   message is whole. A stream already answered (an unknown method, say) takes no turn;
+ *   least the flow-control window it may fill here. Its turn is given back by `release` (once the
+ *   call is answered, or its stream closes), or for any method but ModelInfer (whose tensors live
+ *   on through the kernel) once the message is whole. A stream already answered (an unknown
+ *   method, say) takes no turn;
  * - a byte past the message is a second one: refused at once, before grpc-js buffers it.
- * A stream whose answer has gone out while its request still arrives is reset (NO_ERROR).
  */
-function watchMessage (stream: http2.ServerHttp2Stream, rpc: string, bounds: ReceiveBounds, deadline: number, answer: (err: LosshubError) => void): CallSoFar['arrived'] {
+function watchMessage (stream: http2.ServerHttp2Stream, rpc: string, gate: ReadGate | undefined, bounds: ReceiveBounds, deadline: number, answer: (err: LosshubError) => void): { arrived: CallSoFar['arrived'], release: () => void } {
   const { admission } = bounds
   let got = 0
   let head: Buffer | undefined // the prefix's bytes so far, when its first chunk was shorter than it
   let message = Infinity // the message's bytes on the wire, prefix included, once its prefix is in
   let leave: (() => void) | undefined
+  const release = (): void => { leave?.() }
   const count = (chunk: Buffer): void => {
     got += chunk.length
     if (message === Infinity) {
@@ -127,29 +240,28 @@ function watchMessage (stream: http2.ServerHttp2Stream, rpc: string, bounds: Rec
       admit(prefix[0] !== 0)
     }
     if (got > message) return answer(new LosshubError('INVALID_REQUEST', `request: a second request message after the first (${message - PREFIX_BYTES} bytes); ${rpc} takes exactly one`))
-    if (got === message && rpc !== 'ModelInfer') leave?.()
+    if (got === message && rpc !== 'ModelInfer') release()
   }
   const admit = (compressed: boolean): void => {
     // answered already, or larger than grpc-js takes (it refuses that as the prefix arrives)
-    if (stream.headersSent || stream.closed || message - PREFIX_BYTES > bounds.maxMessageBytes) return
     const bytes = compressed ? Math.min(message * MAX_INFLATION, bounds.maxMessageBytes) : message
-    if (bytes < admission.smallest) return
+    if (stream.headersSent || stream.closed || message - PREFIX_BYTES > bounds.maxMessageBytes || bytes < admission.smallest) return gate?.open()
     let started = false
     const held = Math.max(bytes, FLOW_CONTROL_WINDOW)
     leave = admission.enter(bytes, () => {
       started = true
+      gate?.open()
       stream.resume()
       watchPace(stream, new Pace(message, deadline, Date.now()), () => got, answer)
     }, held)
     if (leave === undefined) return answer(new LosshubError('OVERLOADED', lineFullMessage(admission, bytes, held), 1))
-    stream.once('close', leave)
-    // grpc-js resumes a stream only once a message is whole, or the stream closes
+    // grpc-js resumes a stream only once it has a whole message, or the stream closes
     if (!started) stream.pause()
   }
   stream.on('data', count)
-  // the answer is out (an error, or a deadline) while the request still arrives: nothing will read the rest
-  stream.once('finish', () => { if (!stream.readableEnded) closeStream(stream) })
-  return () => ({ got, message })
+  // a stream that ends before its prefix is whole: grpc-js says what is missing
+  if (gate !== undefined) stream.once('end', () => { if (message === Infinity) gate.open() })
+  return { arrived: () => ({ got, message }), release }
 }
 
 /**
@@ -190,10 +302,10 @@ function answerStream (stream: http2.ServerHttp2Stream, failure: grpc.ServiceErr
   closeStream(stream)
 }
 
-/** Resets a stream under a client that may still be sending (NO_ERROR, as gRPC asks), and drops what it buffered. */
-function closeStream (stream: http2.ServerHttp2Stream): void {
+/** Resets a stream under a client that may still be sending (NO_ERROR, as gRPC asks, unless `code` says), and drops what it buffered. */
+function closeStream (stream: http2.ServerHttp2Stream, code = http2Constants.NGHTTP2_NO_ERROR): void {
   if (stream.closed) return
-  stream.close(http2Constants.NGHTTP2_NO_ERROR)
+  stream.close(code)
   // a paused stream would otherwise keep its buffered bytes, and never be destroyed
   stream.resume()
 }

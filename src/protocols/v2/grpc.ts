@@ -207,8 +207,8 @@ export class GrpcFrontDoor {
   }
 
   /**
-   * A call's start, at its stream's: a ModelInfer counts as in flight from then until its stream
-   * closes, as an HTTP request does from its headers, so that draining waits for one whose
+   * A call's start, at its stream's: a ModelInfer counts as in flight from then until it is
+   * answered, as an HTTP request does from its headers, so that draining waits for one whose
    * message is still arriving or waiting its turn; once draining refuses new work, a new one is
    * SHUTTING_DOWN. Returns the call's end, or the error refusing it.
    */

@@ -5,6 +5,7 @@
 import http from 'node:http'
 import http2 from 'node:http2'
 import { once } from 'node:events'
+import zlib from 'node:zlib'
 import * as grpc from '@grpc/grpc-js'
 import t from 'tap'
 import { LOSSES } from '../../../src/losses'
@@ -214,4 +215,55 @@ t.test('one request message a call: a second is refused as it begins, before grp
   const one = session.request({ ':method': 'POST', ':path': '/inference.GRPCInferenceService/ModelInfer', 'content-type': 'application/grpc', te: 'trailers' })
   one.end(framed(request))
   t.equal((await statusOf(one))['grpc-status'], '0', 'the message alone is served')
+})
+
+/** A whole mse ModelInfer of `n` float32 pairs (sum of (3 - 1)^2 = 4n), serialized. */
+function mseMessage (n: number): Buffer {
+  const serialize = loadPackage().inference.GRPCInferenceService.service.ModelInfer.requestSerialize
+  return serialize({
+    model_name: 'mse',
+    parameters: { reduction: { string_param: 'sum' } },
+    inputs: [{ name: 'input', datatype: 'FP32', shape: [n] }, { name: 'target', datatype: 'FP32', shape: [n] }],
+    raw_input_contents: [Buffer.from(new Float32Array(n).fill(3).buffer), Buffer.from(new Float32Array(n).fill(1).buffer)]
+  })
+}
+
+t.test('grpc-js sees no byte of a message before its turn: a compressed one whole in one frame waits, then is served', async t => {
+  const s = await grpcApp(t, { ...NO_SHEDDING, bodiesInProgressMb: 1, receiveTimeoutMs: 20000 }, MSE)
+  const session = connect(t, s.port)
+  const a = announce(session, MiB, 1000)
+  await until(async () => await largeBodies(s.app), v => v.inProgress > 0)
+  // 40,000 pairs of 3 and 1 gzip to a few KB, which could inflate to more than the 1 MiB budget
+  const gz = zlib.gzipSync(mseMessage(40_000))
+  const b = session.request({ ':method': 'POST', ':path': '/inference.GRPCInferenceService/ModelInfer', 'content-type': 'application/grpc', te: 'trailers', 'grpc-encoding': 'gzip' })
+  const prefix = Buffer.alloc(5)
+  prefix.writeUInt8(1, 0)
+  prefix.writeUInt32BE(gz.length, 1)
+  b.end(Buffer.concat([prefix, gz]))
+  let answered = false
+  const status = statusOf(b).then(h => { answered = true; return h })
+  await until(async () => await largeBodies(s.app), v => v.waiting > 0)
+  await new Promise(resolve => setTimeout(resolve, 300))
+  t.notOk(answered, 'not evaluated while it waits')
+  a.close()
+  t.equal((await status)['grpc-status'], '0', 'served once its turn comes')
+})
+
+t.test('an answer the client does not take: the turn and the call end when it is answered; its stream is cancelled RECEIVE_TIMEOUT_MS later', async t => {
+  const s = await grpcApp(t, { ...NO_SHEDDING, receiveTimeoutMs: 1000, headersTimeoutMs: 1000 }, MSE)
+  // a client that gives the server no window to send in
+  const session = http2.connect(`http://127.0.0.1:${s.port}`, { settings: { initialWindowSize: 0 } })
+  session.on('error', () => {})
+  t.teardown(() => session.destroy())
+  const stream = session.request({ ':method': 'POST', ':path': '/inference.GRPCInferenceService/ModelInfer', 'content-type': 'application/grpc', te: 'trailers' })
+  stream.end(framed(mseMessage(40_000)))
+  const [headers] = await once(stream, 'response') as [http2.IncomingHttpHeaders]
+  const answeredAt = Date.now()
+  t.equal(headers[':status'], 200, 'the answer has begun')
+  t.same(await until(async () => await largeBodies(s.app), v => v.inProgress === 0), { inProgress: 0, waiting: 0 }, 'its turn is given back')
+  t.equal(await until(async () => s.app.losshub.active, v => v === 0), 0, 'and it is no longer in flight')
+  await once(stream, 'close')
+  const ms = Date.now() - answeredAt
+  t.equal(stream.rstCode, http2.constants.NGHTTP2_CANCEL, `cancelled ${ms} ms after the answer began`)
+  t.ok(ms >= 900 && ms < 3000)
 })
