@@ -87,7 +87,8 @@ export function boundReceiving (server: grpc.Server, bounds: ReceiveBounds): voi
       gate?.seal()
       // answered by grpc-js already (an unknown method, a bad content type): nothing will read the rest
       if (stream.headersSent) return closeStream(stream)
-      const rpc = String(headers[':path']).slice(String(headers[':path']).lastIndexOf('/') + 1)
+      const path = String(headers[':path'])
+      const rpc = path.slice(path.lastIndexOf('/') + 1)
       const opened = performance.now()
       const answer = (err: LosshubError): void => { if (!stream.headersSent && !stream.closed) answerStream(stream, bounds.fail(rpc, err, opened)) }
       const starts = bounds.starts(rpc)
@@ -291,7 +292,6 @@ function watchPace (stream: http2.ServerHttp2Stream, pace: Pace, got: () => numb
 
 /** A trailers-only answer of `failure`, and the stream reset under a client that may still be sending. */
 function answerStream (stream: http2.ServerHttp2Stream, failure: grpc.ServiceError & { metadata: grpc.Metadata }): void {
-  if (stream.headersSent || stream.closed) return
   stream.respond({
     ':status': 200,
     'content-type': 'application/grpc',

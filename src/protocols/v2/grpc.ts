@@ -92,15 +92,15 @@ export class GrpcFrontDoor {
 
   /** A request message that does not decode: INVALID_ARGUMENT saying so (counted, for ModelInfer, as a 400). */
   private undecodable (request: UndecodableRequest): grpc.ServiceError {
-    const started = performance.now()
     const err = new LosshubError('INVALID_REQUEST', `request: not a ${request.method} request message of the .proto (${request.reason})`)
-    const failure = this.failure(request.method, err, started)
-    if (request.method === 'ModelInfer') observeRequest(this.opts.metrics, 'grpc', 'unknown', ERRORS[failure.losshubCode].status, 0)
-    return failure
+    return this.refusedEarly(request.method, err, performance.now())
   }
 
-  /** A request refused while it arrived (too slow, or no room in the line): logged, and counted as REST would count it. */
-  private refusedWhileReceiving (rpc: string, err: LosshubError, started: number): grpc.ServiceError & { metadata: grpc.Metadata } {
+  /**
+   * A request refused before its handler ran (undecodable, too slow to arrive, no room in the
+   * line): logged, and counted as REST would count it.
+   */
+  private refusedEarly (rpc: string, err: LosshubError, started: number): grpc.ServiceError & { metadata: grpc.Metadata } {
     const failure = this.failure(rpc, err, started)
     // the model is named in the message, which has not arrived
     if (rpc === 'ModelInfer') observeRequest(this.opts.metrics, 'grpc', 'unknown', ERRORS[failure.losshubCode].status, elapsed(started) / 1000)
@@ -120,7 +120,7 @@ export class GrpcFrontDoor {
       admission,
       maxMessageBytes,
       starts: rpc => this.callStarts(rpc),
-      fail: (rpc, err, started) => this.refusedWhileReceiving(rpc, err, started)
+      fail: (rpc, err, started) => this.refusedEarly(rpc, err, started)
     })
     return bound
   }
@@ -214,7 +214,7 @@ export class GrpcFrontDoor {
    */
   private callStarts (rpc: string): LosshubError | (() => void) {
     const { inFlight } = this.opts
-    if (rpc !== 'ModelInfer') return () => {}
+    if (rpc !== 'ModelInfer') return NOTHING_TO_END
     if (inFlight.refusing()) return new LosshubError('SHUTTING_DOWN', 'draining: this instance is shutting down; retry', 1)
     inFlight.begin()
     return () => { inFlight.end() }
@@ -298,6 +298,9 @@ function deadlineUs (deadline: grpc.Deadline): number | undefined {
   const at = deadline instanceof Date ? deadline.getTime() : deadline
   return Number.isFinite(at) ? Math.max(0, (at - Date.now()) * 1000) : undefined
 }
+
+/** The end of a call that draining does not wait for. */
+const NOTHING_TO_END = (): void => {}
 
 const emptyAsUndefined = (s: string | undefined): string | undefined => (s === undefined || s === '' ? undefined : s)
 

@@ -13,6 +13,7 @@ import { mismatch } from '../../helpers/tensors'
 import { version } from '../../../package.json'
 import { MAX_DETAILS } from '../../../src/protocols/v2/grpc'
 import { clients, grpcApp, type Outcome, outputsOf, params, rawInputs, typedInput } from './grpc'
+import { framed } from './h2'
 import { inferJson, NO_SHEDDING } from './v2'
 
 // F.cross_entropy(tensor([[1.,2],[1,3],[1,3]], requires_grad=True), tensor([0,1,1])) and its .grad
@@ -250,9 +251,7 @@ t.test('a message that does not decode is INVALID_ARGUMENT saying so, on every m
   t.teardown(() => session.close())
   /** One call with `message` as its bytes, framed by hand: the status, its message and losshub's code. */
   const send = async (path: string, message: Buffer): Promise<{ status?: string, details: string, code?: string }> => await new Promise(resolve => {
-    const frame = Buffer.alloc(5 + message.length)
-    frame.writeUInt32BE(message.length, 1)
-    message.copy(frame, 5)
+    const frame = framed(message)
     const stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' })
     let last: http2.IncomingHttpHeaders = {}
     stream.on('response', h => { if (h['grpc-status'] !== undefined) last = h })
