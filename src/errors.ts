@@ -17,7 +17,7 @@ export const ERRORS = {
   RECEIVE_TIMEOUT: { status: 408, meaning: 'The request did not arrive within RECEIVE_TIMEOUT_MS (its headers: HEADERS_TIMEOUT_MS), or a large body arrives too slowly to be complete by then; the connection is closed.' },
   PAYLOAD_TOO_LARGE: { status: 413, meaning: 'The body is larger than BODY_LIMIT_MB.' },
   HEADERS_TOO_LARGE: { status: 431, meaning: 'The request\'s headers are larger than the 16 KiB the server reads; the connection is closed.' },
-  UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'The content type is not application/json, or the body is compressed (a Content-Encoding other than identity): send uncompressed JSON.' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'The content type is not application/json, or the body is compressed (a Content-Encoding other than identity): send uncompressed JSON. Over gRPC (UNIMPLEMENTED): a message compressed in an encoding other than gzip or deflate.' },
   OVERLOADED: { status: 503, meaning: 'The queue is full or the process is under pressure; retry after Retry-After seconds.' },
   STARTING: { status: 503, meaning: 'The kernels are still loading (readiness only).' },
   SHUTTING_DOWN: { status: 503, meaning: 'The process is draining before exit; retry (on another instance) after Retry-After seconds.' },

@@ -52,7 +52,7 @@ export function errorBody (code: ErrorCode, message: string): { statusCode: numb
 function classify (err: FastifyError | LosshubError, request: FastifyRequest, tensorFields: TensorFields): [ErrorCode, string] {
   if (err instanceof LosshubError) return [err.code, err.message]
   const validation = (err as { validation?: AjvError[] }).validation
-  if (validation !== undefined && validation.length > 0) return validationMessage(validation[0], tensorFields(request.routeOptions.url ?? ''))
+  if (validation !== undefined && validation.length > 0) return validationMessage(validation, tensorFields(request.routeOptions.url ?? ''))
   switch (err.code) {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
     case 'FST_ERR_CTP_EMPTY_JSON_BODY': return ['INVALID_JSON', `body: ${err.message}`]
@@ -67,8 +67,9 @@ function classify (err: FastifyError | LosshubError, request: FastifyRequest, te
   return ['INTERNAL', 'internal error; the request id in the logs has the details']
 }
 
-/** An Ajv validation error as the API's code and message, naming the field; `tensors` are the fields that hold tensors. */
-export function validationMessage (e: AjvError, tensors: ReadonlySet<string>): [ErrorCode, string] {
+/** Ajv's validation errors (the first, and what came with it) as the API's code and message, naming the field; `tensors` are the fields that hold tensors. */
+export function validationMessage (errors: readonly AjvError[], tensors: ReadonlySet<string>): [ErrorCode, string] {
+  const e = errors[0]
   const path = e.instancePath.split('/').filter(s => s !== '')
   const field = path.join('.')
   if (e.keyword === 'additionalProperties') {
@@ -81,5 +82,18 @@ export function validationMessage (e: AjvError, tensors: ReadonlySet<string>): [
   }
   if (e.keyword === 'enum') return ['INVALID_REQUEST', `${field}: must be one of ${(e.params.allowedValues as unknown[]).map(v => JSON.stringify(v)).join(', ')}`]
   if (e.keyword === 'type' && field === '') return ['INVALID_REQUEST', 'body: must be a JSON object']
+  const types = unionTypes(e, errors)
+  if (types !== undefined) return ['INVALID_REQUEST', `${field}: must be ${types.slice(0, -1).join(', ')} or ${types[types.length - 1]}`]
   return ['INVALID_REQUEST', `${field === '' ? 'body' : field}: ${e.message ?? 'invalid'}`]
+}
+
+/**
+ * The types a value may take where it took none of a union's (one `anyOf` of types, as a V2
+ * parameter's string, number or boolean): Ajv reports each branch's type error, then the anyOf,
+ * and the first alone would say "must be string". Undefined for any other error.
+ */
+function unionTypes (e: AjvError, errors: readonly AjvError[]): string[] | undefined {
+  if (e.keyword !== 'type' || !errors.some(x => x.keyword === 'anyOf' && x.instancePath === e.instancePath)) return undefined
+  const types = new Set(errors.filter(x => x.keyword === 'type' && x.instancePath === e.instancePath).map(x => String(x.params.type)))
+  return types.size > 1 ? [...types] : undefined
 }

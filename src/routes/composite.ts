@@ -39,7 +39,7 @@ export function termOptionsValidator (request: SchemaCompiler): OptionsValidator
   return (def, options) => {
     const validate = request.compileValidationSchema(termOptionsSchema(def))
     if (!validate(options)) {
-      const [code, message] = validationMessage((validate.errors as AjvError[])[0], new Set())
+      const [code, message] = validationMessage(validate.errors as AjvError[], new Set())
       fail(code, message)
     }
     return options

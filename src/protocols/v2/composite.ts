@@ -74,9 +74,9 @@ function compositeParameters (req: V2InferenceRequestJson, compile: Compile): V2
   const params = { ...req.parameters }
   const validate = compile(V2CompositeParameters)
   if (validate(params) === true) return params as V2CompositeParametersJson
-  const e = (validate.errors ?? [])[0]
-  const [code, message] = validationMessage(under('/parameters', e), new Set())
-  if (e.keyword !== 'additionalProperties') fail(code, message)
+  const errors = (validate.errors ?? []).map(e => under('/parameters', e))
+  const [code, message] = validationMessage(errors, new Set())
+  if (errors[0].keyword !== 'additionalProperties') fail(code, message)
   fail(code, `${message}; model ${V2_COMPOSITE_MODEL} takes ${Object.keys(V2CompositeParameters.properties).join(', ')} (a term's options go in its \`options\`)`)
 }
 
@@ -92,7 +92,7 @@ function parseTerms (text: string, compile: Compile): CompositeTermBody[] {
   }
   const validate = compile(V2CompositeTerms)
   if (validate(terms) !== true) {
-    const [code, message] = validationMessage(under('/parameters/terms', (validate.errors ?? [])[0]), new Set())
+    const [code, message] = validationMessage((validate.errors ?? []).map(e => under('/parameters/terms', e)), new Set())
     fail(code, message)
   }
   return terms as CompositeTermBody[]

@@ -3,7 +3,7 @@ import { constants as http2Constants } from 'node:http2'
 import * as grpc from '@grpc/grpc-js'
 import { LosshubError } from '../../errors'
 import { type BodyAdmission, lineFullMessage, Pace, PACE_CHECK_MS, PACE_STALL_MS, paceMessage } from '../../http/body-admission'
-import { type CallSoFar, clientFault, PREFIX_BYTES } from './grpc-faults'
+import { ACCEPTED_ENCODINGS, type CallSoFar, clientFault, PREFIX_BYTES } from './grpc-faults'
 
 /**
  * What grpc-js (1.14) has no options for, done on the HTTP/2 servers under it: flow-control
@@ -81,10 +81,15 @@ export function boundReceiving (server: grpc.Server, bounds: ReceiveBounds): voi
     h2.prependListener('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
       const encoding = headers['grpc-encoding']
       if (encoding !== undefined && encoding !== 'identity') gates.set(stream, new ReadGate(stream))
+      const timeout = headers['grpc-timeout']
+      if (timeout !== undefined) readTimeout(headers, timeout)
     })
     h2.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
       const gate = gates.get(stream)
       gate?.seal()
+      // grpc-js has read it: the client's own, for the messages that name it
+      const timeout = sentTimeouts.get(headers)
+      if (timeout !== undefined) headers['grpc-timeout'] = timeout
       // answered by grpc-js already (an unknown method, a bad content type): nothing will read the rest
       if (stream.headersSent) return closeStream(stream)
       const path = String(headers[':path'])
@@ -121,6 +126,36 @@ export function boundReceiving (server: grpc.Server, bounds: ReceiveBounds): voi
       })
     })
   })
+}
+
+/** A grpc-timeout as gRPC defines it: 1 to 8 digits, then a unit. */
+const TIMEOUT = /^(\d{1,8})([HMSmun])$/
+const TIMEOUT_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 1e-3, n: 1e-6 }
+
+/** The longest a Node timer waits (2^31 - 1 ms, about 24.8 days); a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+/** The grpc-timeout a client sent, where grpc-js is shown another (`readTimeout`) until its listener has run. */
+const sentTimeouts = new WeakMap<http2.IncomingHttpHeaders, string>()
+
+/**
+ * Shows grpc-js (1.14) a stream's grpc-timeout as gRPC reads it. grpc-js finds its pattern
+ * anywhere in the value (accepting `99999999999S` and `1S,x`), and sets a timer of the time
+ * truncated to 32 bits: a valid deadline past 2^31 ms (`2592000S`, 30 days, as grpc-go writes
+ * it) would end the call at once. A value that is not a timeout is shown as one grpc-js
+ * refuses (then answered INVALID_REQUEST, `clientFault`); a deadline past any timer's reach is
+ * no deadline.
+ */
+function readTimeout (headers: http2.IncomingHttpHeaders, timeout: string | string[]): void {
+  const sent = String(timeout)
+  const match = TIMEOUT.exec(sent)
+  if (match === null) {
+    sentTimeouts.set(headers, sent)
+    headers['grpc-timeout'] = 'not a timeout'
+  } else if (Number(match[1]) * TIMEOUT_UNIT_MS[match[2]] > MAX_TIMER_MS) {
+    sentTimeouts.set(headers, sent)
+    delete headers['grpc-timeout']
+  }
 }
 
 /** The read gates of streams between grpc-js's listener and ours. */
@@ -297,6 +332,8 @@ function answerStream (stream: http2.ServerHttp2Stream, failure: grpc.ServiceErr
     'content-type': 'application/grpc',
     'grpc-status': String(failure.code),
     'grpc-message': encodeURI(failure.details),
+    // as grpc-js's own answers say, and gRPC asks of an answer to a message it cannot read
+    'grpc-accept-encoding': ACCEPTED_ENCODINGS.join(','),
     ...failure.metadata.toHttp2Headers()
   }, { endStream: true })
   closeStream(stream)

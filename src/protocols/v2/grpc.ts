@@ -255,13 +255,16 @@ function withTypedContents (definition: grpc.ServiceDefinition): grpc.ServiceDef
 /**
  * The gRPC status of a losshub error code: 400s are INVALID_ARGUMENT (a tensor past
  * MAX_ELEMENTS, or a message past the limit, RESOURCE_EXHAUSTED; a request too slow to
- * arrive, 408 over HTTP, DEADLINE_EXCEEDED), 404s NOT_FOUND, 503s
+ * arrive, 408 over HTTP, DEADLINE_EXCEEDED; a message in an encoding not read, 415 over HTTP,
+ * UNIMPLEMENTED), 404s NOT_FOUND, 503s
  * (overloaded, starting, draining, a lost batch or worker: retry) UNAVAILABLE, 504
  * DEADLINE_EXCEEDED, anything else INTERNAL.
  */
 export function grpcStatus (code: ErrorCode): grpc.status {
   if (code === 'TOO_LARGE' || code === 'PAYLOAD_TOO_LARGE') return grpc.status.RESOURCE_EXHAUSTED
   if (code === 'RECEIVE_TIMEOUT') return grpc.status.DEADLINE_EXCEEDED
+  // over gRPC only a message's encoding can be unsupported: gRPC's answer to that
+  if (code === 'UNSUPPORTED_MEDIA_TYPE') return grpc.status.UNIMPLEMENTED
   const http = ERRORS[code].status
   if (http === 404) return grpc.status.NOT_FOUND
   if (http === 503) return grpc.status.UNAVAILABLE
@@ -274,7 +277,7 @@ export function grpcStatus (code: ErrorCode): grpc.status {
 function classify (err: unknown): [ErrorCode, string, number | undefined] {
   if (err instanceof LosshubError) return [err.code, err.message, err.retryAfterSeconds]
   const validation = (err as { validation?: AjvError[] }).validation
-  if (validation !== undefined && validation.length > 0) return [...validationMessage(validation[0], new Set()), undefined]
+  if (validation !== undefined && validation.length > 0) return [...validationMessage(validation, new Set()), undefined]
   return ['INTERNAL', 'internal error', undefined]
 }
 

@@ -95,6 +95,10 @@ t.test('parameters are checked by the loss\'s schema', async t => {
   rejects(t, await inferJson(app, 'cross_entropy', { parameters: { target: 1 }, inputs: [input] }), 400, 'INVALID_REQUEST', "parameters.target: 'target' is a tensor: send it in inputs")
   rejects(t, await inferJson(app, 'cross_entropy', { parameters: { sequence_id: 7 }, inputs: [input, target] }), 400, 'INVALID_REQUEST', 'parameters.sequence_id: sequences are not supported: every loss is stateless')
   rejects(t, await inferJson(app, 'cross_entropy', { parameters: { binary_data_output: 'yes' }, inputs: [input, target] }), 400, 'INVALID_REQUEST', 'parameters.binary_data_output: must be boolean')
+  // a parameter is a scalar: an object or array is refused as one, whatever the loss's schema wants
+  rejects(t, await inferJson(app, 'cross_entropy', { parameters: { grad: { on: true } }, inputs: [input, target] }), 400, 'INVALID_REQUEST', 'parameters.grad: must be string, number or boolean')
+  rejects(t, await inferJson(app, 'cross_entropy', { parameters: { label_smoothing: [0.1] }, inputs: [input, target] }), 400, 'INVALID_REQUEST', 'parameters.label_smoothing: must be string, number or boolean')
+  rejects(t, await inferJson(app, 'cross_entropy', { inputs: [{ ...input, parameters: { content_type: {} } }, target] }), 400, 'INVALID_REQUEST', 'inputs.0.parameters.content_type: must be string, number or boolean')
   rejects(t, await inferJson(app, 'mse', { parameters: { reduction: 'mean' }, inputs: [{ ...input, name: 'input' }, { ...input, name: 'target' }, { name: 'grad_output', datatype: 'FP32', shape: [], data: [1] }] }), 400, 'INVALID_OPTION',
     'grad_output: only meaningful with grad: true')
 })
