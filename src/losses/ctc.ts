@@ -209,7 +209,8 @@ function ctcNll (G: Graph, lp: Value, targets: Value, il: Value, tl: Value, blan
       const preBeta = recursion(G, end, lpe, active, skipBack, negInf, near, true).pre
       const feasible = unsqueeze(not(infeasible), [0, 2]) // [1,N,1]
       const logPost = add(add(preAlpha, lpe), sub(preBeta, unsqueeze(logZ, [0, 2])))
-      return exp(cast(where(feasible, logPost, negInf), near))
+      // a frame past the input length is never read: posterior 0 whatever it holds (-inf + NaN would be NaN)
+      return exp(cast(where(and(feasible, active), logPost, negInf), near))
     })
     const grad = scatterAdd(lp, extAt, mul(post, neg(unsqueeze(g, [0, 2]))), 2)
     const bad = unsqueeze(infeasible, [0, 2])
