@@ -2,7 +2,7 @@ import { defineLoss, STANDARD_REDUCTIONS, Type, type Arg } from './loss'
 import { type FloatDType, type Graph, type Value } from '../onnx/graph'
 import {
   add, and, arange, cast, clampMin, cumsum, custom, dimSize, div, equal, exp, expandAs,
-  less, mul, neg, not, reduceMax, scatterAdd, shapeOf, squeeze, sub, sumAll, take, unsqueeze, where
+  less, mul, neg, not, or, reduceMax, scatterAdd, shapeOf, squeeze, sub, sumAll, take, unsqueeze, where
 } from '../onnx/ops'
 import { concat, expandTo, shift } from '../onnx/ops-layout'
 import { logSumExp, outer, scan } from '../onnx/ops-scan'
@@ -176,13 +176,17 @@ function ctcNll (G: Graph, lp: Value, targets: Value, il: Value, tl: Value, blan
     const T = dimSize(lp, 0, 'int64')
     const shapeTNK = concat([unsqueeze(T, [0]), shapeOf(ext)], 0)
     const extAt = expandTo(unsqueeze(ext, [0]), shapeTNK, [lp.dims[0], lp.dims[1], 'n']) // [T,N,K]
-    const lpe = cast(G.node('GatherElements', [lp, extAt], { axis: 2 }, lp.dtype, extAt.dims), 'float64') // lp at l'[k]
+    const k = arange(dimSize(ext, 1, 'int64'))
+    // lp at l'[k]; at frame 0 only l'[0] and l'[1] can be reached, and the rest are -inf whatever
+    // lp holds there (-inf + NaN would be NaN), as in PyTorch's alpha
+    const firstFrame = unsqueeze(equal(arange(T), G.constant(0, 'int64')), [1, 2]) // [T,1,1]
+    const unreached = unsqueeze(less(G.constant(1, 'int64'), k), [0, 1]) // [1,1,K]: k >= 2
+    const lpe = where(and(firstFrame, unreached), negInf, cast(G.node('GatherElements', [lp, extAt], { axis: 2 }, lp.dtype, extAt.dims), 'float64'))
     // frame t counts for sample n while t < input_length[n]
     const active = unsqueeze(less(unsqueeze(arange(T), [1]), unsqueeze(il, [0])), [2]) // [T,N,1]
     // the skip s-2 -> s is allowed when l'[s] is a label other than l'[s-2]
     const skip = and(not(equal(ext, blank)), not(equal(ext, shift(ext, 2, 1, blank))))
     // before frame 0, all mass sits on a virtual state that feeds l'[0] and l'[1]
-    const k = arange(dimSize(ext, 1, 'int64'))
     const start = expandTo(where(equal(k, G.constant(0, 'int64')), 0, negInf), shapeOf(ext), ext.dims)
     const fwd = recursion(G, start, lpe, active, skip, negInf, near, false)
     // alpha at each sample's last frame (held since): log Z = logsumexp(alpha[2L], alpha[2L-1])
@@ -209,8 +213,10 @@ function ctcNll (G: Graph, lp: Value, targets: Value, il: Value, tl: Value, blan
       const preBeta = recursion(G, end, lpe, active, skipBack, negInf, near, true).pre
       const feasible = unsqueeze(not(infeasible), [0, 2]) // [1,N,1]
       const logPost = add(add(preAlpha, lpe), sub(preBeta, unsqueeze(logZ, [0, 2])))
-      // a frame past the input length is never read: posterior 0 whatever it holds (-inf + NaN would be NaN)
-      return exp(cast(where(and(feasible, active), logPost, negInf), near))
+      // a state on no whole path (not reached by frame t, or not reaching the end from it, as in
+      // every frame past the input length) has posterior 0 whatever lp holds there (-inf + NaN would be NaN)
+      const onPath = and(feasible, not(or(equal(preAlpha, negInf), equal(preBeta, negInf))))
+      return exp(cast(where(onPath, logPost, negInf), near))
     })
     const grad = scatterAdd(lp, extAt, mul(post, neg(unsqueeze(g, [0, 2]))), 2)
     const bad = unsqueeze(infeasible, [0, 2])

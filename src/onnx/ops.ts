@@ -113,6 +113,8 @@ export const lessOrEqual = (a: Operand, b: Operand): Value => compare('LessOrEqu
 export const equal = (a: Operand, b: Operand): Value => compare('Equal', a, b)
 /** Logical and. */
 export function and (a: Value, b: Value): Value { return a.graph.node('And', [a, b], {}, 'bool', broadcastDims(a.dims, b.dims)) }
+/** Logical or, broadcasting. */
+export function or (a: Value, b: Value): Value { return a.graph.node('Or', [a, b], {}, 'bool', broadcastDims(a.dims, b.dims)) }
 /** Logical not. */
 export function not (a: Value): Value { return a.graph.node('Not', [a], {}, 'bool', a.dims) }
 
