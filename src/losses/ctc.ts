@@ -22,7 +22,7 @@ export default defineLoss({
   notes: [
     '`mean` divides each sample\'s loss by its target length (at least 1), then averages over the batch, as PyTorch.',
     'The gradient is the exact derivative w.r.t. `log_probs`. PyTorch\'s kernel returns exp(log_probs) - posterior instead; the two agree once back-propagated through the log_softmax that makes `log_probs`.',
-    'Refused where PyTorch does not check: a label that is the blank or outside [0, C) (400 `INDEX_OUT_OF_RANGE`). An empty `log_probs` (T, N or C of 0) is refused too (400 `SHAPE_MISMATCH`). Places of padded targets past a sample\'s target length are never read and may hold anything.'
+    'Refused where PyTorch does not check: a label that is the blank or outside [0, C) (400 `INDEX_OUT_OF_RANGE`). An empty `log_probs` (T, N or C of 0) is refused too (400 `SHAPE_MISMATCH`). Places of padded targets past a sample\'s target length, and frames past its input length, are never read and may hold anything (NaN included).'
   ],
   args: [
     { name: 'log_probs', kind: 'float', grad: true, doc: 'Log-probabilities [T,N,C] (frames, batch, classes) or unbatched [T,C].' },
