@@ -38,6 +38,10 @@ export function errorHandler (tensorFields: TensorFields) {
       // in case more of the body came); otherwise closing it is what bounds the reading
       if (!ended) void reply.header('connection', 'close')
       else if (reply.hasHeader('connection')) reply.removeHeader('connection')
+    } else if (request.raw.readableEnded && !UNREAD.has(code) && reply.getHeader('connection') === 'close') {
+      // read to its end before it was refused (bad JSON, a ragged tensor): Fastify closes the
+      // connection after any body error, in case more of the body came; none can have
+      reply.removeHeader('connection')
     }
     return await reply.code(status).send(errorBody(code, message))
   }
