@@ -1,3 +1,4 @@
+import { Transform } from 'node:stream'
 import { type FastifyReply, type FastifyRequest } from 'fastify'
 import { LosshubError } from '../errors'
 
@@ -12,8 +13,9 @@ import { LosshubError } from '../errors'
  * and a resident set that stayed high afterwards. The kernels run one call at a time anyway,
  * so a request held back loses only its place in a queue that would have been inside the process.
  *
- * The policy: first come, first served. Bodies smaller than `smallest` (or of unknown length)
- * are never held back, so small requests do not queue behind large ones. A body larger than the
+ * The policy: first come, first served. Bodies smaller than `smallest` are never held back, so
+ * small requests do not queue behind large ones. A body of unknown length (chunked) is held
+ * back once `smallest` of it has arrived, and counts as the largest it may become: the body limit. A body larger than the
  * whole budget is read once nothing else counted is in progress. A body that would take a line
  * of waiting bodies past `maxWaiting` bytes is refused at once (503 OVERLOADED, in `admitBodies`)
  * rather than left to wait past its receive timeout; an empty line takes any body.
@@ -99,11 +101,15 @@ export const PACE_SLACK = 2
  * A Fastify `preParsing` hook that holds a request's body back until `admission` lets it be
  * read, by its Content-Length; its bytes count until the reply is done or the connection closes.
  * Once it may be read, its pace is watched (`watchPace`) against the request's receive deadline,
- * `receiveTimeoutMs` after the request began.
+ * `receiveTimeoutMs` after the request began. A body of unknown length goes through
+ * `admitUnknownLength`.
  */
 export function admitBodies (admission: BodyAdmission, receiveTimeoutMs: number) {
   return async function admitBody (request: FastifyRequest, reply: FastifyReply, payload: NodeJS.ReadableStream): Promise<NodeJS.ReadableStream> {
     const began = Date.now()
+    if (request.headers['content-length'] === undefined && request.headers['transfer-encoding'] !== undefined) {
+      return admitUnknownLength(admission, request, reply, payload, began + receiveTimeoutMs)
+    }
     const bytes = Number(request.headers['content-length'])
     // a body over the limit is refused as soon as it is read: it takes no turn
     if (!(bytes >= admission.smallest) || bytes > (request.routeOptions.bodyLimit ?? Infinity)) return payload
@@ -120,6 +126,40 @@ export function admitBodies (admission: BodyAdmission, receiveTimeoutMs: number)
   }
 }
 
+/**
+ * A body of unknown length (chunked), passed on as it arrives until `admission.smallest` of it
+ * has: then it waits for its turn (its stream paused, the rest held back by TCP), counted as
+ * the route's body limit, the most it may become; a full line refuses it (503 OVERLOADED). Once
+ * it may be read, a stall is cut as for a body of known length (`watchPace`; its pace cannot be
+ * judged against a length it does not declare).
+ */
+function admitUnknownLength (admission: BodyAdmission, request: FastifyRequest, reply: FastifyReply, payload: NodeJS.ReadableStream, deadline: number): NodeJS.ReadableStream {
+  const limit = request.routeOptions.bodyLimit ?? Infinity
+  let got = 0
+  let admitted = false
+  const admit = new Transform({
+    transform (chunk: Buffer, _encoding, passOn) {
+      got += chunk.length
+      // too large already: the body's reader refuses it as it reads this
+      if (admitted || got < admission.smallest || got > limit) return passOn(null, chunk)
+      admitted = true
+      const leave = admission.enter(limit, () => {
+        watchPace(request, reply, undefined, deadline)
+        passOn(null, chunk)
+      })
+      if (leave === undefined) return passOn(new LosshubError('OVERLOADED', lineFullMessage(admission, limit), 1))
+      reply.raw.once('close', leave)
+    }
+  })
+  // the client gone or the body cut short: the reader hears of it from this stream (once it
+  // listens: before, the request is gone with its connection, and nothing is left to tell)
+  admit.on('error', () => {})
+  payload.on('error', err => admit.destroy(err))
+  payload.once('close', () => { if (!admit.writableEnded) admit.destroy() })
+  payload.pipe(admit)
+  return admit
+}
+
 /** Why a body of `bytes` (that would count as `held` while it waits) was refused a place in `admission`'s line. */
 export function lineFullMessage (admission: BodyAdmission, bytes: number, held = bytes): string {
   const mib = (n: number): string => (n / 2 ** 20).toFixed(1)
@@ -127,9 +167,9 @@ export function lineFullMessage (admission: BodyAdmission, bytes: number, held =
   return `overloaded: ${mib(admission.bytes.waiting)} MiB of request bodies wait to be read and this one brings ${mib(bytes)} MiB${holding} (QUEUE_MAX_MB); retry`
 }
 
-/** Why a body (`what`: the argument named in the message) judged at `now` with `got` bytes in was cut. */
+/** Why a body (`what`: the argument named in the message) judged at `now` with `got` bytes in was cut (its length unknown: `pace.bytes` Infinity). */
 export function paceMessage (what: string, verdict: 'slow' | 'stalled', got: number, pace: Pace, now: number): string {
-  const arrived = `${what}: ${got} of ${pace.bytes} bytes arrived in ${(pace.watchedMs / 1000).toFixed(1)} s`
+  const arrived = `${what}: ${got}${pace.bytes === Infinity ? '' : ` of ${pace.bytes}`} bytes arrived in ${(pace.watchedMs / 1000).toFixed(1)} s`
   return verdict === 'stalled'
     ? `${arrived}, none in the last ${(PACE_STALL_MS / 1000).toFixed(1)} s or more: the upload stalled`
     : `${arrived}; at this pace the rest would not arrive within the ${((pace.deadline - now) / 1000).toFixed(1)} s left of RECEIVE_TIMEOUT_MS`
@@ -180,18 +220,19 @@ export class Pace {
  * before its end, holds up the bodies behind it for a second or two, not RECEIVE_TIMEOUT_MS.
  * Bytes are counted on the socket (the body's parser reads them as they come).
  */
-function watchPace (request: FastifyRequest, reply: FastifyReply, bytes: number, deadline: number): void {
+function watchPace (request: FastifyRequest, reply: FastifyReply, bytes: number | undefined, deadline: number): void {
   const socket = request.raw.socket
   // the body's bytes that came with its headers wait, read, in the request stream
   const from = socket.bytesRead - request.raw.readableLength
-  const pace = new Pace(bytes, deadline, Date.now())
+  const pace = new Pace(bytes ?? Infinity, deadline, Date.now())
   const timer = setInterval(() => {
-    if (reply.sent || socket.destroyed) return clearInterval(timer)
+    if (reply.sent || socket.destroyed || request.raw.complete) return clearInterval(timer)
     const now = Date.now()
     const got = socket.bytesRead - from
     const verdict = pace.check(now, got)
     if (verdict === 'done') return clearInterval(timer)
-    if (verdict === 'ok') return
+    // of unknown length (bytes undefined): only a stall is judged
+    if (verdict === 'ok' || (verdict === 'slow' && bytes === undefined)) return
     clearInterval(timer)
     answeredEarly.add(request)
     void reply.code(408).header('connection', 'close').send(new LosshubError('RECEIVE_TIMEOUT', paceMessage('body', verdict, got, pace, now)))

@@ -178,6 +178,66 @@ t.test('over HTTP: a large body waits while another is in progress, a full line 
   t.equal(await largeBytes(), 'losshub_large_body_bytes{state="in_progress"} 0 losshub_large_body_bytes{state="waiting"} 0', 'nothing left counted')
 })
 
+/** `body` posted chunked (no Content-Length), as a client streaming a body of unknown length does. */
+async function postChunked (port: number, body: Buffer): Promise<{ status: number, json: any }> {
+  const req = http.request({ port, host: '127.0.0.1', path: '/loss/mse', method: 'POST', headers: { 'content-type': 'application/json' } })
+  for (let at = 0; at < body.length; at += 65536) req.write(body.subarray(at, at + 65536))
+  req.end()
+  const [res] = await once(req, 'response') as [http.IncomingMessage]
+  const chunks: Buffer[] = []
+  for await (const c of res) chunks.push(c as Buffer)
+  return { status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString()) }
+}
+
+t.test('over HTTP: a chunked body takes its turn once 256 KiB of it are in, counted as the body limit; a small one never waits; a stalled one is cut', async t => {
+  const app = await build(t, { bodyLimitMb: 2, bodiesInProgressMb: 1, queueMaxMb: 2 })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as net.AddressInfo).port
+  const limit = 2 * 2 ** 20
+  const largeBytes = async (): Promise<string> => {
+    const text = (await app.inject({ method: 'GET', url: '/metrics' })).body
+    return text.split('\n').filter(l => l.startsWith('losshub_large_body_bytes{')).join(' ')
+  }
+  // 300 KiB of a chunked body, then nothing: it is read (the line is empty), counted as 2 MiB
+  const stalled = net.connect(port, '127.0.0.1')
+  await once(stalled, 'connect')
+  const reply: Buffer[] = []
+  stalled.on('data', (c: Buffer) => reply.push(c))
+  const closed = once(stalled, 'close')
+  stalled.write('POST /loss/mse HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n')
+  stalled.write(`${(300 * 1024).toString(16)}\r\n`)
+  stalled.write(Buffer.alloc(300 * 1024, 32))
+  stalled.write('\r\n')
+  for (let i = 0; i < 100 && !(await largeBytes()).includes(`in_progress"} ${limit}`); i++) await sleep(10)
+  t.match(await largeBytes(), `losshub_large_body_bytes{state="in_progress"} ${limit}`, 'a chunked body in progress counts as the body limit')
+
+  const second = mseBody(90000, 5)
+  let answered = false
+  const waiting = postChunked(port, second.body).then(r => { answered = true; return r })
+  for (let i = 0; i < 100 && !(await largeBytes()).includes(`waiting"} ${limit}`); i++) await sleep(10)
+  t.match(await largeBytes(), `losshub_large_body_bytes{state="waiting"} ${limit}`, 'the next large chunked body waits, unread')
+  const refused = await postChunked(port, mseBody(90000, 6).body)
+  t.equal(refused.status, 503, 'a full line refuses the one after it')
+  t.equal(refused.json.code, 'OVERLOADED')
+  const small = await postChunked(port, Buffer.from('{"input":[1,2],"target":[0,0]}'))
+  t.equal(small.status, 200, 'a small chunked body never waits')
+  t.equal(small.json.loss, 2.5)
+  t.equal(answered, false, 'the waiting body is not answered while the stalled one is in progress')
+
+  await closed
+  const text = Buffer.concat(reply).toString()
+  t.match(text, /^HTTP\/1\.1 408 /, 'the stalled chunked body gets 408')
+  const body = JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as { code: string, message: string }
+  t.equal(body.code, 'RECEIVE_TIMEOUT')
+  t.match(body.message, /^body: \d+ bytes arrived in \d+\.\d s, none in the last 2\.0 s or more: the upload stalled$/)
+  const r = await waiting
+  t.equal(r.status, 200, 'then the waiting one is read and answered')
+  const loss = fromForm(r.json.loss).data[0]
+  t.ok(Math.abs(loss - second.loss) <= 1e-4 * Math.abs(second.loss), `its own loss: ${loss} against ${second.loss}`)
+  for (let i = 0; i < 100 && !(await largeBytes()).includes('in_progress"} 0'); i++) await sleep(10)
+  t.equal(await largeBytes(), 'losshub_large_body_bytes{state="in_progress"} 0 losshub_large_body_bytes{state="waiting"} 0', 'nothing left counted')
+})
+
 t.test('over HTTP: a body too slow to arrive within RECEIVE_TIMEOUT_MS is answered 408 at once, and the one behind it goes ahead', async t => {
   const app = await build(t, { bodiesInProgressMb: 1, queueMaxMb: 4 })
   await app.listen({ port: 0, host: '127.0.0.1' })
