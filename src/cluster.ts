@@ -51,7 +51,7 @@ export function runPrimary (workers: number, shutdownTimeoutMs: number, log: Log
     worker.once('exit', (code, signal) => {
       live.delete(worker)
       if (stopping) {
-        if (code !== 0 && code !== null) failedOnStop = true
+        if (!stoppedCleanly(code, signal)) failedOnStop = true
         if (live.size === 0) process.exit(failedOnStop ? 1 : 0)
         return
       }
@@ -93,6 +93,15 @@ export function runPrimary (workers: number, shutdownTimeoutMs: number, log: Log
       setTimeout(() => process.exit(1), shutdownTimeoutMs + 1000).unref()
     })
   }
+}
+
+/**
+ * Whether a worker told to stop (SIGTERM) ended well: it exited 0, or the SIGTERM itself ended
+ * it (one still starting, before its handler was installed). Any other signal (an abort, a
+ * crash, SIGKILL) is a failed stop, as is a non-zero exit.
+ */
+export function stoppedCleanly (code: number | null, signal: string | null): boolean {
+  return code === 0 || (code === null && signal === 'SIGTERM')
 }
 
 /** Sends to a worker unless it has gone; a send that fails all the same (it died meanwhile) is logged, never thrown. */

@@ -2,7 +2,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import net from 'node:net'
 import path from 'node:path'
 import t from 'tap'
-import { RESTART, restartAfter, send } from '../src/cluster'
+import { RESTART, restartAfter, send, stoppedCleanly } from '../src/cluster'
 import { startServer, waitReady } from './helpers/server'
 
 const workerPids = (primary: number): number[] => {
@@ -38,6 +38,15 @@ t.test('WORKERS=2: two processes share the port, metrics add up across them, a d
 
   server.child.kill('SIGTERM')
   t.equal(await server.exited, 0, 'the primary exits 0 once its workers have drained')
+})
+
+t.test('stoppedCleanly: a worker told to stop ended well by exiting 0 or by that SIGTERM; an abort, a crash or a non-zero exit is a failed stop', async t => {
+  t.ok(stoppedCleanly(0, null))
+  t.ok(stoppedCleanly(null, 'SIGTERM'), 'ended by the SIGTERM before its handler was installed')
+  t.notOk(stoppedCleanly(1, null), 'its shutdown timed out')
+  t.notOk(stoppedCleanly(null, 'SIGABRT'), 'aborted (ONNX Runtime torn down mid-run)')
+  t.notOk(stoppedCleanly(null, 'SIGKILL'))
+  t.notOk(stoppedCleanly(null, 'SIGSEGV'))
 })
 
 t.test('restartAfter: doubling delays while a worker keeps dying young, capped; a long life starts the count again', async t => {
