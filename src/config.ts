@@ -116,7 +116,7 @@ export const CONFIG = Type.Object({
     default: 30000,
     minimum: 0,
     maximum: HOUR_MS,
-    description: 'deadline of a loss request from the moment it is queued: queueing plus kernel time. Past it, 504 `DEADLINE_EXCEEDED`; a queued request leaves the queue, a running kernel is abandoned (its worker is replaced at once; the old thread ends when ONNX Runtime returns, which cannot be interrupted) and the other requests of its batch get 503 `KERNEL_ABANDONED` with `Retry-After` (`0`: no deadline)'
+    description: 'deadline of a loss request from the moment it is queued: queueing plus kernel time. Past it, 504 `DEADLINE_EXCEEDED`: a queued request leaves the queue; a running one is answered while its kernel runs on for the other requests of its batch, and a kernel is abandoned once every request in it is past its deadline (its worker is replaced at once; the old thread ends when ONNX Runtime returns, which cannot be interrupted) (`0`: no deadline)'
   }),
   maxEventLoopDelayMs: Type.Integer({
     default: 1000,

@@ -21,7 +21,7 @@ export const ERRORS = {
   OVERLOADED: { status: 503, meaning: 'The queue is full or the process is under pressure; retry after Retry-After seconds.' },
   STARTING: { status: 503, meaning: 'The kernels are still loading (readiness only).' },
   SHUTTING_DOWN: { status: 503, meaning: 'The process is draining before exit; retry (on another instance) after Retry-After seconds.' },
-  KERNEL_ABANDONED: { status: 503, meaning: 'The kernel run carrying this request with others (a batch) was abandoned because one of them passed its deadline; retry after Retry-After seconds.' },
+  KERNEL_ABANDONED: { status: 503, meaning: 'No longer sent (kept so that clients that know it still read it): a batch now runs until its last member\'s deadline, and a member due sooner alone gets 504 DEADLINE_EXCEEDED.' },
   WORKER_FAILED: { status: 503, meaning: 'The kernel worker thread died while running this request, and again on a fresh worker (or took the request\'s own tensors with it, so that they could not be sent again); retry after Retry-After seconds.' },
   DEADLINE_EXCEEDED: { status: 504, meaning: 'The request was not answered within REQUEST_TIMEOUT_MS (queueing plus kernel time); a kernel still running then is abandoned.' },
   INTERNAL: { status: 500, meaning: 'An unexpected failure; details are logged, not returned.' }

@@ -3756,7 +3756,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel worker running the request was lost (WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -3854,7 +3854,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel worker running the request was lost (WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -3952,7 +3952,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel worker running the request was lost (WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -4050,7 +4050,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel worker running the request was lost (WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -4148,7 +4148,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel worker running the request was lost (WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -4246,7 +4246,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel worker running the request was lost (WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -4344,7 +4344,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel worker running the request was lost (WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -4442,7 +4442,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel worker running the request was lost (WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -4540,7 +4540,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel worker running the request was lost (WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -4638,7 +4638,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel worker running the request was lost (WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -4736,7 +4736,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel worker running the request was lost (WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -4834,7 +4834,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel worker running the request was lost (WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -4932,7 +4932,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel worker running the request was lost (WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -5030,7 +5030,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel worker running the request was lost (WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -5128,7 +5128,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel worker running the request was lost (WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -5226,7 +5226,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel worker running the request was lost (WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -5324,7 +5324,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel worker running the request was lost (WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -5422,7 +5422,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel worker running the request was lost (WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -5520,7 +5520,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel worker running the request was lost (WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -5618,7 +5618,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel worker running the request was lost (WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -5716,7 +5716,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel worker running the request was lost (WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -5814,7 +5814,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel worker running the request was lost (WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -5912,7 +5912,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel worker running the request was lost (WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -6010,7 +6010,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel worker running the request was lost (WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -6108,7 +6108,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel worker running the request was lost (WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -6206,7 +6206,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel worker running the request was lost (WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -6304,7 +6304,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel worker running the request was lost (WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -6402,7 +6402,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel worker running the request was lost (WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -6500,7 +6500,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel worker running the request was lost (WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -6598,7 +6598,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel worker running the request was lost (WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -6696,7 +6696,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel worker running the request was lost (WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -6794,7 +6794,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel worker running the request was lost (WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -6892,7 +6892,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel worker running the request was lost (WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -6990,7 +6990,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel worker running the request was lost (WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -7088,7 +7088,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel worker running the request was lost (WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -7224,7 +7224,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel worker running the request was lost (WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -7777,7 +7777,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel run carrying the request was lost (KERNEL_ABANDONED, WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
+            /** @description Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel worker running the request was lost (WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */

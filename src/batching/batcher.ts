@@ -53,8 +53,9 @@ export interface BatcherOptions {
  * through `kernels`. Requests of the same batch group queue together; whenever the executor
  * has room in a group's lane, `decide` picks what runs (oldest ready group first). A batch that
  * fails is retried member by member, so one bad request fails alone. Every request has a
- * deadline (`timeoutUs` after submission): past it, it leaves the queue, or its kernel is
- * abandoned, with DEADLINE_EXCEEDED.
+ * deadline (`timeoutUs` after submission): past it, it leaves the queue, or is answered while
+ * its kernel runs on for its batch mates, with DEADLINE_EXCEEDED; a kernel is abandoned once
+ * every member of its batch is past its deadline.
  */
 export class DynamicBatcher<C> {
   readonly stats: BatchStats = { runs: 0, requests: 0, sizes: new Map(), abandoned: 0, timedOut: 0 }
@@ -229,37 +230,40 @@ export class DynamicBatcher<C> {
     const calls = items.map(p => p.call)
     const batched = items.length > 1
     const run = this.kernels.run(calls)
-    // the run may last until its earliest member's deadline (the queue let none through past it)
-    const deadlineUs = Math.min(...items.map(p => p.deadlineUs))
+    // the run may last until its last member's deadline (the queue let none through past its
+    // own); a member due sooner is answered at its deadline while the kernel runs on for the
+    // others: one client's short deadline abandons no other client's work
+    const deadlineUs = Math.max(...items.map(p => p.deadlineUs))
     const timeoutMs = Number.isFinite(deadlineUs) ? Math.max(0, deadlineUs - start) / 1000 : undefined
+    const waiting = new Set(items)
+    const overdue = (p: Pending<C>, abandoned: boolean): void => {
+      waiting.delete(p)
+      p.detach()
+      this.stats.timedOut++
+      p.reject(new LosshubError('DEADLINE_EXCEEDED', `deadline exceeded: ${p.deadlineName} (${ms(p.deadlineUs - p.arrivedUs)} ms) passed after ${ms(start - p.arrivedUs)} ms in the queue and ${ms(this.clockUs() - start)} ms in the kernel${abandoned ? ', which was abandoned' : ''}; a smaller request (fewer frames or elements) takes less`))
+    }
+    const timers = items.filter(p => p.deadlineUs < deadlineUs).map(p => this.setTimer(() => { if (waiting.has(p)) overdue(p, false) }, p.deadlineUs - start))
     try {
       const out = await this.executor.run(run.key, run.model, run.feeds(), { lane: items[0].lane, timeoutMs, cost: run.cost, rebuild: run.feeds })
       const shares = batched ? this.kernels.split(calls, out) : [out]
-      items.forEach((p, i) => { p.detach(); p.resolve(shares[i]) })
+      items.forEach((p, i) => { if (waiting.has(p)) { p.detach(); p.resolve(shares[i]) } })
     } catch (err) {
       if (err instanceof KernelTimeout) {
-        // abandoned at the earliest deadline: that member timed out; the others may retry
-        const ranMs = ms(this.clockUs() - start)
-        for (const p of items) {
-          p.detach()
-          if (p.deadlineUs <= deadlineUs) {
-            this.stats.timedOut++
-            p.reject(new LosshubError('DEADLINE_EXCEEDED', `deadline exceeded: ${p.deadlineName} (${ms(p.deadlineUs - p.arrivedUs)} ms) passed after ${ms(start - p.arrivedUs)} ms in the queue and ${ranMs} ms in the kernel, which was abandoned; a smaller request (fewer frames or elements) takes less`))
-          } else {
-            p.reject(new LosshubError('KERNEL_ABANDONED', `kernel abandoned: the batch this request ran in was abandoned after ${ranMs} ms when another request in it passed its deadline; retry`, 1))
-          }
-        }
+        // abandoned at the last member's deadline: every member still waiting is past its own
+        for (const p of [...waiting]) overdue(p, true)
       } else if (batched) {
-        // retry each member alone, ahead of newer requests: only a bad one fails
+        // retry each member still waiting alone, ahead of newer requests: only a bad one fails
         for (const p of items.reverse()) {
+          if (!waiting.has(p)) continue
           p.group = `solo:${this.soloIds++}`
           this.enqueue(p, true)
         }
-      } else {
+      } else if (waiting.has(items[0])) {
         items[0].detach()
         items[0].reject(err as Error)
       }
     } finally {
+      for (const cancel of timers) cancel()
       this.inFlight--
       const end = this.clockUs()
       this.stats.runs++

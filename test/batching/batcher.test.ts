@@ -235,8 +235,8 @@ t.test('a queued request is run with only what is left of its deadline', async t
   await second
 })
 
-t.test('a kernel abandoned at a deadline: that request gets 504, its batch mates 503 KERNEL_ABANDONED, none is retried', async t => {
-  const { b, ex, clock } = harness({ timeoutUs: 10_000_000 })
+t.test('a batch runs until its last member\'s deadline: a member due sooner gets 504 at its own while the kernel runs on for the others', async t => {
+  const { b, ex, clock, timers } = harness({ timeoutUs: 10_000_000 })
   const first = b.submit(call(0))
   clock.now = 2_000_000
   const early = b.submit(call(1))
@@ -247,14 +247,60 @@ t.test('a kernel abandoned at a deadline: that request gets 504, its batch mates
   await first
   await tick()
   t.match(ex.runs[1].key, /^batch\|/, 'the two queued requests run as one batch')
-  t.equal(ex.runs[1].options.timeoutMs, 8_000, 'until the earlier member\'s deadline (12 s)')
+  t.equal(ex.runs[1].options.timeoutMs, 9_000, 'until the later member\'s deadline (13 s)')
   clock.now = 12_000_000
-  ex.runs[1].fail(new KernelTimeout(8_000))
-  await t.rejects(early, { code: 'DEADLINE_EXCEEDED', statusCode: 504, message: 'deadline exceeded: REQUEST_TIMEOUT_MS (10000 ms) passed after 2000 ms in the queue and 8000 ms in the kernel, which was abandoned; a smaller request (fewer frames or elements) takes less' })
-  await t.rejects(later, { code: 'KERNEL_ABANDONED', statusCode: 503, retryAfterSeconds: 1, message: 'kernel abandoned: the batch this request ran in was abandoned after 8000 ms when another request in it passed its deadline; retry' })
+  fireDue(clock, timers)
+  await t.rejects(early, { code: 'DEADLINE_EXCEEDED', statusCode: 504, message: 'deadline exceeded: REQUEST_TIMEOUT_MS (10000 ms) passed after 2000 ms in the queue and 8000 ms in the kernel; a smaller request (fewer frames or elements) takes less' })
+  ex.runs[1].finish()
+  t.equal((await later).loss.data[0], 2, 'its batch mate gets its own answer')
+  t.equal(b.stats.timedOut, 1)
+  t.equal(timers.length, 0, 'no timer left behind')
+  await b.drain()
+})
+
+t.test('a batch\'s kernel abandoned at its last member\'s deadline: every member 504, none retried', async t => {
+  const { b, ex, clock, timers } = harness({ timeoutUs: 10_000_000 })
+  const first = b.submit(call(0))
+  clock.now = 2_000_000
+  const early = b.submit(call(1))
+  clock.now = 3_000_000
+  const later = b.submit(call(2))
+  clock.now = 4_000_000
+  ex.runs[0].finish()
+  await first
+  await tick()
+  clock.now = 12_000_000
+  fireDue(clock, timers)
+  await t.rejects(early, { code: 'DEADLINE_EXCEEDED' })
+  clock.now = 13_000_000
+  ex.runs[1].fail(new KernelTimeout(9_000))
+  await t.rejects(later, { code: 'DEADLINE_EXCEEDED', statusCode: 504, message: 'deadline exceeded: REQUEST_TIMEOUT_MS (10000 ms) passed after 1000 ms in the queue and 9000 ms in the kernel, which was abandoned; a smaller request (fewer frames or elements) takes less' })
   await tick()
   t.equal(ex.runs.length, 2, 'no member is retried alone after a timeout')
-  t.equal(b.stats.timedOut, 1)
+  t.equal(b.stats.timedOut, 2)
+  await b.drain()
+})
+
+t.test('a failed batch retries alone only the members still waiting', async t => {
+  const { b, ex, clock, timers } = harness({ timeoutUs: 10_000_000 })
+  const first = b.submit(call(0))
+  clock.now = 2_000_000
+  const early = b.submit(call(1))
+  clock.now = 3_000_000
+  const later = b.submit(call(2))
+  clock.now = 4_000_000
+  ex.runs[0].finish()
+  await first
+  await tick()
+  clock.now = 12_000_000
+  fireDue(clock, timers)
+  await t.rejects(early, { code: 'DEADLINE_EXCEEDED' })
+  ex.runs[1].fail(new Error('a bad member'))
+  await tick()
+  t.equal(ex.runs.length, 3, 'one retry')
+  t.same(Array.from(ex.runs[2].feeds.input.data as Float32Array), [2], 'of the member still waiting')
+  ex.runs[2].finish()
+  t.equal((await later).loss.data[0], 2)
   await b.drain()
 })
 
