@@ -51,6 +51,10 @@ export interface Losshub {
   /** When the last POST arrived (ms since epoch), and how many are in progress: draining waits for a quiet moment. */
   lastRequestAt: number
   active: number
+  /** The POSTs in progress (received, not yet answered): a shutdown's last word answers those whose body still arrives. */
+  posts: Set<{ request: FastifyRequest, reply: FastifyReply }>
+  /** When draining must have closed everything (ms since epoch), so that the process exits before SHUTDOWN_TIMEOUT_MS; undefined until a drain begins. */
+  closeBy?: number
 }
 
 declare module 'fastify' {
@@ -140,7 +144,7 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
       end: () => { app.losshub.active-- }
     }
   })
-  app.decorate('losshub', { warmed, batcher, metrics, grpc, draining: false, refusing: false, lastRequestAt: 0, active: 0 })
+  app.decorate('losshub', { warmed, batcher, metrics, grpc, draining: false, refusing: false, lastRequestAt: 0, active: 0, posts: new Set<{ request: FastifyRequest, reply: FastifyReply }>() })
 
   app.addHook('onSend', async (request, reply) => { void reply.header('x-request-id', request.id) })
   // evaluations in progress (received, not yet answered): draining waits for them (src/shutdown.ts)
@@ -150,7 +154,9 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
     if (state.refusing) return await reply.code(503).header('Retry-After', '1').send(errorBody('SHUTTING_DOWN', 'draining: this instance is shutting down; retry'))
     state.lastRequestAt = Date.now()
     state.active++
-    reply.raw.once('close', () => { state.active-- })
+    const post = { request, reply }
+    state.posts.add(post)
+    reply.raw.once('close', () => { state.active--; state.posts.delete(post) })
   })
   app.removeContentTypeParser(['text/plain']) // JSON only: anything else is a 415
   jsonBodyParser(app, splitReads)
@@ -196,9 +202,10 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
   await app.register(compositeRoutes, { losses, batcher, maxElements: cfg.maxElements })
   app.addHook('onClose', async () => {
     await warmed.catch(() => {}) // a close during start-up lets the warm-up finish first
-    // calls in progress finish first, within half the shutdown timeout (draining has already waited
-    // for their answers): a client that never reads its answer does not make the exit time out
-    await grpc.close(cfg.shutdownTimeoutMs / 2)
+    // calls in progress finish first, until draining must have closed (or within half the
+    // shutdown timeout): a client that never reads its answer does not make the exit time out
+    const closeBy = app.losshub.closeBy
+    await grpc.close(closeBy !== undefined ? Math.max(0, closeBy - Date.now()) : cfg.shutdownTimeoutMs / 2)
     await batcher.drain()
     await executor.close()
   })

@@ -1,3 +1,5 @@
+import net from 'node:net'
+import { once } from 'node:events'
 import http from 'node:http'
 import t from 'tap'
 import { startServer, waitReady } from './helpers/server'
@@ -86,4 +88,36 @@ t.test('SIGTERM while the kernels still load: the warm-up stops, the process dra
   t.equal(await server.exited, 0, 'exit code 0')
   t.notOk(server.logs.some(l => l.includes('kernels loaded; ready')), 'it was stopped before readiness')
   t.ok(server.logs.some(l => l.includes('drained; exiting')))
+})
+
+t.test('SIGTERM with a body still arriving when SHUTDOWN_TIMEOUT_MS nearly runs out: it gets 503 SHUTTING_DOWN, not a cut connection, and the process exits 0 in time', async t => {
+  const server = await startServer(t, { WORKERS: '1', SHUTDOWN_TIMEOUT_MS: '2000' })
+  await waitReady(server.url)
+  const { port } = new URL(server.url)
+  // 200 kB at 10 kB/s: an honest upload (too small to be paced) that would take 20 s
+  const socket = net.connect(Number(port), '127.0.0.1')
+  await once(socket, 'connect')
+  let heard = ''
+  // a client that stops sending once answered (more bytes after the close would be reset)
+  socket.on('data', (c: Buffer) => { heard += c.toString(); clearInterval(trickle) })
+  socket.on('error', () => {})
+  const closed = once(socket, 'close')
+  socket.write(`POST /loss/mse HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200000\r\n\r\n${' '.repeat(1000)}`)
+  const trickle = setInterval(() => { if (!socket.destroyed) socket.write(' '.repeat(1000)) }, 100)
+  t.teardown(() => clearInterval(trickle))
+  await new Promise(resolve => setTimeout(resolve, 300))
+  const signalled = Date.now()
+  server.child.kill('SIGTERM')
+  const code = await server.exited
+  const took = Date.now() - signalled
+  await closed
+  clearInterval(trickle)
+  t.match(heard, /^HTTP\/1\.1 503 /, 'the upload is answered 503')
+  t.match(heard, /connection: close/i)
+  t.match(heard, /retry-after: 1/i)
+  const body = JSON.parse(heard.slice(heard.indexOf('\r\n\r\n') + 4)) as { code: string, message: string }
+  t.equal(body.code, 'SHUTTING_DOWN')
+  t.match(body.message, /SHUTDOWN_TIMEOUT_MS ran out/)
+  t.equal(code, 0, 'exit code 0')
+  t.ok(took < 2000, `within SHUTDOWN_TIMEOUT_MS (${took} ms)`)
 })

@@ -21,6 +21,8 @@ interface Pending<C> {
   resolve: (out: KernelTensors) => void
   reject: (err: Error) => void
   detach: () => void
+  /** Answered while its kernel still runs (past its deadline, or refused at shutdown). */
+  answered?: boolean
 }
 
 /** A request's own deadline, `us` after it is queued, and what set it (a setting, a parameter). */
@@ -66,6 +68,8 @@ export class DynamicBatcher<C> {
   private draining = false
   private idleWaiters: Array<() => void> = []
   private soloIds = 0
+  /** The members of the batches running now. */
+  private readonly running = new Set<Pending<C>>()
 
   private readonly clockUs: () => number
   private readonly setTimer: (fn: () => void, us: number) => () => void
@@ -144,6 +148,26 @@ export class DynamicBatcher<C> {
     this.draining = true
     if (this.waiting === 0 && this.inFlight === 0) return
     await new Promise<void>(resolve => this.idleWaiters.push(resolve))
+  }
+
+  /**
+   * Answers `err` to every request queued or running (their kernels run on, unread): the last
+   * word of a shutdown that ran out of time, so that no client is left without an answer.
+   */
+  refuseAll (err: LosshubError): void {
+    for (const group of [...this.groups.keys()]) {
+      for (const p of this.dequeue(group, Infinity)) {
+        p.detach()
+        p.reject(err)
+      }
+    }
+    for (const p of this.running) {
+      if (p.answered === true) continue
+      p.answered = true
+      p.detach()
+      p.reject(err)
+    }
+    this.settle()
   }
 
   private enqueue (item: Pending<C>, front: boolean): void {
@@ -235,35 +259,36 @@ export class DynamicBatcher<C> {
     // others: one client's short deadline abandons no other client's work
     const deadlineUs = Math.max(...items.map(p => p.deadlineUs))
     const timeoutMs = Number.isFinite(deadlineUs) ? Math.max(0, deadlineUs - start) / 1000 : undefined
-    const waiting = new Set(items)
+    for (const p of items) this.running.add(p)
     const overdue = (p: Pending<C>, abandoned: boolean): void => {
-      waiting.delete(p)
+      p.answered = true
       p.detach()
       this.stats.timedOut++
       p.reject(new LosshubError('DEADLINE_EXCEEDED', `deadline exceeded: ${p.deadlineName} (${ms(p.deadlineUs - p.arrivedUs)} ms) passed after ${ms(start - p.arrivedUs)} ms in the queue and ${ms(this.clockUs() - start)} ms in the kernel${abandoned ? ', which was abandoned' : ''}; a smaller request (fewer frames or elements) takes less`))
     }
-    const timers = items.filter(p => p.deadlineUs < deadlineUs).map(p => this.setTimer(() => { if (waiting.has(p)) overdue(p, false) }, p.deadlineUs - start))
+    const timers = items.filter(p => p.deadlineUs < deadlineUs).map(p => this.setTimer(() => { if (p.answered !== true) overdue(p, false) }, p.deadlineUs - start))
     try {
       const out = await this.executor.run(run.key, run.model, run.feeds(), { lane: items[0].lane, timeoutMs, cost: run.cost, rebuild: run.feeds })
       const shares = batched ? this.kernels.split(calls, out) : [out]
-      items.forEach((p, i) => { if (waiting.has(p)) { p.detach(); p.resolve(shares[i]) } })
+      items.forEach((p, i) => { if (p.answered !== true) { p.detach(); p.resolve(shares[i]) } })
     } catch (err) {
       if (err instanceof KernelTimeout) {
         // abandoned at the last member's deadline: every member still waiting is past its own
-        for (const p of [...waiting]) overdue(p, true)
+        for (const p of items) if (p.answered !== true) overdue(p, true)
       } else if (batched) {
         // retry each member still waiting alone, ahead of newer requests: only a bad one fails
         for (const p of items.reverse()) {
-          if (!waiting.has(p)) continue
+          if (p.answered === true) continue
           p.group = `solo:${this.soloIds++}`
           this.enqueue(p, true)
         }
-      } else if (waiting.has(items[0])) {
+      } else if (items[0].answered !== true) {
         items[0].detach()
         items[0].reject(err as Error)
       }
     } finally {
       for (const cancel of timers) cancel()
+      for (const p of items) this.running.delete(p)
       this.inFlight--
       const end = this.clockUs()
       this.stats.runs++

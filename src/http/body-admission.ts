@@ -89,6 +89,15 @@ const answeredEarly = new WeakSet<FastifyRequest>()
 /** Whether `request` was answered while its body still arrived (too slow to arrive in time). */
 export function answeredWhileReceiving (request: FastifyRequest): boolean { return answeredEarly.has(request) }
 
+/**
+ * Answers `err` (with `status`) to a request whose body still arrives, and closes its
+ * connection: the body's parser, when it ends, answers nothing more.
+ */
+export function answerWhileReceiving (request: FastifyRequest, reply: FastifyReply, status: number, err: LosshubError): void {
+  answeredEarly.add(request)
+  void reply.code(status).header('connection', 'close').send(err)
+}
+
 /** How long a large body arrives before its pace is judged, and how often it is judged then. */
 export const PACE_GRACE_MS = 1000
 export const PACE_CHECK_MS = 250
@@ -234,8 +243,7 @@ function watchPace (request: FastifyRequest, reply: FastifyReply, bytes: number 
     // of unknown length (bytes undefined): only a stall is judged
     if (verdict === 'ok' || (verdict === 'slow' && bytes === undefined)) return
     clearInterval(timer)
-    answeredEarly.add(request)
-    void reply.code(408).header('connection', 'close').send(new LosshubError('RECEIVE_TIMEOUT', paceMessage('body', verdict, got, pace, now)))
+    answerWhileReceiving(request, reply, 408, new LosshubError('RECEIVE_TIMEOUT', paceMessage('body', verdict, got, pace, now)))
   }, PACE_CHECK_MS)
   timer.unref()
   reply.raw.once('close', () => clearInterval(timer))

@@ -9,8 +9,8 @@ const STATUS_TEXT: Record<number, string> = {
   400: 'Bad Request', 404: 'Not Found', 408: 'Request Timeout', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 503: 'Service Unavailable', 504: 'Gateway Timeout'
 }
 
-/** Codes answered before the rest of the body is read (src/http/body-admission.ts: too slow to arrive, or no room in the line). */
-const UNREAD: ReadonlySet<ErrorCode> = new Set(['RECEIVE_TIMEOUT', 'OVERLOADED'])
+/** Codes answered before the rest of the body is read (src/http/body-admission.ts: too slow to arrive, or no room in the line; src/shutdown.ts: out of time). */
+const UNREAD: ReadonlySet<ErrorCode> = new Set(['RECEIVE_TIMEOUT', 'OVERLOADED', 'SHUTTING_DOWN'])
 
 /** Fields whose schema is a tensor: their errors are INVALID_TENSOR. */
 export type TensorFields = (url: string) => ReadonlySet<string>

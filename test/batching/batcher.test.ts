@@ -1,3 +1,4 @@
+import { LosshubError } from '../../src/errors'
 import t from 'tap'
 import { DynamicBatcher } from '../../src/batching/batcher'
 import { ClientGone } from '../../src/batching/departure'
@@ -400,4 +401,19 @@ t.test('a deadline of its own, shorter than the policy\'s, expires the call and 
   ex.unblock('short')
   ex.runs[0].finish()
   await running
+})
+
+t.test('refuseAll answers every request queued or running with its error; a kernel that ends later is not read', async t => {
+  const { b, ex } = harness()
+  const running = b.submit(call(1))
+  const queued = [2, 3].map(async v => await b.submit(call(v)))
+  t.equal(b.queued, 2)
+  const err = new LosshubError('SHUTTING_DOWN', 'out of time', 1)
+  b.refuseAll(err)
+  t.equal(b.queued, 0, 'the queue is empty')
+  await t.rejects(running, err, 'the running request is answered')
+  for (const q of queued) await t.rejects(q, err, 'so is each queued one')
+  ex.runs[0].finish()
+  await b.drain()
+  t.equal(ex.runs.length, 1, 'nothing queued ran')
 })

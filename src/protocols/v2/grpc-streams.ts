@@ -71,9 +71,12 @@ const bounded = new WeakSet<object>()
  *   API's codes (grpc-faults.ts), and a unary answer not taken within `receiveTimeoutMs` (a
  *   client that stopped reading) is cancelled.
  * An answered stream is reset (NO_ERROR, as gRPC asks of a server that answers before the client
- * has finished sending), which drops what was buffered of it.
+ * has finished sending), which drops what was buffered of it. Returns the function that answers
+ * every call whose request still arrives (a shutdown's last word).
  */
-export function boundReceiving (server: grpc.Server, bounds: ReceiveBounds): void {
+export function boundReceiving (server: grpc.Server, bounds: ReceiveBounds): (err: LosshubError) => void {
+  // the calls whose request still arrives, by their stream
+  const arriving = new Map<http2.ServerHttp2Stream, (err: LosshubError) => void>()
   eachHttp2Server(server, bounded, h2 => {
     // before grpc-js's own listener, which starts reading the stream
     // (a compressed message's only: grpc-js inflates it whole as it arrives; an uncompressed one
@@ -102,6 +105,8 @@ export function boundReceiving (server: grpc.Server, bounds: ReceiveBounds): voi
       let ends: (() => void) | undefined = starts
       const end = (): void => { ends?.(); ends = undefined }
       const message = watchMessage(stream, rpc, gate, bounds, Date.now() + bounds.receiveTimeoutMs, answer)
+      arriving.set(stream, answer)
+      stream.once('end', () => arriving.delete(stream))
       let delivering = false
       // one timer a stream: first the request's arrival, then (re-armed) the answer's delivery
       const timer = setTimeout(() => {
@@ -112,6 +117,7 @@ export function boundReceiving (server: grpc.Server, bounds: ReceiveBounds): voi
       }, bounds.receiveTimeoutMs)
       timer.unref()
       stream.once('close', () => {
+        arriving.delete(stream)
         clearTimeout(timer)
         message.release()
         end()
@@ -126,6 +132,7 @@ export function boundReceiving (server: grpc.Server, bounds: ReceiveBounds): voi
       })
     })
   })
+  return err => { for (const answer of [...arriving.values()]) answer(err) }
 }
 
 /** A grpc-timeout as gRPC defines it: 1 to 8 digits, then a unit. */

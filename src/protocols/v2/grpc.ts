@@ -76,6 +76,8 @@ function serviceDefinitions (): protoLoader.PackageDefinition {
 export class GrpcFrontDoor {
   readonly server: grpc.Server
   private readonly health: HealthService
+  /** Answers every call whose request still arrives (set once listening). */
+  private refuseArriving: (err: LosshubError) => void = () => {}
 
   constructor (private readonly opts: GrpcOptions) {
     // the message limit is the HTTP body limit: grpc-js's default (4 MiB) is below one [4096,1000] float32 tensor
@@ -115,7 +117,7 @@ export class GrpcFrontDoor {
     })
     widenWindows(this.server)
     const { receiveTimeoutMs, bodies: admission, maxMessageBytes } = this.opts
-    boundReceiving(this.server, {
+    this.refuseArriving = boundReceiving(this.server, {
       receiveTimeoutMs,
       admission,
       maxMessageBytes,
@@ -124,6 +126,9 @@ export class GrpcFrontDoor {
     })
     return bound
   }
+
+  /** Answers `err` to every call whose request still arrives (the calls already whole are the batcher's to answer). */
+  refuseArrivingCalls (err: LosshubError): void { this.refuseArriving(err) }
 
   /**
    * Stops: Watch streams end, calls in progress finish (tryShutdown) for at most `timeoutMs`,

@@ -8,6 +8,7 @@ import { once } from 'node:events'
 import zlib from 'node:zlib'
 import * as grpc from '@grpc/grpc-js'
 import t from 'tap'
+import { LosshubError } from '../../../src/errors'
 import { LOSSES } from '../../../src/losses'
 import { FLOW_CONTROL_WINDOW } from '../../../src/protocols/v2/grpc-streams'
 import { grpcApp, loadPackage, typedInput } from './grpc'
@@ -266,4 +267,20 @@ t.test('an answer the client does not take: the turn and the call end when it is
   const ms = Date.now() - answeredAt
   t.equal(stream.rstCode, http2.constants.NGHTTP2_CANCEL, `cancelled ${ms} ms after the answer began`)
   t.ok(ms >= 900 && ms < 3000)
+})
+
+t.test('a shutdown\'s last word: a call whose message still arrives is answered UNAVAILABLE (SHUTTING_DOWN, with a retry pushback); a whole one is not touched', async t => {
+  const s = await grpcApp(t, NO_SHEDDING, MSE)
+  const session = connect(t, s.port)
+  const arriving = announce(session, 100 * 1024, 10)
+  const serialize = loadPackage().inference.GRPCInferenceService.service.ModelInfer.requestSerialize
+  const whole = session.request({ ':method': 'POST', ':path': '/inference.GRPCInferenceService/ModelInfer', 'content-type': 'application/grpc', te: 'trailers' })
+  whole.end(framed(serialize({ model_name: 'mse', inputs: [typedInput('input', { dtype: 'float32', shape: [1], data: [3] }), typedInput('target', { dtype: 'float32', shape: [1], data: [1] })] })))
+  t.equal((await statusOf(whole))['grpc-status'], '0', 'the whole call is served')
+  await until(async () => s.app.losshub.active, n => n === 1)
+  s.app.losshub.grpc.refuseArrivingCalls(new LosshubError('SHUTTING_DOWN', 'out of time', 1))
+  const answer = await statusOf(arriving)
+  t.equal(answer['grpc-status'], String(grpc.status.UNAVAILABLE))
+  t.equal(answer['losshub-code'], 'SHUTTING_DOWN')
+  t.equal(answer['grpc-retry-pushback-ms'], '1000')
 })
