@@ -280,7 +280,11 @@ function watchMessage (stream: http2.ServerHttp2Stream, rpc: string, gate: ReadG
       }
       head = undefined
       message = PREFIX_BYTES + prefix.readUInt32BE(1)
-      admit(prefix[0] !== 0)
+      // grpc-js would read a flag past 1 as 0, and a compressed message without an encoding as not compressed
+      const flag = prefix[0]
+      if (flag > 1) return answer(new LosshubError('INVALID_REQUEST', `request: the message's compressed flag is ${flag}; gRPC has 0 (not compressed) and 1 (compressed as grpc-encoding says)`))
+      if (flag === 1 && gate === undefined) return answer(new LosshubError('INVALID_REQUEST', 'request: the message is flagged compressed, but grpc-encoding is identity or absent: name its encoding (gzip or deflate), or send it uncompressed with flag 0'))
+      admit(flag === 1)
     }
     if (got > message) return answer(new LosshubError('INVALID_REQUEST', `request: a second request message after the first (${message - PREFIX_BYTES} bytes); ${rpc} takes exactly one`))
     if (got === message && rpc !== 'ModelInfer') release()

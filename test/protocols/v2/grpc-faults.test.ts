@@ -87,3 +87,23 @@ t.test('grpc-js\'s answers to a stream with no message, one that ends short, or 
   t.equal(decodeURI(String(over['grpc-message'])), 'PAYLOAD_TOO_LARGE: request: a message of 4294967295 bytes is more than the 67108864 that BODY_LIMIT_MB allows')
   t.match((await s.app.inject('/metrics')).body, /^losshub_requests_total\{protocol="grpc",loss="unknown",status="400"\} 3$/m, 'logged and counted as the call would be')
 })
+
+t.test('a compressed flag that says nothing grpc-js reads: past 1, or 1 without an encoding, is INVALID_REQUEST', async t => {
+  const s = await grpcApp(t, NO_SHEDDING, MSE)
+  const session = connect(t, s.port)
+  const serialize = loadPackage().inference.GRPCInferenceService.service.ModelInfer.requestSerialize
+  const request: Buffer = serialize({ model_name: 'mse', inputs: [typedInput('input', { dtype: 'float32', shape: [1], data: [1] }), typedInput('target', { dtype: 'float32', shape: [1], data: [0] })] })
+  const cases: Array<[string, Buffer, number, http2.OutgoingHttpHeaders, string]> = [
+    ['flag 2', request, 2, {}, 'INVALID_REQUEST: request: the message\'s compressed flag is 2; gRPC has 0 (not compressed) and 1 (compressed as grpc-encoding says)'],
+    ['flag 1, no grpc-encoding', zlib.gzipSync(request), 1, {}, 'INVALID_REQUEST: request: the message is flagged compressed, but grpc-encoding is identity or absent: name its encoding (gzip or deflate), or send it uncompressed with flag 0'],
+    ['flag 1, grpc-encoding identity', zlib.gzipSync(request), 1, { 'grpc-encoding': 'identity' }, 'INVALID_REQUEST: request: the message is flagged compressed, but grpc-encoding is identity or absent: name its encoding (gzip or deflate), or send it uncompressed with flag 0']
+  ]
+  for (const [name, message, flag, headers, expected] of cases) {
+    const answer = await statusOf(send(session, message, flag, headers))
+    t.equal(answer['grpc-status'], String(grpc.status.INVALID_ARGUMENT), name)
+    t.equal(answer['losshub-code'], 'INVALID_REQUEST', name)
+    t.equal(decodeURI(String(answer['grpc-message'])), expected, name)
+  }
+  const fine = await statusOf(send(session, request, 0, { 'grpc-encoding': 'identity' }))
+  t.equal(fine['grpc-status'], '0', 'flag 0 with identity is served')
+})
