@@ -23,7 +23,11 @@ export class HealthService {
     return {
       Check: (call: grpc.ServerUnaryCall<{ service?: string }, unknown>, callback: grpc.sendUnaryData<unknown>) => {
         const service = call.request.service ?? ''
-        if (!this.known(service)) return callback({ code: grpc.status.NOT_FOUND, details: `unknown service '${service}'; known: "" (the server), ${this.services.join(', ')}` })
+        if (!this.known(service)) {
+          const metadata = new grpc.Metadata()
+          metadata.set('losshub-code', 'NOT_FOUND')
+          return callback({ code: grpc.status.NOT_FOUND, details: `unknown service '${service}'; known: "" (the server), ${this.services.join(', ')}`, metadata })
+        }
         callback(null, { status: this.status() })
       },
       Watch: (call: grpc.ServerWritableStream<{ service?: string }, { status: ServingStatus }>) => {

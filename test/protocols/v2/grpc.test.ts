@@ -72,6 +72,7 @@ t.test('readiness follows GET /readyz: ServerReady, ModelReady and the health se
   t.same(ok(t, await s.call('Check', { service: 'inference.GRPCInferenceService' }, { service: 'health' })), { status: 'SERVING' })
   const unknown = await s.call('Check', { service: 'no.such.Service' }, { service: 'health' })
   t.equal(unknown.ok ? undefined : unknown.error.code, grpc.status.NOT_FOUND, 'an unknown service is NOT_FOUND (grpc.health.v1)')
+  t.equal(unknown.ok ? undefined : unknown.error.metadata['losshub-code'], 'NOT_FOUND', 'with losshub-code NOT_FOUND')
 
   s.app.losshub.draining = true
   try {
