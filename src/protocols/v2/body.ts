@@ -28,7 +28,7 @@ export function splitBody (body: Buffer, headerLength: string | string[] | undef
   if (!/^[0-9]+$/.test(text)) fail('INVALID_REQUEST', `Inference-Header-Content-Length: expected the byte length of the JSON header, got ${JSON.stringify(text)}`)
   const n = Number(text)
   if (n === 0) fail('INVALID_REQUEST', 'Inference-Header-Content-Length: 0 leaves no JSON header; it is the byte length of the JSON that starts the body')
-  if (n > body.length) fail('INVALID_REQUEST', `Inference-Header-Content-Length: ${n} is more than the ${body.length} bytes of the body`)
+  if (n > body.length) fail('INVALID_REQUEST', `Inference-Header-Content-Length: ${text} is more than the ${body.length} bytes of the body`)
   return { json: readJson(body.subarray(0, n), DATA_LISTS), tail: body.subarray(n) }
 }
 

@@ -179,6 +179,8 @@ t.test('binary form: a truncated or oversized payload is a clear 400', async t =
   const { payload, headers } = binaryBody(header([24, 24]), [x, y])
   const post = async (length: string): Promise<LightMyRequestResponse> => await app.inject({ method: 'POST', url: '/v2/models/cross_entropy/infer', headers: { ...headers, 'inference-header-content-length': length }, payload })
   rejects(t, await post(String(payload.length + 1)), 400, 'INVALID_REQUEST', `Inference-Header-Content-Length: ${payload.length + 1} is more than the ${payload.length} bytes of the body`)
+  // a length past any double is said as sent, not as Infinity
+  rejects(t, await post('9'.repeat(400)), 400, 'INVALID_REQUEST', `Inference-Header-Content-Length: ${'9'.repeat(400)} is more than the ${payload.length} bytes of the body`)
   rejects(t, await post('12abc'), 400, 'INVALID_REQUEST', 'Inference-Header-Content-Length: expected the byte length of the JSON header, got "12abc"')
   rejects(t, await post('0'), 400, 'INVALID_REQUEST', 'Inference-Header-Content-Length: 0 leaves no JSON header; it is the byte length of the JSON that starts the body')
   rejects(t, await post(String(Number(headers['inference-header-content-length']) - 2)), 400, 'INVALID_JSON', /^INVALID_JSON: body: /)
