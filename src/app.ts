@@ -5,7 +5,7 @@ import swaggerUi from '@fastify/swagger-ui'
 import { type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { type Config, cpuCount, DEFAULTS } from './config'
 import { errorBody, errorHandler } from './http/errors'
-import { clientErrors, frameworkErrors } from './http/framework-errors'
+import { clientErrors, expectationFailed, frameworkErrors } from './http/framework-errors'
 import { jsonBodyParser } from './http/json-body'
 import { refuseContentEncoding } from './http/content-encoding'
 import { admitBodies, BodyAdmission } from './http/body-admission'
@@ -83,7 +83,7 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
     keepAliveTimeout: cfg.keepAliveTimeoutMs,
     http: { requestTimeout: cfg.receiveTimeoutMs, headersTimeout: cfg.headersTimeoutMs, connectionsCheckingInterval: 1000 },
     // what the router and Node's parser refuse before any route runs, coded as every other error
-    frameworkErrors: frameworkErrors((url, payload) => url.startsWith('/v2') ? v2ErrorPayload(payload) : payload),
+    frameworkErrors: frameworkErrors(errorForm),
     clientErrorHandler: clientErrors,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
@@ -95,6 +95,8 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
     onConstructorPoisoning: 'ignore',
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: true, allErrors: false, keywords: ANNOTATIONS } }
   }).withTypeProvider<TypeBoxTypeProvider>()
+  // an Expect other than 100-continue: Node's own 417 has no body
+  app.server.on('checkExpectation', expectationFailed(errorForm))
 
   const settings = { intraOpNumThreads: cfg.ortIntraOpThreads, interOpNumThreads: cfg.ortInterOpThreads }
   const executor: Executor = cfg.kernelWorkers > 0
@@ -211,6 +213,9 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
   })
   return app
 }
+
+/** An error body in the form of the URL's route family (V2's own under /v2). */
+const errorForm = (url: string, payload: string): string => url.startsWith('/v2') ? v2ErrorPayload(payload) : payload
 
 /** One log line per request, when it completes, with its id, route, status and time. */
 class OneLinePerRequest extends LogController {

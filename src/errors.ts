@@ -16,6 +16,7 @@ export const ERRORS = {
   NOT_FOUND: { status: 404, meaning: 'No such route.' },
   RECEIVE_TIMEOUT: { status: 408, meaning: 'The request did not arrive within RECEIVE_TIMEOUT_MS (its headers: HEADERS_TIMEOUT_MS), or a large body arrives too slowly to be complete by then; the connection is closed.' },
   PAYLOAD_TOO_LARGE: { status: 413, meaning: 'The body is larger than BODY_LIMIT_MB.' },
+  EXPECTATION_FAILED: { status: 417, meaning: 'The request\'s Expect header asks for something other than 100-continue; the connection is closed.' },
   HEADERS_TOO_LARGE: { status: 431, meaning: 'The request\'s headers are larger than the 16 KiB the server reads; the connection is closed.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'The content type is not application/json, or the body is compressed (a Content-Encoding other than identity): send uncompressed JSON. Over gRPC (UNIMPLEMENTED): a message compressed in an encoding other than gzip or deflate.' },
   OVERLOADED: { status: 503, meaning: 'The queue is full or the process is under pressure; retry after Retry-After seconds.' },
@@ -23,7 +24,7 @@ export const ERRORS = {
   SHUTTING_DOWN: { status: 503, meaning: 'The process is draining before exit; retry (on another instance) after Retry-After seconds.' },
   KERNEL_ABANDONED: { status: 503, meaning: 'No longer sent (kept so that clients that know it still read it): a batch now runs until its last member\'s deadline, and a member due sooner alone gets 504 DEADLINE_EXCEEDED.' },
   WORKER_FAILED: { status: 503, meaning: 'The kernel worker thread died while running this request, and again on a fresh worker (or took the request\'s own tensors with it, so that they could not be sent again); retry after Retry-After seconds.' },
-  DEADLINE_EXCEEDED: { status: 504, meaning: 'The request was not answered within REQUEST_TIMEOUT_MS (queueing plus kernel time); a kernel still running then is abandoned.' },
+  DEADLINE_EXCEEDED: { status: 504, meaning: 'The request was not answered within REQUEST_TIMEOUT_MS (queueing plus kernel time); a kernel still running then runs on for the other requests of its batch, and is abandoned once all of them are past their deadlines.' },
   INTERNAL: { status: 500, meaning: 'An unexpected failure; details are logged, not returned.' }
 } as const
 

@@ -6,7 +6,7 @@ import { DISCARD_LIMIT_BYTES, discardBody } from './discard-body'
 export interface AjvError { keyword: string, instancePath: string, message?: string, params: Record<string, unknown> }
 
 const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request', 404: 'Not Found', 408: 'Request Timeout', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 503: 'Service Unavailable', 504: 'Gateway Timeout'
+  400: 'Bad Request', 404: 'Not Found', 408: 'Request Timeout', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 417: 'Expectation Failed', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 503: 'Service Unavailable', 504: 'Gateway Timeout'
 }
 
 /** Codes answered before the rest of the body is read (src/http/body-admission.ts: too slow to arrive, or no room in the line; src/shutdown.ts: out of time). */

@@ -1,3 +1,4 @@
+import { type IncomingMessage, type ServerResponse } from 'node:http'
 import { type Socket } from 'node:net'
 import { type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify'
 import { type ErrorCode } from '../errors'
@@ -43,4 +44,17 @@ export function clientErrors (err: Error & { code?: string }, socket: Socket & {
   // written, then closed at once as Node itself does: a client that stalls cannot hold the socket
   socket.write(`HTTP/1.1 ${error.statusCode} ${error.error}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
   socket.destroy()
+}
+
+/**
+ * Node's 'checkExpectation': a request whose Expect is not 100-continue (which Node answers
+ * itself) is refused 417 EXPECTATION_FAILED in the API's coded body (Node's own 417 has none),
+ * unread, and its connection closed.
+ */
+export function expectationFailed (form: ErrorForm) {
+  return function refuse (request: IncomingMessage, response: ServerResponse): void {
+    const error = errorBody('EXPECTATION_FAILED', `expect: ${JSON.stringify(String(request.headers.expect)).slice(0, 200)} is not supported; send none, or 100-continue`)
+    const body = form(request.url ?? '', JSON.stringify(error))
+    response.writeHead(417, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body)
+  }
 }

@@ -57,3 +57,26 @@ t.test('malformed framing, oversized headers, bad URLs and overlong path segment
   const after = await app.inject({ method: 'POST', url: '/loss/mse', payload: JSON.parse(body) })
   t.equal(after.statusCode, 200, 'the server serves on')
 })
+
+t.test('an Expect other than 100-continue: 417 EXPECTATION_FAILED in the coded body of its route family, connection closed', async t => {
+  const app = await build(t)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as net.AddressInfo).port
+  const body = '{"input":[1],"target":[0]}'
+  const loss = await raw(port, `POST /loss/mse HTTP/1.1\r\nhost: x\r\nexpect: 200-ok\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`)
+  t.equal(loss.status, 'HTTP/1.1 417 Expectation Failed')
+  t.match(loss.headers, /connection: close/i)
+  t.same(loss.body, { statusCode: 417, code: 'EXPECTATION_FAILED', error: 'Expectation Failed', message: 'expect: "200-ok" is not supported; send none, or 100-continue' })
+  const v2 = await raw(port, 'POST /v2/models/mse/infer HTTP/1.1\r\nhost: x\r\nexpect: 200-ok\r\ncontent-length: 2\r\n\r\n{}')
+  t.equal(v2.status, 'HTTP/1.1 417 Expectation Failed')
+  t.same(v2.body, { error: 'EXPECTATION_FAILED: expect: "200-ok" is not supported; send none, or 100-continue', code: 'EXPECTATION_FAILED' })
+  // 100-continue is Node's to answer, and the request is served
+  const cont = await new Promise<string>((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(`POST /loss/mse HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`))
+    let got = ''
+    socket.on('data', (c: Buffer) => { got += c.toString('latin1') })
+    socket.on('close', () => resolve(got))
+    socket.on('error', reject)
+  })
+  t.match(cont, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n/)
+})
