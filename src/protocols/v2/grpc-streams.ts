@@ -86,6 +86,12 @@ export function boundReceiving (server: grpc.Server, bounds: ReceiveBounds): (er
       if (encoding !== undefined && encoding !== 'identity') gates.set(stream, new ReadGate(stream))
       const timeout = headers['grpc-timeout']
       if (timeout !== undefined) readTimeout(headers, timeout)
+      // grpc-js answers a method it does not serve in its own listener, before ours (which then
+      // watches the answer in this hook's place): coded as REST codes an unknown route
+      hookRespond(stream, (out, _options, send) => {
+        if (out !== undefined && Number(out['grpc-status']) === grpc.status.UNIMPLEMENTED && out['losshub-code'] === undefined) out['losshub-code'] = 'NOT_FOUND'
+        send()
+      })
     })
     h2.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
       const gate = gates.get(stream)

@@ -149,6 +149,7 @@ t.test('a stream answered while its request arrives holds no turn: an unknown me
   const unknown = announce(session, 5 * MiB, 0, '/no.Such/Method')
   const answer = await statusOf(unknown)
   t.equal(answer['grpc-status'], String(grpc.status.UNIMPLEMENTED))
+  t.equal(answer['losshub-code'], 'NOT_FOUND', 'coded as REST codes an unknown route')
   await once(unknown, 'close')
   t.equal(unknown.rstCode, http2.constants.NGHTTP2_NO_ERROR, 'reset under the client, which was still sending')
   // a Watch request padded to 300 KiB with an unknown field (2): its turn is given back once it is read, though the Watch goes on
