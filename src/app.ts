@@ -111,13 +111,16 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
   // large bodies are read a few at a time (src/http/body-admission.ts); the waiting line shares QUEUE_MAX_MB's bound
   const mib = (n: number): number => n > 0 ? n * 2 ** 20 : Infinity
   const bodies = new BodyAdmission(mib(cfg.bodiesInProgressMb), SMALLEST_KEPT_BODY, mib(cfg.queueMaxMb))
+  // bodies of unknown length (chunked), each counted as the body limit: a line of their own, one
+  // at a time (none with BODIES_IN_PROGRESS_MB 0), so that they hold up no body that declares its length
+  const chunked = new BodyAdmission(cfg.bodiesInProgressMb > 0 ? mib(cfg.bodyLimitMb) : Infinity, SMALLEST_KEPT_BODY, mib(cfg.queueMaxMb))
   // an idle kernel worker may read the second half of a large tensor of JSON numbers while the event loop reads the first
   const splitReads = executor instanceof WorkerPool ? new RowsAside(job => executor.lend({ rows: job }), () => executor.canLend()) : undefined
   const metrics = createMetrics(() => batcher.queued, {
     executor: () => executor.stats?.(),
     deadlineExceeded: () => batcher.stats.timedOut,
     queuedBytes: () => batcher.queuedArgumentBytes
-  }, () => bodies.bytes, splitReads?.outcomes)
+  }, () => sumBytes(bodies.bytes, chunked.bytes), splitReads?.outcomes)
   const batcher = new Batcher(executor, {
     maxSize: cfg.batchMaxSize,
     maxElements: cfg.batchMaxElements,
@@ -163,7 +166,7 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
   app.removeContentTypeParser(['text/plain']) // JSON only: anything else is a 415
   jsonBodyParser(app, splitReads)
   app.addHook('preParsing', refuseContentEncoding) // uncompressed bodies only: anything else is a 415
-  app.addHook('preParsing', admitBodies(bodies, cfg.receiveTimeoutMs))
+  app.addHook('preParsing', admitBodies(bodies, chunked, cfg.receiveTimeoutMs))
 
   const tensorArgs = new Map(losses.map(d => [`/loss/${d.name}`, new Set([...d.args.map(a => a.name), 'grad_output'])]))
   app.setErrorHandler(errorHandler(url => tensorArgs.get(url) ?? new Set()))
@@ -213,6 +216,9 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
   })
   return app
 }
+
+/** Two lines' bytes in progress and waiting, added up. */
+const sumBytes = (a: BodyAdmission['bytes'], b: BodyAdmission['bytes']): BodyAdmission['bytes'] => ({ inProgress: a.inProgress + b.inProgress, waiting: a.waiting + b.waiting })
 
 /** An error body in the form of the URL's route family (V2's own under /v2). */
 const errorForm = (url: string, payload: string): string => url.startsWith('/v2') ? v2ErrorPayload(payload) : payload

@@ -14,8 +14,8 @@ import { LosshubError } from '../errors'
  * so a request held back loses only its place in a queue that would have been inside the process.
  *
  * The policy: first come, first served. Bodies smaller than `smallest` are never held back, so
- * small requests do not queue behind large ones. A body of unknown length (chunked) is held
- * back once `smallest` of it has arrived, and counts as the largest it may become: the body limit. A body larger than the
+ * small requests do not queue behind large ones. Bodies of unknown length (chunked) go through a
+ * line of their own (see `admitBodies`). A body larger than the
  * whole budget is read once nothing else counted is in progress. A body that would take a line
  * of waiting bodies past `maxWaiting` bytes is refused at once (503 OVERLOADED, in `admitBodies`)
  * rather than left to wait past its receive timeout; an empty line takes any body.
@@ -111,13 +111,15 @@ export const PACE_SLACK = 2
  * read, by its Content-Length; its bytes count until the reply is done or the connection closes.
  * Once it may be read, its pace is watched (`watchPace`) against the request's receive deadline,
  * `receiveTimeoutMs` after the request began. A body of unknown length goes through
- * `admitUnknownLength`.
+ * `admitUnknownLength` and the line `unknownLength`, whose budget is the body limit (one at a
+ * time): each counts as the most it may become, and would otherwise hold up every body that
+ * declares its length.
  */
-export function admitBodies (admission: BodyAdmission, receiveTimeoutMs: number) {
+export function admitBodies (admission: BodyAdmission, unknownLength: BodyAdmission, receiveTimeoutMs: number) {
   return async function admitBody (request: FastifyRequest, reply: FastifyReply, payload: NodeJS.ReadableStream): Promise<NodeJS.ReadableStream> {
     const began = Date.now()
     if (request.headers['content-length'] === undefined && request.headers['transfer-encoding'] !== undefined) {
-      return admitUnknownLength(admission, request, reply, payload, began + receiveTimeoutMs)
+      return admitUnknownLength(unknownLength, request, reply, payload, began + receiveTimeoutMs)
     }
     const bytes = Number(request.headers['content-length'])
     // a body over the limit is refused as soon as it is read: it takes no turn
@@ -137,10 +139,11 @@ export function admitBodies (admission: BodyAdmission, receiveTimeoutMs: number)
 
 /**
  * A body of unknown length (chunked), passed on as it arrives until `admission.smallest` of it
- * has: then it waits for its turn (its stream paused, the rest held back by TCP), counted as
- * the route's body limit, the most it may become; a full line refuses it (503 OVERLOADED). Once
- * it may be read, a stall is cut as for a body of known length (`watchPace`; its pace cannot be
- * judged against a length it does not declare).
+ * has: then it waits for its turn (its stream paused, the rest held back by TCP), counted in
+ * progress as the route's body limit, the most it may become, and while it waits as the bytes it
+ * holds here (`smallest`); a full line refuses it (503 OVERLOADED). Once it may be read, a stall
+ * is cut as for a body of known length (`watchPace`; its pace cannot be judged against a length
+ * it does not declare).
  */
 function admitUnknownLength (admission: BodyAdmission, request: FastifyRequest, reply: FastifyReply, payload: NodeJS.ReadableStream, deadline: number): NodeJS.ReadableStream {
   const limit = request.routeOptions.bodyLimit ?? Infinity
@@ -155,8 +158,8 @@ function admitUnknownLength (admission: BodyAdmission, request: FastifyRequest, 
       const leave = admission.enter(limit, () => {
         watchPace(request, reply, undefined, deadline)
         passOn(null, chunk)
-      })
-      if (leave === undefined) return passOn(new LosshubError('OVERLOADED', lineFullMessage(admission, limit), 1))
+      }, got)
+      if (leave === undefined) return passOn(new LosshubError('OVERLOADED', lineFullMessage(admission, got), 1))
       reply.raw.once('close', leave)
     }
   })
