@@ -151,7 +151,13 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
   })
   app.decorate('losshub', { warmed, batcher, metrics, grpc, draining: false, refusing: false, lastRequestAt: 0, active: 0, posts: new Set<{ request: FastifyRequest, reply: FastifyReply }>() })
 
-  app.addHook('onSend', async (request, reply) => { void reply.header('x-request-id', request.id) })
+  app.addHook('onSend', async (request, reply) => {
+    void reply.header('x-request-id', request.id)
+    // draining: a keep-alive connection ends with this answer, so that its client sends the next
+    // request on a new one (to another instance once this one has stopped listening), not on one
+    // this one may close as the request arrives
+    if (app.losshub.draining) void reply.header('connection', 'close')
+  })
   // evaluations in progress (received, not yet answered): draining waits for them (src/shutdown.ts)
   app.addHook('onRequest', async (request, reply) => {
     if (request.method !== 'POST') return

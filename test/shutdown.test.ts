@@ -73,12 +73,15 @@ t.test('while draining: /readyz is 503; once refusing, loss requests get 503 SHU
   const ready = await app.inject('/readyz')
   t.equal(ready.statusCode, 503)
   t.equal(ready.json().code, 'SHUTTING_DOWN')
-  t.equal((await postLoss(app, 'mse', { input: [1], target: [0] })).status, 200, 'what arrives before refusing starts is still served')
+  const served = await postLoss(app, 'mse', { input: [1], target: [0] })
+  t.equal(served.status, 200, 'what arrives before refusing starts is still served')
+  t.equal(served.headers.connection, 'close', 'and its connection ends with it: the client\'s next request goes on a new one')
   app.losshub.refusing = true
   const r = await postLoss(app, 'mse', { input: [1], target: [0] })
   t.equal(r.status, 503)
   t.equal(r.body.code, 'SHUTTING_DOWN')
   t.equal(r.headers['retry-after'], '1')
+  t.equal(r.headers.connection, 'close')
   t.equal((await app.inject('/healthz')).statusCode, 200, 'liveness holds while draining')
 })
 
