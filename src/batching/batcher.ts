@@ -68,8 +68,8 @@ export class DynamicBatcher<C> {
   private draining = false
   private idleWaiters: Array<() => void> = []
   private soloIds = 0
-  /** The members of the batches running now. */
-  private readonly running = new Set<Pending<C>>()
+  /** What answers the members of each batch running now (one function a batch: a set of the members themselves cost some 40 MiB of resident memory under load). */
+  private readonly running = new Set<(err: LosshubError) => void>()
 
   private readonly clockUs: () => number
   private readonly setTimer: (fn: () => void, us: number) => () => void
@@ -161,12 +161,7 @@ export class DynamicBatcher<C> {
         p.reject(err)
       }
     }
-    for (const p of this.running) {
-      if (p.answered === true) continue
-      p.answered = true
-      p.detach()
-      p.reject(err)
-    }
+    for (const refuse of [...this.running]) refuse(err)
     this.settle()
   }
 
@@ -257,16 +252,37 @@ export class DynamicBatcher<C> {
     // the run may last until its last member's deadline (the queue let none through past its
     // own); a member due sooner is answered at its deadline while the kernel runs on for the
     // others: one client's short deadline abandons no other client's work
-    const deadlineUs = Math.max(...items.map(p => p.deadlineUs))
+    let deadlineUs = -Infinity
+    for (const p of items) deadlineUs = Math.max(deadlineUs, p.deadlineUs)
     const timeoutMs = Number.isFinite(deadlineUs) ? Math.max(0, deadlineUs - start) / 1000 : undefined
-    for (const p of items) this.running.add(p)
+    const refuse = (err: LosshubError): void => {
+      for (const p of items) {
+        if (p.answered === true) continue
+        p.answered = true
+        p.detach()
+        p.reject(err)
+      }
+    }
+    this.running.add(refuse)
     const overdue = (p: Pending<C>, abandoned: boolean): void => {
       p.answered = true
       p.detach()
       this.stats.timedOut++
       p.reject(new LosshubError('DEADLINE_EXCEEDED', `deadline exceeded: ${p.deadlineName} (${ms(p.deadlineUs - p.arrivedUs)} ms) passed after ${ms(start - p.arrivedUs)} ms in the queue and ${ms(this.clockUs() - start)} ms in the kernel${abandoned ? ', which was abandoned' : ''}; a smaller request (fewer frames or elements) takes less`))
     }
-    const timers = items.filter(p => p.deadlineUs < deadlineUs).map(p => this.setTimer(() => { if (p.answered !== true) overdue(p, false) }, p.deadlineUs - start))
+    // one timer a batch, at the soonest deadline of a member still waiting (before the run's own)
+    let cancelTimer = (): void => {}
+    const armTimer = (): void => {
+      let due = Infinity
+      for (const p of items) if (p.answered !== true && p.deadlineUs < Math.min(due, deadlineUs)) due = p.deadlineUs
+      if (due === Infinity) return
+      cancelTimer = this.setTimer(() => {
+        const now = this.clockUs()
+        for (const p of items) if (p.answered !== true && p.deadlineUs <= now) overdue(p, false)
+        armTimer()
+      }, Math.max(0, due - this.clockUs()))
+    }
+    armTimer()
     try {
       const out = await this.executor.run(run.key, run.model, run.feeds(), { lane: items[0].lane, timeoutMs, cost: run.cost, rebuild: run.feeds })
       const shares = batched ? this.kernels.split(calls, out) : [out]
@@ -287,8 +303,8 @@ export class DynamicBatcher<C> {
         items[0].reject(err as Error)
       }
     } finally {
-      for (const cancel of timers) cancel()
-      for (const p of items) this.running.delete(p)
+      cancelTimer()
+      this.running.delete(refuse)
       this.inFlight--
       const end = this.clockUs()
       this.stats.runs++
