@@ -151,17 +151,15 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
   })
   app.decorate('losshub', { warmed, batcher, metrics, grpc, draining: false, refusing: false, lastRequestAt: 0, active: 0, posts: new Set<{ request: FastifyRequest, reply: FastifyReply }>() })
 
-  app.addHook('onSend', async (request, reply) => {
-    void reply.header('x-request-id', request.id)
-    // draining: a keep-alive connection ends with this answer, so that its client sends the next
-    // request on a new one (to another instance once this one has stopped listening), not on one
-    // this one may close as the request arrives
-    if (app.losshub.draining) void reply.header('connection', 'close')
-  })
+  app.addHook('onSend', async (request, reply) => { void reply.header('x-request-id', request.id) })
   // evaluations in progress (received, not yet answered): draining waits for them (src/shutdown.ts)
   app.addHook('onRequest', async (request, reply) => {
     if (request.method !== 'POST') return
     const state = app.losshub
+    // draining: a keep-alive connection ends with this answer, so that its client sends the next
+    // request on a new one (to another instance once this one has stopped listening), not on one
+    // this one may close as the request arrives
+    if (state.draining) void reply.header('connection', 'close')
     if (state.refusing) return await reply.code(503).header('Retry-After', '1').send(errorBody('SHUTTING_DOWN', 'draining: this instance is shutting down; retry'))
     state.lastRequestAt = Date.now()
     state.active++
