@@ -240,17 +240,16 @@ const WARM_UP = { us: Infinity, name: 'the warm-up' }
 
 /**
  * Runs each loss's example, with and without gradients, so its kernels are loaded before
- * readiness: on a kernel worker and, for a call small enough to run on the event loop
- * (`inlineElements`), there too.
+ * readiness, on a kernel worker: as a call past the inline bound (`inlineElements`), since the
+ * event loop builds its own session of a kernel only once the kernel is called tiny there
+ * (worker-pool.ts), not for every kernel.
  */
 async function warm (losses: readonly LossDef[], batcher: Batcher, inlineElements: number): Promise<void> {
   for (const def of losses) {
     for (const grad of [false, true]) {
       const call = prepare(def, { ...exampleBody(def), grad })
-      await batcher.submit(call, undefined, WARM_UP)
-      // it ran on the event loop: a cost past the inline bound sends it to a worker too
-      if (call.cost.steps <= 1 && call.cost.elements <= inlineElements) await batcher.submit({ ...call, cost: { ...call.cost, elements: inlineElements + 1 } }, undefined, WARM_UP)
-      // inline runs resolve as microtasks, which starve timers: give the event loop a turn, so
+      await batcher.submit({ ...call, cost: { ...call.cost, elements: Math.max(call.cost.elements, inlineElements + 1) } }, undefined, WARM_UP)
+      // runs on the event loop (no kernel workers) resolve as microtasks, which starve timers: give the event loop a turn, so
       // that the lag monitor (load shedding) sees many short stalls, not one of the whole warm-up
       await new Promise(resolve => setImmediate(resolve))
     }

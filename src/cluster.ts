@@ -34,7 +34,7 @@ type Log = (msg: string, extra?: object) => void
  * (1 if any exited with an error), or after the shutdown timeout. Metrics are aggregated across
  * workers by the primary, so a scrape of any worker sees the whole cluster.
  */
-export function runPrimary (workers: number, shutdownTimeoutMs: number, log: Log, policy: RestartPolicy = RESTART): void {
+export function runPrimary (workers: number, shutdownTimeoutMs: number, log: Log, policy: RestartPolicy = RESTART, workerEnv: Record<string, string> = {}): void {
   const aggregator = new client.AggregatorRegistry()
   const live = new Set<Worker>()
   const restarts = new Set<NodeJS.Timeout>()
@@ -42,7 +42,7 @@ export function runPrimary (workers: number, shutdownTimeoutMs: number, log: Log
   let failedOnStop = false
 
   const fork = (earlyDeaths: number): void => {
-    const worker = cluster.fork()
+    const worker = cluster.fork(workerEnv)
     const pid = worker.process.pid
     const startedAt = Date.now()
     live.add(worker)

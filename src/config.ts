@@ -42,6 +42,10 @@ export const CONFIG = Type.Object({
     maximum: 256,
     description: 'processes sharing the port (`node:cluster`); `0`: one per CPU; `1` runs a single process (use `1` on Kubernetes: scale with pods)'
   }),
+  allocator: Type.Union([Type.Literal('auto'), Type.Literal('system')], {
+    default: 'auto',
+    description: 'C allocator of the worker processes (`WORKERS` > 1): `auto` preloads jemalloc when it is installed (`libjemalloc.so.2`, Debian package `libjemalloc2`; the Docker image has it) and `LD_PRELOAD` is unset, since it hands memory freed by past requests back to the system and glibc\'s malloc keeps it (bench/README.md); its settings are `MALLOC_CONF` or else `background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0`. `system`: as started (glibc, with `GLIBC_TUNABLES`). A single process (`WORKERS=1`) runs on what it was started with: the Docker image preloads jemalloc for it'
+  }),
   kernelWorkers: Type.Integer({
     default: 1,
     minimum: 0,
@@ -78,7 +82,7 @@ export const CONFIG = Type.Object({
     default: 4096,
     minimum: 0,
     maximum: INT32,
-    description: 'a call whose cost (its largest tensor, as `MAX_ELEMENTS` counts; a batch\'s members summed) is at most this, in one sequential step, runs on the event loop instead of a kernel worker: sooner than the hop to a worker and back (some 0.1 to 0.25 ms), and short enough not to hold up other requests: 30 to 100 µs for most losses at 4096 elements, some 0.45 ms for the slowest (Lovasz with gradients; `npm run bench:kernels`). A kernel\'s first such run builds its session there (a few ms, once; the warm-up builds the examples\'). Calls that arrive meanwhile queue and batch as usual (`0`: every kernel on a worker)'
+    description: 'a call whose cost (its largest tensor, as `MAX_ELEMENTS` counts; a batch\'s members summed) is at most this, in one sequential step, runs on the event loop instead of a kernel worker: sooner than the hop to a worker and back (some 0.1 to 0.25 ms), and short enough not to hold up other requests: 30 to 100 µs for most losses at 4096 elements, some 0.45 ms for the slowest (Lovasz with gradients; `npm run bench:kernels`). A kernel\'s first such call takes the hop while the event loop builds its own session of the kernel (a few ms, once), so that the event loop holds sessions only for kernels called tiny. Calls that arrive while one runs there queue and batch as usual (`0`: every kernel on a worker)'
   }),
   wideKernelThreads: Type.Integer({
     default: 0,

@@ -1,6 +1,7 @@
 import cluster from 'node:cluster'
 import { buildApp } from './app'
-import { runPrimary } from './cluster'
+import { workerAllocator } from './allocator'
+import { RESTART, runPrimary } from './cluster'
 import { drain } from './shutdown'
 import { ConfigError, cpuCount, loadConfig } from './config'
 
@@ -13,7 +14,10 @@ async function main (): Promise<void> {
   const config = loadConfig()
   const workers = config.workers === 0 ? cpuCount() : config.workers
   if (workers > 1 && cluster.isPrimary) {
-    runPrimary(workers, config.shutdownTimeoutMs, (msg, extra) => console.log(JSON.stringify({ level: 30, time: Date.now(), pid: process.pid, msg, ...extra })))
+    const log = (msg: string, extra?: object): void => console.log(JSON.stringify({ level: 30, time: Date.now(), pid: process.pid, msg, ...extra }))
+    const allocator = workerAllocator(config.allocator, process.env)
+    log('starting workers', { workers, allocator: allocator.name })
+    runPrimary(workers, config.shutdownTimeoutMs, log, RESTART, allocator.env)
     return
   }
   // under cluster, any worker's /metrics answers for the whole cluster (aggregated by the primary)

@@ -8,7 +8,7 @@ export interface SessionSettings {
   spin?: boolean
 }
 
-interface Entry { session: Promise<ort.InferenceSession>, running: number, evicted: boolean }
+interface Entry { session: Promise<ort.InferenceSession>, running: number, evicted: boolean, built: boolean }
 
 /**
  * Sessions built once per kernel key and kept in LRU order, at most `capacity` of them, so
@@ -23,6 +23,12 @@ export class SessionCache {
 
   /** Whether a session for `key` is cached. */
   has (key: string): boolean { return this.entries.has(key) }
+
+  /** Whether the session for `key` is built and ready to run. */
+  built (key: string): boolean { return this.entries.get(key)?.built === true }
+
+  /** Starts building the session for `key` from `model()`, unless it is cached or being built. */
+  load (key: string, model: () => Uint8Array): void { this.acquire(key, model) }
 
   /** Runs the kernel `key`, building its session from `model()` on first use. */
   async run (key: string, model: () => Uint8Array, feeds: Record<string, ort.Tensor>): Promise<ort.InferenceSession.OnnxValueMapType> {
@@ -62,7 +68,9 @@ export class SessionCache {
       graphOptimizationLevel: 'all',
       ...(this.settings.spin === false ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {})
     })
-    entry = { session, running: 0, evicted: false }
+    entry = { session, running: 0, evicted: false, built: false }
+    const built = entry
+    session.then(() => { built.built = true }, () => {})
     // a failed build is retried next time; by then an evicted entry's key may hold a newer one
     session.catch(() => { if (this.entries.get(key) === entry) this.entries.delete(key) })
     this.entries.set(key, entry)

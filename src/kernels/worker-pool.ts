@@ -164,7 +164,7 @@ export class WorkerPool implements Executor {
     slot.busy = true
     const bytes = tensorBytes(feeds)
     this.inFlight += bytes
-    if (this.runsInline(options.cost)) {
+    if (this.runsInline(options.cost) && this.inlineBuilt(key, model)) {
       // the call holds the worker's place, so that calls arriving meanwhile queue (and batch)
       try { return await this.runInline(key, model, feeds) } finally {
         latest(slot).busy = false
@@ -253,10 +253,22 @@ export class WorkerPool implements Executor {
     return bound > 0 && cost !== undefined && cost.steps <= 1 && cost.elements <= bound
   }
 
-  private async runInline (key: string, model: () => Uint8Array, feeds: KernelTensors): Promise<KernelTensors> {
+  /**
+   * Whether the event loop has its session for `key` built. The first tiny call of a kernel
+   * starts building it and takes the hop meanwhile: the event loop holds sessions only for the
+   * kernels that are called tiny, not a second copy of every kernel the workers hold.
+   */
+  private inlineBuilt (key: string, model: () => Uint8Array): boolean {
     // one thread: a tiny kernel gains nothing from more, and the event loop's process has no pool to spare
     this.inlineSessions ??= new SessionCache({ intraOpNumThreads: 1, interOpNumThreads: 1 }, this.capacity)
-    return fromOrt(await this.inlineSessions.run(key, model, toOrt(feeds)))
+    if (this.inlineSessions.built(key)) return true
+    // after this call is on its way: building a session takes the event loop for a moment
+    setImmediate(() => this.inlineSessions?.load(key, model))
+    return false
+  }
+
+  private async runInline (key: string, model: () => Uint8Array, feeds: KernelTensors): Promise<KernelTensors> {
+    return fromOrt(await (this.inlineSessions as SessionCache).run(key, model, toOrt(feeds)))
   }
 
   /**

@@ -10,6 +10,7 @@ import { stagedMemory, toOrt } from './executor'
 import { fromOrt, type KernelTensors, movable } from './tensors'
 import { ownMemory } from '../tensor/tensor'
 import { MemoryPool } from '../tensor/memory-pool'
+import { collectSoon, KEPT_IDLE_MS } from '../tensor/release-memory'
 import { type RowsJob, runRowsJob } from '../tensor/rows-ahead'
 
 /**
@@ -37,7 +38,7 @@ const wideSessions = wide !== undefined ? new SessionCache(wide.settings, wide.c
  * Where inputs in shared memory (binary bodies, large decoded tensors) are copied for ORT, which
  * refuses them: memory reused from run to run (src/tensor/memory-pool.ts says why), up to 32 MiB.
  */
-const staging = new MemoryPool<ArrayBuffer>(size => new ArrayBuffer(size), 32 * 2 ** 20, 256 * 2 ** 10)
+const staging = new MemoryPool<ArrayBuffer>(size => new ArrayBuffer(size), 32 * 2 ** 20, 256 * 2 ** 10).forgetWhenIdle(KEPT_IDLE_MS, collectSoon)
 
 parentPort?.on('message', (msg: WorkerRequest | { rows: RowsJob } | 'close') => {
   if (msg === 'close') {

@@ -7,6 +7,8 @@
 export class MemoryPool<M extends ArrayBuffer | SharedArrayBuffer> {
   private readonly kept: M[] = []
   private keptBytes = 0
+  private lastUse = 0
+  private idle?: { ms: number, forgotten: (bytes: number) => void, timer?: NodeJS.Timeout }
 
   /**
    * @param allocate makes fresh memory of a size
@@ -16,6 +18,15 @@ export class MemoryPool<M extends ArrayBuffer | SharedArrayBuffer> {
   constructor (private readonly allocate: (size: number) => M, readonly bound: number, readonly smallest: number) {}
 
   /** Memory of at least `size` bytes (uninitialised): the smallest kept buffer no more than twice as large, or a fresh one. */
+  /**
+   * Forgets every kept buffer once `ms` pass with none taken or given back, and calls
+   * `forgotten` with their bytes (release-memory.ts says why). One timer per idle spell, not per use.
+   */
+  forgetWhenIdle (ms: number, forgotten: (bytes: number) => void): this {
+    this.idle = { ms, forgotten }
+    return this
+  }
+
   take (size: number): M {
     return this.find(size) ?? this.allocate(size)
   }
@@ -23,6 +34,7 @@ export class MemoryPool<M extends ArrayBuffer | SharedArrayBuffer> {
   /** The smallest kept buffer of at least `size` bytes and no more than twice that, taken out of the pool; undefined when none is. */
   find (size: number): M | undefined {
     if (size < this.smallest) return undefined
+    this.lastUse = performance.now()
     let best = -1
     // of equally small ones, the latest given: its pages are the likeliest to be in cache
     for (let i = this.kept.length - 1; i >= 0; i--) {
@@ -61,7 +73,25 @@ export class MemoryPool<M extends ArrayBuffer | SharedArrayBuffer> {
     }
     this.kept.push(memory)
     this.keptBytes += memory.byteLength
+    this.lastUse = performance.now()
+    this.watchIdle()
     return forgotten
+  }
+
+  private watchIdle (): void {
+    const idle = this.idle
+    if (idle === undefined || idle.timer !== undefined) return
+    const check = (): void => {
+      const quiet = performance.now() - this.lastUse
+      idle.timer = undefined
+      if (this.keptBytes === 0) return
+      if (quiet < idle.ms) {
+        idle.timer = setTimeout(check, idle.ms - quiet).unref()
+        return
+      }
+      idle.forgotten(this.clear())
+    }
+    idle.timer = setTimeout(check, idle.ms).unref()
   }
 
   /** Bytes kept for reuse now. */

@@ -48,6 +48,15 @@ t.test('the gRPC port: exposed, and the default the image sets', async t => {
   t.equal(Number(env.GRPC_PORT), DEFAULTS.grpcPort)
 })
 
+t.test('the final stage installs jemalloc and preloads it at the path it links (src/allocator.ts says why)', async t => {
+  const final = parseStages(dockerfile).pop()!
+  const env = Object.assign({}, ...final.instructions.filter(i => i.op === 'ENV').map(i => parseEnv(i.args)))
+  const run = final.instructions.filter(i => i.op === 'RUN').map(i => i.args).join('\n')
+  t.match(run, /apt-get install [^&]*\blibjemalloc2\b/)
+  t.match(run, new RegExp(`ln -s .+ ${env.LD_PRELOAD as string}`), `${env.LD_PRELOAD as string} is the link the image makes`)
+  t.match(env.MALLOC_CONF, /background_thread:true/)
+})
+
 t.test('.dockerignore keeps host builds and modules out of the context', async t => {
   const ignored = fs.readFileSync(path.join(root, '.dockerignore'), 'utf8').split(/\r?\n/).map(l => l.trim())
   for (const p of ['node_modules', 'dist', '.git']) t.ok(ignored.includes(p), `${p} is ignored`)

@@ -43,11 +43,12 @@ t.test('kernel memory and losses, read from their sources at each scrape', async
 
 t.test('GET /metrics of the app: sessions per kernel worker and the inline ones, bytes, deadline and worker counters', async t => {
   const app = await build(t, { kernelWorkers: 1, longKernelWorkers: 1, inlineKernelElements: 100 })
-  t.equal((await postLoss(app, 'mse', { input: [1, 2], target: [0, 0] })).status, 200, 'tiny: inline')
+  t.notMatch((await app.inject('/metrics')).body, /worker="inline"/, 'the warm-up loads kernels on the worker only')
+  t.equal((await postLoss(app, 'mse', { input: [1, 2], target: [0, 0] })).status, 200, 'tiny: inline from now on')
   const rows = Array.from({ length: 300 }, (_, i) => [i, i + 1, i + 2, i + 3, i + 4, i + 5, i + 6, i + 7])
   t.equal((await postLoss(app, 'l1', { input: rows, target: rows, reduction: 'sum' })).status, 200, '2400 elements: on the short worker')
   const text = (await app.inject('/metrics')).body
-  t.ok(sample(text, /^losshub_kernel_sessions\{worker="inline"\} (\d+)$/m) >= 1, 'the mse\'s kernel (and the warm-up\'s tiny ones) on the event loop')
+  t.equal(sample(text, /^losshub_kernel_sessions\{worker="inline"\} (\d+)$/m), 1, 'the mse\'s kernel on the event loop, built by its first tiny call')
   t.ok(sample(text, /^losshub_kernel_sessions\{worker="short-0"\} (\d+)$/m) >= 1, 'the l1\'s on the worker')
   t.ok(sample(text, /^losshub_kernel_worker_heap_bytes\{worker="short-0",kind="used"\} (\d+)$/m) > 0)
   t.match(text, /^losshub_kernel_sessions\{worker="long-0"\} \d+$/m)

@@ -1,0 +1,35 @@
+import fs from 'node:fs'
+
+/**
+ * Which C allocator the cluster's workers run on. glibc's malloc keeps the memory of freed
+ * request buffers: a heap grown by large or concurrent tensors stays grown, its free blocks
+ * between live ones (fragmentation), and only a call Node cannot make (`malloc_trim`) would hand
+ * them back. jemalloc hands unused pages back on its own, a second after they are freed (a
+ * background thread): after the workloads of bench:peer a worker went back to about 250 MiB
+ * resident on jemalloc, and stayed at about 400 on glibc (bench/README.md). So a worker is
+ * started with jemalloc preloaded when it is installed (Debian's `libjemalloc2`; the Docker image
+ * has it), and the operator has not chosen a preload of their own.
+ */
+
+/** jemalloc's settings when the operator gives none: unused pages back to the system after 1 s, by a background thread. */
+export const JEMALLOC_CONF = 'background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0'
+
+/** Where Debian-like systems (and the Docker image's link) put jemalloc's library. */
+const ARCH_DIRS: Record<string, string> = { x64: 'x86_64-linux-gnu', arm64: 'aarch64-linux-gnu' }
+export function jemallocCandidates (arch: string = process.arch): string[] {
+  const dir = ARCH_DIRS[arch]
+  return ['/usr/local/lib/libjemalloc.so.2', ...(dir !== undefined ? [`/usr/lib/${dir}/libjemalloc.so.2`] : []), '/usr/lib64/libjemalloc.so.2', '/usr/lib/libjemalloc.so.2']
+}
+
+/**
+ * The environment a worker needs for `allocator`: for `auto`, jemalloc preloaded (with
+ * JEMALLOC_CONF unless MALLOC_CONF is set) when a candidate exists and LD_PRELOAD is unset;
+ * otherwise nothing (glibc, with GLIBC_TUNABLES as set). Pure but for `exists`: tests pass their own.
+ */
+export function workerAllocator (allocator: 'auto' | 'system', env: NodeJS.ProcessEnv, exists: (path: string) => boolean = fs.existsSync): { name: string, env: Record<string, string> } {
+  if (allocator === 'system') return { name: 'as started (ALLOCATOR=system)', env: {} }
+  if ((env.LD_PRELOAD ?? '') !== '') return { name: `as started (LD_PRELOAD=${env.LD_PRELOAD ?? ''})`, env: {} }
+  const lib = jemallocCandidates().find(path => exists(path))
+  if (lib === undefined) return { name: 'glibc (no libjemalloc.so.2 installed)', env: {} }
+  return { name: `jemalloc (${lib})`, env: { LD_PRELOAD: lib, MALLOC_CONF: env.MALLOC_CONF ?? JEMALLOC_CONF } }
+}

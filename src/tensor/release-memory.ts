@@ -1,0 +1,42 @@
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+
+/**
+ * Memory kept for reuse (memory-pool.ts) is let go once traffic stops needing it: a process
+ * that served large tensors a while ago should not hold their buffers for good. Dropping them
+ * is not enough, though: an idle isolate does not collect, and a buffer's memory returns to the
+ * system only when the garbage collector frees its ArrayBuffer. So after a pool forgets its
+ * buffers, one full collection runs, on an otherwise idle thread.
+ */
+
+/** How long a pool keeps its buffers with none taken or given back. */
+export const KEPT_IDLE_MS = 1000
+
+let collect: (() => void) | undefined | null
+
+/** V8's `gc`, exposed to this thread alone: the flag is set for one new context and cleared again. */
+function collector (): (() => void) | null {
+  if (collect === undefined) {
+    try {
+      setFlagsFromString('--expose-gc')
+      collect = runInNewContext('gc') as () => void
+    } catch {
+      collect = null
+    } finally {
+      setFlagsFromString('--no-expose-gc')
+    }
+  }
+  return collect
+}
+
+let pending = false
+
+/** One full garbage collection soon (several calls in one turn of the event loop make one). */
+export function collectSoon (): void {
+  if (pending) return
+  pending = true
+  setImmediate(() => {
+    pending = false
+    collector()?.()
+  }).unref()
+}
