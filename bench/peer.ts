@@ -41,6 +41,9 @@ function base64 (n: number, c: number): string {
   })
 }
 
+/** How long after the last cell the resident set is read again: the idle release (src/tensor/release-memory.ts) and jemalloc's decay take about 2 s. */
+const SETTLE_MS = 3000
+
 interface Workload { name: string, body: string, concurrency: number }
 const small = nested(32, 10)
 const mediumNested = nested(256, 1000)
@@ -123,7 +126,12 @@ async function main (): Promise<void> {
       const f = (v: number): string => v < 10 ? v.toFixed(3) : v.toFixed(1)
       console.log(`| ${w.name} | ${w.concurrency} | ${l.rps.toFixed(1)} | ${p.rps.toFixed(1)} | ${(l.rps / p.rps).toFixed(2)} | ${f(l.p50)} | ${f(p.p50)} | ${(l.p50 / p.p50).toFixed(2)} | ${f(l.p99)} | ${f(p.p99)} | ${l.errors}, ${p.errors} |`)
     }
-    console.log(`\nResident set after the run (MiB): losshub ${residentSets(losshub.pid).map(v => v.toFixed(0)).join(', ')} (primary, workers)`)
+    const atOnce = residentSets(losshub.pid)
+    // memory kept for reuse is let go after 1 s without large requests, and jemalloc hands it back a second later
+    await new Promise(resolve => setTimeout(resolve, SETTLE_MS))
+    const settled = residentSets(losshub.pid)
+    const mib = (sets: number[]): string => sets.map(v => v.toFixed(0)).join(', ')
+    console.log(`\nResident set after the run (MiB; primary, workers): losshub ${mib(atOnce)} at the end of the last cell, ${mib(settled)} ${SETTLE_MS / 1000} s later`)
     // the floor under the small cells: no loss, only Fastify's request handling and JSON parsing
     const bare = await startBare()
     try {

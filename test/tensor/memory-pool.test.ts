@@ -56,18 +56,21 @@ t.test('the smallest kept buffer that fits is taken', async t => {
 
 t.test('kept memory is forgotten once the pool goes unused for its idle time, and not while it is used', async t => {
   const forgotten: number[] = []
-  const pool = new MemoryPool<ArrayBuffer>(size => new ArrayBuffer(size), 4096, 256).forgetWhenIdle(60, bytes => forgotten.push(bytes))
+  const pool = new MemoryPool<ArrayBuffer>(size => new ArrayBuffer(size), 4096, 256).forgetWhenIdle(200, bytes => forgotten.push(bytes))
   const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
-  pool.give(pool.take(1024))
-  pool.give(pool.take(512))
-  for (let i = 0; i < 6; i++) {
+  const a = pool.take(1024)
+  const b = pool.take(300)
+  pool.give(a)
+  pool.give(b)
+  const started = performance.now()
+  while (performance.now() - started < 400) {
     await sleep(20)
-    pool.give(pool.take(1000)) // in use: 20 ms apart, under the 60 ms idle time
+    pool.give(pool.take(1000)) // in use: 20 ms apart, well under the 200 ms idle time
   }
-  t.same(forgotten, [], 'kept for over 100 ms while in use')
-  t.equal(pool.bytes, 1536)
-  await sleep(150)
-  t.same(forgotten, [1536], 'forgotten once, with all their bytes, after 60 ms unused')
+  t.same(forgotten, [], 'kept for 400 ms while in use')
+  t.equal(pool.bytes, 1324)
+  await sleep(500)
+  t.same(forgotten, [1324], 'forgotten once, with all their bytes, after 200 ms unused')
   t.equal(pool.bytes, 0)
-  t.not(pool.take(1000).byteLength, 1024, 'a later take gets fresh memory')
+  t.not(pool.take(1000), a, 'a later take gets fresh memory')
 })
