@@ -356,14 +356,67 @@ class Reader {
     for (;;) {
       let c = b[p]
       let v: number | undefined
-      if (c === MINUS || (c >= ZERO && c <= NINE)) v = this.number(p)
-      else if (c === QUOTE) {
+      if (c === MINUS || (c >= ZERO && c <= NINE)) {
+        // a number without exponent is read here (number() is too large to be inlined), as
+        // number() reads it: exact below 2^53 digits with at most 22 after the dot, else by
+        // longNumber; anything else is read again by number()
+        let q = p
+        const neg = c === MINUS
+        if (neg) c = b[++q]
+        const from = q
+        let dotAt = -1
+        let m = 0
+        if (c === ZERO) c = b[++q]
+        else if (c > ZERO && c <= NINE) {
+          do {
+            m = m * 10 + (c - ZERO)
+            c = b[++q]
+          } while (c >= ZERO && c <= NINE)
+        } else q = -1
+        let scale = 0
+        if (c === DOT && q >= 0) {
+          dotAt = q
+          c = b[++q]
+          if (c >= ZERO && c <= NINE) {
+            // two digits a step: half as long a chain of dependent multiply-adds
+            for (;;) {
+              const c2 = b[q + 1]
+              if (!(c2 >= ZERO && c2 <= NINE)) {
+                m = m * 10 + (c - ZERO)
+                c = b[++q]
+                break
+              }
+              m = m * 100 + ((c - ZERO) * 10 + (c2 - ZERO))
+              q += 2
+              c = b[q]
+              if (!(c >= ZERO && c <= NINE)) break
+            }
+            scale = q - dotAt - 1
+          } else q = -1
+        }
+        if (q < 0 || c === LOWER_E || c === UPPER_E) {
+          v = this.number(p)
+          p = this.pos
+        } else if (m >= 9007199254740992) {
+          // m is exact below 2^53: every prefix of its digits was smaller still
+          this.pos = q
+          v = this.longNumber(p, from, dotAt, q, 0, neg)
+          p = q
+        } else if (scale > 22) {
+          v = this.number(p)
+          p = this.pos
+        } else {
+          v = scale === 0 ? m : m / EXACT_POW10[scale]
+          if (neg) v = -v
+          p = q
+        }
+      } else if (c === QUOTE) {
         v = this.nonFinite(p)
         if (v === undefined) return -1
+        p = this.pos
       } else return -1
       if (k === data.length) data = this.grow(k, k + 1)
       data[k++] = v
-      p = this.pos
       c = b[p]
       while (c === SPACE || c === LF || c === CR || c === TAB) c = b[++p]
       if (c === COMMA) {

@@ -60,6 +60,9 @@ const numberText = fc.oneof(
       const body = at === 0 ? digits : `${digits.slice(0, digits.length - at)}.${digits.slice(digits.length - at)}`
       return `${sign}${body}e${exp}`
     }),
+  // decimals without an exponent, as most tensors are written: any digits either side of the dot
+  fc.tuple(fc.constantFrom('', '-'), fc.stringMatching(/^(0|[1-9][0-9]{0,24})$/), fc.stringMatching(/^[0-9]{1,30}$/))
+    .map(([sign, int, frac]) => `${sign}${int}.${frac}`),
   // rounding ties and their neighbours: the exact midpoint, and truncations of it
   fc.tuple(fc.double({ min: 0, noNaN: true, noDefaultInfinity: true, minExcluded: true, max: 1e308 }), fc.integer({ min: 15, max: 40 }), fc.constantFrom(-1, 0, 1))
     .map(([v, keep, nudge]) => {
@@ -87,8 +90,16 @@ t.test('numbers next to the limits of doubles', async t => {
     '2.2250738585072011e-308', '2.2250738585072012e-308', '1.7976931348623157e308', '1.7976931348623158e308', '1.7976931348623159e308',
     '9007199254740993', '9007199254740992.5', '9007199254740993.0000000000000001', '18446744073709551615', '123456789012345678901234567890',
     '0.1000000000000000055511151231257827021181583404541015625', '7.038531e-26', '1e23', '8.41e21', '1e22', '1e-22', '4.35844e-320', '1e99999999999']
+  // and, without exponents, next to the limits of exact reading: 2^53 digits, 22 after the dot
+  texts.push('9007199254740991', '9007199254740991.5', '900719925474099.1', '900719925474099.12', '1234567890123456.7', '0.5', '-0.5', '1.0',
+    '0.0000000000000000000001', '0.00000000000000000000001', '-0.0000000000000000000000000000000000000000000000000001', '12345678901234567890.5',
+    '0.1234567890123456789012', '0.12345678901234567890123', '4.2', '-123.00000000000000000000000000000000001')
   for (const text of texts) {
-    t.ok(Object.is((readBody(Buffer.from(`{"x":${text}}`), NONE).x), JSON.parse(text)), text)
+    const want = JSON.parse(text) as number
+    t.ok(Object.is((readBody(Buffer.from(`{"x":${text}}`), NONE).x), want), text)
+    // in a tensor's row, between neighbours
+    const row = readBody(Buffer.from(`{"input":[[1.5,${text},-2],[0,${text},3]]}`), new Set(['input'])).input as DecodedTensor
+    t.ok(Object.is(row.data[1], want) && Object.is(row.data[4], want) && row.data[2] === -2, `${text} in a row`)
   }
 })
 
