@@ -35,8 +35,10 @@ let pending = false
 export function collectSoon (): void {
   if (pending) return
   pending = true
+  // not unref'd: an unref'd immediate alone does not wake an idle event loop, and would wait for
+  // the next request to run
   setImmediate(() => {
     pending = false
     collector()?.()
-  }).unref()
+  })
 }

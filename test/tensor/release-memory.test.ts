@@ -1,3 +1,5 @@
+import path from 'node:path'
+import { Worker } from 'node:worker_threads'
 import t from 'tap'
 import { collectSoon } from '../../src/tensor/release-memory'
 
@@ -10,4 +12,23 @@ t.test('collectSoon runs a full garbage collection: memory nothing refers to is 
   collectSoon() // several calls in one turn make one collection
   for (let i = 0; i < 100 && !freed.yes; i++) await new Promise(resolve => setTimeout(resolve, 10))
   t.ok(freed.yes, 'the dropped buffer was collected')
+})
+
+t.test('on a thread with nothing else to do (a kernel worker between requests) the collection runs all the same', async t => {
+  const source = path.join(__dirname, '..', '..', 'src', 'tensor', 'release-memory.ts')
+  // the thread waits for messages only: no timer or request of its own wakes its event loop
+  const worker = new Worker(`
+    require('ts-node').register({ transpileOnly: true })
+    const { parentPort } = require('node:worker_threads')
+    const { collectSoon } = require(${JSON.stringify(source)})
+    const registry = new FinalizationRegistry(() => parentPort.postMessage('freed'))
+    ;(() => { registry.register(new ArrayBuffer(1 << 20), 'buffer') })()
+    parentPort.on('message', () => {})
+    setTimeout(() => { collectSoon(); parentPort.postMessage('asked') }, 50).unref()
+  `, { eval: true })
+  t.teardown(async () => { await worker.terminate() })
+  const said: string[] = []
+  const freed = new Promise<void>(resolve => worker.on('message', (msg: string) => { said.push(msg); if (msg === 'freed') resolve() }))
+  await Promise.race([freed, new Promise(resolve => setTimeout(resolve, 5000))])
+  t.same(said, ['asked', 'freed'])
 })
