@@ -12,17 +12,16 @@ RUN npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim AS runtime
 # tini is PID 1 so SIGTERM reaches Node and the process drains before exit
-# jemalloc hands memory freed by past requests back to the system, where glibc's malloc keeps
-# it (src/allocator.ts); linked at one path for every architecture, and preloaded
+# jemalloc, for ALLOCATOR=jemalloc (or LD_PRELOAD=/usr/local/lib/libjemalloc.so.2 with
+# WORKERS=1): it hands memory freed by past requests back to the system, where glibc's malloc
+# keeps it, at some cost in speed (src/allocator.ts); linked at one path for every architecture
 RUN apt-get update && apt-get install -y --no-install-recommends tini libjemalloc2 \
   && ln -s "$(ls /usr/lib/*-linux-gnu/libjemalloc.so.2)" /usr/local/lib/libjemalloc.so.2 \
   && rm -rf /var/lib/apt/lists/*
 ENV NODE_ENV=production PORT=8080 GRPC_PORT=8081 HOST=0.0.0.0
-ENV LD_PRELOAD=/usr/local/lib/libjemalloc.so.2 MALLOC_CONF=background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0
-# for glibc's malloc, should jemalloc be turned off (LD_PRELOAD=): it keeps freed blocks below
-# its (self-raising, up to 32 MiB) mmap threshold in the heap; a fixed 4 MiB threshold gives a
-# large request's tensor buffers back to the OS when it ends, and transparent huge pages make
-# mapping them afresh cheap (bench/README.md, "malloc")
+# glibc keeps freed blocks below its (self-raising, up to 32 MiB) mmap threshold in the heap: a
+# fixed 4 MiB threshold gives a large request's tensor buffers back to the OS when it ends, and
+# transparent huge pages make mapping them afresh cheap (bench/README.md, "malloc")
 ENV GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4194304:glibc.malloc.hugetlb=1:glibc.malloc.arena_max=2
 WORKDIR /app
 COPY --from=build /app/package.json ./package.json

@@ -5,10 +5,12 @@ import fs from 'node:fs'
  * request buffers: a heap grown by large or concurrent tensors stays grown, its free blocks
  * between live ones (fragmentation), and only a call Node cannot make (`malloc_trim`) would hand
  * them back. jemalloc hands unused pages back on its own, a second after they are freed (a
- * background thread): after the workloads of bench:peer a worker went back to about 250 MiB
- * resident on jemalloc, and stayed at about 400 on glibc (bench/README.md). So a worker is
- * started with jemalloc preloaded when it is installed (Debian's `libjemalloc2`; the Docker image
- * has it), and the operator has not chosen a preload of their own.
+ * background thread): after the workloads of bench:peer a worker went back to about 240 MiB
+ * resident on jemalloc, and stayed at 340 to 370 on glibc, but it served 10 to 30% fewer
+ * requests a second there (bench/README.md), page faults being dear on this project's VMs. So
+ * glibc stays the default, and ALLOCATOR=jemalloc preloads jemalloc into the workers where
+ * memory matters more (when it is installed: Debian's `libjemalloc2`; the Docker image has it),
+ * unless the operator has chosen a preload of their own.
  */
 
 /** jemalloc's settings when the operator gives none: unused pages back to the system after 1 s, by a background thread. */
@@ -22,11 +24,11 @@ export function jemallocCandidates (arch: string = process.arch): string[] {
 }
 
 /**
- * The environment a worker needs for `allocator`: for `auto`, jemalloc preloaded (with
+ * The environment a worker needs for `allocator`: for `jemalloc`, jemalloc preloaded (with
  * JEMALLOC_CONF unless MALLOC_CONF is set) when a candidate exists and LD_PRELOAD is unset;
  * otherwise nothing (glibc, with GLIBC_TUNABLES as set). Pure but for `exists`: tests pass their own.
  */
-export function workerAllocator (allocator: 'auto' | 'system', env: NodeJS.ProcessEnv, exists: (path: string) => boolean = fs.existsSync): { name: string, env: Record<string, string> } {
+export function workerAllocator (allocator: 'jemalloc' | 'system', env: NodeJS.ProcessEnv, exists: (path: string) => boolean = fs.existsSync): { name: string, env: Record<string, string> } {
   if (allocator === 'system') return { name: 'as started (ALLOCATOR=system)', env: {} }
   if ((env.LD_PRELOAD ?? '') !== '') return { name: `as started (LD_PRELOAD=${env.LD_PRELOAD ?? ''})`, env: {} }
   const lib = jemallocCandidates().find(path => exists(path))

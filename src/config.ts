@@ -42,9 +42,9 @@ export const CONFIG = Type.Object({
     maximum: 256,
     description: 'processes sharing the port (`node:cluster`); `0`: one per CPU; `1` runs a single process (use `1` on Kubernetes: scale with pods)'
   }),
-  allocator: Type.Union([Type.Literal('auto'), Type.Literal('system')], {
-    default: 'auto',
-    description: 'C allocator of the worker processes (`WORKERS` > 1): `auto` preloads jemalloc when it is installed (`libjemalloc.so.2`, Debian package `libjemalloc2`; the Docker image has it) and `LD_PRELOAD` is unset, since it hands memory freed by past requests back to the system and glibc\'s malloc keeps it (bench/README.md); its settings are `MALLOC_CONF` or else `background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0`. `system`: as started (glibc, with `GLIBC_TUNABLES`). A single process (`WORKERS=1`) runs on what it was started with: the Docker image preloads jemalloc for it'
+  allocator: Type.Union([Type.Literal('system'), Type.Literal('jemalloc')], {
+    default: 'system',
+    description: 'C allocator of the worker processes (`WORKERS` > 1). `system`: as started (glibc, with `GLIBC_TUNABLES`; or whatever `LD_PRELOAD` names). `jemalloc`: preloaded when installed (`libjemalloc.so.2`, Debian package `libjemalloc2`; the Docker image has it at `/usr/local/lib/libjemalloc.so.2`) and `LD_PRELOAD` is unset, with `MALLOC_CONF` or else `background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0`: it hands memory freed by past requests back to the system, where glibc keeps it (a worker 3 s after bench:peer: about 240 MiB against 340 to 370), but served 10 to 30% fewer requests a second in the same benchmark (bench/README.md). A single process (`WORKERS=1`) runs on what it was started with: set `LD_PRELOAD` for it'
   }),
   kernelWorkers: Type.Integer({
     default: 1,

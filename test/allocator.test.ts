@@ -3,16 +3,16 @@ import { JEMALLOC_CONF, jemallocCandidates, workerAllocator } from '../src/alloc
 
 const debian = '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2'
 
-t.test('auto: workers preload jemalloc where it is installed, with settings that hand memory back', async t => {
-  const found = workerAllocator('auto', {}, path => path === debian)
+t.test('jemalloc: workers preload jemalloc where it is installed, with settings that hand memory back', async t => {
+  const found = workerAllocator('jemalloc', {}, path => path === debian)
   t.same(found.env, { LD_PRELOAD: debian, MALLOC_CONF: JEMALLOC_CONF })
   t.match(JEMALLOC_CONF, /background_thread:true/, 'pages go back while the process is idle too')
-  t.same(workerAllocator('auto', { MALLOC_CONF: 'narenas:2' }, path => path === debian).env.MALLOC_CONF, 'narenas:2', 'the operator\'s settings win')
+  t.same(workerAllocator('jemalloc', { MALLOC_CONF: 'narenas:2' }, path => path === debian).env.MALLOC_CONF, 'narenas:2', 'the operator\'s settings win')
 })
 
-t.test('auto without jemalloc, with a preload of the operator\'s, and system: the environment is left as it is', async t => {
-  t.same(workerAllocator('auto', {}, () => false), { name: 'glibc (no libjemalloc.so.2 installed)', env: {} })
-  t.same(workerAllocator('auto', { LD_PRELOAD: '/opt/tcmalloc.so' }, () => true).env, {})
+t.test('jemalloc not installed, with a preload of the operator\'s, and system: the environment is left as it is', async t => {
+  t.same(workerAllocator('jemalloc', {}, () => false), { name: 'glibc (no libjemalloc.so.2 installed)', env: {} })
+  t.same(workerAllocator('jemalloc', { LD_PRELOAD: '/opt/tcmalloc.so' }, () => true).env, {})
   t.same(workerAllocator('system', {}, () => true).env, {})
 })
 

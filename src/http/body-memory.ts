@@ -1,5 +1,4 @@
 import { MemoryPool } from '../tensor/memory-pool'
-import { collectSoon, KEPT_IDLE_MS } from '../tensor/release-memory'
 import { ownMemory } from '../tensor/tensor'
 
 /**
@@ -26,12 +25,13 @@ export const SMALLEST_KEPT_BODY = 256 * 2 ** 10
 /** Fresh memory of its own, uninitialised. */
 const own = (size: number): ArrayBuffer => Buffer.allocUnsafeSlow(size).buffer as ArrayBuffer
 
-const local = new MemoryPool<ArrayBuffer>(own, KEPT_BODY_BYTES, SMALLEST_KEPT_BODY).forgetWhenIdle(KEPT_IDLE_MS, collectSoon)
+// kept for good (bounded): letting them go when idle would need a full collection on the event
+// loop, which left it slower for as long as it was measured (see release-memory.ts)
+const local = new MemoryPool<ArrayBuffer>(own, KEPT_BODY_BYTES, SMALLEST_KEPT_BODY)
 /** Most bytes of shared memory in existence: in use by requests and kept. */
 export const SHARED_BODY_BYTES = KEPT_BODY_BYTES
 
 const shared = new MemoryPool<SharedArrayBuffer>(size => new SharedArrayBuffer(size), SHARED_BODY_BYTES, SMALLEST_KEPT_BODY)
-  .forgetWhenIdle(KEPT_IDLE_MS, bytes => { sharedBytes -= bytes; collectSoon() })
 /** Bytes of the shared memory made and not forgotten (in use or kept). */
 let sharedBytes = 0
 
