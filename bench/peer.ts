@@ -41,7 +41,7 @@ function base64 (n: number, c: number): string {
   })
 }
 
-/** How long after the last cell the resident set is read again: the idle release (src/tensor/release-memory.ts) and jemalloc's decay take about 2 s. */
+/** How long after the last cell the resident set is read again: the kernel workers let their staging memory go after 1 s (src/tensor/release-memory.ts), and jemalloc (ALLOCATOR=jemalloc) hands pages back a second later. */
 const SETTLE_MS = 3000
 
 interface Workload { name: string, body: string, concurrency: number }
@@ -127,7 +127,6 @@ async function main (): Promise<void> {
       console.log(`| ${w.name} | ${w.concurrency} | ${l.rps.toFixed(1)} | ${p.rps.toFixed(1)} | ${(l.rps / p.rps).toFixed(2)} | ${f(l.p50)} | ${f(p.p50)} | ${(l.p50 / p.p50).toFixed(2)} | ${f(l.p99)} | ${f(p.p99)} | ${l.errors}, ${p.errors} |`)
     }
     const atOnce = residentSets(losshub.pid)
-    // memory kept for reuse is let go after 1 s without large requests, and jemalloc hands it back a second later
     await new Promise(resolve => setTimeout(resolve, SETTLE_MS))
     const settled = residentSets(losshub.pid)
     const mib = (sets: number[]): string => sets.map(v => v.toFixed(0)).join(', ')
