@@ -41,7 +41,11 @@ function base64 (n: number, c: number): string {
   })
 }
 
-/** How long after the last cell the resident set is read again: the kernel workers let their staging memory go after 1 s (src/tensor/release-memory.ts), and jemalloc (ALLOCATOR=jemalloc) hands pages back a second later. */
+/**
+ * How long after the last cell the resident set is read again: the kernel workers let their
+ * staging memory go after 1 s (src/tensor/release-memory.ts), and jemalloc
+ * (ALLOCATOR=jemalloc) hands pages back a second later.
+ */
 const SETTLE_MS = 3000
 
 interface Workload { name: string, body: string, concurrency: number }
