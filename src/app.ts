@@ -249,8 +249,9 @@ async function warm (losses: readonly LossDef[], batcher: Batcher, inlineElement
     for (const grad of [false, true]) {
       const call = prepare(def, { ...exampleBody(def), grad })
       await batcher.submit({ ...call, cost: { ...call.cost, elements: Math.max(call.cost.elements, inlineElements + 1) } }, undefined, WARM_UP)
-      // runs on the event loop (no kernel workers) resolve as microtasks, which starve timers: give the event loop a turn, so
-      // that the lag monitor (load shedding) sees many short stalls, not one of the whole warm-up
+      // with no kernel workers, runs on the event loop resolve as microtasks, which starve timers:
+      // give the event loop a turn, so that the lag monitor (load shedding) sees many short
+      // stalls, not one of the whole warm-up
       await new Promise(resolve => setImmediate(resolve))
     }
   }

@@ -358,8 +358,9 @@ class Reader {
       let v: number | undefined
       if (c === MINUS || (c >= ZERO && c <= NINE)) {
         // a number without exponent is read here (number() is too large to be inlined), as
-        // number() reads it: exact below 2^53 digits with at most 22 after the dot, else by
-        // longNumber; anything else is read again by number()
+        // number() reads it: its digits as one integer, exact below 2^53, over an exact power
+        // of ten for at most 22 after the dot, else by longNumber; anything else is read again
+        // by number()
         let q = p
         const neg = c === MINUS
         if (neg) c = b[++q]

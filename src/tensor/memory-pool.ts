@@ -17,7 +17,6 @@ export class MemoryPool<M extends ArrayBuffer | SharedArrayBuffer> {
    */
   constructor (private readonly allocate: (size: number) => M, readonly bound: number, readonly smallest: number) {}
 
-  /** Memory of at least `size` bytes (uninitialised): the smallest kept buffer no more than twice as large, or a fresh one. */
   /**
    * Forgets every kept buffer once `ms` pass with none taken or given back, and calls
    * `forgotten` with their bytes (release-memory.ts says why). One timer per idle spell, not per use.
@@ -27,6 +26,7 @@ export class MemoryPool<M extends ArrayBuffer | SharedArrayBuffer> {
     return this
   }
 
+  /** Memory of at least `size` bytes (uninitialised): the smallest kept buffer no more than twice as large, or a fresh one. */
   take (size: number): M {
     return this.find(size) ?? this.allocate(size)
   }
