@@ -6,7 +6,10 @@
  *    INLINE_KERNEL_ELEMENTS: the latency of one call, and how long the event loop is held;
  * 3. a lone large kernel (cross_entropy [4096,1000] with gradients) on one intra-op thread
  *    against a wide session of two (WIDE_KERNEL_THREADS), under the service's C allocator
- *    settings and others (each in a child process: glibc reads them at start).
+ *    settings and others (each in a child process: glibc reads them at start);
+ * 4. a 16 MiB body landing in shared memory in 64 KiB socket chunks: `TypedArray.set` against
+ *    `copyBytes` (src/tensor/copy-bytes.ts), the chunks as aligned as the target and not
+ *    (`BENCH_PARTS=copy` runs it alone).
  * Medians of interleaved runs. The machine is shared: compare within a row.
  */
 import { spawnSync } from 'node:child_process'
@@ -18,6 +21,7 @@ import { buildFeeds, buildModel, kernelKey } from '../src/kernels/kernel'
 import { prepare, type PreparedCall } from '../src/kernels/prepare'
 import { type KernelTensors } from '../src/kernels/tensors'
 import { WorkerPool } from '../src/kernels/worker-pool'
+import { copyBytes } from '../src/tensor/copy-bytes'
 import { REGISTRY } from '../src/losses'
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
@@ -78,6 +82,31 @@ parentPort.on('message', ({ x, back }) => back ? parentPort.postMessage({ x }, [
     console.log(`| ${n} | ${fmt(median(clone.post))} | ${fmt(median(clone.trip))} | ${fmt(median(transfer.post))} | ${fmt(median(transfer.trip))} |`)
   }
   await echo.terminate()
+}
+
+/** A V2 body's 16 MiB arriving in 64 KiB chunks, copied into shared memory at each skew modulo 8. */
+function copy (): void {
+  console.log('\n### 16 MiB into shared memory in 64 KiB chunks (median of 15 interleaved passes)\n')
+  console.log('| chunks\' offset modulo 8 against the target | TypedArray.set | copyBytes |')
+  console.log('|---:|---:|---:|')
+  const size = 16 * 2 ** 20
+  const chunk = 64 * 2 ** 10
+  const target = new Uint8Array(new SharedArrayBuffer(size + 8))
+  const source = new Uint8Array(chunk + 8).fill(7)
+  for (const skew of [0, 1, 4]) {
+    const piece = source.subarray(skew, skew + chunk)
+    const set: number[] = []
+    const bounced: number[] = []
+    for (let i = 0; i < 16; i++) {
+      let t0 = performance.now()
+      for (let at = 0; at < size; at += chunk) target.set(piece, at)
+      if (i > 0) set.push(performance.now() - t0)
+      t0 = performance.now()
+      for (let at = 0; at < size; at += chunk) copyBytes(piece, target, at)
+      if (i > 0) bounced.push(performance.now() - t0)
+    }
+    console.log(`| ${skew} | ${fmt(median(set))} | ${fmt(median(bounced))} |`)
+  }
 }
 
 /** Runs `c` on `pool` `reps` times; the median latency of one call. */
@@ -186,11 +215,12 @@ async function threadsChild (): Promise<void> {
 }
 
 async function main (): Promise<void> {
-  const parts = (process.env.BENCH_PARTS ?? 'hop,inline,threads').split(',')
+  const parts = (process.env.BENCH_PARTS ?? 'hop,inline,threads,copy').split(',')
   if (parts.includes('hop')) await hop()
   if (parts.includes('inline')) await inline()
   if (parts.includes('threads')) await threads()
   if (parts.includes('threads-child')) await threadsChild()
+  if (parts.includes('copy')) copy()
 }
 
 main().catch(err => { console.error(err); process.exit(1) })

@@ -1,3 +1,4 @@
+import { copyBytes } from '../tensor/copy-bytes'
 import { MemoryPool } from '../tensor/memory-pool'
 import { ownMemory } from '../tensor/tensor'
 
@@ -91,7 +92,7 @@ export function keptCopy (parts: Buffer[]): { parts: Buffer[], release: () => vo
   if (memory instanceof ArrayBuffer) ownMemory(memory)
   const copies = parts.map((p, i) => {
     const copy = Buffer.from(memory, at[i], p.length)
-    p.copy(copy)
+    copyBytes(p, copy, 0)
     return copy
   })
   return { parts: copies, release: () => { giveKeptMemory(memory) } }

@@ -1,4 +1,5 @@
 import { type FastifyInstance, type FastifyRequest, errorCodes } from 'fastify'
+import { copyBytes } from '../tensor/copy-bytes'
 import { ownMemory } from '../tensor/tensor'
 import { answeredWhileReceiving } from './body-admission'
 import { giveKeptMemory, giveMemory, takeKeptMemory, takeMemory, takeSharedMemory } from './body-memory'
@@ -125,7 +126,7 @@ function readBody (request: FastifyRequest, payload: NodeJS.ReadableStream, lead
   function onData (chunk: Buffer | string): void {
     const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
     if (received + bytes.length > limit) return fail(new errorCodes.FST_ERR_CTP_BODY_TOO_LARGE())
-    if (memory !== undefined && received + bytes.length <= declared) bytes.copy(memory, lead + received)
+    if (memory !== undefined && received + bytes.length <= declared) copyBytes(bytes, memory, lead + received)
     else if (memory === undefined) chunks.push(bytes)
     received += bytes.length
   }

@@ -2,6 +2,7 @@ import * as ort from 'onnxruntime-node'
 import { type PreparedCall } from './prepare'
 import { type SessionCache } from './session-cache'
 import { fromOrt, type KernelTensor, type KernelTensors, tensorBytes } from './tensors'
+import { bytesOf, copyBytes } from '../tensor/copy-bytes'
 import { type MemoryPool } from '../tensor/memory-pool'
 
 /**
@@ -106,7 +107,7 @@ function copyOut (data: KernelTensor['data'], staging: MemoryPool<ArrayBuffer> |
   if (staging === undefined) return data.slice()
   const Arr = data.constructor as new (memory: ArrayBuffer, offset: number, length: number) => KernelTensor['data']
   const copy = new Arr(staging.take(data.byteLength), 0, data.length)
-  ;(copy as Float64Array).set(data as Float64Array)
+  copyBytes(bytesOf(data), bytesOf(copy), 0)
   return copy
 }
 

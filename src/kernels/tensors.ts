@@ -1,4 +1,5 @@
 import type * as ort from 'onnxruntime-node'
+import { bytesOf, copyBytes } from '../tensor/copy-bytes'
 import { isOwnMemory, ownMemory, type TensorData } from '../tensor/tensor'
 
 /** A kernel input or output as plain data: what crosses to a worker thread and back. */
@@ -38,10 +39,11 @@ export function concatRows (parts: KernelTensor[]): KernelTensor {
   const total = parts.reduce((n, p) => n + p.data.length, 0)
   const Arr = parts[0].data.constructor as { new (n: number): KernelTensor['data'] }
   const data = new Arr(total)
+  const bytes = bytesOf(data)
   let offset = 0
   for (const p of parts) {
-    (data as Float64Array).set(p.data as Float64Array, offset)
-    offset += p.data.length
+    copyBytes(bytesOf(p.data), bytes, offset)
+    offset += p.data.byteLength
   }
   return { type: parts[0].type, dims: [parts.reduce((n, p) => n + p.dims[0], 0), ...parts[0].dims.slice(1)], data }
 }

@@ -1,0 +1,55 @@
+import t from 'tap'
+import { SCRATCH_BYTES, bytesOf, copyBytes } from '../../src/tensor/copy-bytes'
+
+/** `size` bytes of a counter mixed with `seed`, so that a byte copied to the wrong place shows. */
+function pattern (size: number, seed: number): Uint8Array {
+  const out = new Uint8Array(size)
+  for (let i = 0; i < size; i++) out[i] = (i * 31 + seed + (i >> 8)) & 0xff
+  return out
+}
+
+function memory (size: number, shared: boolean): Uint8Array {
+  return new Uint8Array(shared ? new SharedArrayBuffer(size) : new ArrayBuffer(size))
+}
+
+t.test('copies every byte to its place, whatever the memory and the offsets modulo 8', async t => {
+  const lengths = [0, 1, 255, 256, 257, SCRATCH_BYTES - 1, SCRATCH_BYTES, SCRATCH_BYTES + 3, 2 * SCRATCH_BYTES + 13]
+  let cases = 0
+  let wrong = 0
+  for (const sharedSource of [false, true]) {
+    for (const sharedTarget of [false, true]) {
+      for (const length of lengths) {
+        for (let sourceStart = 0; sourceStart < 8; sourceStart += length > 300 ? 3 : 1) {
+          for (let offset = 0; offset < 8; offset++) {
+            const whole = memory(length + 16, sharedSource)
+            whole.set(pattern(length + 16, 7))
+            const source = whole.subarray(sourceStart, sourceStart + length)
+            // a target view that itself starts off the memory's first byte
+            const base = memory(length + 32, sharedTarget)
+            base.set(pattern(length + 32, 101))
+            const target = base.subarray(5)
+            const expected = Uint8Array.from(target)
+            expected.set(Uint8Array.from(source), offset)
+            copyBytes(source, target, offset)
+            cases++
+            if (!Buffer.from(target).equals(Buffer.from(expected))) {
+              wrong++
+              t.fail(`source ${sharedSource ? 'shared' : 'unshared'} at ${sourceStart}, target ${sharedTarget ? 'shared' : 'unshared'} at ${offset}, ${length} bytes`)
+            }
+          }
+        }
+      }
+    }
+  }
+  t.equal(wrong, 0, `all ${cases} copies exact, the bytes around them untouched`)
+})
+
+t.test('bytesOf is a view of exactly the typed array\'s bytes', async t => {
+  const memory = new SharedArrayBuffer(64)
+  const floats = new Float32Array(memory, 12, 5)
+  floats.set([1, 2, 3, 4, 5])
+  const bytes = bytesOf(floats)
+  t.equal(bytes.buffer, memory, 'the same memory')
+  t.same([bytes.byteOffset, bytes.byteLength], [12, 20])
+  t.same(Array.from(new Float32Array(Uint8Array.from(bytes).buffer)), [1, 2, 3, 4, 5])
+})
