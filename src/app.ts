@@ -55,6 +55,8 @@ export interface Losshub {
   posts: Set<{ request: FastifyRequest, reply: FastifyReply }>
   /** When draining must have closed everything (ms since epoch), so that the process exits before SHUTDOWN_TIMEOUT_MS; undefined until a drain begins. */
   closeBy?: number
+  /** Kernel worker threads inside a kernel now (Executor.threadsInKernels): an exit must not stop them (src/server.ts). */
+  threadsInKernels: () => number
 }
 
 declare module 'fastify' {
@@ -149,7 +151,18 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
       end: () => { app.losshub.active-- }
     }
   })
-  app.decorate('losshub', { warmed, batcher, metrics, grpc, draining: false, refusing: false, lastRequestAt: 0, active: 0, posts: new Set<{ request: FastifyRequest, reply: FastifyReply }>() })
+  app.decorate('losshub', {
+    warmed,
+    batcher,
+    metrics,
+    grpc,
+    draining: false,
+    refusing: false,
+    lastRequestAt: 0,
+    active: 0,
+    posts: new Set<{ request: FastifyRequest, reply: FastifyReply }>(),
+    threadsInKernels: () => executor.threadsInKernels?.() ?? 0
+  })
 
   app.addHook('onSend', async (request, reply) => { void reply.header('x-request-id', request.id) })
   // evaluations in progress (received, not yet answered): draining waits for them (src/shutdown.ts)

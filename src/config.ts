@@ -129,7 +129,7 @@ export const CONFIG = Type.Object({
     description: 'load shedding: 503 `OVERLOADED` (and `/readyz` 503) while the event loop\'s mean lag over the last second is larger (`0`: off). The lag is how late a 10 ms timer fires, so one stall counts as long as it lasted'
   }),
   maxRssMb: Type.Integer({ default: 0, minimum: 0, maximum: 1048576, description: 'load shedding: 503 `OVERLOADED` while the resident set is larger than this many MiB (`0`: off)' }),
-  shutdownTimeoutMs: Type.Integer({ default: 10000, minimum: 1, maximum: HOUR_MS, description: 'on SIGTERM/SIGINT, the most time draining may take before the process exits anyway. A second before it (at most a fifth of it), every request still unanswered (queued, in a kernel, or with its body or gRPC message still arriving) gets 503 `SHUTTING_DOWN` with `Retry-After` (gRPC `UNAVAILABLE`), so that none is left to a cut connection; a kernel still running then is left unread' }),
+  shutdownTimeoutMs: Type.Integer({ default: 10000, minimum: 1, maximum: HOUR_MS, description: 'on SIGTERM/SIGINT, the most time draining may take before the process exits anyway. A second before it (at most a fifth of it), every request still unanswered (queued, in a kernel, or with its body or gRPC message still arriving) gets 503 `SHUTTING_DOWN` with `Retry-After` (gRPC `UNAVAILABLE`), so that none is left to a cut connection; a kernel still running then is left unread, and if one still runs at the timeout the process ends by SIGKILL (logged first): a running kernel cannot be interrupted, and an ordinary exit while one runs would abort (SIGABRT)' }),
   receiveTimeoutMs: Type.Integer({
     default: 30000,
     minimum: 1000,

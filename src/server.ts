@@ -27,8 +27,15 @@ async function main (): Promise<void> {
     process.once(signal, () => {
       app.log.info({ signal, queued: app.losshub.batcher.queued }, 'draining')
       setTimeout(() => {
-        app.log.error({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out; exiting')
-        process.exit(1)
+        const inKernels = app.losshub.threadsInKernels()
+        app.log.error({ timeoutMs: config.shutdownTimeoutMs, threadsInKernels: inKernels }, inKernels > 0 ? 'shutdown timed out with a kernel still running; killing the process' : 'shutdown timed out; exiting')
+        // an exit stops the kernel threads, and a kernel returning into a stopped one aborts the
+        // process (SIGABRT, a core dump): a running kernel cannot be interrupted, so end at once
+        if (inKernels === 0) process.exit(1)
+        const kill = (): void => { process.kill(process.pid, 'SIGKILL') }
+        // the logger writes asynchronously: its last line first, if it comes soon
+        ;(app.log as unknown as { flush: (done: () => void) => void }).flush(kill) // pino's
+        setTimeout(kill, 200)
       }, config.shutdownTimeoutMs).unref()
       drain(app, config.shutdownTimeoutMs).then(
         () => { app.log.info('drained; exiting'); process.exit(0) },

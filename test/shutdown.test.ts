@@ -124,3 +124,28 @@ t.test('SIGTERM with a body still arriving when SHUTDOWN_TIMEOUT_MS nearly runs 
   t.equal(code, 0, 'exit code 0')
   t.ok(took < 2000, `within SHUTDOWN_TIMEOUT_MS (${took} ms)`)
 })
+
+t.test('SIGTERM while a kernel runs past SHUTDOWN_TIMEOUT_MS: its request gets 503, and the process is killed as it says, not aborted', async t => {
+  const server = await startServer(t, { WORKERS: '1', SHUTDOWN_TIMEOUT_MS: '1500' })
+  await waitReady(server.url)
+  const ended = new Promise<string | null>(resolve => server.child.once('exit', (_code, signal) => resolve(signal)))
+  // ctc over 300,000 frames with gradients: some 30 µs of kernel a frame, seconds past the timeout
+  const frames = 300_000
+  const ctc = post(server.url, '/loss/ctc', JSON.stringify({
+    log_probs: { dtype: 'float32', shape: [frames, 1, 5], data: Buffer.from(new Float32Array(frames * 5).fill(Math.log(0.2)).buffer).toString('base64') },
+    targets: [[1, 2]],
+    input_lengths: [frames],
+    target_lengths: [2],
+    grad: true
+  }))
+  await ctc.sent
+  await new Promise(resolve => setTimeout(resolve, 300))
+  server.child.kill('SIGTERM')
+  const answer = await ctc.answer
+  t.equal(answer.status, 503, 'the request is answered before the end')
+  t.equal(JSON.parse(answer.body).code, 'SHUTTING_DOWN')
+  // an exit would stop the kernel's thread, and onnxruntime-node then aborts the process (SIGABRT)
+  t.equal(await ended, 'SIGKILL', 'killed, not aborted')
+  const last = server.logs.map(l => JSON.parse(l) as { msg: string, threadsInKernels?: number }).find(l => /^shutdown timed out/.test(l.msg))
+  t.match(last, { msg: 'shutdown timed out with a kernel still running; killing the process', threadsInKernels: 1 }, 'its last log line says why')
+})

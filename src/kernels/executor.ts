@@ -60,6 +60,12 @@ export interface Executor {
   onCapacity?: (listener: () => void) => void
   /** Its sessions, memory and losses so far. */
   stats?: () => KernelStats
+  /**
+   * Worker threads inside a kernel now (serving or abandoned). The process must not exit
+   * through Node's teardown while any is: it stops worker threads, and onnxruntime-node aborts
+   * the process when a kernel returns into a stopped one.
+   */
+  threadsInKernels?: () => number
   close: () => Promise<void>
 }
 

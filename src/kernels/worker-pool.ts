@@ -156,6 +156,10 @@ export class WorkerPool implements Executor {
   /** Threads still computing an abandoned kernel. */
   get overrunning (): number { return this.overrun.size }
 
+  threadsInKernels (): number {
+    return this.slots.filter(s => s.busy && s.state === 'live').length + this.overrun.size
+  }
+
   async run (key: string, model: () => Uint8Array, feeds: KernelTensors, options: RunOptions = {}): Promise<KernelTensors> {
     const lane = this.servedBy(options.lane ?? 'short')
     const idle = this.slots.filter(s => s.lane === lane && s.ready && !s.busy)

@@ -190,9 +190,11 @@ t.test('a kernel error is the run\'s own failure: no retry, no replacement', asy
 
 t.test('a kernel past its time limit: the run throws KernelTimeout at once and a fresh worker takes the lane', async t => {
   const h = await harness(t)
+  t.equal(h.pool.threadsInKernels(), 0, 'no thread in a kernel before any runs')
   const late = h.run('hang', { timeoutMs: 1500 })
   await until(() => h.timers.length === 1)
   t.equal(h.timers[0].ms, 1500)
+  t.equal(h.pool.threadsInKernels(), 1, 'the running kernel\'s thread')
   h.timers[0].fn()
   await t.rejects(late, new KernelTimeout(1500))
   t.equal(h.workers.length, 2, 'a fresh worker')
@@ -201,10 +203,12 @@ t.test('a kernel past its time limit: the run throws KernelTimeout at once and a
   t.equal(await h.run('echo'), 2, 'the lane serves on, on the fresh worker')
   // the abandoned thread is terminated once its kernel returns (never while inside it)
   t.equal(h.pool.overrunning, 1)
+  t.equal(h.pool.threadsInKernels(), 1, 'the abandoned thread still counts, the idle fresh one does not')
   const old = exited(h.workers[0])
   h.workers[0].postMessage('release')
   await old
   t.equal(h.pool.overrunning, 0)
+  t.equal(h.pool.threadsInKernels(), 0)
 })
 
 t.test('abandoned kernels still finishing are bounded by the lane\'s size: the next fresh worker waits for one to end', async t => {
