@@ -34,8 +34,7 @@ export function expectListedIndices (name: string, arg: Arg, classes: number): v
   const d = arg.data
   for (let row = 0; row < d.length; row += classes) {
     for (let i = row; i < row + classes && at(d, i) >= 0; i++) {
-      const v = at(d, i)
-      if (v >= classes) fail('INDEX_OUT_OF_RANGE', `${name}: class index ${v} at flat position ${i} is out of range [0, ${classes}) (a row's indices end at its first -1)`)
+      if (at(d, i) >= classes) fail('INDEX_OUT_OF_RANGE', `${name}: class index ${shown(d, i)} at flat position ${i} is out of range [0, ${classes}) (a row's indices end at its first -1)`)
     }
   }
 }

@@ -7,7 +7,7 @@ import {
 import { concat, expandTo, shift } from '../onnx/ops-layout'
 import { logSumExp, outer, scan } from '../onnx/ops-scan'
 import { fail } from '../errors'
-import { at, fmtShape } from '../tensor/tensor'
+import { at, fmtShape, shown } from '../tensor/tensor'
 
 /**
  * `F.ctc_loss`: connectionist temporal classification, the negative log-likelihood of each
@@ -130,7 +130,7 @@ function checkArgs (a: Record<string, Arg>, blank: number): { batched: boolean, 
     for (let s = 0; s < tl[n]; s++) {
       const p = label(n, s)
       const v = at(tg.data, p)
-      if (v < 0 || v >= C) fail('INDEX_OUT_OF_RANGE', `targets: label ${v} at flat position ${p} is out of range [0, ${C})`)
+      if (v < 0 || v >= C) fail('INDEX_OUT_OF_RANGE', `targets: label ${shown(tg.data, p)} at flat position ${p} is out of range [0, ${C})`)
       if (v === blank) fail('INDEX_OUT_OF_RANGE', `targets: label ${v} at flat position ${p} is the blank (blank = ${blank}); targets must not contain it`)
     }
   }

@@ -110,6 +110,8 @@ export function shortestFloat32 (v: number): number {
 
 /** Element i as a message shows it: a float32 in the shortest form that reads back to it (1.2, not 1.2000000476837158). */
 export function shown (data: TensorData, i: number): string {
+  // an int64 as itself: past 2^53 its Number is another integer
+  if (data instanceof BigInt64Array) return String(data[i])
   const v = at(data, i)
   return String(data instanceof Float32Array && Number.isFinite(v) ? shortestFloat32(v) : v)
 }
