@@ -12,9 +12,10 @@ RUN npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim AS runtime
 # tini is PID 1 so SIGTERM reaches Node and the process drains before exit
-# jemalloc, for ALLOCATOR=jemalloc (or LD_PRELOAD=/usr/local/lib/libjemalloc.so.2 with
-# WORKERS=1): it hands memory freed by past requests back to the system, where glibc's malloc
-# keeps it, at some cost in speed (src/allocator.ts); linked at one path for every architecture
+# jemalloc, which ALLOCATOR (default jemalloc) preloads into cluster workers (a single process,
+# WORKERS=1, takes LD_PRELOAD=/usr/local/lib/libjemalloc.so.2 and MALLOC_CONF, as deploy/k8s
+# sets them): it hands memory freed by past requests back to the system, where glibc's malloc
+# keeps it (src/allocator.ts); linked at one path for every architecture
 RUN apt-get update && apt-get install -y --no-install-recommends tini libjemalloc2 \
   && ln -s "$(ls /usr/lib/*-linux-gnu/libjemalloc.so.2)" /usr/local/lib/libjemalloc.so.2 \
   && rm -rf /var/lib/apt/lists/*
@@ -36,4 +37,5 @@ STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 ENTRYPOINT ["/usr/bin/tini", "--"]
-CMD ["node", "dist/src/server.js"]
+# a floor under the heap's old generation limit (src/heap.ts): NODE_OPTIONS may not carry it
+CMD ["node", "--initial-old-space-size=64", "dist/src/server.js"]

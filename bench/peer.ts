@@ -42,9 +42,10 @@ function base64 (n: number, c: number): string {
 }
 
 /**
- * How long after the last cell the resident set is read again: the kernel workers let their
- * staging memory go after 1 s (src/tensor/release-memory.ts), and jemalloc
- * (ALLOCATOR=jemalloc) hands pages back a second later.
+ * How long after the last cell the resident set is read again: the memory kept for large
+ * requests (the event loop's bodies and tensors, the kernel workers' staging copies) is let go
+ * after 1 s without them (src/tensor/release-memory.ts), and jemalloc (ALLOCATOR's default)
+ * hands its pages back a second later.
  */
 const SETTLE_MS = 3000
 

@@ -1,6 +1,7 @@
 import { type ChildProcess, fork, spawn } from 'node:child_process'
 import net from 'node:net'
 import path from 'node:path'
+import { OLD_SPACE_FLOOR } from '../src/heap'
 
 /** A free loopback port (asked of the OS, then released for the server to take). */
 export async function freePort (): Promise<number> {
@@ -15,11 +16,15 @@ export async function freePort (): Promise<number> {
 /** The allocator settings the service ships with (package.json's start script, the Dockerfile). */
 export const SERVICE_MALLOC = 'glibc.malloc.mmap_threshold=4194304:glibc.malloc.hugetlb=1:glibc.malloc.arena_max=2'
 
-/** A built losshub server (dist/) on loopback with extra environment (gRPC off unless it sets GRPC_PORT), ready to serve. */
-export async function startServer (env: Record<string, string>): Promise<{ url: string, pid: number, stop: () => Promise<void> }> {
+/**
+ * A built losshub server (dist/) on loopback with extra environment (gRPC off unless it sets
+ * GRPC_PORT), ready to serve; started as `npm start` starts it, with the heap's floor
+ * (`nodeFlags` replaces the node flags).
+ */
+export async function startServer (env: Record<string, string>, nodeFlags: string[] = [OLD_SPACE_FLOOR]): Promise<{ url: string, pid: number, stop: () => Promise<void> }> {
   const entry = path.join(__dirname, '..', 'src', 'server.js')
   const port = await freePort()
-  const child: ChildProcess = spawn(process.execPath, [entry], { env: { ...process.env, GLIBC_TUNABLES: SERVICE_MALLOC, PORT: String(port), GRPC_PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'ignore', 'inherit'] })
+  const child: ChildProcess = spawn(process.execPath, [...nodeFlags, entry], { env: { ...process.env, GLIBC_TUNABLES: SERVICE_MALLOC, PORT: String(port), GRPC_PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'ignore', 'inherit'] })
   const exited = new Promise<void>(resolve => child.once('exit', () => resolve()))
   let gone = false
   void exited.then(() => { gone = true })

@@ -158,6 +158,6 @@ export function lintDockerfile (text: string, expect: ImageExpectations): string
 
   const argv = cmd === undefined ? undefined : execForm(cmd.args)
   if (argv === undefined) problems.push('CMD: expected exec form (a shell would sit between tini and Node and swallow signals)')
-  else if (argv[0] !== 'node' || argv[1] !== expect.entry) problems.push(`CMD: expected ["node", "${expect.entry}"], got ${JSON.stringify(argv)}`)
+  else if (argv[0] !== 'node' || argv.at(-1) !== expect.entry || !argv.slice(1, -1).every(a => a.startsWith('--'))) problems.push(`CMD: expected ["node", (node flags,) "${expect.entry}"], got ${JSON.stringify(argv)}`)
   return problems
 }

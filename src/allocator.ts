@@ -5,16 +5,22 @@ import fs from 'node:fs'
  * request buffers: a heap grown by large or concurrent tensors stays grown, its free blocks
  * between live ones (fragmentation), and only a call Node cannot make (`malloc_trim`) would hand
  * them back. jemalloc hands unused pages back on its own, a second after they are freed (a
- * background thread): after the workloads of bench:peer a worker went back to about 240 MiB
- * resident on jemalloc, and stayed at 340 to 370 on glibc, but it served 10 to 30% fewer
- * requests a second there (bench/README.md), page faults being dear on this project's VMs. So
- * glibc stays the default, and ALLOCATOR=jemalloc preloads jemalloc into the workers where
- * memory matters more (when it is installed: Debian's `libjemalloc2`; the Docker image has it),
- * unless the operator has chosen a preload of their own.
+ * background thread): after the workloads of bench:peer, with the pools of bodies let go when
+ * idle (src/http/body-memory.ts), a worker went back to 173 to 195 MiB resident on jemalloc and
+ * stayed at 250 to 356 on glibc, with requests a second the same within the machine's noise
+ * (bench/README.md). So ALLOCATOR=jemalloc (the default) preloads jemalloc into the workers
+ * when it is installed (Debian's `libjemalloc2`; the Docker image has it), unless the operator
+ * has chosen a preload of their own.
  */
 
-/** jemalloc's settings when the operator gives none: unused pages back to the system after 1 s, by a background thread. */
-export const JEMALLOC_CONF = 'background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0'
+/**
+ * jemalloc's settings when the operator gives none: unused pages back to the system after 1 s,
+ * by a background thread. `oversize_threshold:0`: by default allocations of 8 MiB and more go
+ * to an arena that hands pages back at once, so each large kernel's intermediates (16 MiB for
+ * cross_entropy [4096,1000], ONNX Runtime's own arena being off) were faulted in afresh: p50 36
+ * to 43 ms against 26 to 33 on glibc; with it, 0.97 of glibc's requests a second.
+ */
+export const JEMALLOC_CONF = 'background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0,oversize_threshold:0'
 
 /** Where Debian-like systems (and the Docker image's link) put jemalloc's library. */
 const ARCH_DIRS: Record<string, string> = { x64: 'x86_64-linux-gnu', arm64: 'aarch64-linux-gnu' }

@@ -43,8 +43,8 @@ export const CONFIG = Type.Object({
     description: 'processes sharing the port (`node:cluster`); `0`: one per CPU; `1` runs a single process (use `1` on Kubernetes: scale with pods)'
   }),
   allocator: Type.Union([Type.Literal('system'), Type.Literal('jemalloc')], {
-    default: 'system',
-    description: 'C allocator of the worker processes (`WORKERS` > 1). `system`: as started (glibc, with `GLIBC_TUNABLES`; or whatever `LD_PRELOAD` names). `jemalloc`: preloaded when installed (`libjemalloc.so.2`, Debian package `libjemalloc2`; the Docker image has it at `/usr/local/lib/libjemalloc.so.2`) and `LD_PRELOAD` is unset, with `MALLOC_CONF` or else `background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0`: it hands memory freed by past requests back to the system, where glibc keeps it (a worker 3 s after bench:peer: about 240 MiB against 340 to 370), but served 10 to 30% fewer requests a second in the same benchmark (bench/README.md). A single process (`WORKERS=1`) runs on what it was started with: set `LD_PRELOAD` for it'
+    default: 'jemalloc',
+    description: 'C allocator of the worker processes (`WORKERS` > 1). `jemalloc`: preloaded when installed (`libjemalloc.so.2`, Debian package `libjemalloc2`; the Docker image has it at `/usr/local/lib/libjemalloc.so.2`) and `LD_PRELOAD` is unset, with `MALLOC_CONF` or else `background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0,oversize_threshold:0`: it hands memory freed by past requests back to the system within a few seconds (with the memory kept for large requests let go when idle, a worker 3 s after the bench:peer workloads: 173 to 195 MiB, against 250 to 356 on glibc; bench/README.md), at no cost in requests a second beyond the noise of this machine (A/B against glibc: 0.97 to 1.02); glibc when it is not installed. `system`: as started (glibc, with `GLIBC_TUNABLES`; or whatever `LD_PRELOAD` names). A single process (`WORKERS=1`) runs on what it was started with: set `LD_PRELOAD` and `MALLOC_CONF` for it, as deploy/k8s does'
   }),
   kernelWorkers: Type.Integer({
     default: 1,

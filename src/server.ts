@@ -3,6 +3,8 @@ import { buildApp } from './app'
 import { workerAllocator } from './allocator'
 import { RESTART, runPrimary } from './cluster'
 import { drain } from './shutdown'
+import { hasOldSpaceFloor, workerExecArgv } from './heap'
+import { letGoWhenIdle } from './http/body-memory'
 import { ConfigError, cpuCount, loadConfig } from './config'
 
 /**
@@ -17,11 +19,14 @@ async function main (): Promise<void> {
     const log = (msg: string, extra?: object): void => console.log(JSON.stringify({ level: 30, time: Date.now(), pid: process.pid, msg, ...extra }))
     const allocator = workerAllocator(config.allocator, process.env)
     log('starting workers', { workers, allocator: allocator.name })
+    cluster.setupPrimary({ execArgv: workerExecArgv(process.execArgv) })
     runPrimary(workers, config.shutdownTimeoutMs, log, RESTART, allocator.env)
     return
   }
   // under cluster, any worker's /metrics answers for the whole cluster (aggregated by the primary)
   const app = await buildApp(config, { clusterMetrics: cluster.isWorker })
+  // memory for bodies is handed back after an idle second where the heap can afford the collection
+  if (hasOldSpaceFloor()) letGoWhenIdle()
   // from here on a signal drains, also while the kernels still load (closing waits for the warm-up)
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {

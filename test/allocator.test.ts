@@ -7,6 +7,7 @@ t.test('jemalloc: workers preload jemalloc where it is installed, with settings 
   const found = workerAllocator('jemalloc', {}, path => path === debian)
   t.same(found.env, { LD_PRELOAD: debian, MALLOC_CONF: JEMALLOC_CONF })
   t.match(JEMALLOC_CONF, /background_thread:true/, 'pages go back while the process is idle too')
+  t.match(JEMALLOC_CONF, /oversize_threshold:0/, 'large kernels\' intermediates are reused, not faulted in afresh each run')
   t.same(workerAllocator('jemalloc', { MALLOC_CONF: 'narenas:2' }, path => path === debian).env.MALLOC_CONF, 'narenas:2', 'the operator\'s settings win')
 })
 

@@ -1,8 +1,10 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import t from 'tap'
 import { RESTART, restartAfter, send, stoppedCleanly } from '../src/cluster'
+import { OLD_SPACE_FLOOR } from '../src/heap'
 import { startServer, waitReady } from './helpers/server'
 
 const workerPids = (primary: number): number[] => {
@@ -150,4 +152,24 @@ t.test('a worker that cannot listen (the port is taken) is restarted with growin
   t.ok(Math.max(...deaths.map(d => d.earlyDeaths)) >= 3)
   child.kill('SIGTERM')
   t.equal(await exited, 0, 'exits 0 on SIGTERM, also with restarts pending')
+})
+
+t.test('workers get the heap\'s floor (src/heap.ts) from the primary, which may be started without it', async t => {
+  const child = spawn(process.execPath, [path.join(__dirname, '..', 'dist', 'src', 'server.js')], {
+    env: { ...process.env, PORT: '0', GRPC_PORT: '0', HOST: '127.0.0.1', WORKERS: '2', LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'ignore', 'ignore']
+  })
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  const exited = new Promise<number | null>(resolve => child.once('exit', code => resolve(code)))
+  let workers: number[] = []
+  for (let i = 0; i < 100 && workers.length < 2; i++) {
+    await new Promise(resolve => setTimeout(resolve, 100))
+    workers = workerPids(child.pid as number)
+  }
+  t.equal(workers.length, 2, 'two workers')
+  const argv = (pid: number): string[] => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean)
+  t.notOk(argv(child.pid as number).includes(OLD_SPACE_FLOOR), 'the primary was started without it')
+  for (const pid of workers) t.same(argv(pid).filter(a => a === OLD_SPACE_FLOOR), [OLD_SPACE_FLOOR], `worker ${pid} has it, once`)
+  child.kill('SIGTERM')
+  t.type(await exited, 'number')
 })

@@ -10,7 +10,7 @@ import ts from 'typescript'
  */
 const LAYERS: ReadonlyArray<{ name: string, paths: readonly string[] }> = [
   { name: 'server', paths: ['src/server.ts'] },
-  { name: 'app', paths: ['src/app.ts', 'src/cluster.ts', 'src/allocator.ts', 'src/shutdown.ts'] },
+  { name: 'app', paths: ['src/app.ts', 'src/cluster.ts', 'src/allocator.ts', 'src/heap.ts', 'src/shutdown.ts'] },
   { name: 'front doors', paths: ['src/routes/', 'src/protocols/'] },
   { name: 'http plumbing and metrics', paths: ['src/plugins/', 'src/http/', 'src/metrics.ts'] },
   { name: 'batching', paths: ['src/batching/'] },

@@ -1,5 +1,6 @@
 import { copyBytes } from '../tensor/copy-bytes'
 import { MemoryPool } from '../tensor/memory-pool'
+import { collectSoon, KEPT_IDLE_MS } from '../tensor/release-memory'
 import { ownMemory } from '../tensor/tensor'
 
 /**
@@ -26,8 +27,7 @@ export const SMALLEST_KEPT_BODY = 256 * 2 ** 10
 /** Fresh memory of its own, uninitialised. */
 const own = (size: number): ArrayBuffer => Buffer.allocUnsafeSlow(size).buffer as ArrayBuffer
 
-// kept for good (bounded): letting them go when idle would need a full collection on the event
-// loop, which left it slower for as long as it was measured (see release-memory.ts)
+// kept (bounded) unless `letGoWhenIdle` is called: see there
 const local = new MemoryPool<ArrayBuffer>(own, KEPT_BODY_BYTES, SMALLEST_KEPT_BODY)
 /** Most bytes of shared memory in existence: in use by requests and kept. */
 export const SHARED_BODY_BYTES = KEPT_BODY_BYTES
@@ -35,6 +35,21 @@ export const SHARED_BODY_BYTES = KEPT_BODY_BYTES
 const shared = new MemoryPool<SharedArrayBuffer>(size => new SharedArrayBuffer(size), SHARED_BODY_BYTES, SMALLEST_KEPT_BODY)
 /** Bytes of the shared memory made and not forgotten (in use or kept). */
 let sharedBytes = 0
+
+/**
+ * Lets both pools' buffers go once `ms` pass with none taken or given back, then runs one full
+ * collection on this thread to free them (release-memory.ts). Only where the heap has a floor
+ * under its old generation's limit (src/heap.ts): without one, the collection left the event loop
+ * slower under the next load for as long as it was measured. Without the call the pools keep
+ * their buffers for good (bounded).
+ */
+export function letGoWhenIdle (ms: number = KEPT_IDLE_MS): void {
+  local.forgetWhenIdle(ms, collectSoon)
+  shared.forgetWhenIdle(ms, bytes => {
+    sharedBytes -= bytes
+    collectSoon()
+  })
+}
 
 /** An ArrayBuffer of at least `size` bytes (uninitialised), kept or fresh. */
 export function takeMemory (size: number): ArrayBuffer { return local.take(size) }

@@ -2,16 +2,15 @@ import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 
 /**
- * A kernel worker's staging memory (memory-pool.ts) is let go once large kernels stop
- * coming: a worker that ran large tensors a while ago should not hold their copies for good.
+ * Pools of large buffers (memory-pool.ts) let them go once large requests stop coming: a
+ * process that served large tensors a while ago should not hold their memory for good.
  * Dropping them is not enough, though: an idle isolate does not collect, and a buffer's memory
- * returns to the system only when the garbage collector frees its ArrayBuffer. So after the
- * pool forgets its buffers, one full collection runs on that otherwise idle thread.
- *
- * Not on the event loop: there a forced full collection after an idle second left the process
- * slower for as long as it was measured (10 s: [256,1000] base64 at concurrency 64 at 200 to 290
- * req/s against 360 to 490 before it; bench/README.md), while on the kernel worker threads it cost
- * nothing measurable. The event loop's pools of bodies and decoded tensors stay bounded instead.
+ * returns to the system only when the garbage collector frees its ArrayBuffer. So after a
+ * pool forgets its buffers, one full collection runs on that otherwise idle thread: a kernel
+ * worker's (its staging copies), and the event loop's (bodies and decoded tensors,
+ * src/http/body-memory.ts) where the heap has a floor under its old generation's limit: without
+ * one, the collection left the event loop slower under the next load for as long as it was
+ * measured (src/heap.ts).
  */
 
 /** How long a pool keeps its buffers with none taken or given back. */

@@ -10,6 +10,7 @@ import t from 'tap'
 import { DEFAULTS } from '../../src/config'
 import { lintDockerfile, parseStages, parseEnv, execForm, parseCopy } from '../../scripts/dockerfile'
 import { jemallocCandidates } from '../../src/allocator'
+import { OLD_SPACE_FLOOR } from '../../src/heap'
 
 const root = path.join(__dirname, '..', '..')
 const dockerfile = fs.readFileSync(path.join(root, 'Dockerfile'), 'utf8')
@@ -34,7 +35,7 @@ t.test('the final stage runs the built entry point as a non-root user', async t 
   t.equal(env.NODE_ENV, 'production')
   t.equal(Number(env.PORT), DEFAULTS.port)
   const cmd = execForm(final.instructions.filter(i => i.op === 'CMD').pop()?.args ?? '')
-  t.same(cmd, ['node', pkg.main])
+  t.same(cmd, ['node', OLD_SPACE_FLOOR, pkg.main], 'with the heap\'s floor (src/heap.ts): NODE_OPTIONS may not carry it')
   // everything the runtime needs: dist, node_modules and package.json from the build stage, proto/ from the context
   const copies = final.instructions.filter(i => i.op === 'COPY').map(i => parseCopy(i.args))
   t.same(copies.filter(c => c.flags.from === 'build').flatMap(c => c.sources).map(s => s.replace(/^\/app\//, '')).sort(), ['dist', 'node_modules', 'package.json'])
@@ -73,6 +74,8 @@ const breakages: Array<[string, (s: string) => string, RegExp]> = [
   ['no tini', s => s.replace(/^ENTRYPOINT .*$/m, ''), /^ENTRYPOINT/],
   ['tini not installed', s => s.replace(/--no-install-recommends tini/, '--no-install-recommends curl'), /never installed/],
   ['shell-form CMD', s => s.replace(/^CMD \[.*\]$/m, 'CMD node dist/src/server.js'), /^CMD: expected exec form/],
+  ['CMD running another file', s => s.replace(/^CMD \[.*\]$/m, 'CMD ["node", "--initial-old-space-size=64", "dist/src/other.js"]'), /^CMD: expected \["node", \(node flags,\) "dist\/src\/server.js"\]/],
+  ['CMD with a script argument before the entry', s => s.replace(/^CMD \[.*\]$/m, 'CMD ["node", "-r", "dist/src/server.js"]'), /^CMD: expected/],
   ['old Node', s => s.replace(/^FROM node:20-bookworm-slim AS runtime$/m, 'FROM node:18-bookworm-slim AS runtime'), /older than package.json engines/]
 ]
 

@@ -8,6 +8,7 @@ import path from 'node:path'
 import t from 'tap'
 import YAML from 'yaml'
 import { DEFAULTS, loadConfig } from '../../src/config'
+import { JEMALLOC_CONF, jemallocCandidates } from '../../src/allocator'
 import { build } from '../helpers/app'
 import { grpcApp } from '../protocols/v2/grpc'
 
@@ -61,6 +62,9 @@ t.test('the container runs the image on the service port, one process per pod', 
   t.equal(http?.containerPort, DEFAULTS.port, 'containerPort "http" is the configured default port')
   const cfg = loadConfig(env) // throws on a malformed value, as the server would
   t.equal(cfg.workers, 1, 'WORKERS=1: Kubernetes scales pods, not processes')
+  // ALLOCATOR preloads jemalloc into cluster workers only: the single process is given it here
+  t.equal(env.LD_PRELOAD, jemallocCandidates()[0], 'jemalloc where the image links it')
+  t.equal(env.MALLOC_CONF, JEMALLOC_CONF, 'with the settings cluster workers get')
   t.equal(cfg.port, http?.containerPort, 'the process listens where the container port points')
   const grpcPort = container.ports.find((p: any) => p.name === 'grpc')
   t.equal(grpcPort?.containerPort, DEFAULTS.grpcPort, 'containerPort "grpc" is the default GRPC_PORT')

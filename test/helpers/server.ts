@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import path from 'node:path'
 import { type Test } from 'tap'
+import { OLD_SPACE_FLOOR } from '../../src/heap'
 
 /** A real losshub process (the built dist/src/server.js) on a free loopback port. */
 export interface Server { url: string, child: ChildProcess, logs: string[], exited: Promise<number | null> }
@@ -13,7 +14,7 @@ export interface Server { url: string, child: ChildProcess, logs: string[], exit
  */
 export async function startServer (t: Test, env: Record<string, string> = {}): Promise<Server> {
   const entry = path.join(__dirname, '..', '..', 'dist', 'src', 'server.js')
-  const child = spawn(process.execPath, [entry], { env: { ...process.env, PORT: '0', GRPC_PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', WORKERS: '1', MAX_EVENT_LOOP_DELAY_MS: '0', ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, [OLD_SPACE_FLOOR, entry], { env: { ...process.env, PORT: '0', GRPC_PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', WORKERS: '1', MAX_EVENT_LOOP_DELAY_MS: '0', ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
   const exited = new Promise<number | null>(resolve => child.once('exit', code => resolve(code)))
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
   const logs: string[] = []

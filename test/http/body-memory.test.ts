@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { build, postLoss } from '../helpers/app'
-import { KEPT_BODY_BYTES, SHARED_BODY_BYTES, SMALLEST_KEPT_BODY, giveKeptMemory, giveMemory, keptCopy, keptMemoryBytes, takeKeptMemory, takeMemory } from '../../src/http/body-memory'
+import { KEPT_BODY_BYTES, SHARED_BODY_BYTES, SMALLEST_KEPT_BODY, giveKeptMemory, giveMemory, keptCopy, keptMemoryBytes, letGoWhenIdle, takeKeptMemory, takeMemory } from '../../src/http/body-memory'
 
 t.test('JSON bodies and binary bodies keep memory in pools of their own', async t => {
   const a = takeMemory(SMALLEST_KEPT_BODY)
@@ -176,4 +176,28 @@ t.test('a body that never completes gives its memory back: its stream fails', as
   }
   const ok = await app.inject({ method: 'POST', url: '/v2/models/mse/infer', headers, payload })
   t.equal(ok.statusCode, 200, 'and the next whole body is served')
+})
+
+// last in this file: from here on the module's pools let go when idle
+t.test('letGoWhenIdle: after an idle spell both pools let their buffers go, and the shared budget no longer counts them', async t => {
+  letGoWhenIdle(100)
+  const a = takeMemory(SMALLEST_KEPT_BODY)
+  const s = takeKeptMemory(SMALLEST_KEPT_BODY)
+  t.type(s, SharedArrayBuffer)
+  giveMemory(a)
+  giveKeptMemory(s)
+  const kept = keptMemoryBytes()
+  t.ok(kept.local >= SMALLEST_KEPT_BODY && kept.shared >= SMALLEST_KEPT_BODY, `both kept at first: ${JSON.stringify(kept)}`)
+  // used again within the spell: kept on
+  await sleep(60)
+  giveMemory(takeMemory(SMALLEST_KEPT_BODY))
+  await sleep(60)
+  t.ok(keptMemoryBytes().local >= SMALLEST_KEPT_BODY, 'a pool in use keeps its buffers')
+  await sleep(300)
+  t.same(keptMemoryBytes(), { local: 0, shared: 0, sharedInUse: 0 }, 'idle: both let go, none counted as in use')
+  t.not(takeMemory(SMALLEST_KEPT_BODY), a, 'the next body gets fresh memory')
+  // the whole shared budget is there again
+  const whole = takeKeptMemory(SHARED_BODY_BYTES)
+  t.type(whole, SharedArrayBuffer)
+  giveKeptMemory(whole)
 })
