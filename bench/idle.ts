@@ -1,8 +1,8 @@
 /**
  * Throughput before and after idle spells (npm run bench:idle): one process (`WORKERS=1`),
  * cross_entropy [256,1000] base64 at concurrency 64 in 1 s wrk runs (autocannon without wrk),
- * six before an idle spell of 2.5 s and six after it, twice; the same with the event loop's
- * memory let go after an idle second and collected (src/http/body-memory.ts, where the heap
+ * six before an idle spell of 12.5 s and six after it, twice; the same with the event loop's
+ * memory let go after 10 idle seconds and collected (src/http/body-memory.ts, where the heap
  * has its floor: src/heap.ts), on glibc and on jemalloc (as ALLOCATOR preloads it into cluster
  * workers), and with no floor, the memory kept for good. Also the process's resident set after
  * each spell. The servers run one at a time; compare within a run.
@@ -13,8 +13,10 @@ import { hasTool, wrkPost } from './native-load'
 import { startServer } from './server'
 import { workerAllocator } from '../src/allocator'
 import { OLD_SPACE_FLOOR } from '../src/heap'
+import { KEPT_IDLE_MS } from '../src/tensor/release-memory'
 
-const SPELL_MS = 2500
+// longer than KEPT_IDLE_MS, so that each spell lets the pools go
+const SPELL_MS = KEPT_IDLE_MS + 2500
 const RUNS = 6
 
 function lcg (seed: number): () => number {

@@ -18,6 +18,7 @@ import path from 'node:path'
 import autocannon from 'autocannon'
 import { freePort, startBare, startServer } from './server'
 import { hasTool, wrkPost } from './native-load'
+import { KEPT_IDLE_MS } from '../src/tensor/release-memory'
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5)
 const generator = process.env.BENCH_GENERATOR ?? (hasTool('wrk') ? 'wrk' : 'autocannon')
@@ -44,10 +45,10 @@ function base64 (n: number, c: number): string {
 /**
  * How long after the last cell the resident set is read again: the memory kept for large
  * requests (the event loop's bodies and tensors, the kernel workers' staging copies) is let go
- * after 1 s without them (src/tensor/release-memory.ts), and jemalloc (ALLOCATOR's default)
- * hands its pages back a second later.
+ * after 10 s without them (KEPT_IDLE_MS, src/tensor/release-memory.ts), and jemalloc
+ * (ALLOCATOR's default) hands its pages back a second later.
  */
-const SETTLE_MS = 3000
+const SETTLE_MS = KEPT_IDLE_MS + 3000
 
 interface Workload { name: string, body: string, concurrency: number }
 const small = nested(32, 10)

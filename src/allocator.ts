@@ -6,7 +6,7 @@ import fs from 'node:fs'
  * between live ones (fragmentation), and only a call Node cannot make (`malloc_trim`) would hand
  * them back. jemalloc hands unused pages back on its own, a second after they are freed (a
  * background thread): after the workloads of bench:peer, with the pools of bodies let go when
- * idle (src/http/body-memory.ts), a worker went back to 173 to 195 MiB resident on jemalloc and
+ * idle (src/http/body-memory.ts), a worker went back to 154 to 195 MiB resident on jemalloc and
  * stayed at 250 to 356 on glibc, with requests a second the same within the machine's noise
  * (bench/README.md). So ALLOCATOR=jemalloc (the default) preloads jemalloc into the workers
  * when it is installed (Debian's `libjemalloc2`; the Docker image has it), unless the operator
