@@ -25,7 +25,8 @@ async function main (): Promise<void> {
   }
   // under cluster, any worker's /metrics answers for the whole cluster (aggregated by the primary)
   const app = await buildApp(config, { clusterMetrics: cluster.isWorker })
-  // memory for bodies is handed back after an idle second where the heap can afford the collection
+  // the memory kept for large requests is handed back after KEPT_IDLE_MS without them, where the
+  // heap can afford the collection that frees it (src/heap.ts)
   if (hasOldSpaceFloor()) letGoWhenIdle()
   // from here on a signal drains, also while the kernels still load (closing waits for the warm-up)
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
