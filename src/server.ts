@@ -1,4 +1,5 @@
 import cluster from 'node:cluster'
+import pino from 'pino'
 import { buildApp } from './app'
 import { workerAllocator } from './allocator'
 import { RESTART, runPrimary } from './cluster'
@@ -34,14 +35,17 @@ async function main (): Promise<void> {
       app.log.info({ signal, queued: app.losshub.batcher.queued }, 'draining')
       setTimeout(() => {
         const inKernels = app.losshub.threadsInKernels()
-        app.log.error({ timeoutMs: config.shutdownTimeoutMs, threadsInKernels: inKernels }, inKernels > 0 ? 'shutdown timed out with a kernel still running; killing the process' : 'shutdown timed out; exiting')
+        if (inKernels === 0) {
+          app.log.error({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out; exiting')
+          process.exit(1)
+        }
         // an exit stops the kernel threads, and a kernel returning into a stopped one aborts the
-        // process (SIGABRT, a core dump): a running kernel cannot be interrupted, so end at once
-        if (inKernels === 0) process.exit(1)
-        const kill = (): void => { process.kill(process.pid, 'SIGKILL') }
-        // the logger writes asynchronously: its last line first, if it comes soon
-        ;(app.log as unknown as { flush: (done: () => void) => void }).flush(kill) // pino's
-        setTimeout(kill, 200)
+        // process (SIGABRT, a core dump): a running kernel cannot be interrupted, so the process
+        // ends by SIGKILL. The app's logger writes asynchronously, and a SIGKILL waits for
+        // nothing: this line is written synchronously, and lines still on their way get 100 ms.
+        pino({ level: config.logLevel }, pino.destination({ dest: 1, sync: true }))
+          .error({ timeoutMs: config.shutdownTimeoutMs, threadsInKernels: inKernels }, 'shutdown timed out with a kernel still running; killing the process')
+        setTimeout(() => process.kill(process.pid, 'SIGKILL'), 100)
       }, config.shutdownTimeoutMs).unref()
       drain(app, config.shutdownTimeoutMs).then(
         () => { app.log.info('drained; exiting'); process.exit(0) },
