@@ -16,7 +16,7 @@ import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
 import autocannon from 'autocannon'
-import { freePort, startBare, startServer } from './server'
+import { freePort, residentMiB, startBare, startServer } from './server'
 import { hasTool, wrkPost } from './native-load'
 import { KEPT_IDLE_MS } from '../src/tensor/release-memory'
 
@@ -106,9 +106,8 @@ function mean (a: Cell, b: Cell): Cell {
 
 /** Resident set (MiB) of a process and each of its children (cluster workers). */
 function residentSets (pid: number): number[] {
-  const rss = (p: number): number => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0) / 1024
   const children = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(s => s !== '').map(Number)
-  return [pid, ...children].map(rss)
+  return [pid, ...children].map(residentMiB)
 }
 
 async function main (): Promise<void> {

@@ -1,4 +1,5 @@
 import { type ChildProcess, fork, spawn } from 'node:child_process'
+import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { OLD_SPACE_FLOOR } from '../src/heap'
@@ -11,6 +12,11 @@ export async function freePort (): Promise<number> {
       srv.close(() => resolve(port))
     }).on('error', reject)
   })
+}
+
+/** A process's resident set in MiB, from /proc (Linux). */
+export function residentMiB (pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024
 }
 
 /** The allocator settings the service ships with (package.json's start script, the Dockerfile). */
