@@ -1,3 +1,7 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import fs from 'node:fs'
+import http from 'node:http'
 import t from 'tap'
 import { JEMALLOC_CONF, jemallocCandidates, workerAllocator } from '../src/allocator'
 
@@ -20,4 +24,38 @@ t.test('jemalloc not installed, with a preload of the operator\'s, and system: t
 t.test('the Docker image\'s link is looked for first, then the architecture\'s Debian directory', async t => {
   t.same(jemallocCandidates('arm64').slice(0, 2), ['/usr/local/lib/libjemalloc.so.2', '/usr/lib/aarch64-linux-gnu/libjemalloc.so.2'])
   t.same(jemallocCandidates('x64')[1], debian)
+})
+
+/**
+ * A node:http server (what every worker runs) under jemalloc with `conf`, receiving `requests`
+ * bodies of 16 MiB after a few to warm up: the page faults it took per request.
+ */
+async function faultsPerBody (lib: string, conf: string, requests: number): Promise<number> {
+  const server = 'const s = require("node:http").createServer((q, r) => { q.on("data", () => {}); q.on("end", () => r.end("ok")) }); s.listen(0, "127.0.0.1", () => console.log(s.address().port))'
+  const child = spawn(process.execPath, ['-e', server], { env: { ...process.env, LD_PRELOAD: lib, MALLOC_CONF: conf }, stdio: ['ignore', 'pipe', 'inherit'] })
+  try {
+    const [port] = await once(child.stdout, 'data') as [Buffer]
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+    const body = Buffer.alloc(16 * 2 ** 20, 7)
+    const post = async (): Promise<void> => await new Promise((resolve, reject) => {
+      http.request({ port: Number(port), host: '127.0.0.1', method: 'POST', agent }, res => { res.resume().on('end', resolve) }).on('error', reject).end(body)
+    })
+    // field 10 of /proc/PID/stat: minor page faults (the name in field 2 has no spaces here)
+    const faults = (): number => Number(fs.readFileSync(`/proc/${child.pid ?? 0}/stat`, 'utf8').split(' ')[9])
+    for (let i = 0; i < 5; i++) await post()
+    const before = faults()
+    for (let i = 0; i < requests; i++) await post()
+    agent.destroy()
+    return (faults() - before) / requests
+  } finally { child.kill() }
+}
+
+const installed = jemallocCandidates().find(path => fs.existsSync(path))
+t.test('jemalloc with JEMALLOC_CONF reuses the memory of past request bodies instead of faulting in new pages', { skip: installed === undefined || process.platform !== 'linux' ? 'jemalloc is not installed' : false }, async t => {
+  const lib = installed as string
+  const withFit = await faultsPerBody(lib, JEMALLOC_CONF, 15)
+  const without = await faultsPerBody(lib, JEMALLOC_CONF.replace(/,?lg_extent_max_active_fit:\d+/, ''), 15)
+  // 16 MiB is 4,096 pages: without the setting most of each body's pieces land on fresh pages
+  t.ok(withFit < 1000, `${withFit.toFixed(0)} page faults per 16 MiB body (fewer than 1,000 expected)`)
+  t.ok(withFit * 3 < without, `${withFit.toFixed(0)} page faults per body, against ${without.toFixed(0)} without lg_extent_max_active_fit`)
 })
