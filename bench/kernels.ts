@@ -96,16 +96,16 @@ function copy (): void {
   for (const skew of [0, 1, 4]) {
     const piece = source.subarray(skew, skew + chunk)
     const set: number[] = []
-    const bounced: number[] = []
+    const copied: number[] = []
     for (let i = 0; i < 16; i++) {
       let t0 = performance.now()
       for (let at = 0; at < size; at += chunk) target.set(piece, at)
       if (i > 0) set.push(performance.now() - t0)
       t0 = performance.now()
       for (let at = 0; at < size; at += chunk) copyBytes(piece, target, at)
-      if (i > 0) bounced.push(performance.now() - t0)
+      if (i > 0) copied.push(performance.now() - t0)
     }
-    console.log(`| ${skew} | ${fmt(median(set))} | ${fmt(median(bounced))} |`)
+    console.log(`| ${skew} | ${fmt(median(set))} | ${fmt(median(copied))} |`)
   }
 }
 

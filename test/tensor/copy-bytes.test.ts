@@ -1,5 +1,5 @@
 import t from 'tap'
-import { SCRATCH_BYTES, bytesOf, copyBytes } from '../../src/tensor/copy-bytes'
+import { bytesOf, copyBytes } from '../../src/tensor/copy-bytes'
 
 /** `size` bytes of a counter mixed with `seed`, so that a byte copied to the wrong place shows. */
 function pattern (size: number, seed: number): Uint8Array {
@@ -13,7 +13,8 @@ function memory (size: number, shared: boolean): Uint8Array {
 }
 
 t.test('copies every byte to its place, whatever the memory and the offsets modulo 8', async t => {
-  const lengths = [0, 1, 255, 256, 257, SCRATCH_BYTES - 1, SCRATCH_BYTES, SCRATCH_BYTES + 3, 2 * SCRATCH_BYTES + 13]
+  // around the shortest copy made natively, and socket-chunk sizes
+  const lengths = [0, 1, 255, 256, 257, 65535, 65536, 65539, 131085]
   let cases = 0
   let wrong = 0
   for (const sharedSource of [false, true]) {
@@ -42,6 +43,21 @@ t.test('copies every byte to its place, whatever the memory and the offsets modu
     }
   }
   t.equal(wrong, 0, `all ${cases} copies exact, the bytes around them untouched`)
+})
+
+t.test('as TypedArray.set: a copy past the end of the target throws and writes nothing; overlapping views of one memory copy as memmove', async t => {
+  for (const shared of [false, true]) {
+    const target = memory(1000, shared)
+    t.throws(() => copyBytes(pattern(600, 3), target, 500), RangeError, `${shared ? 'shared' : 'unshared'}: 500 + 600 > 1000`)
+    t.throws(() => copyBytes(pattern(600, 3), target, -1), RangeError)
+    t.equal(target.reduce((a, b) => a + b, 0), 0, 'nothing written')
+    const whole = memory(4096, shared)
+    whole.set(pattern(4096, 9))
+    const expected = Uint8Array.from(whole)
+    expected.copyWithin(3, 0, 3000)
+    copyBytes(whole.subarray(0, 3000), whole, 3)
+    t.ok(Buffer.from(whole).equals(Buffer.from(expected)), `${shared ? 'shared' : 'unshared'}: 3,000 bytes moved forward by 3 within one memory`)
+  }
 })
 
 t.test('bytesOf is a view of exactly the typed array\'s bytes', async t => {
