@@ -23,8 +23,8 @@ import fs from 'node:fs'
  * into memory of its own, freed together at the next GC, where jemalloc merges it into extents
  * of many MiB; by default it will not cut an extent more than 64 times the size asked for, so
  * each new piece came from pages faulted in afresh (a bare node:http server receiving 16 MiB
- * bodies: 2,400 to 3,000 page faults a request against 400, p50 16 to 19 ms against 11; V2
- * binary [4096,1000] p50 29 against 23 ms). 1,024 times lets a piece reuse them.
+ * bodies: 2,400 to 3,000 page faults a request against 400 to 600, p50 16 to 19 ms against 9
+ * to 14; V2 binary [4096,1000] p50 29 against 23 ms). 1,024 times lets a piece reuse them.
  * Left as it is: arena 0, the event loop's, is made before jemalloc reads oversize_threshold,
  * so it still purges any freed extent of 8 MiB or more at once; each 16 MiB gRPC message that
  * grpc-js joins into one buffer lands on fresh pages (4,096 faults). Only a decay of `-1` turns
