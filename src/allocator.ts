@@ -1,4 +1,5 @@
 import fs from 'node:fs'
+import { JEMALLOC_CONF } from './config'
 
 /**
  * Which C allocator the cluster's workers run on. glibc's malloc keeps the memory of freed
@@ -13,12 +14,13 @@ import fs from 'node:fs'
  * has chosen a preload of their own.
  */
 
-/**
- * jemalloc's settings when the operator gives none: unused pages back to the system after 1 s,
- * by a background thread. `oversize_threshold:0`: by default allocations of 8 MiB and more go
- * to an arena that hands pages back at once, so each large kernel's intermediates (16 MiB for
- * cross_entropy [4096,1000], ONNX Runtime's own arena being off) were faulted in afresh: p50 36
- * to 43 ms against 26 to 33 on glibc; with it, 0.97 of glibc's requests a second.
+/*
+ * Why JEMALLOC_CONF (src/config.ts), jemalloc's settings when the operator gives none: unused
+ * pages back to the system after 1 s, by a background thread. `oversize_threshold:0`: by
+ * default allocations of 8 MiB and more go to an arena that hands pages back at once, so each
+ * large kernel's intermediates (16 MiB for cross_entropy [4096,1000], ONNX Runtime's own arena
+ * being off) were faulted in afresh: p50 36 to 43 ms against 26 to 33 on glibc; with it, 0.97
+ * of glibc's requests a second.
  * `lg_extent_max_active_fit:10`: Node's HTTP parser copies each piece of a body (up to 64 KiB)
  * into memory of its own, freed together at the next GC, where jemalloc merges it into extents
  * of many MiB; by default it will not cut an extent more than 64 times the size asked for, so
@@ -30,7 +32,6 @@ import fs from 'node:fs'
  * grpc-js joins into one buffer lands on fresh pages (4,096 faults). Only a decay of `-1` turns
  * that off, and then pages are never handed back (dirty) or stay counted as resident (muzzy).
  */
-export const JEMALLOC_CONF = 'background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0,oversize_threshold:0,lg_extent_max_active_fit:10'
 
 /** Where Debian-like systems (and the Docker image's link) put jemalloc's library. */
 const ARCH_DIRS: Record<string, string> = { x64: 'x86_64-linux-gnu', arm64: 'aarch64-linux-gnu' }

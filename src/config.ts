@@ -6,6 +6,9 @@ const INT32 = 2 ** 31 - 1
 const HOUR_MS = 3600000
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
+/** jemalloc's settings for ALLOCATOR=jemalloc when MALLOC_CONF is unset (src/allocator.ts says why each). */
+export const JEMALLOC_CONF = 'background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0,oversize_threshold:0,lg_extent_max_active_fit:10'
+
 /**
  * Every setting of the service, declared once: its type, allowed range, default and meaning.
  * A setting is read from the environment variable of its name in UPPER_SNAKE_CASE (`grpcPort`
@@ -44,7 +47,7 @@ export const CONFIG = Type.Object({
   }),
   allocator: Type.Union([Type.Literal('system'), Type.Literal('jemalloc')], {
     default: 'jemalloc',
-    description: 'C allocator of the worker processes (`WORKERS` > 1). `jemalloc`: preloaded when installed (`libjemalloc.so.2`, Debian package `libjemalloc2`; the Docker image has it at `/usr/local/lib/libjemalloc.so.2`) and `LD_PRELOAD` is unset, with `MALLOC_CONF` or else `background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0,oversize_threshold:0,lg_extent_max_active_fit:10`: it hands memory freed by past requests back to the system within a few seconds (with the memory kept for large requests let go when idle, a worker 13 s after the bench:peer workloads: 154 to 190 MiB, against 250 to 356 on glibc; bench/README.md), at no cost in requests a second beyond the noise of this machine (A/B against glibc: 0.97 to 1.02); glibc when it is not installed. `system`: as started (glibc, with `GLIBC_TUNABLES`; or whatever `LD_PRELOAD` names). A single process (`WORKERS=1`) runs on what it was started with: set `LD_PRELOAD` and `MALLOC_CONF` for it, as deploy/k8s does'
+    description: 'C allocator of the worker processes (`WORKERS` > 1). `jemalloc`: preloaded when installed (`libjemalloc.so.2`, Debian package `libjemalloc2`; the Docker image has it at `/usr/local/lib/libjemalloc.so.2`) and `LD_PRELOAD` is unset, with `MALLOC_CONF` or else `' + JEMALLOC_CONF + '`: it hands memory freed by past requests back to the system within a few seconds (with the memory kept for large requests let go when idle, a worker 13 s after the bench:peer workloads: 154 to 190 MiB, against 250 to 356 on glibc; bench/README.md), at no cost in requests a second beyond the noise of this machine (A/B against glibc: 0.97 to 1.02); glibc when it is not installed. `system`: as started (glibc, with `GLIBC_TUNABLES`; or whatever `LD_PRELOAD` names). A single process (`WORKERS=1`) runs on what it was started with: set `LD_PRELOAD` and `MALLOC_CONF` for it, as deploy/k8s does'
   }),
   kernelWorkers: Type.Integer({
     default: 1,

@@ -3,7 +3,8 @@ import { once } from 'node:events'
 import fs from 'node:fs'
 import http from 'node:http'
 import t from 'tap'
-import { JEMALLOC_CONF, jemallocCandidates, workerAllocator } from '../src/allocator'
+import { JEMALLOC_CONF } from '../src/config'
+import { jemallocCandidates, workerAllocator } from '../src/allocator'
 
 const debian = '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2'
 
