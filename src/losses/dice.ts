@@ -1,5 +1,5 @@
 import { defineLoss } from './loss'
-import { checkOverlap, OVERLAP_ARGS, OVERLAP_OPTIONS, overlapInputs, overlapLoss, softTverskyScore } from './set-overlap'
+import { checkOverlap, OVERLAP_EMPTY_NOTE, OVERLAP_ARGS, OVERLAP_OPTIONS, overlapInputs, overlapLoss, softTverskyScore } from './set-overlap'
 
 /**
  * segmentation_models_pytorch v0.5 DiceLoss: soft_tversky_score (softTverskyScore: I, FP, FN
@@ -16,7 +16,8 @@ export default defineLoss({
   notes: [
     'segmentation_models_pytorch v0.5, whose soft_dice_score is soft_tversky_score with alpha = beta = 1/2: per class, score = (I + smooth) / max(I + (FP + FN) / 2 + smooth, eps), not the older (2I + smooth) / max(sum p + sum t + smooth, eps), which differs once `smooth` > 0 and at the clamp.',
     'The intersection is v0.5\'s L1 form I = (sum p + sum t - sum |p - t|) / 2 (FP = sum p - I, FN = sum t - I): sum(p t) for 0/1 targets, but not for fractional ones; |p - t| has the gradient 0 where p = t. The clamp passes the gradient at the bound, as clamp_min.',
-    'The loss is the mean over classes of 1 - score, a class absent from the target giving 0 but still counting; it is one value over the whole request, so `reduction` is "mean" only.'
+    'The loss is the mean over classes of 1 - score, a class absent from the target giving 0 but still counting; it is one value over the whole request, so `reduction` is "mean" only.',
+    OVERLAP_EMPTY_NOTE
   ],
   args: OVERLAP_ARGS,
   options: OVERLAP_OPTIONS,

@@ -1,5 +1,5 @@
 import { defineLoss } from './loss'
-import { checkOverlap, OVERLAP_ARGS, OVERLAP_OPTIONS, overlapInputs, overlapLoss, softTverskyScore } from './set-overlap'
+import { checkOverlap, OVERLAP_EMPTY_NOTE, OVERLAP_ARGS, OVERLAP_OPTIONS, overlapInputs, overlapLoss, softTverskyScore } from './set-overlap'
 
 /**
  * segmentation_models_pytorch v0.5 JaccardLoss: soft_tversky_score (softTverskyScore) with
@@ -14,7 +14,8 @@ export default defineLoss({
   category: 'segmentation',
   notes: [
     'segmentation_models_pytorch v0.5, whose JaccardLoss is soft_tversky_score with alpha = beta = 1: score = (I + smooth) / max(I + FP + FN + smooth, eps), with `dice`\'s L1 intersection I = (sum p + sum t - sum |p - t|) / 2; mean over classes of 1 - score, absent classes giving 0.',
-    'smp 0.5.0\'s JaccardLoss has no ignore_index; losshub\'s `ignore_index` masks pixels as its DiceLoss does (what smp added later).'
+    'smp 0.5.0\'s JaccardLoss has no ignore_index; losshub\'s `ignore_index` masks pixels as its DiceLoss does (what smp added later).',
+    OVERLAP_EMPTY_NOTE
   ],
   args: OVERLAP_ARGS,
   options: OVERLAP_OPTIONS,

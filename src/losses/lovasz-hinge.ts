@@ -1,8 +1,7 @@
 import { defineLoss, STANDARD_REDUCTIONS, Type } from './loss'
 import { cast, equal, mask, mul, not, reduceSum, relu, shapeOf, sub, sumAll, where } from '../onnx/ops'
 import { flattenFrom, reshape } from '../onnx/ops-layout'
-import { reduce } from './reduce'
-import { checkPerImageReduction, lovaszWeights } from './lovasz'
+import { checkPerImageReduction, lovaszWeights, reducePerImage } from './lovasz'
 import { expectLabels, expectShape } from './checks'
 import { fail } from '../errors'
 import { fmtShape } from '../tensor/tensor'
@@ -19,7 +18,7 @@ export default defineLoss({
   reference: "lovasz_hinge of M. Berman's lovasz_losses.py (LovaszSoftmax, PyTorch version)",
   category: 'segmentation',
   notes: [
-    'Ignored pixels are left out; an image (or, without `per_image`, the batch) with none left gives 0 and still counts among the images, as in the reference. The Lovasz weights depend only on the order and the labels, so the gradient is weight × the hinge error\'s gradient, as autograd through torch.sort gives.',
+    'Ignored pixels are left out; an image (or, without `per_image`, the batch) with none left gives 0 and still counts among the images, as in the reference; with `per_image`, the mean over no image (N = 0) is 0, as the mean of an empty list in the reference. The Lovasz weights depend only on the order and the labels, so the gradient is weight × the hinge error\'s gradient, as autograd through torch.sort gives.',
     'Tied errors are ordered by position (a stable sort). PyTorch\'s CPU sort is not stable once it sorts more than 16 errors (an image, or the batch without `per_image`, of more than 16 pixels): there two equal errors of different labels (equal logits; probabilities rounded to exactly 0 or 1) may come in the other order. The loss is the same; the gradient, which follows the order, is not.'
   ],
   args: [
@@ -50,6 +49,6 @@ export default defineLoss({
     // where, not just weight 0: an ignored pixel is dropped, even with a non-finite logit
     const terms = where(valid, mul(relu(errors), weights), 0)
     if (!o.per_image) return sumAll(terms)
-    return reduce(reduceSum(terms, input.rank === 3 ? [1, 2] : [1], false), o.reduction)
+    return reducePerImage(reduceSum(terms, input.rank === 3 ? [1, 2] : [1], false), o.reduction)
   }
 })

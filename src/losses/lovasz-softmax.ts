@@ -3,8 +3,7 @@ import { type Value } from '../onnx/graph'
 import { abs, clampMin, dimSize, div, equal, expandAs, greater, mask, mul, not, oneHot, reduceSum, shapeOf, softmax, sub, take, unsqueeze, where } from '../onnx/ops'
 import { flattenFrom, reshape, transpose } from '../onnx/ops-layout'
 import { StringEnum } from '../../schemas/enum'
-import { reduce } from './reduce'
-import { checkPerImageReduction, lovaszWeights } from './lovasz'
+import { checkPerImageReduction, lovaszWeights, reducePerImage } from './lovasz'
 import { expectIndicesInRange, expectShape } from './checks'
 import { fail } from '../errors'
 import { fmtShape } from '../tensor/tensor'
@@ -21,7 +20,7 @@ export default defineLoss({
   reference: "lovasz_softmax of M. Berman's lovasz_losses.py (LovaszSoftmax, PyTorch version)",
   category: 'segmentation',
   notes: [
-    'Ignored pixels are left out; a set of pixels (an image with `per_image`, else the batch) with none left gives 0 and still counts among the images, as in the reference. The Lovasz weights depend only on the order and the labels, so the gradient is weight × the error\'s gradient, as autograd through torch.sort gives.',
+    'Ignored pixels are left out; a set of pixels (an image with `per_image`, else the batch) with none left gives 0 and still counts among the images, as in the reference; with `per_image`, the mean over no image (N = 0) is 0, as the mean of an empty list in the reference. The Lovasz weights depend only on the order and the labels, so the gradient is weight × the error\'s gradient, as autograd through torch.sort gives.',
     'Tied errors are ordered by position (a stable sort). PyTorch\'s CPU sort is not stable once it sorts more than 16 errors (an image, or the batch without `per_image`, of more than 16 pixels): there two equal errors of different labels (equal logits; probabilities rounded to exactly 0 or 1) may come in the other order. The loss is the same; the gradient, which follows the order, is not.'
   ],
   args: [
@@ -65,6 +64,6 @@ export default defineLoss({
     const loss = o.classes === 'all'
       ? div(reduceSum(perClass, [-1], false), clampMin(dimSize(x.input, 1), 1))
       : div(reduceSum(mul(perClass, present), [-1], false), clampMin(reduceSum(present, [-1], false), 1))
-    return o.per_image ? reduce(loss, o.reduction) : loss
+    return o.per_image ? reducePerImage(loss, o.reduction) : loss
   }
 })

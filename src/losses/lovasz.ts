@@ -1,8 +1,9 @@
 import { fail } from '../errors'
 import { type Value } from '../onnx/graph'
-import { add, cumsum, div, gatherElements, greater, mul, reduceSum, sub, where } from '../onnx/ops'
+import { add, clampMin, cumsum, dimSize, div, gatherElements, greater, mul, reduceSum, sub, sumAll, where } from '../onnx/ops'
 import { argsortDescending, unpermute } from '../onnx/ops-sort'
 import { type Reduction } from './loss'
+import { reduce } from './reduce'
 
 /**
  * Shared by lovasz_hinge and lovasz_softmax: the Lovasz extension of the Jaccard loss (M.
@@ -26,7 +27,10 @@ export function lovaszWeights (errors: Value, fg: Value, valid: Value, toSets: (
 
 function setWeights (errors: Value, fg: Value, valid: Value): Value {
   const axis = errors.rank - 1
-  const order = argsortDescending(errors, axis)
+  const kept = greater(valid, 0)
+  // ignored pixels sort last whatever their error: a NaN there (a NaN or infinite logit) would
+  // otherwise take its place in the order and move the valid pixels around it
+  const order = argsortDescending(where(kept, errors, -Infinity), axis)
   const fgSorted = gatherElements(fg, order, axis)
   const validSorted = gatherElements(valid, order, axis)
   const bgSorted = mul(sub(1, fgSorted), validSorted)
@@ -40,6 +44,14 @@ function setWeights (errors: Value, fg: Value, valid: Value): Value {
   }
   const w = where(greater(validSorted, 0), sub(jaccard(false), jaccard(true)), 0)
   return unpermute(w, order, axis)
+}
+
+/**
+ * The per-image losses [N] reduced: the mean of no image is 0, as the reference's `mean` of an
+ * empty list (empty=0), not PyTorch's NaN.
+ */
+export function reducePerImage (losses: Value, reduction: Reduction): Value {
+  return reduction === 'mean' ? div(sumAll(losses), clampMin(dimSize(losses, 0), 1)) : reduce(losses, reduction)
 }
 
 /**

@@ -30,12 +30,21 @@ export const OVERLAP_OPTIONS = {
 
 type OverlapOptions = Options<typeof OVERLAP_OPTIONS>
 
+const EMPTY_REASON = 'segmentation_models_pytorch views the input as (N, C, -1), which PyTorch refuses then'
+
+/** The catalog note on what the reference cannot compute. */
+export const OVERLAP_EMPTY_NOTE = 'An empty batch (N = 0), or no classes (C = 0) but in mode "binary", is refused (400 `SHAPE_MISMATCH`): segmentation_models_pytorch reshapes the input to (N, C, -1), and PyTorch raises for that.'
+
 /** Shape, dtype and domain checks of the three modes; the loss is always one value. */
 export function checkOverlap (a: Record<string, Arg>, o: OverlapOptions): number[] {
   if (o.reduction !== 'mean') fail('INVALID_OPTION', `reduction: only "mean" is accepted (the loss is one value over the whole batch), got "${o.reduction}"`)
   const { input, target } = a
   if (input.shape.length < 2) fail('SHAPE_MISMATCH', `input: expected [N,C,d1,...] (C = 1 for mode "binary"), got ${fmtShape(input.shape)}`)
   const withoutC = input.shape.filter((_, i) => i !== 1)
+  // the reference views the batch as (N, C, -1) (binary: (N, 1, -1)), which PyTorch cannot do
+  // with N = 0 or C = 0 (the -1 could be anything): it raises, and so the loss is refused here
+  if (input.shape[0] === 0) fail('SHAPE_MISMATCH', `input: an empty batch ${fmtShape(input.shape)} (N = 0) has no loss: ${EMPTY_REASON}`)
+  if (o.mode !== 'binary' && input.shape[1] === 0) fail('SHAPE_MISMATCH', `input: no classes ${fmtShape(input.shape)} (C = 0) in mode "${o.mode}": ${EMPTY_REASON}`)
   if (o.mode === 'multiclass') {
     if (target.kind !== 'index') {
       fail('INVALID_DTYPE', `target: mode "multiclass" takes class indices (int32/int64) shaped ${fmtShape(withoutC)}, got ${target.dtype ?? 'floats'} shaped ${fmtShape(target.shape)} (0/1 targets per class, shaped like the input, are mode "multilabel")`)

@@ -1,6 +1,6 @@
 import { defineLoss, Type } from './loss'
 import { pow } from '../onnx/ops'
-import { checkOverlap, OVERLAP_ARGS, OVERLAP_OPTIONS, overlapInputs, overlapLoss, softTverskyScore } from './set-overlap'
+import { checkOverlap, OVERLAP_EMPTY_NOTE, OVERLAP_ARGS, OVERLAP_OPTIONS, overlapInputs, overlapLoss, softTverskyScore } from './set-overlap'
 
 /**
  * segmentation_models_pytorch v0.5 TverskyLoss: soft_tversky_score (softTverskyScore: I, FP, FN
@@ -15,7 +15,8 @@ export default defineLoss({
   category: 'segmentation',
   notes: [
     'segmentation_models_pytorch v0.5: score = (I + smooth) / max(I + alpha FP + beta FN + smooth, eps), with `dice`\'s L1 intersection I = (sum p + sum t - sum |p - t|) / 2, FP = sum p - I, FN = sum t - I.',
-    '`gamma` raises the mean over classes, (mean of 1 - score)^gamma, as smp\'s aggregate_loss, not each class\'s term.'
+    '`gamma` raises the mean over classes, (mean of 1 - score)^gamma, as smp\'s aggregate_loss, not each class\'s term.',
+    OVERLAP_EMPTY_NOTE
   ],
   args: OVERLAP_ARGS,
   options: {

@@ -1,6 +1,10 @@
 import t from 'tap'
 import { build, postLoss } from '../helpers/app'
 
+/** A typed flat tensor (zeros unless `data` is given). */
+const typed = (dtype: string, shape: number[], data?: number[]): Record<string, unknown> =>
+  ({ dtype, shape, data: data ?? Array<number>(shape.reduce((a, b) => a * b, 1)).fill(0) })
+
 // The 4xx paths of the ranking and segmentation losses: status, code, and a message naming the
 // argument or option at fault. (Their values and gradients are checked by fixtures.test.ts.)
 t.test('ranking and segmentation losses reject what their references cannot take', async t => {
@@ -35,7 +39,12 @@ t.test('ranking and segmentation losses reject what their references cannot take
     ['dice multiclass class out of range', 'jaccard', { input: seg4, target: [[[0, 1], [255, 0]]], mode: 'multiclass' }, 'INDEX_OUT_OF_RANGE', /^target: class index 255 at flat position 2 is out of range \[0, 2\)/],
     ['dice binary target shape', 'dice', { input: seg4, target: [[[1, 0], [0, 1]]], mode: 'binary' }, 'SHAPE_MISMATCH', /^target: mode "binary" takes the input's shape \[1,2,2,2\], got \[1,2,2\]/],
     ['dice multilabel target shape', 'tversky', { input: seg4, target: [[[1, 0], [0, 1]]], mode: 'multilabel' }, 'SHAPE_MISMATCH', /^target: expected shape \[1,2,2,2\] \(mode "multilabel"/],
-    ['dice multilabel target outside [0, 1]', 'dice', { input: seg4, target: [[[[1, 0], [0, 1]], [[2, 0], [0, 1]]]], mode: 'multilabel' }, 'DOMAIN_ERROR', /^target: elements must lie in \[0, 1\], got 2 at flat position 4/]
+    ['dice multilabel target outside [0, 1]', 'dice', { input: seg4, target: [[[[1, 0], [0, 1]], [[2, 0], [0, 1]]]], mode: 'multilabel' }, 'DOMAIN_ERROR', /^target: elements must lie in \[0, 1\], got 2 at flat position 4/],
+    // smp views the input as (N, C, -1): PyTorch raises for N = 0, and for C = 0 but in binary mode's (N, 1, -1)
+    ['dice empty batch', 'dice', { input: typed('float32', [0, 1, 3]), target: typed('float32', [0, 1, 3]), mode: 'binary' }, 'SHAPE_MISMATCH', /^input: an empty batch \[0,1,3\] \(N = 0\) has no loss: segmentation_models_pytorch views/],
+    ['jaccard empty batch', 'jaccard', { input: typed('float64', [0, 2, 4]), target: typed('int64', [0, 4]), mode: 'multiclass' }, 'SHAPE_MISMATCH', /^input: an empty batch \[0,2,4\] \(N = 0\)/],
+    ['tversky no classes, multiclass', 'tversky', { input: typed('float32', [2, 0, 3]), target: typed('int64', [2, 3], [5, 5, 5, 5, 5, 5]), mode: 'multiclass', ignore_index: 5 }, 'SHAPE_MISMATCH', /^input: no classes \[2,0,3\] \(C = 0\) in mode "multiclass"/],
+    ['dice no classes, multilabel', 'dice', { input: typed('float32', [2, 0, 3]), target: typed('float32', [2, 0, 3]), mode: 'multilabel' }, 'SHAPE_MISMATCH', /^input: no classes \[2,0,3\] \(C = 0\) in mode "multilabel"/]
   ]
   for (const [label, name, body, code, message] of cases) {
     const r = await postLoss(app, name, body)
@@ -54,7 +63,9 @@ t.test('ignore_index values outside the classes are accepted where the reference
     ['lovasz_hinge', { input: [[1, -1]], target: [[1, 255]], ignore_index: 255 }],
     ['dice', { input: seg4, target: [[[0, 255], [1, 0]]], mode: 'multiclass', ignore_index: 255 }],
     ['jaccard', { input: [seg4[0].slice(0, 1)], target: [[[1, -1], [0, 1]]], mode: 'binary', ignore_index: -1 }],
-    ['tversky', { input: seg4, target: [[[[1, 0], [0, -100]], [[1, 1], [0, 0]]]], mode: 'multilabel', ignore_index: -100 }]
+    ['tversky', { input: seg4, target: [[[[1, 0], [0, -100]], [[1, 1], [0, 0]]]], mode: 'multilabel', ignore_index: -100 }],
+    // binary mode views the input as (N, 1, -1), which PyTorch does for C = 0 too
+    ['dice', { input: typed('float32', [2, 0, 3]), target: typed('float32', [2, 0, 3]), mode: 'binary' }]
   ]
   for (const [name, body] of accepted) {
     const r = await postLoss(app, name, { ...body, grad: true })
