@@ -13,6 +13,7 @@ import { SMALLEST_KEPT_BODY } from './http/body-memory'
 import { LOSSES } from './losses'
 import { type LossDef } from './losses/loss'
 import { prepare } from './kernels/prepare'
+import { type Limits } from './kernels/admission'
 import { SessionCache } from './kernels/session-cache'
 import { type Executor, InProcessExecutor } from './kernels/executor'
 import { WorkerPool } from './kernels/worker-pool'
@@ -135,8 +136,9 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
   let ready = false
   const warmed = warm(losses, batcher, cfg.kernelWorkers > 0 ? cfg.inlineKernelElements : 0).then(() => { ready = true })
   const readiness = { ready: () => ready, draining: () => app.losshub.draining, overloaded: () => app.hasDecorator('isUnderPressure') && app.isUnderPressure() }
+  const limits: Limits = { maxElements: cfg.maxElements, maxSteps: cfg.maxSteps }
   // one Open Inference Protocol service behind both of its front doors, REST (/v2) and gRPC
-  const v2 = new V2Service({ losses, batcher, maxElements: cfg.maxElements, requestTimeoutMs: cfg.requestTimeoutMs, readiness })
+  const v2 = new V2Service({ losses, batcher, limits, requestTimeoutMs: cfg.requestTimeoutMs, readiness })
   const grpc = new GrpcFrontDoor({
     service: v2,
     maxMessageBytes: Math.round(cfg.bodyLimitMb * 1024 * 1024),
@@ -219,9 +221,9 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
   await app.register(healthRoutes, {
     readiness: { ready: () => ready, draining: () => app.losshub.draining, overloaded: () => app.hasDecorator('isUnderPressure') && app.isUnderPressure() }
   })
-  await app.register(lossRoutes, { losses, batcher, maxElements: cfg.maxElements })
+  await app.register(lossRoutes, { losses, batcher, limits })
   await app.register(v2Routes, { service: v2, splitReads })
-  await app.register(compositeRoutes, { losses, batcher, maxElements: cfg.maxElements })
+  await app.register(compositeRoutes, { losses, batcher, limits })
   app.addHook('onClose', async () => {
     await warmed.catch(() => {}) // a close during start-up lets the warm-up finish first
     // calls in progress finish first, until draining must have closed (or within half the

@@ -35,6 +35,12 @@ export const CONFIG = Type.Object({
     maximum: INT32,
     description: 'most elements of any one tensor a request makes: each argument (a zero-size dim counts as 1, so `[0, 10^8]` is 10^8), a broadcast, a loss\'s intermediates (a one-hot, multilabel_margin\'s N·C·C, CTC\'s T·N·(2S+1) lattice), the loss and the gradients. Past it: 400 `TOO_LARGE` naming the tensor, before anything is allocated. The default, 2^22 (a [4096,1024] tensor), is 16 MiB in float32 and 32 MiB in float64; the largest graphs hold a few of those at once, and the reply\'s text is the largest cost: a float64 loss of 2^22 elements with `reduction: "none"` in nested form is an 80 MB body that peaked at 0.9 GB resident (2^24 peaked at 2.6 GB, over the 2 GiB limit of `deploy/k8s`)'
   }),
+  maxSteps: Type.Integer({
+    default: 100000,
+    minimum: 1,
+    maximum: INT32,
+    description: 'most sequential steps a request\'s kernel may take (ctc\'s frames T: a Scan runs them one after another, some 30 to 40 µs each): 100000 is some 3 to 4 s of kernel. Past it: 400 `TOO_LARGE` before anything runs. A kernel cannot be stopped once it runs (one past its deadline is answered 504 but computes on), so this is what bounds the time one request may buy'
+  }),
   logLevel: Type.Union(LOG_LEVELS.map(level => Type.Literal(level)), {
     default: 'info',
     description: 'pino level: one JSON line per request, with its request id (`x-request-id` is honoured and echoed)'

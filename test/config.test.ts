@@ -20,7 +20,7 @@ t.test('no variables: the defaults; every default is itself an allowed value', a
 t.test('the variables operators set: every setting has one, with a default and a description', async t => {
   // typed out: renaming a setting in the code must not rename the variable under a deployment
   t.same(Object.values(VARS), [
-    'PORT', 'GRPC_PORT', 'HOST', 'BODY_LIMIT_MB', 'MAX_ELEMENTS', 'LOG_LEVEL', 'WORKERS', 'ALLOCATOR', 'KERNEL_WORKERS',
+    'PORT', 'GRPC_PORT', 'HOST', 'BODY_LIMIT_MB', 'MAX_ELEMENTS', 'MAX_STEPS', 'LOG_LEVEL', 'WORKERS', 'ALLOCATOR', 'KERNEL_WORKERS',
     'LONG_KERNEL_WORKERS', 'LONG_KERNEL_STEPS', 'LONG_KERNEL_ELEMENTS', 'ORT_INTRA_OP_THREADS',
     'ORT_INTER_OP_THREADS', 'SESSION_CACHE_SIZE', 'INLINE_KERNEL_ELEMENTS', 'WIDE_KERNEL_THREADS',
     'BATCH_MAX_SIZE', 'BATCH_MAX_ELEMENTS', 'BATCH_MAX_DELAY_US', 'QUEUE_MAX_REQUESTS', 'QUEUE_MAX_MB', 'BODIES_IN_PROGRESS_MB',

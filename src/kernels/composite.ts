@@ -9,6 +9,7 @@ import { type TensorMemory } from '../tensor/json-reader'
 import { kernelKey } from './kernel'
 import { batchPlan, rowsOf } from './batch'
 import { type Cost, type PreparedCall, prepare } from './prepare'
+import { DEFAULT_LIMITS, type Limits } from './admission'
 
 /** One term of a `POST /losses` body (schema-checked: schemas/composite.ts). */
 export interface CompositeTermBody { loss: string, weight?: number, args: Record<string, string>, options?: Record<string, unknown>, name?: string }
@@ -26,7 +27,8 @@ export type OptionsValidator = (def: LossDef, options: Record<string, unknown>) 
 export interface CompositeEnv {
   losses: ReadonlyMap<string, LossDef>
   validateOptions: OptionsValidator
-  maxElements?: number
+  /** What one request may cost (DEFAULT_LIMITS when absent): the terms together, too. */
+  limits?: Limits
   /** The request's memory for the tensors' conversions to the kernel's dtype (see PreparedCall). */
   memory?: TensorMemory
 }
@@ -83,7 +85,7 @@ export function prepareComposite (body: CompositeBody, env: CompositeEnv): Compo
     }
     const callBody: Record<string, unknown> = { ...options }
     for (const [arg, tensor] of Object.entries(tensorOf)) callBody[arg] = body.tensors[tensor]
-    const call = prepare(def, callBody, env.maxElements, env.memory)
+    const call = prepare(def, callBody, env.limits, env.memory)
     // later terms take these decoded tensors as they are (decodeTensor passes them through)
     for (const [arg, tensor] of Object.entries(tensorOf)) {
       const a = call.args[arg]
@@ -103,12 +105,26 @@ export function prepareComposite (body: CompositeBody, env: CompositeEnv): Compo
     if (term.name !== undefined) t.name = term.name
     return t
   }))
+  admitTerms(terms, (env.limits ?? DEFAULT_LIMITS).maxElements)
   // graph inputs in the order of `tensors` (floats before indices): the kernel key depends on
   // the structure of the request, not on the order its terms were read in
   const ordered = [...inputs.values()].sort((a, b) => a.position - b.position || (a.arg.kind === 'float' ? -1 : 1))
   // every tensor is used, so the first graph input is the first tensor: it sets the reply's form
   const call = kernelCall(terms, ordered, body.grad === true, ordered[0].arg.form, env.memory)
   return { call, terms, grads: ordered.filter(i => i.grad).map(i => ({ tensor: i.tensor, input: i.name })) }
+}
+
+/**
+ * Refuses a composite whose terms together cost more than one request may (MAX_ELEMENTS):
+ * each term passed alone, but their graphs run as one, so 16 terms at the limit would
+ * otherwise take 16 times the memory of one request.
+ */
+function admitTerms (terms: PreparedTerm[], maxElements: number): void {
+  const each = terms.map(t => t.call.cost.elements)
+  const total = each.reduce((a, b) => a + b, 0)
+  if (total > maxElements) {
+    fail('TOO_LARGE', `terms: together need ${total} elements (${each.map((n, i) => `terms[${i}] ${n}`).join(', ')}: each term's largest tensor), more than the ${maxElements} one request may use (MAX_ELEMENTS); split the composite`)
+  }
 }
 
 /** A graph input: one tensor as one kind (a tensor used both as floats and as class indices is fed twice). */
@@ -187,7 +203,8 @@ function kernelCall (terms: PreparedTerm[], inputs: GraphInput[], grad: boolean,
     def.requestOutputs = terms.map((_, i) => termOutput(i))
   }
   const cost: Cost = {
-    elements: Math.max(...terms.map(t => t.call.cost.elements)),
+    // each term's graph lives beside the others' (its gradients need its intermediates)
+    elements: terms.reduce((n, t) => n + t.call.cost.elements, 0),
     steps: terms.reduce((n, t) => n + t.call.cost.steps, 0),
     bytes: inputs.reduce((n, i) => n + i.arg.data.byteLength, 0)
   }

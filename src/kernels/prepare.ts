@@ -3,7 +3,7 @@ import { fail } from '../errors'
 import { type Arg, type LossDef, type Options, type Reduction, type StructuralOptions, numericKind, structuralOptions } from '../losses/loss'
 import { type FloatDType } from '../onnx/graph'
 import { decodeTensor } from '../tensor/decode'
-import { admitArgs, admitCall, DEFAULT_MAX_ELEMENTS } from './admission'
+import { admitArgs, admitCall, DEFAULT_LIMITS, type Limits } from './admission'
 import { type HostTensor, type TensorForm, at, converted, fmtShape, sameShape } from '../tensor/tensor'
 import { type TensorMemory } from '../tensor/json-reader'
 
@@ -51,7 +51,7 @@ const COMMON = new Set(['reduction', 'grad', 'grad_output'])
  * shape; the reduction gives the returned one), grad_output. `memory` is the request's, for
  * the arguments' conversions to the kernel's dtype (see PreparedCall).
  */
-export function prepare (def: LossDef, body: Record<string, unknown>, maxElements = DEFAULT_MAX_ELEMENTS, memory?: TensorMemory): PreparedCall {
+export function prepare (def: LossDef, body: Record<string, unknown>, limits: Limits = DEFAULT_LIMITS, memory?: TensorMemory): PreparedCall {
   const args: Record<string, Arg> = {}
   for (const decl of def.args) {
     const json = body[decl.name]
@@ -90,10 +90,10 @@ export function prepare (def: LossDef, body: Record<string, unknown>, maxElement
     if (!grad) fail('INVALID_OPTION', 'grad_output: only meaningful with grad: true')
     gradOutput = decodeTensor('grad_output', body.grad_output)
   }
-  admitArgs(gradOutput === undefined ? args : { ...args, grad_output: gradOutput }, maxElements)
+  admitArgs(gradOutput === undefined ? args : { ...args, grad_output: gradOutput }, limits.maxElements)
   const unreducedShape = def.check(args, typedOpts)
   const lossShape = reduction === 'none' ? unreducedShape : []
-  const cost = admitCall(def, args, typedOpts, lossShape, maxElements)
+  const cost = admitCall(def, args, typedOpts, lossShape, limits)
   if (gradOutput !== undefined) {
     if (gradOutput.dtype === 'int32' || gradOutput.dtype === 'int64') fail('INVALID_DTYPE', `grad_output: expected float32 or float64, got ${gradOutput.dtype}`)
     if (!sameShape(gradOutput.shape, lossShape)) {

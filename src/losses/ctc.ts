@@ -23,6 +23,7 @@ export default defineLoss({
     '`mean` divides each sample\'s loss by its target length (at least 1), then averages over the batch, as PyTorch.',
     'The gradient is the exact derivative w.r.t. `log_probs`. PyTorch\'s kernel returns exp(log_probs) - posterior instead; the two agree once back-propagated through the log_softmax that makes `log_probs`.',
     'Refused where PyTorch does not check: a label that is the blank or outside [0, C) (400 `INDEX_OUT_OF_RANGE`). An empty `log_probs` (T, N or C of 0) is refused too (400 `SHAPE_MISMATCH`). Places of padded targets past a sample\'s target length, and frames past its input length, are never read and may hold anything (NaN included).',
+    'The frames T run one after another (a Scan): T is bounded by `MAX_STEPS` (400 `TOO_LARGE` past it), as the elements are by `MAX_ELEMENTS`.',
     'A sample with input length 0 gets its exact loss: 0 when its target is empty too, else infeasible (Infinity; 0 with `zero_infinity`). PyTorch 1.13\'s CPU kernel answers such a sample with a value that is not its own (another sample\'s, in our runs).'
   ],
   args: [

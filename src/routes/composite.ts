@@ -10,6 +10,7 @@ import { type TensorRouteConfig } from '../http/json-body'
 import { releaseBody, requestMemory } from '../http/raw-body'
 import { type DocumentedBody } from '../../schemas/loss-request'
 import { type CompositeBody, type OptionsValidator } from '../kernels/composite'
+import { type Limits } from '../kernels/admission'
 import { evaluateComposite } from '../batching/evaluate-composite'
 import { writeJson } from '../tensor/json-writer'
 import { type LossDef } from '../losses/loss'
@@ -47,7 +48,7 @@ export function termOptionsValidator (request: SchemaCompiler): OptionsValidator
 }
 
 /** `POST /losses`: several losses over shared tensors, their weighted total and its gradient. */
-export async function compositeRoutes (app: FastifyInstance, opts: { losses: readonly LossDef[], batcher: Batcher, maxElements?: number }): Promise<void> {
+export async function compositeRoutes (app: FastifyInstance, opts: { losses: readonly LossDef[], batcher: Batcher, limits?: Limits }): Promise<void> {
   const losses = new Map(opts.losses.map(d => [d.name, d]))
   for (const s of compositeSchemas) app.addSchema(s)
   app.setErrorHandler(compositeErrorHandler()) // this plugin's routes only
@@ -76,7 +77,7 @@ export async function compositeRoutes (app: FastifyInstance, opts: { losses: rea
       // a client that hangs up while queued is dropped from the queue
       const gone = ClientGone.of(reply.raw)
       const result = await evaluateComposite(request.body as CompositeBody, {
-        losses, batcher: opts.batcher, maxElements: opts.maxElements, validateOptions: termOptionsValidator(request), memory: size => requestMemory(request, size)
+        losses, batcher: opts.batcher, limits: opts.limits, validateOptions: termOptionsValidator(request), memory: size => requestMemory(request, size)
       }, gone)
       // written straight into a Buffer from the output arrays, as for /loss (src/tensor/json-writer.ts)
       return await reply.type('application/json; charset=utf-8').send(writeJson(result))

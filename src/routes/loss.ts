@@ -12,6 +12,7 @@ import { writeJson } from '../tensor/json-writer'
 import { type Batcher } from '../batching/batcher'
 import { ClientGone } from '../batching/departure'
 import { prepare } from '../kernels/prepare'
+import { type Limits } from '../kernels/admission'
 
 const errors = lossErrorResponses
 
@@ -43,7 +44,7 @@ export function tensorKeysOf (def: LossDef): ReadonlySet<string> {
 }
 
 /** `POST /loss/<name>` for every registered loss, plus the catalog routes. */
-export async function lossRoutes (app: FastifyInstance, opts: { losses: readonly LossDef[], batcher: Batcher, maxElements?: number }): Promise<void> {
+export async function lossRoutes (app: FastifyInstance, opts: { losses: readonly LossDef[], batcher: Batcher, limits?: Limits }): Promise<void> {
   const byName = new Map(opts.losses.map(d => [d.name, d]))
   const names = [...byName.keys()].join(', ')
   const unknown = (name: string): never => fail('UNKNOWN_LOSS', `loss '${name}' is not served; known losses: ${names}`)
@@ -68,7 +69,7 @@ export async function lossRoutes (app: FastifyInstance, opts: { losses: readonly
     }, async (request, reply) => {
       try {
         // conversions to the kernel's dtype (nested floats to float32) go into the request's reused memory too
-        const call = prepare(def, request.body as Record<string, unknown>, opts.maxElements, size => requestMemory(request, size))
+        const call = prepare(def, request.body as Record<string, unknown>, opts.limits, size => requestMemory(request, size))
         // a client that hangs up while queued is dropped from the queue
         const result = await evaluate(opts.batcher, call, ClientGone.of(reply.raw))
         // written straight into a Buffer from the output arrays (src/tensor/json-writer.ts)

@@ -56,6 +56,22 @@ t.test('MAX_ELEMENTS is configurable; the bound is inclusive', async t => {
     'TOO_LARGE', /\[10,11\]: needs 110 elements, more than the 100/)
 })
 
+t.test('MAX_STEPS bounds the sequential steps (ctc\'s frames) before a kernel runs; the bound is inclusive', async t => {
+  // a kernel runs to its end once started (one past its deadline computes on), so T is checked first
+  const ctc = (T: number): unknown => ({
+    log_probs: typed('float32', [T, 1, 2], new Float32Array(2 * T).fill(Math.log(0.5))), targets: [[1]], input_lengths: [T], target_lengths: [1]
+  })
+  const app = await build(t, { maxSteps: 12 })
+  const ok = await post(app, 'ctc', ctc(12))
+  t.equal(ok.status, 200)
+  // 12 frames of p = 1/2 each; the label is one run of 1 to 12 frames among blanks, 12 * 13 / 2 = 78
+  // alignments: -log(78 / 2^12) = 12 log 2 - log 78
+  t.ok(Math.abs(fromForm(ok.body.loss).data[0] - (12 * Math.log(2) - Math.log(78))) < 1e-5, `ctc of 12 frames: ${JSON.stringify(ok.body.loss)}`)
+  refused(t, await post(app, 'ctc', ctc(13)), 'TOO_LARGE', /^log_probs \[13,1,2\]: needs 13 sequential steps, more than the 12 one request may take \(MAX_STEPS\); split the request/)
+  const byDefault = await build(t)
+  refused(t, await post(byDefault, 'ctc', ctc(100_001)), 'TOO_LARGE', /^log_probs \[100001,1,2\]: needs 100001 sequential steps, more than the 100000/)
+})
+
 t.test('an empty loss of a shape within bounds is answered, with its shape', async t => {
   const app = await build(t)
   const r = await post(app, 'mse', { input: [], target: typed('float32', [1000, 0], []), reduction: 'none' })

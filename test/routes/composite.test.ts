@@ -247,6 +247,9 @@ t.test('every error rule: status, code, and a message naming the term and field'
     ['malformed tensor', { ...ok, tensors: { logits: { a: 1 }, mask } }, 400, 'INVALID_TENSOR', /^tensors\.logits\.a: unknown field; a typed tensor has dtype, shape and data/],
     ['tensor data that does not match its shape', { ...ok, tensors: { logits: { dtype: 'float32', shape: [1, 1, 2, 2], data: [1, 2, 3] }, mask } }, 400, 'INVALID_TENSOR', /^tensors\.logits\.data: shape \[1,1,2,2\] needs 4 elements, got 3/],
     ['MAX_ELEMENTS', { tensors: { x: new Array(65).fill(0.5), y: new Array(65).fill(1) }, terms: [{ loss: 'mse', args: { input: 'x', target: 'y' } }] }, 400, 'TOO_LARGE', /^terms\[0\] \(mse\): input \[65\]: needs 65 elements, more than the 64 one request may use \(MAX_ELEMENTS\)/],
+    // each term alone fits (40 elements), together they do not: their graphs run as one
+    ['MAX_ELEMENTS over the terms together', { tensors: { x: new Array(40).fill(0.5), y: new Array(40).fill(1) }, terms: [{ loss: 'mse', args: { input: 'x', target: 'y' } }, { loss: 'l1', args: { input: 'x', target: 'y' } }] },
+      400, 'TOO_LARGE', /^terms: together need 80 elements \(terms\[0\] 40, terms\[1\] 40: each term's largest tensor\), more than the 64 one request may use \(MAX_ELEMENTS\); split the composite/],
     ['no terms', { ...ok, terms: [] }, 400, 'INVALID_REQUEST', /^terms: must NOT have fewer than 1 items/],
     [`more than ${MAX_TERMS} terms`, { ...ok, terms: new Array(MAX_TERMS + 1).fill(ok.terms[0]) }, 400, 'INVALID_REQUEST', new RegExp(`^terms: must NOT have more than ${MAX_TERMS} items`)],
     ['no tensors', { ...ok, tensors: {} }, 400, 'INVALID_REQUEST', /^tensors: must NOT have fewer than 1 properties/],

@@ -48,7 +48,7 @@ export function compositeModel (opts: V2ModelsOptions): V2Model {
       // evaluateComposite's steps but its JSON encoding: V2 answers with the kernel's own
       // tensors (raw bytes, datatypes), and under the request's and the transport's deadlines
       const composite = prepareComposite({ tensors: inputTensors(undefined, req, call.raw), terms, grad }, {
-        losses, maxElements: opts.maxElements, validateOptions: termOptionsValidator({ compileValidationSchema: compile })
+        losses, limits: opts.limits, validateOptions: termOptionsValidator({ compileValidationSchema: compile })
       })
       const available = outputsOf(composite, names)
       const chosen = chooseOutputs(req, available, grad, params.binary_data_output === true)

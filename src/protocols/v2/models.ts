@@ -15,7 +15,7 @@ export interface V2Model {
 }
 
 /** What the models are built from: the served losses, the batcher, the admission and deadline limits. */
-export type V2ModelsOptions = Pick<V2Options, 'losses' | 'batcher' | 'maxElements' | 'requestTimeoutMs'>
+export type V2ModelsOptions = Pick<V2Options, 'losses' | 'batcher' | 'limits' | 'requestTimeoutMs'>
 
 /** The models besides the losses, by name: `composite`. A loss of the same name would hide one, so none may exist. */
 export function v2Models (opts: V2ModelsOptions): ReadonlyMap<string, V2Model> {

@@ -2,6 +2,7 @@ import { fail, LosshubError } from '../../errors'
 import { type AjvError } from '../../http/errors'
 import { type LossDef } from '../../losses/loss'
 import { prepare } from '../../kernels/prepare'
+import { type Limits } from '../../kernels/admission'
 import { type Batcher } from '../../batching/batcher'
 import { type Departure } from '../../batching/departure'
 import { notReady, type Readiness } from '../../routes/health'
@@ -16,7 +17,7 @@ import { type V2Model, v2Models } from './models'
 export interface V2Options {
   losses: readonly LossDef[]
   batcher: Batcher
-  maxElements?: number
+  limits?: Limits
   /** The server's deadline (REQUEST_TIMEOUT_MS; 0: none): a request's `timeout` parameter may only shorten it. */
   requestTimeoutMs: number
   /** The readiness of `GET /readyz`, shared by the V2 probes. */
@@ -129,7 +130,7 @@ export class V2Service {
     if (call.request.outputs?.length === 0) delete call.request.outputs
     if ('infer' in def) return await def.infer(call, schema => this.validator(schema))
     const t = translateRequest(def, call.request, call.raw, this.optionsCheck(def))
-    const prepared = prepare(def, t.body, this.opts.maxElements)
+    const prepared = prepare(def, t.body, this.opts.limits)
     const out = await this.opts.batcher.submit(prepared, call.signal, callDeadline(this.opts.requestTimeoutMs, t.timeoutUs, call.deadlineUs))
     return { def, id: call.request.id, outputs: selectOutputs(def, out, t.outputs, t.binaryAll) }
   }
