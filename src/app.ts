@@ -9,6 +9,7 @@ import { clientErrors, expectationFailed, frameworkErrors } from './http/framewo
 import { jsonBodyParser } from './http/json-body'
 import { refuseContentEncoding } from './http/content-encoding'
 import { admitBodies, BodyAdmission } from './http/body-admission'
+import { sendDeadline } from './http/send-deadline'
 import { SMALLEST_KEPT_BODY } from './http/body-memory'
 import { LOSSES } from './losses'
 import { type LossDef } from './losses/loss'
@@ -167,6 +168,7 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
   })
 
   app.addHook('onSend', async (request, reply) => { void reply.header('x-request-id', request.id) })
+  app.addHook('onSend', sendDeadline(cfg.receiveTimeoutMs))
   // evaluations in progress (received, not yet answered): draining waits for them (src/shutdown.ts)
   app.addHook('onRequest', async (request, reply) => {
     if (request.method !== 'POST') return

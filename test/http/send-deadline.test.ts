@@ -1,0 +1,51 @@
+import t from 'tap'
+import net from 'node:net'
+import { once } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { build } from '../helpers/app'
+
+/**
+ * A reply its client does not take within RECEIVE_TIMEOUT_MS of being sent has its connection
+ * closed (src/http/send-deadline.ts): the client gets the part the OS had already taken, then
+ * the end of the stream, and the process lets the rest go.
+ */
+
+// mse of [2048,1] against [1,2048] with reduction "none": a 22 KB request for a [2048,2048] reply of some 20 MB
+const column = Array.from({ length: 2048 }, (_, i) => [i / 2048])
+const body = JSON.stringify({ input: column, target: [column.map(r => r[0] + 0.5)], reduction: 'none' })
+
+/** Sends the request on a fresh connection, reads nothing for `stallMs`, then everything: the reply's declared and received body bytes. */
+async function fetchRaw (port: number, stallMs: number): Promise<{ status: number, declared: number, received: number }> {
+  const socket = net.connect(port, '127.0.0.1')
+  await once(socket, 'connect')
+  socket.pause()
+  socket.write(`POST /loss/mse HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
+  await sleep(stallMs)
+  const chunks: Buffer[] = []
+  socket.on('data', (c: Buffer) => chunks.push(c))
+  socket.resume()
+  await once(socket, 'close')
+  const all = Buffer.concat(chunks)
+  const head = all.subarray(0, all.indexOf('\r\n\r\n')).toString()
+  return {
+    status: Number(/^HTTP\/1\.1 (\d+)/.exec(head)?.[1]),
+    declared: Number(/content-length: (\d+)/i.exec(head)?.[1]),
+    received: all.length - head.length - 4
+  }
+}
+
+t.test('a reply the client does not take in time is cut and its connection closed; one taken in time is whole', async t => {
+  const app = await build(t, { receiveTimeoutMs: 1000, headersTimeoutMs: 1000, keepAliveTimeoutMs: 1000 })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as net.AddressInfo).port
+
+  const taken = await fetchRaw(port, 0)
+  t.equal(taken.status, 200)
+  t.ok(taken.declared > 16e6, `a reply of ${taken.declared} bytes: more than the socket buffers hold`)
+  t.equal(taken.received, taken.declared, 'read at once: the whole reply (and the connection ends at its keep-alive timeout)')
+
+  const left = await fetchRaw(port, 3000)
+  t.equal(left.status, 200)
+  t.equal(left.declared, taken.declared)
+  t.ok(left.received < left.declared, `unread for 3 s: cut after ${left.received} of ${left.declared} bytes`)
+})
