@@ -25,7 +25,7 @@ export const lossErrorResponses = {
   404: errorResponse('No such loss: the name in the path is not served (code UNKNOWN_LOSS), e.g. misspelt; `message` lists the losses served.'),
   408: errorResponse('The request did not arrive within RECEIVE_TIMEOUT_MS, or (code RECEIVE_TIMEOUT) a large body arrives too slowly to be complete by then; the connection is closed.'),
   413: errorResponse('The body is larger than the configured limit (BODY_LIMIT_MB). Up to 64 MiB (or the limit, if larger) of the body is read and dropped before this answer, so that a client still sending it gets the answer rather than a broken connection; past that the connection is closed.'),
-  415: errorResponse('The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer\'s Accept-Encoding header says identity): send uncompressed JSON.'),
+  415: errorResponse('The content type is not application/json, or the body is compressed (a Content-Encoding other than identity, a Transfer-Encoding other than chunked; the answer\'s Accept-Encoding header says identity): send uncompressed JSON.'),
   500: errorResponse('An unexpected failure (code INTERNAL): the details are logged with the request id (x-request-id), not returned.'),
   503: errorResponse('Overloaded (the queue is full, in requests or in bytes), shutting down, or the kernel worker running the request was lost (WORKER_FAILED): retry after `Retry-After` seconds, on this or another instance.', retryAfter),
   504: errorResponse('Not answered within REQUEST_TIMEOUT_MS, queueing plus kernel time (code DEADLINE_EXCEEDED); a kernel still running then is abandoned.')

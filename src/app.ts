@@ -5,7 +5,7 @@ import swaggerUi from '@fastify/swagger-ui'
 import { type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { type Config, cpuCount, DEFAULTS } from './config'
 import { errorBody, errorHandler } from './http/errors'
-import { clientErrors, expectationFailed, frameworkErrors } from './http/framework-errors'
+import { clientErrors, expectationFailed, frameworkErrors, requireHost } from './http/framework-errors'
 import { jsonBodyParser } from './http/json-body'
 import { refuseContentEncoding } from './http/content-encoding'
 import { admitBodies, BodyAdmission } from './http/body-admission'
@@ -85,7 +85,8 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
     // RECEIVE_TIMEOUT_MS (its headers: HEADERS_TIMEOUT_MS); Node checks every second, not every 30 s
     requestTimeout: cfg.receiveTimeoutMs,
     keepAliveTimeout: cfg.keepAliveTimeoutMs,
-    http: { requestTimeout: cfg.receiveTimeoutMs, headersTimeout: cfg.headersTimeoutMs, connectionsCheckingInterval: 1000 },
+    // a missing Host is refused below (`requireHost`), in the coded body Node's own 400 lacks
+    http: { requestTimeout: cfg.receiveTimeoutMs, headersTimeout: cfg.headersTimeoutMs, connectionsCheckingInterval: 1000, requireHostHeader: false },
     // what the router and Node's parser refuse before any route runs, coded as every other error
     frameworkErrors: frameworkErrors(errorForm),
     clientErrorHandler: clientErrors,
@@ -167,6 +168,7 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
     threadsInKernels: () => executor.threadsInKernels?.() ?? 0
   })
 
+  app.addHook('onRequest', requireHost)
   app.addHook('onSend', async (request, reply) => { void reply.header('x-request-id', request.id) })
   app.addHook('onSend', sendDeadline(cfg.receiveTimeoutMs))
   // evaluations in progress (received, not yet answered): draining waits for them (src/shutdown.ts)

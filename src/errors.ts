@@ -18,7 +18,7 @@ export const ERRORS = {
   PAYLOAD_TOO_LARGE: { status: 413, meaning: 'The body is larger than BODY_LIMIT_MB.' },
   EXPECTATION_FAILED: { status: 417, meaning: 'The request\'s Expect header asks for something other than 100-continue; the connection is closed.' },
   HEADERS_TOO_LARGE: { status: 431, meaning: 'The request\'s headers are larger than the 16 KiB the server reads; the connection is closed.' },
-  UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'The content type is not application/json, or the body is compressed (a Content-Encoding other than identity): send uncompressed JSON. Over gRPC (UNIMPLEMENTED): a message compressed in an encoding other than gzip or deflate.' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'The content type is not application/json, or the body is compressed (a Content-Encoding other than identity, a Transfer-Encoding other than chunked): send uncompressed JSON. Over gRPC (UNIMPLEMENTED): a message compressed in an encoding other than gzip or deflate.' },
   OVERLOADED: { status: 503, meaning: 'The queue is full or the process is under pressure; retry after Retry-After seconds.' },
   STARTING: { status: 503, meaning: 'The kernels are still loading (readiness only).' },
   SHUTTING_DOWN: { status: 503, meaning: 'The process is draining before exit; retry (on another instance) after Retry-After seconds.' },

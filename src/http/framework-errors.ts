@@ -33,6 +33,9 @@ export function clientErrors (err: Error & { code?: string }, socket: Socket & {
     socket.destroy()
     return
   }
+  // bytes after a request that said Connection: close (RFC 9112 9.6: not read) while its
+  // answer is still to come: that answer is given, and closes the connection
+  if (err.code === 'HPE_CLOSED_CONNECTION' && socket._httpMessage != null) return
   const [code, message]: [ErrorCode, string] =
     err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
       ? ['RECEIVE_TIMEOUT', 'request: not received within RECEIVE_TIMEOUT_MS (its headers: HEADERS_TIMEOUT_MS)']
@@ -57,4 +60,15 @@ export function expectationFailed (form: ErrorForm) {
     const body = form(request.url ?? '', JSON.stringify(error))
     response.writeHead(417, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body)
   }
+}
+
+/**
+ * An HTTP/1.1 request without a Host header is refused (RFC 9112 3.2) with 400 INVALID_REQUEST
+ * in the coded body of its route family, its connection closed, as Node's own check (turned
+ * off: `requireHostHeader`) does with a bare 400. A Fastify `onRequest` hook.
+ */
+export async function requireHost (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  if (request.raw.httpVersion !== '1.1' || request.headers.host !== undefined) return
+  // sent, not thrown: an error's reply drops the headers set before it
+  await reply.code(400).header('connection', 'close').send(errorBody('INVALID_REQUEST', 'host: an HTTP/1.1 request must carry a Host header'))
 }

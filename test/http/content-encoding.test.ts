@@ -62,3 +62,24 @@ t.test('a zip bomb gets 415 at once from a real server, nothing decompressed', a
   const ok = await fetch(`${server.url}/loss/mse`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: json })
   t.same(await ok.json(), { loss: 4 })
 })
+
+t.test('a transfer coding other than chunked gets 415 naming it; chunked alone is taken', async t => {
+  const app = await build(t)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+  const send = async (coding: string): Promise<{ status: number, body: any }> => await new Promise((resolve, reject) => {
+    // http.request frames the body in chunks itself; the header names the codings the client claims
+    const req = http.request({ port, host: '127.0.0.1', path: '/loss/mse', method: 'POST', headers: { 'content-type': 'application/json', 'transfer-encoding': coding } }, res => {
+      let text = ''
+      res.on('data', c => { text += String(c) })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }))
+    })
+    req.on('error', reject)
+    req.end(json)
+  })
+  const gz = await send('gzip, chunked')
+  t.equal(gz.status, 415)
+  t.equal(gz.body.code, 'UNSUPPORTED_MEDIA_TYPE')
+  t.equal(gz.body.message, 'transfer-encoding: "gzip, chunked" is not supported; send the body uncompressed (chunked, or with a Content-Length)')
+  t.same(await send('chunked'), { status: 200, body: { loss: 4 } }, 'chunked: taken, (3 - 1)^2')
+})

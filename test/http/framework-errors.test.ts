@@ -7,10 +7,13 @@ import { build } from '../helpers/app'
  * coded error body (V2's own form under /v2), not in Fastify's or Node's plain defaults.
  */
 
-/** Sends `request` on a fresh connection; resolves with everything the server wrote before closing. */
-async function raw (port: number, request: string): Promise<{ status: string, headers: string, body: Record<string, unknown> }> {
+/**
+ * Sends `request` on a fresh connection (and ends its side, unless `open`: the server may take
+ * an end as the client going away); resolves with everything the server wrote before closing.
+ */
+async function raw (port: number, request: string, open = false): Promise<{ status: string, headers: string, body: Record<string, unknown> }> {
   const text = await new Promise<string>((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1', () => socket.end(request))
+    const socket = net.connect(port, '127.0.0.1', () => open ? socket.write(request) : socket.end(request))
     let got = ''
     socket.on('data', (c: Buffer) => { got += c.toString('latin1') })
     socket.on('close', () => resolve(got))
@@ -53,6 +56,20 @@ t.test('malformed framing, oversized headers, bad URLs and overlong path segment
   const longModel = await raw(port, post(`/v2/models/${long}/infer`))
   t.equal(longModel.status, 'HTTP/1.1 404 Not Found')
   t.equal(longModel.body.code, 'NOT_FOUND')
+
+  const noHost = await raw(port, `POST /loss/mse HTTP/1.1\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`)
+  t.equal(noHost.status, 'HTTP/1.1 400 Bad Request')
+  t.match(noHost.headers, /connection: close/i)
+  t.same(noHost.body, { statusCode: 400, code: 'INVALID_REQUEST', error: 'Bad Request', message: 'host: an HTTP/1.1 request must carry a Host header' })
+  const noHostV2 = await raw(port, 'GET /v2/health/ready HTTP/1.1\r\n\r\n')
+  t.same(noHostV2.body, { error: 'INVALID_REQUEST: host: an HTTP/1.1 request must carry a Host header', code: 'INVALID_REQUEST' }, 'under /v2: the protocol\'s form')
+  const http10 = await raw(port, `POST /loss/mse HTTP/1.0\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`, true)
+  t.same([http10.status, http10.body], ['HTTP/1.1 200 OK', { loss: 1 }], 'HTTP/1.0 needs no Host')
+
+  // RFC 9112 9.6: what follows a request that said Connection: close is not read; the request is answered
+  const closing = await raw(port, post('/loss/mse') + 'GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n')
+  t.same([closing.status, closing.body], ['HTTP/1.1 200 OK', { loss: 1 }])
+  t.match(closing.headers, /connection: close/i)
 
   const after = await app.inject({ method: 'POST', url: '/loss/mse', payload: JSON.parse(body) })
   t.equal(after.statusCode, 200, 'the server serves on')
