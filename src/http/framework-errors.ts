@@ -1,4 +1,4 @@
-import { type IncomingMessage, type ServerResponse } from 'node:http'
+import { type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { type Socket } from 'node:net'
 import { type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify'
 import { type ErrorCode } from '../errors'
@@ -71,4 +71,24 @@ export async function requireHost (request: FastifyRequest, reply: FastifyReply)
   if (request.raw.httpVersion !== '1.1' || request.headers.host !== undefined) return
   // sent, not thrown: an error's reply drops the headers set before it
   await reply.code(400).header('connection', 'close').send(errorBody('INVALID_REQUEST', 'host: an HTTP/1.1 request must carry a Host header'))
+}
+
+/**
+ * Node's 'checkContinue': a request that asks before sending its body (Expect: 100-continue)
+ * and declares one over `bodyLimit` bytes is refused 413 PAYLOAD_TOO_LARGE at once, without
+ * the 100 Continue that would have it upload the body only to be refused; its connection is
+ * closed. Any other goes on as Node would take it (100 Continue, then the request).
+ */
+export function continueWithin (server: Server, bodyLimit: number, form: ErrorForm) {
+  return function check (request: IncomingMessage, response: ServerResponse): void {
+    if (Number(request.headers['content-length']) > bodyLimit) {
+      const error = errorBody('PAYLOAD_TOO_LARGE', `body: its Content-Length ${String(request.headers['content-length'])} is larger than the ${bodyLimit} bytes of the configured limit (BODY_LIMIT_MB); not sent, as Expect: 100-continue allows`)
+      const body = form(request.url ?? '', JSON.stringify(error))
+      // closed once written: Node would otherwise wait for the body it was told not to send
+      response.writeHead(413, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body, () => request.socket.destroy())
+      return
+    }
+    response.writeContinue()
+    server.emit('request', request, response)
+  }
 }

@@ -87,7 +87,7 @@ t.test('an Expect other than 100-continue: 417 EXPECTATION_FAILED in the coded b
   const v2 = await raw(port, 'POST /v2/models/mse/infer HTTP/1.1\r\nhost: x\r\nexpect: 200-ok\r\ncontent-length: 2\r\n\r\n{}')
   t.equal(v2.status, 'HTTP/1.1 417 Expectation Failed')
   t.same(v2.body, { error: 'EXPECTATION_FAILED: expect: "200-ok" is not supported; send none, or 100-continue', code: 'EXPECTATION_FAILED' })
-  // 100-continue is Node's to answer, and the request is served
+  // 100-continue within the body limit: Continue, and the request is served
   const cont = await new Promise<string>((resolve, reject) => {
     const socket = net.connect(port, '127.0.0.1', () => socket.write(`POST /loss/mse HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`))
     let got = ''
@@ -96,4 +96,21 @@ t.test('an Expect other than 100-continue: 417 EXPECTATION_FAILED in the coded b
     socket.on('error', reject)
   })
   t.match(cont, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n/)
+})
+
+t.test('100-continue with a body over the limit: 413 at once, no Continue, the body never sent', async t => {
+  const app = await build(t, { bodyLimitMb: 0.001 })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as net.AddressInfo).port
+  const ask = (url: string, length: number): string => `POST ${url} HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\ncontent-type: application/json\r\ncontent-length: ${length}\r\n\r\n`
+  // headers only, the connection left open: the answer comes without the body
+  // the limit: 0.001 MiB, 1049 bytes
+  const loss = await raw(port, ask('/loss/mse', 1050), true)
+  t.equal(loss.status, 'HTTP/1.1 413 Payload Too Large')
+  t.match(loss.headers, /connection: close/i)
+  t.same(loss.body, { statusCode: 413, code: 'PAYLOAD_TOO_LARGE', error: 'Payload Too Large', message: 'body: its Content-Length 1050 is larger than the 1049 bytes of the configured limit (BODY_LIMIT_MB); not sent, as Expect: 100-continue allows' })
+  const v2 = await raw(port, ask('/v2/models/mse/infer', 5000), true)
+  t.equal(v2.status, 'HTTP/1.1 413 Payload Too Large')
+  t.equal(v2.body.code, 'PAYLOAD_TOO_LARGE', 'under /v2: the protocol\'s form')
+  t.match(v2.body.error, /^PAYLOAD_TOO_LARGE: body: its Content-Length 5000 is larger than the 1049 bytes/)
 })
