@@ -49,7 +49,7 @@ export const FlatTensor = Type.Object({
 /** A typed tensor with its elements as base64 of their little-endian bytes (the fast path). */
 export const Base64Tensor = Type.Object({
   ...typedHeader(),
-  data: Type.String({ description: 'Base64 of the little-endian bytes: 4 per float32/int32 element, 8 per float64/int64.' })
+  data: Type.String({ description: 'Base64 of the little-endian bytes: 4 per float32/int32 element, 8 per float64/int64. RFC 4648 base64 with its `=` padding (the URL-safe `-` and `_` are read as `+` and `/`).' })
 }, {
   $id: 'Base64Tensor',
   additionalProperties: false,

@@ -1075,7 +1075,7 @@ export interface components {
             dtype: components["schemas"]["TensorDType"];
             /** @description Dimensions; [] for a 0-d tensor. */
             shape: number[];
-            /** @description Base64 of the little-endian bytes: 4 per float32/int32 element, 8 per float64/int64. */
+            /** @description Base64 of the little-endian bytes: 4 per float32/int32 element, 8 per float64/int64. RFC 4648 base64 with its `=` padding (the URL-safe `-` and `_` are read as `+` and `/`). */
             data: string;
         };
         /** @description A typed tensor: `data` is flat row-major numbers (FlatTensor), or a base64 string of the little-endian bytes (Base64Tensor, the fast path). */

@@ -1,5 +1,5 @@
 import { fail, LosshubError } from '../errors'
-import { decodeTensor, MAX_DIM, MAX_RANK } from './decode'
+import { base64Fits, decodeTensor, MAX_DIM, MAX_RANK } from './decode'
 import { decimalToDouble, EXACT_POW10 } from './json-decimal'
 import { type ReadAside, type RowRun, TAPE_HEADER, TAPE_STRIDE } from './rows-ahead'
 import { DecodedTensor, type TensorData, type WireDType, sizeOf } from './tensor'
@@ -732,14 +732,15 @@ class Reader {
   /** The base64 text in [start, end) as n elements of dtype; undefined unless it is exactly that. */
   private base64 (dtype: WireDType, n: number, start: number, end: number): TensorData | undefined {
     const want = n * ELEMENT_BYTES[dtype]
-    if (end - start !== 4 * Math.ceil(want / 3)) return undefined
+    if (!base64Fits(want, end - start, this.b[end - 1], this.b[end - 2])) return undefined
     // uninitialised: every byte is written below
     const target = Buffer.from(this.memory(want) ?? Buffer.allocUnsafeSlow(want).buffer, 0, want)
     // Node decodes base64 from a string only: the text is taken a piece at a time, so that each
     // piece is a short-lived young string and not one the size of the tensor, whose collection
     // would cost a full garbage collection. The bytes carry no escape; a byte outside the base64
     // alphabets (a non-ASCII one, a control character), or padding before the end, stops or is
-    // skipped by Node's decoder and leaves a piece short of its bytes.
+    // skipped by Node's decoder and leaves a piece short of its bytes (base64Fits has checked the
+    // padding, which the write's bound would not: it stops at `bytes` whatever comes after).
     let at = 0
     for (let p = start; p < end; p += BASE64_PIECE) {
       const piece = this.b.latin1Slice(p, Math.min(end, p + BASE64_PIECE))

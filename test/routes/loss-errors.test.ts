@@ -19,6 +19,11 @@ t.test('bad requests get a coded 4xx naming the argument, and change nothing', a
     ['ragged', 'mse', { input: [[1, 2], [3]], target: [1] }, 400, 'INVALID_TENSOR', /^input\[1\]: ragged nested arrays/],
     ['data/shape mismatch', 'mse', { input: { dtype: 'float32', shape: [3], data: [1, 2] }, target: [1] }, 400, 'INVALID_TENSOR', /^input\.data: shape \[3\] needs 3 elements, got 2/],
     ['bad base64', 'mse', { input: { dtype: 'float32', shape: [1], data: 'AAA' }, target: [1] }, 400, 'INVALID_TENSOR', /^input\.data: base64/],
+    // of the right length, decoded to the right byte count by Node, which skips what is not base64
+    ['base64 with junk where its padding belongs', 'l1', { input: { dtype: 'float32', shape: [1], data: '!AACAPw=' }, target: [0], reduction: 'none' }, 400, 'INVALID_TENSOR', /^input\.data: base64 must hold 1 float32 elements .*got invalid base64/],
+    ['base64 with a space in it', 'l1', { input: { dtype: 'float32', shape: [1], data: 'AACA Pw=' }, target: [0], reduction: 'none' }, 400, 'INVALID_TENSOR', /^input\.data: base64 .*got invalid base64/],
+    ['base64 with an inner =', 'l1', { input: { dtype: 'float32', shape: [1], data: 'AACA=w==' }, target: [0] }, 400, 'INVALID_TENSOR', /^input\.data: base64 .*got invalid base64/],
+    ['base64 with a byte too many where its padding belongs', 'l1', { input: [1], target: { dtype: 'float64', shape: [1], data: 'AAAAAAAA+D8A' } }, 400, 'INVALID_TENSOR', /^target\.data: base64 must hold 1 float64 elements .*got invalid base64/],
     ['float class indices', 'cross_entropy', { input: ce.input, target: { dtype: 'float32', shape: [3], data: [0, 1, 1] } }, 400, 'SHAPE_MISMATCH', /^target: expected shape \[3,2\] \(class probabilities take the input's shape\), got \[3\]/],
     ['non-integer nested indices', 'nll', { input: ce.input, target: [0, 1.5, 1] }, 400, 'INVALID_DTYPE', /^target: class indices must be integers, got 1\.5/],
     ['int input', 'mse', { input: { dtype: 'int64', shape: [1], data: [1] }, target: [1] }, 400, 'INVALID_DTYPE', /^input: expected float32 or float64 elements, got int64/],
@@ -47,6 +52,19 @@ t.test('bad requests get a coded 4xx naming the argument, and change nothing', a
   const ok = await postLoss(app, 'cross_entropy', { ...ce, reduction: 'sum' })
   t.equal(ok.status, 200)
   t.ok(Math.abs(ok.body.loss - 1.5671) < 1e-4)
+})
+
+t.test('base64 in the URL-safe alphabet reads as the standard one', async t => {
+  const app = await build(t)
+  // float64 1.5 is AAAAAAAA+D8=, float32 3.4028234663852886e38 (FLT_MAX) is //9/fw==
+  const r = await postLoss(app, 'l1', { input: { dtype: 'float64', shape: [1], data: 'AAAAAAAA-D8=' }, target: [0.5], reduction: 'sum' })
+  // the reply takes the first tensor's form: base64, in the standard alphabet
+  t.equal(r.status, 200)
+  t.same(r.body.loss, { dtype: 'float64', shape: [], data: 'AAAAAAAA8D8=' }, '|1.5 - 0.5| = 1')
+  t.equal(Buffer.from(r.body.loss.data, 'base64').readDoubleLE(0), 1)
+  const big = await postLoss(app, 'l1', { input: { dtype: 'float32', shape: [1], data: '__9_fw==' }, target: [0], reduction: 'sum' })
+  t.equal(big.status, 200)
+  t.same(big.body.loss, { dtype: 'float32', shape: [], data: '//9/fw==' }, '|FLT_MAX - 0|')
 })
 
 t.test('malformed JSON, wrong content type, body too large, unknown route', async t => {

@@ -56,6 +56,9 @@ t.test('typed base64 reads little-endian bytes of each dtype', async t => {
   t.same(Array.from(decodeTensor('a', { dtype: 'int32', shape: [2], data: b64(Int32Array.of(-1, 7)) }).data as Int32Array), [-1, 7])
   t.same(Array.from(decodeTensor('a', { dtype: 'int64', shape: [1], data: b64(BigInt64Array.of(9n)) }).data as BigInt64Array), [9n])
   t.equal(decodeTensor('a', { dtype: 'int64', shape: [1], data: b64(BigInt64Array.of(9n)) }).form, 'base64')
+  // the URL-safe alphabet is read as the standard one ('-' for '+', '_' for '/')
+  t.same(Array.from(decodeTensor('a', { dtype: 'float64', shape: [1], data: 'AAAAAAAA-D8=' }).data as Float64Array), [1.5])
+  t.same(Array.from(decodeTensor('a', { dtype: 'float32', shape: [1], data: '__9_fw==' }).data as Float32Array), [3.4028234663852886e38])
 })
 
 function rejects (t: Test, json: unknown, code: string, message: RegExp): void {
@@ -81,6 +84,12 @@ t.test('malformed tensors are 400s naming the argument', async t => {
   rejects(t, { dtype: 'float32', shape: [2], data: 'AAAA' }, 'INVALID_TENSOR', /^input\.data: base64 must hold 2 float32 elements \(8 bytes, 12 base64 characters\) for shape \[2\], got 4 characters/)
   rejects(t, { dtype: 'float32', shape: [1], data: 'A$A=AA==' }, 'INVALID_TENSOR', /got invalid base64/)
   rejects(t, { dtype: 'float32', shape: [1], data: 'A$AA' }, 'INVALID_TENSOR', /got 4 characters/)
+  // junk where '=' belongs (Node's decoder skips it, and the count came out right), or a data
+  // character there (one byte too many)
+  rejects(t, { dtype: 'float32', shape: [1], data: '!AACAPw=' }, 'INVALID_TENSOR', /^input\.data: base64 must hold 1 float32 elements \(4 bytes, 8 base64 characters\) for shape \[1\], got invalid base64/)
+  rejects(t, { dtype: 'float32', shape: [1], data: 'AACA Pw=' }, 'INVALID_TENSOR', /got invalid base64/)
+  rejects(t, { dtype: 'float32', shape: [1], data: 'AACAPwA=' }, 'INVALID_TENSOR', /got invalid base64/)
+  rejects(t, { dtype: 'float64', shape: [1], data: 'AAAAAAAA+D8\n' }, 'INVALID_TENSOR', /got invalid base64/)
   rejects(t, { dtype: 'int64', shape: [1], data: [1.5] }, 'INVALID_TENSOR', /^input\.data\[0\]: int64 elements must be integers/)
   rejects(t, { dtype: 'int32', shape: [1], data: [2 ** 40] }, 'INVALID_TENSOR', /does not fit int32/)
   rejects(t, [[[[[[[[[1]]]]]]]]], 'INVALID_TENSOR', /nested deeper than 8/)

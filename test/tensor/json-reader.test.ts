@@ -315,7 +315,7 @@ t.test('valid tensors in every form and dtype decode exactly as decodeTensor dec
 const BAD_ELEMENTS = [null, true, false, 'foo', 'nan', '-NaN', '+Infinity', 'NaN ', '', {}, { a: 1 }, [], [1], [[1]], new Raw('1e400'), new Raw('-0'), new Raw('"N\\u0061N"'), new Raw('"\\u0049nfinity"'), 2 ** 31, -(2 ** 31) - 1, 2 ** 53, 1.5, -0.5, 'NaN', 'Infinity', 1e21]
 const BAD_DTYPES = ['float16', 'FLOAT32', '', 1, null, ['float32'], new Raw('"float\\u0033\\u0032"')]
 const BAD_SHAPES = [[-1], [1.5], [2 ** 31], [2 ** 31 - 1, 2 ** 31 - 1], '2', [[2]], [], [1, 1, 1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 1, 1], null, [new Raw('1e0')], [new Raw('2.0')]]
-const BAD_BASE64 = ['', 'AAAA', 'AAAAAAAA', 'AAAAAA==', 'AAA=AAAA', 'A$AA', 'AA AA', 'AA\nA', '-_-_', 'AAAAAAA', '====', 'AAAAAAAAAAA=', 'AAAAAAAAAA==', 'é', '\u0000AAA', new Raw('"\\u0041AAA"'), new Raw('"AAAA\\/"')]
+const BAD_BASE64 = ['', 'AAAA', 'AAAAAAAA', 'AAAAAA==', 'AAA=AAAA', 'A$AA', 'AA AA', 'AA\nA', '-_-_', 'AAAAAAA', '====', 'AAAAAAAAAAA=', 'AAAAAAAAAA==', '!AAAAA=', 'AAAAAAA!', 'AAAAAAAAAA=!', 'AAAAAA=A', 'é', '\u0000AAA', new Raw('"\\u0041AAA"'), new Raw('"AAAA\\/"')]
 
 type Mutation = (v: unknown, pick: (n: number) => number) => unknown
 
@@ -448,6 +448,30 @@ t.test('base64 past one decoding piece: exact bytes, and a bad character in a la
     t.equal(seen, want, `a '*' at character ${at}`)
     t.match(seen, /^INVALID_TENSOR/)
   }
+})
+
+t.test('base64 with junk where its padding belongs, an inner \'=\' or whitespace is refused; the URL-safe alphabet reads as the standard one', async t => {
+  const keys = new Set(['input'])
+  const body = (dtype: string, data: string): string => `{"input": {"dtype": "${dtype}", "shape": [1], "data": "${data}"}}`
+  // float32 1.0 is AACAPw== (4 bytes: two '='), float64 1.5 is AAAAAAAA+D8= (8 bytes: one '=')
+  const refused: Array<[string, string]> = [
+    ['float32', '!AACAPw='], ['float32', 'AACAPw=!'], ['float32', 'AACAPw!!'], ['float32', 'AACA Pw='], ['float32', ' AACAPw='], ['float32', 'AACAPw=\\n'],
+    ['float32', 'AACAPwA='], ['float32', 'AACAPwAA'], ['float32', 'AACA=w=='], ['float32', 'A=CAPw=='], ['float32', 'AACAP==='],
+    ['float64', 'AAAAAAAA+D8!'], ['float64', '\\tAAAAAAAA+D8'], ['float64', 'AAAAAAAA+D8A'], ['float64', 'AAAA=AAA+D8='], ['float64', 'AAAAAAAA+D=='], ['float64', 'AAAAAA AA+D8']
+  ]
+  for (const [dtype, data] of refused) {
+    const text = body(dtype, data)
+    const got = outcome(text, keys)
+    t.equal(got.code, 'INVALID_TENSOR', `${data}: refused`)
+    t.match(got.message ?? '', new RegExp(`^input\\.data: base64 must hold 1 ${dtype} elements \\(\\d bytes, \\d+ base64 characters\\) for shape \\[1\\], got invalid base64`), data)
+    t.equal(got.message, reference('input', parseSent(text).input).message, `${data}: decodeTensor's message`)
+  }
+  const read = (dtype: string, data: string): number[] => Array.from((readBody(Buffer.from(body(dtype, data)), keys).input as DecodedTensor).data as Float64Array)
+  t.same(read('float32', 'AACAPw=='), [1])
+  t.same(read('float64', 'AAAAAAAA+D8='), [1.5])
+  t.same(read('float64', 'AAAAAAAA-D8='), [1.5], '- for +')
+  t.same(read('float32', '//9/fw=='), [3.4028234663852886e38])
+  t.same(read('float32', '__9_fw=='), [3.4028234663852886e38], '_ for /')
 })
 
 t.test('tensors go into the memory the caller provides, when it provides some, with the same values', async t => {
