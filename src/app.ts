@@ -95,7 +95,7 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
     // `/v2/` is `/v2` (the protocol's own OpenAPI file lists the former), and so for every route
     routerOptions: { ignoreTrailingSlash: true },
     // no regex scan of every body for "__proto__"/"constructor" keys (costly on megabyte
-    // bodies): JSON.parse makes them plain own keys, and every request schema rejects unknown keys
+    // bodies): the body reader refuses them as it reads (src/tensor/json-reader.ts)
     onProtoPoisoning: 'ignore',
     onConstructorPoisoning: 'ignore',
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: true, allErrors: false, keywords: ANNOTATIONS } }

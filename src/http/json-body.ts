@@ -11,10 +11,11 @@ export interface TensorRouteConfig { tensorKeys?: ReadonlySet<string>, tensorMap
 
 /**
  * Parses a JSON body with no tensor fields: the reader's plain JSON of any type, with its depth
- * bound and refusal of prototype keys (INVALID_JSON); the route's schema judges the rest.
+ * bound and refusal of prototype keys (INVALID_REQUEST, their places inside `root`); the
+ * route's schema judges the rest.
  */
-export function parseJsonBody (bytes: Buffer): unknown {
-  return readJson(bytes)
+export function parseJsonBody (bytes: Buffer, root = ''): unknown {
+  return readJson(bytes, undefined, undefined, undefined, root)
 }
 
 /**

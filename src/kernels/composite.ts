@@ -5,7 +5,7 @@ import { type Arg, type ArgDecl, type Inputs, type LossDef, structuralOptions } 
 import { type FloatDType, type Graph, type Value } from '../onnx/graph'
 import { add, mul } from '../onnx/ops'
 import { type TensorForm } from '../tensor/tensor'
-import { type TensorMemory } from '../tensor/json-reader'
+import { RESERVED_KEYS, reservedKey, type TensorMemory } from '../tensor/json-reader'
 import { kernelKey } from './kernel'
 import { batchPlan, rowsOf } from './batch'
 import { type Cost, type PreparedCall, prepare } from './prepare'
@@ -69,6 +69,8 @@ export const termOutput = (i: number): string => `term${i}`
 export function prepareComposite (body: CompositeBody, env: CompositeEnv): CompositeCall {
   const names = Object.keys(body.tensors)
   for (const n of names) {
+    // the body reader refuses these as it reads them; V2's inputs name tensors in strings
+    if (RESERVED_KEYS.has(n)) throw reservedKey(`tensors.${n}`)
     if (!TENSOR_NAME.test(n)) fail('INVALID_REQUEST', `tensors: ${JSON.stringify(n)} is not a tensor name: names are identifiers ([A-Za-z_][A-Za-z0-9_]*)`)
   }
   const bound = body.terms.map((term, i) => inTerm(term, i, () => bind(term, env.losses, names)))

@@ -18,9 +18,12 @@ export const MAX_JSON_DEPTH = 32
  * become `DecodedTensor`s (decoded as `decodeTensor` does, with its errors), and so does every
  * value of an object under `tensorMaps` (named `map.name` in errors); every other value is
  * what `JSON.parse` gives, numbers bit for bit. Refuses, as INVALID_JSON naming the byte
- * position: syntax errors, the keys `__proto__`, `constructor` and `prototype`, and nesting
- * deeper than MAX_JSON_DEPTH (without recursion). Duplicate keys: the last wins. With `aside`,
- * the second half of a large tensor of numbers may be read on another thread meanwhile (rows-ahead.ts).
+ * position: syntax errors and nesting deeper than MAX_JSON_DEPTH (without recursion); the
+ * keys `__proto__`, `constructor` and `prototype` anywhere, once the body is known to be JSON
+ * (and before any tensor's error: dropping one can leave a tensor short), as INVALID_REQUEST
+ * naming the key's place (`reservedKey`), never assigned to anything. Duplicate keys: the last
+ * wins. With `aside`, the second half of a large tensor of numbers may be read on another
+ * thread meanwhile (rows-ahead.ts).
  */
 export function readBody (
   bytes: Buffer, tensorKeys: ReadonlySet<string>, tensorMaps: ReadonlySet<string> = NONE, memory: TensorMemory = OWN, aside?: ReadAside
@@ -54,16 +57,18 @@ const OWN: TensorMemory = () => undefined
 /**
  * Reads a JSON document of any type from its bytes, with readBody's checks (syntax with byte
  * positions, prototype keys, the depth bound) and no tensors: what JSON.parse gives, safely.
+ * `root` names a document read without `dataLists` in the places of its reserved keys (by
+ * default none: its keys are the body's fields).
  * With `dataLists`, in an object document, each top-level key of the set that holds an array
  * of objects has their `data` members read as numbers where they can be: nested arrays of
  * numbers (or non-finite strings) of one length per level arrive as a DecodedTensor of
  * float64 elements, its nesting as shape (the Open Inference Protocol's `inputs`); any
  * other `data` as JSON.parse gives it. `memory` and `aside` as for readBody.
  */
-export function readJson (bytes: Buffer, dataLists: ReadonlySet<string> = NONE, memory: TensorMemory = OWN, aside?: ReadAside): unknown {
+export function readJson (bytes: Buffer, dataLists: ReadonlySet<string> = NONE, memory: TensorMemory = OWN, aside?: ReadAside, root = ''): unknown {
   if (bytes.length === 0) fail('INVALID_JSON', 'body: empty; expected a JSON object')
   try {
-    return new Reader(bytes, memory, aside).document(dataLists)
+    return new Reader(bytes, memory, aside, root).document(dataLists)
   } finally {
     aside?.finish()
   }
@@ -91,8 +96,13 @@ const LOWER_E = 0x65
 const LBRACE = 0x7b
 const RBRACE = 0x7d
 
-/** Keys that could reach an object's prototype once the body is merged or cloned. */
-const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype'])
+/** Keys that could reach an object's prototype once the body is merged or cloned: no field or tensor name may be one. */
+export const RESERVED_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype'])
+
+/** The refusal of a reserved key or name at `path` (its place, ending in it): an unknown field, as any other. */
+export function reservedKey (path: string): LosshubError {
+  return new LosshubError('INVALID_REQUEST', `${path}: unknown field; __proto__, constructor and prototype are never field or tensor names`)
+}
 
 /**
  * Buffer's own slicing methods (what `toString(encoding, start, end)` calls once it has
@@ -132,8 +142,10 @@ class Reader {
   /** Where rows or numbers are being read ahead on another thread (-1: nowhere), and whether a split was offered. */
   private splitAt = -1
   private offered = false
+  /** The first reserved key met: thrown once the whole input is known to be JSON. */
+  private refused: LosshubError | undefined
 
-  constructor (bytes: Buffer, private readonly memory: TensorMemory = OWN, private readonly aside?: ReadAside) {
+  constructor (bytes: Buffer, private readonly memory: TensorMemory = OWN, private readonly aside?: ReadAside, private readonly root = '') {
     this.b = bytes as Bytes
   }
 
@@ -141,8 +153,9 @@ class Reader {
   document (dataLists: ReadonlySet<string>): unknown {
     this.pos = this.ws(0)
     if (dataLists.size > 0 && this.b[this.pos] === LBRACE) return this.body(NONE, NONE, dataLists)
-    const v = this.value(0)
+    const v = this.value(0, this.root)
     this.end(this.pos)
+    if (this.refused !== undefined) throw this.refused
     return v
   }
 
@@ -152,7 +165,7 @@ class Reader {
     if (b[p] !== LBRACE) {
       // valid JSON of another type is still read through, so that syntax errors come first
       this.pos = p
-      this.value(0)
+      this.value(0, '')
       this.end(this.pos)
       fail('INVALID_REQUEST', 'body: must be a JSON object')
     }
@@ -166,7 +179,8 @@ class Reader {
       for (;;) {
         const key = this.key(p)
         p = this.pos
-        if (tensorKeys.has(key)) {
+        if (RESERVED_KEYS.has(key)) this.dropReserved(key, 1)
+        else if (tensorKeys.has(key)) {
           const got = this.tensor(key, p, 1)
           if (got instanceof DecodedTensor) {
             out[key] = got
@@ -178,10 +192,10 @@ class Reader {
           for (const k of [...(deferred?.keys() ?? [])]) if (k.startsWith(`${key}.`)) deferred?.delete(k)
           if (errors.size > 0) for (const [k, err] of errors) (deferred ??= new Map()).set(k, err)
         } else if (dataLists.has(key) && b[p] === LBRACKET) {
-          out[key] = this.dataList(p)
+          out[key] = this.dataList(p, key)
         } else {
           this.pos = p
-          out[key] = this.value(1)
+          out[key] = this.value(1, key)
         }
         p = this.ws(this.pos)
         if (b[p] === COMMA) {
@@ -194,9 +208,16 @@ class Reader {
       }
     }
     this.end(p)
+    if (this.refused !== undefined) throw this.refused
     const first = deferred?.values().next()
     if (first !== undefined && first.done !== true) throw first.value
     return out
+  }
+
+  /** Reads the value at pos of the reserved key at `path` (at `depth`), and drops it, the key's refusal noted. */
+  private dropReserved (path: string, depth: number): void {
+    this.refused ??= reservedKey(path)
+    this.value(depth, path)
   }
 
   // ---- tensors ------------------------------------------------------------------------------
@@ -208,7 +229,7 @@ class Reader {
    */
   private tensorMap (key: string, p: number, errors: Map<string, LosshubError>): Record<string, DecodedTensor> {
     const out: Record<string, DecodedTensor> = {}
-    this.members(p, name => {
+    this.members(p, key, 2, name => {
       const got = this.tensor(`${key}.${name}`, this.pos, 2)
       if (got instanceof DecodedTensor) {
         out[name] = got
@@ -219,10 +240,11 @@ class Reader {
   }
 
   /**
-   * The members of the object at p (b[p] is '{'), in order: `member` reads each one's value
-   * (pos is at it) and leaves pos after it. Leaves pos after the object.
+   * The members of the object at p (b[p] is '{', at `path`, its values at `depth`), in order:
+   * `member` reads each one's value (pos is at it) and leaves pos after it; a reserved key's
+   * value is dropped. Leaves pos after the object.
    */
-  private members (p: number, member: (key: string) => void): void {
+  private members (p: number, path: string, depth: number, member: (key: string) => void): void {
     const b = this.b
     p = this.ws(p + 1)
     if (b[p] === RBRACE) {
@@ -230,7 +252,9 @@ class Reader {
       return
     }
     for (;;) {
-      member(this.key(p))
+      const key = this.key(p)
+      if (RESERVED_KEYS.has(key)) this.dropReserved(`${path}.${key}`, depth)
+      else member(key)
       p = this.ws(this.pos)
       if (b[p] === COMMA) {
         p = this.ws(p + 1)
@@ -248,12 +272,12 @@ class Reader {
    */
   private tensor (key: string, p: number, depth: number): DecodedTensor | LosshubError {
     const c = this.b[p]
-    const fast = c === LBRACKET ? this.nested(p, depth) : c === LBRACE ? this.typed(p, depth) : this.scalar(p)
+    const fast = c === LBRACKET ? this.nested(p, depth) : c === LBRACE ? this.typed(p, depth, key) : this.scalar(p)
     if (fast !== undefined) return fast
     // anything unusual (and every malformed tensor) goes through the JSON value and
     // decodeTensor itself: the same answer and the same error, by construction
     this.pos = p
-    const json = this.value(depth)
+    const json = this.value(depth, key)
     try {
       const t = decodeTensor(key, json)
       return new DecodedTensor(t.dtype, t.shape, t.data, t.form)
@@ -665,10 +689,11 @@ class Reader {
   }
 
   /**
-   * A typed tensor `{"dtype", "shape", "data"}` at p (keys in any order), checked in
-   * decodeTensor's order; base64 is decoded by Node's own decoder into the tensor's memory.
+   * A typed tensor `{"dtype", "shape", "data"}` at p (keys in any order, the tensor at
+   * `path`), checked in decodeTensor's order; base64 is decoded by Node's own decoder into the
+   * tensor's memory.
    */
-  private typed (p: number, depth: number): DecodedTensor | undefined {
+  private typed (p: number, depth: number, path: string): DecodedTensor | undefined {
     const b = this.b
     let dtype: unknown
     let shape: unknown
@@ -684,7 +709,7 @@ class Reader {
       p = this.ws(p + 1)
       if (key === 'dtype' || key === 'shape') {
         this.pos = p
-        const v = this.value(depth + 1)
+        const v = this.value(depth + 1, `${path}.${key}`)
         if (key === 'dtype') dtype = v
         else shape = v
         p = this.pos
@@ -758,7 +783,7 @@ class Reader {
    * object element a `data` member of nested numbers is read by `nested` (readJson's
    * dataLists). Leaves pos after it.
    */
-  private dataList (p: number): unknown[] {
+  private dataList (p: number, path: string): unknown[] {
     const b = this.b
     const out: unknown[] = []
     p = this.ws(p + 1)
@@ -767,10 +792,10 @@ class Reader {
       return out
     }
     for (;;) {
-      if (b[p] === LBRACE) out.push(this.dataObject(p))
+      if (b[p] === LBRACE) out.push(this.dataObject(p, `${path}[${out.length}]`))
       else {
         this.pos = p
-        out.push(this.value(2))
+        out.push(this.value(2, `${path}[${out.length}]`))
       }
       p = this.ws(this.pos)
       if (b[p] === COMMA) {
@@ -783,17 +808,17 @@ class Reader {
     }
   }
 
-  /** An object of a dataList at p (b[p] is '{', at depth 2), its `data` read by `nested` where it can be. Leaves pos after it. */
-  private dataObject (p: number): Record<string, unknown> {
+  /** An object of a dataList at p (b[p] is '{', at depth 2, at `path`), its `data` read by `nested` where it can be. Leaves pos after it. */
+  private dataObject (p: number, path: string): Record<string, unknown> {
     const out: Record<string, unknown> = {}
-    this.members(p, key => {
+    this.members(p, path, 3, key => {
       const at = this.pos
       // anything nested() gives up on (a ragged array, a string, a deeper nesting) is read again as plain JSON
       const numbers = key === 'data' && this.b[at] === LBRACKET ? this.nested(at, 3) : undefined
       if (numbers !== undefined) out[key] = numbers
       else {
         this.pos = at
-        out[key] = this.value(3)
+        out[key] = this.value(3, `${path}.${key}`)
       }
     })
     return out
@@ -803,12 +828,13 @@ class Reader {
 
   /**
    * The JSON value at pos, as JSON.parse builds it, with an explicit stack of open containers
-   * (no recursion); `depth` is the nesting depth of the value itself.
+   * (no recursion); `depth` is the nesting depth of the value itself, `path` its place. A
+   * reserved key's value is read and dropped, the key's refusal noted.
    */
-  value (depth: number): unknown {
+  value (depth: number, path: string): unknown {
     const b = this.b
     const stack: Array<Record<string, unknown> | unknown[]> = []
-    const keys: string[] = []
+    const keys: Array<string | undefined> = [] // undefined: a reserved key, its value dropped
     let p = this.ws(this.pos)
     for (;;) {
       let v: unknown
@@ -826,7 +852,7 @@ class Reader {
         } else {
           if (b[p] !== RBRACE) {
             stack.push({})
-            keys.push(this.key(p))
+            keys.push(this.memberKey(p, path, stack, keys))
             p = this.pos
             continue
           }
@@ -861,9 +887,10 @@ class Reader {
           }
           if (c !== RBRACKET) this.unexpected(p)
         } else {
-          container[keys[top]] = v
+          const key = keys[top]
+          if (key !== undefined) container[key] = v
           if (c === COMMA) {
-            keys[top] = this.key(this.ws(p + 1))
+            keys[top] = this.memberKey(this.ws(p + 1), path, stack, keys)
             p = this.pos
             break
           }
@@ -876,11 +903,29 @@ class Reader {
     }
   }
 
-  /** An object key at p with its colon; refuses the keys that reach prototypes. Leaves pos at the value. */
+  /**
+   * The key at p of the innermost object `value` has open (in `stack`, with the `keys` of
+   * its ancestors, inside `path`); undefined for a reserved key, its refusal noted.
+   */
+  private memberKey (p: number, path: string, stack: ReadonlyArray<Record<string, unknown> | unknown[]>, keys: ReadonlyArray<string | undefined>): string | undefined {
+    const key = this.key(p)
+    if (!RESERVED_KEYS.has(key)) return key
+    if (this.refused === undefined) {
+      // the place of the key, built only now: an array's element is the one after those it holds
+      let at = path
+      for (let i = 0; i < stack.length - 1; i++) {
+        const c = stack[i]
+        at = Array.isArray(c) ? `${at}[${c.length}]` : at === '' ? String(keys[i]) : `${at}.${String(keys[i])}`
+      }
+      this.refused = reservedKey(at === '' ? key : `${at}.${key}`)
+    }
+    return undefined
+  }
+
+  /** An object key at p with its colon. Leaves pos at the value. */
   private key (p: number): string {
     if (this.b[p] !== QUOTE) this.unexpected(p)
     const key = this.string(p)
-    if (FORBIDDEN_KEYS.has(key)) fail('INVALID_JSON', `body: key ${JSON.stringify(key)} at position ${p} is not allowed`)
     const q = this.ws(this.pos)
     if (this.b[q] !== COLON) this.unexpected(q)
     this.pos = this.ws(q + 1)

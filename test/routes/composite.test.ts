@@ -185,11 +185,16 @@ t.test('forms, dtypes, weights and names', async t => {
     t.equal(r.status, 200)
     t.same(Object.keys(r.body.grad), ['toString'])
     t.equal(mismatch(fromForm(r.body.grad.toString).data, [-1 / 3, -2 / 3, 1 / 3], 1e-6, 1e-7), undefined)
-    // keys that reach a prototype are refused as the body is read, wherever they stand
-    const proto = await postLosses(app, JSON.parse('{"tensors": {"__proto__": [0.5, -1, 2], "b": [1, 0, 1.5]}, "terms": [{"loss": "mse", "args": {"input": "__proto__", "target": "b"}}]}'))
-    t.equal(proto.status, 400)
-    t.equal(proto.body.code, 'INVALID_JSON')
-    t.match(proto.body.message, /^body: key "__proto__" at position \d+ is not allowed/)
+    // keys that reach a prototype are refused as the body is read, wherever they stand, naming them
+    for (const name of ['__proto__', 'constructor', 'prototype']) {
+      const proto = await postLosses(app, JSON.parse(`{"tensors": {"${name}": [0.5, -1, 2], "b": [1, 0, 1.5]}, "terms": [{"loss": "mse", "args": {"input": "${name}", "target": "b"}}]}`))
+      t.equal(proto.status, 400, name)
+      t.equal(proto.body.code, 'INVALID_REQUEST', name)
+      t.equal(proto.body.message, `tensors.${name}: unknown field; __proto__, constructor and prototype are never field or tensor names`)
+    }
+    const inTerm = await postLosses(app, JSON.parse('{"tensors": {"a": [1], "b": [0]}, "terms": [{"loss": "mse", "args": {"input": "a", "target": "b"}, "options": {"constructor": 1}}]}'))
+    t.same([inTerm.status, inTerm.body.code], [400, 'INVALID_REQUEST'])
+    t.match(inTerm.body.message, /^terms\[0\]\.options\.constructor: unknown field/)
   })
 
   t.test('numeric options and weights are per-term graph inputs', async t => {

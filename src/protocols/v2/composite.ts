@@ -84,10 +84,10 @@ function compositeParameters (req: V2InferenceRequestJson, compile: Compile): V2
 function parseTerms (text: string, compile: Compile): CompositeTermBody[] {
   let terms: unknown
   try {
-    terms = parseJsonBody(Buffer.from(text, 'utf8'))
+    terms = parseJsonBody(Buffer.from(text, 'utf8'), 'parameters.terms')
   } catch (err) {
-    // the reader speaks of the body; this JSON is the parameter's
-    if (err instanceof LosshubError) fail(err.code, `parameters.terms: ${err.message.replace(/^body: /, '')}`)
+    // the reader's syntax errors speak of the body; this JSON is the parameter's
+    if (err instanceof LosshubError) fail(err.code, err.message.replace(/^body: /, 'parameters.terms: '))
     throw err
   }
   const validate = compile(V2CompositeTerms)

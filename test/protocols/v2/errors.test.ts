@@ -91,6 +91,11 @@ t.test('parameters are checked by the loss\'s schema', async t => {
   rejects(t, await inferJson(app, 'cross_entropy', { parameters: { ignore_index: 'none' }, inputs: [input, target] }), 400, 'INVALID_REQUEST', 'parameters.ignore_index: must be integer')
   rejects(t, await inferJson(app, 'cross_entropy', { parameters: { grad: 'yes' }, inputs: [input, target] }), 400, 'INVALID_REQUEST', 'parameters.grad: must be boolean')
   rejects(t, await inferJson(app, 'cross_entropy', { parameters: { smoothing: 0.1 }, inputs: [input, target] }), 400, 'INVALID_REQUEST', 'parameters.smoothing: unknown field')
+  // keys that could reach a prototype are unknown fields too, named by their place and never assigned
+  const reserved = 'unknown field; __proto__, constructor and prototype are never field or tensor names'
+  rejects(t, await inferJson(app, 'cross_entropy', { parameters: { constructor: 1 }, inputs: [input, target] }), 400, 'INVALID_REQUEST', `parameters.constructor: ${reserved}`)
+  rejects(t, await inferJson(app, 'cross_entropy', JSON.parse(`{"inputs": [${JSON.stringify(input)}, {"name": "target", "__proto__": {"datatype": "FP32"}}]}`)), 400, 'INVALID_REQUEST', `inputs[1].__proto__: ${reserved}`)
+  rejects(t, await inferJson(app, 'cross_entropy', { inputs: [input, target], prototype: 1 }), 400, 'INVALID_REQUEST', `prototype: ${reserved}`)
   rejects(t, await inferJson(app, 'dice', { inputs: [input, target] }), 400, 'INVALID_REQUEST', 'parameters.mode: required field is missing')
   rejects(t, await inferJson(app, 'cross_entropy', { parameters: { target: 1 }, inputs: [input] }), 400, 'INVALID_REQUEST', "parameters.target: 'target' is a tensor: send it in inputs")
   rejects(t, await inferJson(app, 'cross_entropy', { parameters: { sequence_id: 7 }, inputs: [input, target] }), 400, 'INVALID_REQUEST', 'parameters.sequence_id: sequences are not supported: every loss is stateless')
