@@ -39,6 +39,24 @@ export class LosshubError extends Error {
   }
 }
 
+/**
+ * The most characters of an error's code and message together (`CODE: message`, as V2's
+ * `error` and gRPC's status details carry them). Messages that echo a client's input (a 5 MB
+ * key, a 100 KB model name) are cut to it: an answer that size helps no one, and over gRPC a
+ * header block past a client's limit (64 KiB in grpc-js) is never delivered, so the client
+ * waits out its deadline, and so do the calls behind it on its connection.
+ */
+export const MAX_MESSAGE = 2000
+
+/** `text` cut to at most `max` characters, a note of how many were left out among them (never between the halves of a surrogate pair). */
+export function shortened (text: string, max = MAX_MESSAGE): string {
+  if (text.length <= max) return text
+  // the note: "... (" and " more characters)" around at most as many digits as the length has
+  let end = max - 22 - String(text.length).length
+  if (/[\uD800-\uDBFF]/.test(text[end - 1])) end--
+  return `${text.slice(0, end)}... (${text.length - end} more characters)`
+}
+
 /** Shorthand for throwing a coded error. */
 export function fail (code: ErrorCode, message: string): never {
   throw new LosshubError(code, message)

@@ -1,5 +1,5 @@
 import { type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify'
-import { ERRORS, type ErrorCode, LosshubError } from '../errors'
+import { ERRORS, type ErrorCode, LosshubError, MAX_MESSAGE, shortened } from '../errors'
 import { DISCARD_LIMIT_BYTES, discardBody } from './discard-body'
 
 /** What the error mapping reads of an Ajv validation error. */
@@ -47,10 +47,13 @@ export function errorHandler (tensorFields: TensorFields) {
   }
 }
 
-/** The JSON body of an error. */
+/**
+ * The JSON body of an error, its message cut so that `CODE: message` (V2's `error`) fits
+ * MAX_MESSAGE: a message may echo a client's input of any size.
+ */
 export function errorBody (code: ErrorCode, message: string): { statusCode: number, code: ErrorCode, error: string, message: string } {
   const status = ERRORS[code].status
-  return { statusCode: status, code, error: STATUS_TEXT[status] ?? 'Error', message }
+  return { statusCode: status, code, error: STATUS_TEXT[status] ?? 'Error', message: shortened(message, MAX_MESSAGE - code.length - 2) }
 }
 
 function classify (err: FastifyError | LosshubError, request: FastifyRequest, tensorFields: TensorFields): [ErrorCode, string] {

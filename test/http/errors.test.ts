@@ -1,5 +1,6 @@
 import net from 'node:net'
 import t from 'tap'
+import { MAX_MESSAGE } from '../../src/errors'
 import { build } from '../helpers/app'
 
 /**
@@ -37,4 +38,37 @@ t.test('a body refused once read whole (bad JSON, a ragged tensor, a V2 415) kee
     const answers = await pipelined(port, [first, 'GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n', last])
     t.same(answers, [`HTTP/1.1 ${status}`, 'HTTP/1.1 200', 'HTTP/1.1 200'], name)
   }
+})
+
+t.test('a message that echoes a huge input is cut to MAX_MESSAGE with the code, saying so, over /loss and V2 alike', async t => {
+  const app = await build(t)
+  const field = 'q'.repeat(100_000)
+  const note = /\.\.\. \(\d+ more characters\)$/
+  // POST /loss: a 100 KB unknown field name
+  const loss = await app.inject({ method: 'POST', url: '/loss/mse', payload: { input: [1], target: [1], [field]: 1 } })
+  t.equal(loss.statusCode, 400)
+  const body = loss.json()
+  t.equal(body.code, 'INVALID_REQUEST')
+  t.ok(`${body.code as string}: ${body.message as string}`.length <= MAX_MESSAGE, `message of ${(body.message as string).length} characters`)
+  t.ok((body.message as string).startsWith('q'.repeat(1900)), 'it begins with the field')
+  t.match(body.message, note)
+  t.ok(loss.body.length < 2 * MAX_MESSAGE, `a body of ${loss.body.length} bytes`)
+  // the 100,052 characters of "<field>: unknown field" less the 1,973 kept
+  t.equal(Number(/\((\d+) more/.exec(body.message)?.[1]), field.length + ': unknown field'.length - (body.message as string).indexOf('...'))
+  // V2: a 100 KB input name, the protocol's error carrying the code in front
+  const v2 = await app.inject({ method: 'POST', url: '/v2/models/mse/infer', payload: { inputs: [{ name: field, datatype: 'FP32', shape: [1], data: [1] }] } })
+  t.equal(v2.statusCode, 400)
+  const error = v2.json().error as string
+  t.equal(v2.json().code, 'INVALID_REQUEST')
+  t.ok(error.length <= MAX_MESSAGE, `error of ${error.length} characters`)
+  t.ok(error.startsWith(`INVALID_REQUEST: inputs[0]: mse has no input '${'q'.repeat(1800)}`), error.slice(0, 80))
+  t.match(error, note)
+  // a short message is whole
+  const short = await app.inject({ method: 'POST', url: '/loss/mse', payload: { input: [1], target: [1], gamma: 1 } })
+  t.equal(short.json().message, 'gamma: unknown field')
+  // an unknown route echoes its URL: cut as well
+  const route = await app.inject({ method: 'GET', url: `/${'r'.repeat(10_000)}` })
+  t.equal(route.statusCode, 404)
+  t.ok(`NOT_FOUND: ${route.json().message as string}`.length <= MAX_MESSAGE)
+  t.match(route.json().message, note)
 })

@@ -3,7 +3,7 @@ import path from 'node:path'
 import * as grpc from '@grpc/grpc-js'
 import * as protoLoader from '@grpc/proto-loader'
 import { type FastifyBaseLogger } from 'fastify'
-import { ERRORS, type ErrorCode, LosshubError } from '../../errors'
+import { ERRORS, type ErrorCode, LosshubError, shortened } from '../../errors'
 import { type BodyAdmission } from '../../http/body-admission'
 import { keptCopy } from '../../http/body-memory'
 import { type AjvError, validationMessage } from '../../http/errors'
@@ -239,6 +239,7 @@ export class GrpcFrontDoor {
       metadata.set('retry-after', String(retryAfter))
       metadata.set('grpc-retry-pushback-ms', String(retryAfter * 1000))
     }
+    // a status message travels in an HTTP/2 header: cut to MAX_MESSAGE
     const details = shortened(`${code}: ${ERRORS[code].status === 500 ? 'internal error; the logs have the details' : message}`)
     return Object.assign(new Error(details), { code: grpcStatus(code), details, metadata, losshubCode: code })
   }
@@ -284,21 +285,6 @@ function classify (err: unknown): [ErrorCode, string, number | undefined] {
   const validation = (err as { validation?: AjvError[] }).validation
   if (validation !== undefined && validation.length > 0) return [...validationMessage(validation, new Set()), undefined]
   return ['INTERNAL', 'internal error', undefined]
-}
-
-/**
- * The most characters of a status message. It travels in an HTTP/2 header, percent-encoded, and
- * a header block past a client's limit (64 KiB in grpc-js) is never delivered: the client then
- * waits out its deadline, and so do the calls behind it on its connection. Messages that echo a
- * client's input (a 100 KB model name, a shape of 100,000 dims) are cut to this.
- */
-export const MAX_DETAILS = 2000
-
-/** `details` cut to MAX_DETAILS characters, saying so (never between the halves of a surrogate pair). */
-function shortened (details: string): string {
-  if (details.length <= MAX_DETAILS) return details
-  const end = /[\uD800-\uDBFF]/.test(details[MAX_DETAILS - 1]) ? MAX_DETAILS - 1 : MAX_DETAILS
-  return `${details.slice(0, end)}... (${details.length - end} more characters)`
 }
 
 /** The time left before a gRPC deadline, in microseconds; undefined when the call has none. */

@@ -8,10 +8,10 @@ import http2 from 'node:http2'
 import * as grpc from '@grpc/grpc-js'
 import t, { type Test } from 'tap'
 import { buildApp } from '../../../src/app'
+import { MAX_MESSAGE } from '../../../src/errors'
 import { LOSSES } from '../../../src/losses'
 import { mismatch } from '../../helpers/tensors'
 import { version } from '../../../package.json'
-import { MAX_DETAILS } from '../../../src/protocols/v2/grpc'
 import { clients, grpcApp, type Outcome, outputsOf, params, rawInputs, typedInput } from './grpc'
 import { framed } from './h2'
 import { inferJson, NO_SHEDDING } from './v2'
@@ -279,7 +279,7 @@ t.test('a status message that echoes a huge input is cut, so that it reaches the
   const huge = await s.call('ModelInfer', { model_name: 'm'.repeat(100_000), inputs: [] }, { deadline: deadline() })
   t.equal(huge.ok ? undefined : huge.error.code, grpc.status.NOT_FOUND, 'NOT_FOUND arrives')
   const details = huge.ok ? '' : huge.error.details
-  t.ok(details.length > MAX_DETAILS && details.length < MAX_DETAILS + 40, `cut to MAX_DETAILS characters and a note, ${details.length}`)
+  t.ok(details.length <= MAX_MESSAGE && details.length > MAX_MESSAGE - 40, `cut to MAX_MESSAGE characters, a note among them, ${details.length}`)
   t.match(details, /^UNKNOWN_LOSS: model 'm+\.\.\. \(\d+ more characters\)$/)
   const next = await s.call('ServerLive', {}, { deadline: deadline() })
   t.equal(next.ok, true, 'the next call on the channel is served')
