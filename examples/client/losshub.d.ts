@@ -3738,7 +3738,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity, a Transfer-Encoding other than chunked; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3836,7 +3836,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity, a Transfer-Encoding other than chunked; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3934,7 +3934,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity, a Transfer-Encoding other than chunked; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4032,7 +4032,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity, a Transfer-Encoding other than chunked; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4130,7 +4130,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity, a Transfer-Encoding other than chunked; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4228,7 +4228,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity, a Transfer-Encoding other than chunked; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4326,7 +4326,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity, a Transfer-Encoding other than chunked; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4424,7 +4424,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity, a Transfer-Encoding other than chunked; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4522,7 +4522,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity, a Transfer-Encoding other than chunked; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4620,7 +4620,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity, a Transfer-Encoding other than chunked; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4718,7 +4718,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity, a Transfer-Encoding other than chunked; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4816,7 +4816,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity, a Transfer-Encoding other than chunked; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -4914,7 +4914,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity, a Transfer-Encoding other than chunked; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -5012,7 +5012,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity, a Transfer-Encoding other than chunked; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -5110,7 +5110,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity, a Transfer-Encoding other than chunked; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -5208,7 +5208,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity, a Transfer-Encoding other than chunked; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -5306,7 +5306,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity, a Transfer-Encoding other than chunked; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -5404,7 +5404,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity, a Transfer-Encoding other than chunked; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -5502,7 +5502,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity, a Transfer-Encoding other than chunked; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -5600,7 +5600,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity, a Transfer-Encoding other than chunked; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -5698,7 +5698,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity, a Transfer-Encoding other than chunked; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -5796,7 +5796,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity, a Transfer-Encoding other than chunked; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -5894,7 +5894,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity, a Transfer-Encoding other than chunked; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -5992,7 +5992,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity, a Transfer-Encoding other than chunked; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -6090,7 +6090,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity, a Transfer-Encoding other than chunked; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -6188,7 +6188,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity, a Transfer-Encoding other than chunked; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -6286,7 +6286,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity, a Transfer-Encoding other than chunked; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -6384,7 +6384,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity, a Transfer-Encoding other than chunked; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -6482,7 +6482,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity, a Transfer-Encoding other than chunked; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -6580,7 +6580,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity, a Transfer-Encoding other than chunked; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -6678,7 +6678,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity, a Transfer-Encoding other than chunked; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -6776,7 +6776,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity, a Transfer-Encoding other than chunked; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -6874,7 +6874,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity, a Transfer-Encoding other than chunked; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -6972,7 +6972,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity, a Transfer-Encoding other than chunked; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -7070,7 +7070,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity, a Transfer-Encoding other than chunked; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -7206,7 +7206,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity, a Transfer-Encoding other than chunked; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -7759,7 +7759,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
+            /** @description The content type is not application/json, or the body is compressed (a Content-Encoding other than identity, a Transfer-Encoding other than chunked; the answer's Accept-Encoding header says identity): send uncompressed JSON. */
             415: {
                 headers: {
                     [name: string]: unknown;
