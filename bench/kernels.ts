@@ -9,7 +9,10 @@
  *    settings and others (each in a child process: glibc reads them at start);
  * 4. a 16 MiB body landing in shared memory in 64 KiB socket chunks: `TypedArray.set` against
  *    `copyBytes` (src/tensor/copy-bytes.ts), the chunks as aligned as the target and not
- *    (`BENCH_PARTS=copy` runs it alone).
+ *    (`BENCH_PARTS=copy` runs it alone);
+ * 5. a tiny kernel on the event loop back to back against the same one after the thread slept
+ *    a millisecond (what a lone client's next request finds), or spun 0.2 ms
+ *    (`BENCH_PARTS=wake` runs it alone).
  * Medians of interleaved runs. The machine is shared: compare within a row.
  */
 import { spawnSync } from 'node:child_process'
@@ -214,13 +217,47 @@ async function threadsChild (): Promise<void> {
   await Promise.all([narrow.close(), wide.close()])
 }
 
+/** Part 5: one inline call, timed back to back and after the thread slept or spun between calls. */
+async function wake (): Promise<void> {
+  console.log('\n### A tiny kernel on the event loop: back to back vs after the thread slept (median of one call)\n')
+  console.log('| call | back to back | after a 1 ms sleep | after a 0.2 ms spin |')
+  console.log('|---|---:|---:|---:|')
+  const pool = new WorkerPool({ short: 1, long: 0 }, settings, 8, { inlineElements: 2 ** 31 - 1 })
+  await ready(pool)
+  const rand = lcg(5)
+  const matrix = (n: number, d: number): number[][] => Array.from({ length: n }, () => Array.from({ length: d }, () => rand()))
+  const cases: Array<[string, PreparedCall]> = [
+    ['l1 [3] none (3 nodes)', call('l1', { input: [1, 2, 3], target: [1, 1, 1], reduction: 'none' })],
+    ['mse [64,16]', call('mse', { input: matrix(64, 16), target: matrix(64, 16) })],
+    ['cross_entropy [32,10]', call('cross_entropy', { input: matrix(32, 10), target: Array.from({ length: 32 }, () => Math.floor(rand() * 10)) })]
+  ]
+  const between: Record<string, () => Promise<void>> = {
+    tight: async () => {},
+    sleep: async () => { await new Promise(resolve => setTimeout(resolve, 1)) },
+    spin: async () => { const until = process.hrtime.bigint() + 200_000n; while (process.hrtime.bigint() < until); }
+  }
+  for (const [name, c] of cases) {
+    await timeCalls(pool, c, 20)
+    const times: Record<string, number[]> = { tight: [], sleep: [], spin: [] }
+    for (let r = 0; r < 300; r++) {
+      for (const [mode, pause] of Object.entries(between)) {
+        await pause()
+        times[mode].push(await timeCalls(pool, c, 1))
+      }
+    }
+    console.log(`| ${name} | ${fmt(median(times.tight))} | ${fmt(median(times.sleep))} | ${fmt(median(times.spin))} |`)
+  }
+  await pool.close()
+}
+
 async function main (): Promise<void> {
-  const parts = (process.env.BENCH_PARTS ?? 'hop,inline,threads,copy').split(',')
+  const parts = (process.env.BENCH_PARTS ?? 'hop,inline,threads,copy,wake').split(',')
   if (parts.includes('hop')) await hop()
   if (parts.includes('inline')) await inline()
   if (parts.includes('threads')) await threads()
   if (parts.includes('threads-child')) await threadsChild()
   if (parts.includes('copy')) copy()
+  if (parts.includes('wake')) await wake()
 }
 
 main().catch(err => { console.error(err); process.exit(1) })

@@ -11,7 +11,7 @@ export const ERRORS = {
   INDEX_OUT_OF_RANGE: { status: 400, meaning: 'A class index (or length) is outside its valid range.' },
   DOMAIN_ERROR: { status: 400, meaning: "A value lies outside the loss's domain (e.g. bce input outside [0, 1])." },
   INVALID_OPTION: { status: 400, meaning: 'An option is not allowed with the others or for this loss (e.g. a reduction the loss does not support).' },
-  TOO_LARGE: { status: 400, meaning: 'A tensor the request would make (an argument, a broadcast, an intermediate, the loss or a gradient) has more elements than MAX_ELEMENTS; the message names it and gives both numbers.' },
+  TOO_LARGE: { status: 400, meaning: 'A tensor the request would make (an argument, a broadcast, an intermediate, the loss or a gradient) has more elements than MAX_ELEMENTS (a composite: its terms together), or its kernel more sequential steps (ctc\'s frames) than MAX_STEPS; the message names it and gives both numbers.' },
   UNKNOWN_LOSS: { status: 404, meaning: 'No loss has that name; the message lists the known names.' },
   NOT_FOUND: { status: 404, meaning: 'No such route.' },
   RECEIVE_TIMEOUT: { status: 408, meaning: 'The request did not arrive within RECEIVE_TIMEOUT_MS (its headers: HEADERS_TIMEOUT_MS), or a large body arrives too slowly to be complete by then; the connection is closed.' },

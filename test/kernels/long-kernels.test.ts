@@ -49,7 +49,8 @@ t.test('control: with no long lane the same mse waits for the ctc', async t => {
 
 t.test('a kernel past REQUEST_TIMEOUT_MS: 504 DEADLINE_EXCEEDED, and both lanes serve on', async t => {
   // 300000 frames are some 10 s of kernel, well past 4 s; the small requests after it take far less
-  const app = await build(t, { kernelWorkers: 1, longKernelWorkers: 1, requestTimeoutMs: 4000 })
+  // MAX_STEPS raised past the frames: a kernel that outlives its deadline is what is tested here
+  const app = await build(t, { kernelWorkers: 1, longKernelWorkers: 1, requestTimeoutMs: 4000, maxSteps: 300_000 })
   const ctc = await postLoss(app, 'ctc', longCtc(300_000))
   t.equal(ctc.status, 504)
   t.equal(ctc.body.code, 'DEADLINE_EXCEEDED')
