@@ -117,7 +117,7 @@ export const CONFIG = Type.Object({
     default: 128,
     minimum: 0,
     maximum: 1048576,
-    description: 'MiB of decoded arguments waiting at most; past it, 503 `OVERLOADED` with `Retry-After` at once (a request is still taken when nothing waits, whatever its size: `BODY_LIMIT_MB` and `MAX_ELEMENTS` bound that). 128 MiB holds two of the largest base64 requests `BODY_LIMIT_MB` admits (48 MiB decoded each) beside any number of small ones; queued requests also keep their parsed bodies, about as much again, so the queue stays near a quarter of the 2 GiB pod of `deploy/k8s`, the rest left to running kernels and replies (`0`: no bound)'
+    description: 'MiB of decoded arguments waiting at most; past it, 503 `OVERLOADED` with `Retry-After` at once (a request is still taken when nothing waits, whatever its size: `BODY_LIMIT_MB` and `MAX_ELEMENTS` bound that). 128 MiB holds two of the largest base64 requests `BODY_LIMIT_MB` admits (48 MiB decoded each) beside any number of small ones; queued requests also keep their parsed bodies, about as much again, so the queue stays near a quarter of the 2 GiB pod of `deploy/k8s`, the rest left to running kernels and replies. Replies their clients do not take are bounded by it too: past it, those that made no progress for a second have their connections closed, the largest first (`0`: no bound)'
   }),
   bodiesInProgressMb: Type.Number({
     default: 32,

@@ -14,13 +14,16 @@ import { build } from '../helpers/app'
 const column = Array.from({ length: 2048 }, (_, i) => [i / 2048])
 const body = JSON.stringify({ input: column, target: [column.map(r => r[0] + 0.5)], reduction: 'none' })
 
-/** Sends the request on a fresh connection, reads nothing for `stallMs`, then everything: the reply's declared and received body bytes. */
-async function fetchRaw (port: number, stallMs: number): Promise<{ status: number, declared: number, received: number }> {
+/**
+ * Sends the request on a fresh connection, reads nothing until `stall` settles (a time in ms, or
+ * a promise), then everything: the reply's declared and received body bytes.
+ */
+async function fetchRaw (port: number, stall: number | Promise<unknown>): Promise<{ status: number, declared: number, received: number }> {
   const socket = net.connect(port, '127.0.0.1')
   await once(socket, 'connect')
   socket.pause()
   socket.write(`POST /loss/mse HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
-  await sleep(stallMs)
+  await (typeof stall === 'number' ? sleep(stall) : stall)
   const chunks: Buffer[] = []
   socket.on('data', (c: Buffer) => chunks.push(c))
   socket.resume()
@@ -48,4 +51,25 @@ t.test('a reply the client does not take in time is cut and its connection close
   t.equal(left.status, 200)
   t.equal(left.declared, taken.declared)
   t.ok(left.received < left.declared, `unread for 3 s: cut after ${left.received} of ${left.declared} bytes`)
+})
+
+t.test('replies not taken are bounded by QUEUE_MAX_MB: a new reply past it cuts those stalled a second, not the ones being read', async t => {
+  // RECEIVE_TIMEOUT_MS far off: only the budget can cut here
+  const app = await build(t, { queueMaxMb: 8, receiveTimeoutMs: 60000, keepAliveTimeoutMs: 1000 })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as net.AddressInfo).port
+  const began = Date.now()
+  let other: Promise<Response> | undefined
+  // left unread until a second reply has been sent, 1.5 s on (its 40 MB held here are past 8 MiB by then)
+  const unread = fetchRaw(port, sleep(1500).then(async () => {
+    other = fetch(`http://127.0.0.1:${port}/loss/mse`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"input":[3],"target":[1]}' })
+    await other
+    await sleep(200)
+  }))
+  const left = await unread
+  t.ok(left.received < left.declared, `unread: cut after ${left.received} of ${left.declared} bytes`)
+  t.ok(Date.now() - began < 10000, `long before RECEIVE_TIMEOUT_MS (${Date.now() - began} ms)`)
+  t.same(await (await (other as Promise<Response>)).json(), { loss: 4 }, 'the reply that was sent meanwhile is answered')
+  const read = await fetchRaw(port, 0)
+  t.equal(read.received, read.declared, 'a reply read at once is whole, whatever its size')
 })
