@@ -44,6 +44,11 @@ function call (name: string, body: Record<string, unknown>): PreparedCall {
   return prepare(def, { ...defaults, ...body })
 }
 
+/** An [n, d] nested array of numbers from `rand`. */
+function matrixOf (rand: () => number, n: number, d: number): number[][] {
+  return Array.from({ length: n }, () => Array.from({ length: d }, () => rand()))
+}
+
 const b64 = (a: Float32Array | BigInt64Array): string => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64')
 
 /** cross_entropy over [n, c] float32 logits (base64) and int64 targets, with gradients. */
@@ -147,7 +152,7 @@ async function inline (): Promise<void> {
   const inlined = new WorkerPool({ short: 1, long: 0 }, settings, 64, { inlineElements: 2 ** 31 - 1 })
   await Promise.all([ready(hopped), ready(inlined)])
   const rand = lcg(3)
-  const matrix = (n: number, d: number): number[][] => Array.from({ length: n }, () => Array.from({ length: d }, () => rand()))
+  const matrix = (n: number, d: number): number[][] => matrixOf(rand, n, d)
   const cases: Array<[string, PreparedCall]> = []
   for (const n of [1, 16, 64, 256, 1024, 4096]) cases.push([`mse [${n},16]`, call('mse', { input: matrix(n, 16), target: matrix(n, 16) })])
   for (const n of [4, 64, 256, 1024]) cases.push([`cross_entropy [${n},16] grad`, crossEntropy(n, 16)])
@@ -225,7 +230,7 @@ async function wake (): Promise<void> {
   const pool = new WorkerPool({ short: 1, long: 0 }, settings, 8, { inlineElements: 2 ** 31 - 1 })
   await ready(pool)
   const rand = lcg(5)
-  const matrix = (n: number, d: number): number[][] => Array.from({ length: n }, () => Array.from({ length: d }, () => rand()))
+  const matrix = (n: number, d: number): number[][] => matrixOf(rand, n, d)
   const cases: Array<[string, PreparedCall]> = [
     ['l1 [3] none (3 nodes)', call('l1', { input: [1, 2, 3], target: [1, 1, 1], reduction: 'none' })],
     ['mse [64,16]', call('mse', { input: matrix(64, 16), target: matrix(64, 16) })],

@@ -172,7 +172,7 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
 
   app.addHook('onRequest', requireHost)
   app.addHook('onSend', async (request, reply) => { void reply.header('x-request-id', request.id) })
-  app.addHook('onSend', sendDeadline(cfg.receiveTimeoutMs, cfg.queueMaxMb > 0 ? cfg.queueMaxMb * 2 ** 20 : Infinity))
+  app.addHook('onSend', sendDeadline(cfg.receiveTimeoutMs, mib(cfg.queueMaxMb)))
   // evaluations in progress (received, not yet answered): draining waits for them (src/shutdown.ts)
   app.addHook('onRequest', async (request, reply) => {
     if (request.method !== 'POST') return

@@ -55,11 +55,15 @@ export function clientErrors (err: Error & { code?: string }, socket: Socket & {
  * unread, and its connection closed.
  */
 export function expectationFailed (form: ErrorForm) {
-  return function refuse (request: IncomingMessage, response: ServerResponse): void {
-    const error = errorBody('EXPECTATION_FAILED', `expect: ${JSON.stringify(String(request.headers.expect)).slice(0, 200)} is not supported; send none, or 100-continue`)
-    const body = form(request.url ?? '', JSON.stringify(error))
-    response.writeHead(417, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body)
+  return function check (request: IncomingMessage, response: ServerResponse): void {
+    refuse(request, response, form, errorBody('EXPECTATION_FAILED', `expect: ${JSON.stringify(String(request.headers.expect)).slice(0, 200)} is not supported; send none, or 100-continue`))
   }
+}
+
+/** Answers `error` in the coded body of the request's route family, closing the connection; `written` runs once it is. */
+function refuse (request: IncomingMessage, response: ServerResponse, form: ErrorForm, error: ReturnType<typeof errorBody>, written?: () => void): void {
+  const body = form(request.url ?? '', JSON.stringify(error))
+  response.writeHead(error.statusCode, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body, written)
 }
 
 /**
@@ -83,9 +87,8 @@ export function continueWithin (server: Server, bodyLimit: number, form: ErrorFo
   return function check (request: IncomingMessage, response: ServerResponse): void {
     if (Number(request.headers['content-length']) > bodyLimit) {
       const error = errorBody('PAYLOAD_TOO_LARGE', `body: its Content-Length ${String(request.headers['content-length'])} is larger than the ${bodyLimit} bytes of the configured limit (BODY_LIMIT_MB); not sent, as Expect: 100-continue allows`)
-      const body = form(request.url ?? '', JSON.stringify(error))
       // closed once written: Node would otherwise wait for the body it was told not to send
-      response.writeHead(413, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body, () => request.socket.destroy())
+      refuse(request, response, form, error, () => request.socket.destroy())
       return
     }
     response.writeContinue()

@@ -107,25 +107,24 @@ export function prepareComposite (body: CompositeBody, env: CompositeEnv): Compo
     if (term.name !== undefined) t.name = term.name
     return t
   }))
-  admitTerms(terms, (env.limits ?? DEFAULT_LIMITS).maxElements)
   // graph inputs in the order of `tensors` (floats before indices): the kernel key depends on
   // the structure of the request, not on the order its terms were read in
   const ordered = [...inputs.values()].sort((a, b) => a.position - b.position || (a.arg.kind === 'float' ? -1 : 1))
   // every tensor is used, so the first graph input is the first tensor: it sets the reply's form
   const call = kernelCall(terms, ordered, body.grad === true, ordered[0].arg.form, env.memory)
+  admitTerms(terms, call.cost.elements, (env.limits ?? DEFAULT_LIMITS).maxElements)
   return { call, terms, grads: ordered.filter(i => i.grad).map(i => ({ tensor: i.tensor, input: i.name })) }
 }
 
 /**
- * Refuses a composite whose terms together cost more than one request may (MAX_ELEMENTS):
+ * Refuses a composite whose terms together (`total`, the composite call's elements) cost more
+ * than one request may (MAX_ELEMENTS):
  * each term passed alone, but their graphs run as one, so 16 terms at the limit would
  * otherwise take 16 times the memory of one request.
  */
-function admitTerms (terms: PreparedTerm[], maxElements: number): void {
-  const each = terms.map(t => t.call.cost.elements)
-  const total = each.reduce((a, b) => a + b, 0)
+function admitTerms (terms: PreparedTerm[], total: number, maxElements: number): void {
   if (total > maxElements) {
-    fail('TOO_LARGE', `terms: together need ${total} elements (${each.map((n, i) => `terms[${i}] ${n}`).join(', ')}: each term's largest tensor), more than the ${maxElements} one request may use (MAX_ELEMENTS); split the composite`)
+    fail('TOO_LARGE', `terms: together need ${total} elements (${terms.map((t, i) => `terms[${i}] ${t.call.cost.elements}`).join(', ')}: each term's largest tensor), more than the ${maxElements} one request may use (MAX_ELEMENTS); split the composite`)
   }
 }
 
