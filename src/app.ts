@@ -5,7 +5,7 @@ import swaggerUi from '@fastify/swagger-ui'
 import { type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { type Config, cpuCount, DEFAULTS } from './config'
 import { errorBody, errorHandler } from './http/errors'
-import { clientErrors, continueWithin, expectationFailed, frameworkErrors, requireHost } from './http/framework-errors'
+import { clientErrors, continueWithin, expectationFailed, frameworkErrors, refuseConnect, requireHost } from './http/framework-errors'
 import { jsonBodyParser } from './http/json-body'
 import { refuseContentEncoding } from './http/content-encoding'
 import { admitBodies, BodyAdmission } from './http/body-admission'
@@ -104,6 +104,8 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
   app.server.on('checkExpectation', expectationFailed(errorForm))
   // Expect: 100-continue with a body over the limit: 413 before the body is sent
   app.server.on('checkContinue', continueWithin(app.server, app.initialConfig.bodyLimit ?? Infinity, errorForm))
+  // CONNECT: Node closes the connection without an answer when no one listens
+  app.server.on('connect', refuseConnect(errorForm))
 
   const settings = { intraOpNumThreads: cfg.ortIntraOpThreads, interOpNumThreads: cfg.ortInterOpThreads }
   const executor: Executor = cfg.kernelWorkers > 0

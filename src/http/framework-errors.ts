@@ -66,15 +66,46 @@ function refuse (request: IncomingMessage, response: ServerResponse, form: Error
   response.writeHead(error.statusCode, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body, written)
 }
 
+/** A Host value: an authority (RFC 3986 3.2: a reg-name, IPv4 or IP literal, and a port), or empty. */
+const HOST_VALUE = /^[A-Za-z0-9\-._~%!$&'()*+,;=[\]:]*$/
+
 /**
- * An HTTP/1.1 request without a Host header is refused (RFC 9112 3.2) with 400 INVALID_REQUEST
- * in the coded body of its route family, its connection closed, as Node's own check (turned
- * off: `requireHostHeader`) does with a bare 400. A Fastify `onRequest` hook.
+ * The Host header as RFC 9112 3.2 asks: an HTTP/1.1 request without one, any request with more
+ * than one, or with a value that is no authority (a space, say), is refused with 400
+ * INVALID_REQUEST in the coded body of its route family and its connection closed (Node keeps
+ * the first of two and takes any value; its own check for a missing one, turned off:
+ * `requireHostHeader`, answers a bare 400). A Fastify `onRequest` hook.
  */
 export async function requireHost (request: FastifyRequest, reply: FastifyReply): Promise<void> {
-  if (request.raw.httpVersion !== '1.1' || request.headers.host !== undefined) return
+  const host = request.headers.host
+  const message = host === undefined
+    ? request.raw.httpVersion === '1.1' ? 'host: an HTTP/1.1 request must carry a Host header' : undefined
+    : hostCount(request.raw.rawHeaders) > 1
+      ? 'host: a request carries one Host header, not several'
+      : HOST_VALUE.test(host) ? undefined : `host: ${JSON.stringify(host.slice(0, 200))} is not a host and port`
+  if (message === undefined) return
   // sent, not thrown: an error's reply drops the headers set before it
-  await reply.code(400).header('connection', 'close').send(errorBody('INVALID_REQUEST', 'host: an HTTP/1.1 request must carry a Host header'))
+  await reply.code(400).header('connection', 'close').send(errorBody('INVALID_REQUEST', message))
+}
+
+function hostCount (raw: readonly string[]): number {
+  let n = 0
+  for (let i = 0; i < raw.length; i += 2) if (raw[i].length === 4 && raw[i].toLowerCase() === 'host') n++
+  return n
+}
+
+/**
+ * Node's 'connect': a CONNECT request (a proxy's method; this server is none) gets 404
+ * NOT_FOUND in the coded body like any other method without a route, and its connection is
+ * closed (Node, with no listener, closes it without an answer).
+ */
+export function refuseConnect (form: ErrorForm) {
+  return function answer (request: IncomingMessage, socket: Socket): void {
+    const target = (request.url ?? '').slice(0, 200)
+    const body = form(target, JSON.stringify(errorBody('NOT_FOUND', `no route CONNECT ${target}: this server is no proxy; see GET /docs`)))
+    socket.end(`HTTP/1.1 404 Not Found\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+    socket.destroySoon()
+  }
 }
 
 /**

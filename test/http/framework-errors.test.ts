@@ -65,6 +65,22 @@ t.test('malformed framing, oversized headers, bad URLs and overlong path segment
   t.same(noHostV2.body, { error: 'INVALID_REQUEST: host: an HTTP/1.1 request must carry a Host header', code: 'INVALID_REQUEST' }, 'under /v2: the protocol\'s form')
   const http10 = await raw(port, `POST /loss/mse HTTP/1.0\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`, true)
   t.same([http10.status, http10.body], ['HTTP/1.1 200 OK', { loss: 1 }], 'HTTP/1.0 needs no Host')
+  // RFC 9112 3.2: more than one Host, or one that is no authority, is 400 too (Node keeps the first and takes any value)
+  const twoHosts = await raw(port, `POST /loss/mse HTTP/1.1\r\nhost: a\r\nHost: b\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`)
+  t.same([twoHosts.status, twoHosts.body], ['HTTP/1.1 400 Bad Request', { statusCode: 400, code: 'INVALID_REQUEST', error: 'Bad Request', message: 'host: a request carries one Host header, not several' }])
+  t.match(twoHosts.headers, /connection: close/i)
+  const twoHosts10 = await raw(port, 'GET /v2/health/live HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n')
+  t.same(twoHosts10.body, { error: 'INVALID_REQUEST: host: a request carries one Host header, not several', code: 'INVALID_REQUEST' }, 'HTTP/1.0 too, V2\'s form under /v2')
+  const spaced = await raw(port, 'GET /healthz HTTP/1.1\r\nHost: a b\r\n\r\n')
+  t.same([spaced.status, spaced.body.message], ['HTTP/1.1 400 Bad Request', 'host: "a b" is not a host and port'])
+  for (const host of ['[::1]:8080', 'losshub.example:80', '10.0.0.1', '']) {
+    const ok = await raw(port, `GET /healthz HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`)
+    t.same([ok.status, ok.body], ['HTTP/1.1 200 OK', { status: 'ok' }], `Host: ${host} is served`)
+  }
+  // CONNECT: Node would close the connection unanswered; it is a method without a route here
+  const connect = await raw(port, 'CONNECT losshub.example:443 HTTP/1.1\r\nHost: losshub.example:443\r\n\r\n')
+  t.same([connect.status, connect.body], ['HTTP/1.1 404 Not Found', { statusCode: 404, code: 'NOT_FOUND', error: 'Not Found', message: 'no route CONNECT losshub.example:443: this server is no proxy; see GET /docs' }])
+  t.match(connect.headers, /connection: close/i)
 
   // RFC 9112 9.6: what follows a request that said Connection: close is not read; the request is answered
   const closing = await raw(port, post('/loss/mse') + 'GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n')
