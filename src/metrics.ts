@@ -1,7 +1,7 @@
 import client from 'prom-client'
 import { type BatchObserver } from './batching/batcher'
 import { type KernelMetricsSource, registerKernelMetrics } from './kernels/kernel-metrics'
-import { KEPT_BODY_BYTES, keptMemoryBytes } from './http/body-memory'
+import { KEPT_BODY_BYTES, keptMemoryBytes, SHARED_BODY_BYTES } from './http/body-memory'
 import { type RowsAside } from './tensor/rows-ahead'
 
 /**
@@ -44,7 +44,7 @@ export function createMetrics (
   // eslint-disable-next-line no-new
   new client.Gauge({
     name: 'losshub_body_memory_kept_bytes',
-    help: `Memory of request bodies kept for the next ones, by pool (local: JSON bodies; shared: binary bodies and large decoded tensors, read in place by kernel workers; at most ${KEPT_BODY_BYTES} bytes each; shared_in_use: shared memory held by requests now, within the same budget).`,
+    help: `Memory of request bodies kept for the next ones, by pool (local: JSON bodies, at most ${KEPT_BODY_BYTES} bytes; shared: binary bodies and large decoded tensors, read in place by kernel workers; shared_in_use: shared memory held by requests now; shared and shared_in_use together at most ${SHARED_BODY_BYTES} bytes).`,
     labelNames: ['pool'] as const,
     registers: [registry],
     collect () {

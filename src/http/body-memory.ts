@@ -29,8 +29,15 @@ const own = (size: number): ArrayBuffer => Buffer.allocUnsafeSlow(size).buffer a
 
 // kept (bounded) unless `letGoWhenIdle` is called: see there
 const local = new MemoryPool<ArrayBuffer>(own, KEPT_BODY_BYTES, SMALLEST_KEPT_BODY)
-/** Most bytes of shared memory in existence: in use by requests and kept. */
-export const SHARED_BODY_BYTES = KEPT_BODY_BYTES
+/**
+ * Most bytes of shared memory in existence: in use by requests and kept (96 MiB). Three times
+ * the large bodies in progress by default (BODIES_IN_PROGRESS_MB, 32 MiB): a body of nested
+ * numbers decodes to about 1.6 times its text (float64 as read, float32 for the kernel), and a
+ * tensor past the budget takes fresh memory, whose bytes, counted as V8's external memory, make
+ * it run a full collection every few of them (at 64 connections of [256,1000] nested bodies,
+ * twice as many as with 96 MiB, and a tenth fewer answers a second: bench/README.md).
+ */
+export const SHARED_BODY_BYTES = 3 * KEPT_BODY_BYTES
 
 const shared = new MemoryPool<SharedArrayBuffer>(size => new SharedArrayBuffer(size), SHARED_BODY_BYTES, SMALLEST_KEPT_BODY)
 /** Bytes of the shared memory made and not forgotten (in use or kept). */

@@ -21,6 +21,7 @@ t.test('JSON bodies and binary bodies keep memory in pools of their own', async 
   t.equal(takeKeptMemory(SMALLEST_KEPT_BODY), large, 'and is reused')
   giveKeptMemory(large)
   t.equal(KEPT_BODY_BYTES, 32 * 2 ** 20)
+  t.equal(SHARED_BODY_BYTES, 3 * KEPT_BODY_BYTES, 'shared memory: the decoded tensors of BODIES_IN_PROGRESS_MB (32 MiB) of bodies')
 })
 
 t.test('shared memory stays within its budget: past it, memory of its own; idle buffers of another size make room', async t => {
