@@ -97,14 +97,27 @@ function hostCount (raw: readonly string[]): number {
 /**
  * Node's 'connect': a CONNECT request (a proxy's method; this server is none) gets 404
  * NOT_FOUND in the coded body like any other method without a route, and its connection is
- * closed (Node, with no listener, closes it without an answer).
+ * closed (Node, with no listener, closes it without an answer). Requests before it on the same
+ * connection (pipelined) are answered first: Node leaves their replies the socket, one after
+ * another, and the refusal waits until the last has gone.
  */
 export function refuseConnect (form: ErrorForm) {
-  return function answer (request: IncomingMessage, socket: Socket): void {
+  return function answer (request: IncomingMessage, socket: Socket & { _httpMessage?: ServerResponse | null }): void {
     const target = (request.url ?? '').slice(0, 200)
     const body = form(target, JSON.stringify(errorBody('NOT_FOUND', `no route CONNECT ${target}: this server is no proxy; see GET /docs`)))
-    socket.end(`HTTP/1.1 404 Not Found\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
-    socket.destroySoon()
+    const refusal = `HTTP/1.1 404 Not Found\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
+    const afterReplies = (): void => {
+      // the reply writing now; once it closes, Node has handed the socket to the next one, if any
+      const writing = socket._httpMessage
+      if (writing != null) {
+        writing.once('close', afterReplies)
+        return
+      }
+      if (socket.destroyed) return
+      socket.end(refusal)
+      socket.destroySoon()
+    }
+    afterReplies()
   }
 }
 

@@ -12,15 +12,20 @@ import { build } from '../helpers/app'
  * an end as the client going away); resolves with everything the server wrote before closing.
  */
 async function raw (port: number, request: string, open = false): Promise<{ status: string, headers: string, body: Record<string, unknown> }> {
-  const text = await new Promise<string>((resolve, reject) => {
+  const text = await rawText(port, request, open)
+  const head = text.slice(0, text.indexOf('\r\n\r\n'))
+  return { status: head.split('\r\n')[0], headers: head, body: JSON.parse(text.slice(head.length + 4)) }
+}
+
+/** As `raw`, everything the server wrote, as it came. */
+async function rawText (port: number, request: string, open = false): Promise<string> {
+  return await new Promise<string>((resolve, reject) => {
     const socket = net.connect(port, '127.0.0.1', () => open ? socket.write(request) : socket.end(request))
     let got = ''
     socket.on('data', (c: Buffer) => { got += c.toString('latin1') })
     socket.on('close', () => resolve(got))
     socket.on('error', reject)
   })
-  const head = text.slice(0, text.indexOf('\r\n\r\n'))
-  return { status: head.split('\r\n')[0], headers: head, body: JSON.parse(text.slice(head.length + 4)) }
 }
 
 t.test('malformed framing, oversized headers, bad URLs and overlong path segments get coded answers', async t => {
@@ -81,6 +86,9 @@ t.test('malformed framing, oversized headers, bad URLs and overlong path segment
   const connect = await raw(port, 'CONNECT losshub.example:443 HTTP/1.1\r\nHost: losshub.example:443\r\n\r\n')
   t.same([connect.status, connect.body], ['HTTP/1.1 404 Not Found', { statusCode: 404, code: 'NOT_FOUND', error: 'Not Found', message: 'no route CONNECT losshub.example:443: this server is no proxy; see GET /docs' }])
   t.match(connect.headers, /connection: close/i)
+  // pipelined behind requests still in progress (a loss, a health check), it is answered after them, in order
+  const pipelined = await rawText(port, post('/loss/mse').replace(/connection: close\r\n/i, '') + 'GET /healthz HTTP/1.1\r\nhost: x\r\n\r\nCONNECT a:1 HTTP/1.1\r\nHost: a:1\r\n\r\n')
+  t.same(pipelined.match(/HTTP\/1\.1 \d+|\{"(loss|status|statusCode)":[^}]*\}/g), ['HTTP/1.1 200', '{"loss":1}', 'HTTP/1.1 200', '{"status":"ok"}', 'HTTP/1.1 404', '{"statusCode":404,"code":"NOT_FOUND","error":"Not Found","message":"no route CONNECT a:1: this server is no proxy; see GET /docs"}'])
 
   // RFC 9112 9.6: what follows a request that said Connection: close is not read; the request is answered
   const closing = await raw(port, post('/loss/mse') + 'GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n')
