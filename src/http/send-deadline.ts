@@ -1,5 +1,5 @@
 import { type ServerResponse } from 'node:http'
-import { type FastifyReply, type FastifyRequest } from 'fastify'
+import { type FastifyBaseLogger, type FastifyReply, type FastifyRequest } from 'fastify'
 
 /** A reply that has made no progress for this long may be cut to keep replies within their budget. */
 export const STALLED_REPLY_MS = 1000
@@ -9,9 +9,10 @@ export const STALLED_REPLY_MS = 1000
  * socket has not accepted): a client that does not read keeps its reply in this process.
  */
 class WaitingReplies {
-  private readonly entries = new Map<ServerResponse, { held: number, progressAt: number }>()
+  private readonly entries = new Map<ServerResponse, { held: number, progressAt: number, log: FastifyBaseLogger }>()
 
-  add (res: ServerResponse): void { this.entries.set(res, { held: held(res), progressAt: Date.now() }) }
+  /** `log`: the reply's own request's logger, for its cut. */
+  add (res: ServerResponse, log: FastifyBaseLogger): void { this.entries.set(res, { held: held(res), progressAt: Date.now(), log }) }
   remove (res: ServerResponse): void { this.entries.delete(res) }
 
   /** Bytes held for waiting replies now; notes which of them moved since last asked. */
@@ -27,15 +28,16 @@ class WaitingReplies {
   }
 
   /** The replies that made no progress for STALLED_REPLY_MS, most bytes first. */
-  stalled (now: number): Array<[ServerResponse, number]> {
+  stalled (now: number): Array<[ServerResponse, number, FastifyBaseLogger]> {
     return [...this.entries]
       .filter(([, e]) => now - e.progressAt >= STALLED_REPLY_MS && e.held > 0)
-      .map(([res, e]): [ServerResponse, number] => [res, e.held])
+      .map(([res, e]): [ServerResponse, number, FastifyBaseLogger] => [res, e.held, e.log])
       .sort((a, b) => b[1] - a[1])
   }
 }
 
-function held (res: ServerResponse): number { return res.socket?.writableLength ?? 0 }
+/** What Node holds for a reply: in its socket, or in the reply itself while an earlier one on the connection (pipelined) has the socket. */
+function held (res: ServerResponse): number { return res.writableLength }
 
 /**
  * A reply its client does not read stays in this process: Node keeps what the socket cannot
@@ -59,7 +61,7 @@ export function sendDeadline (ms: number, budget = Infinity) {
       res.destroy()
     }, ms)
     timer.unref()
-    waiting.add(res)
+    waiting.add(res, request.log)
     const done = (): void => {
       clearTimeout(timer)
       waiting.remove(res)
@@ -69,8 +71,8 @@ export function sendDeadline (ms: number, budget = Infinity) {
     const now = Date.now()
     let total = waiting.bytes(now)
     if (total > budget) {
-      for (const [stalled, bytes] of waiting.stalled(now)) {
-        request.log.warn({ code: 'SEND_TIMEOUT', pendingBytes: bytes }, `a reply not taken by its client for ${STALLED_REPLY_MS} ms, with ${total} bytes held for replies (QUEUE_MAX_MB): its connection closed`)
+      for (const [stalled, bytes, log] of waiting.stalled(now)) {
+        log.warn({ code: 'SEND_TIMEOUT', pendingBytes: bytes }, `a reply not taken by its client for ${STALLED_REPLY_MS} ms, with ${total} bytes held for replies (QUEUE_MAX_MB): its connection closed`)
         stalled.destroy()
         total -= bytes
         if (total <= budget) break

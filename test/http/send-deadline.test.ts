@@ -56,7 +56,17 @@ t.test('a reply the client does not take in time is cut and its connection close
 t.test('replies not taken are bounded by QUEUE_MAX_MB: a new reply past it cuts those stalled a second, not the ones being read', async t => {
   // RECEIVE_TIMEOUT_MS far off: only the budget can cut here; no shedding for event-loop lag
   // (writing the 46 MB reply holds the loop long enough to shed the small requests under load)
-  const app = await build(t, { queueMaxMb: 8, receiveTimeoutMs: 60000, keepAliveTimeoutMs: 1000, maxEventLoopDelayMs: 0 })
+  // a logger of each request's own (silent), to see whose logger reports a cut
+  const app = await build(t, { queueMaxMb: 8, receiveTimeoutMs: 60000, keepAliveTimeoutMs: 1000, maxEventLoopDelayMs: 0, logLevel: 'silent' }, { logger: true })
+  // the SEND_TIMEOUT warnings, by the body size of the request whose logger wrote them
+  const cuts: number[] = []
+  app.addHook('onRequest', async request => {
+    const warn = request.log.warn.bind(request.log)
+    request.log.warn = ((obj: { code?: string }, ...rest: unknown[]) => {
+      if (obj.code === 'SEND_TIMEOUT') cuts.push(Number(request.headers['content-length']))
+      warn(obj, ...(rest as [string]))
+    }) as typeof request.log.warn
+  })
   await app.listen({ port: 0, host: '127.0.0.1' })
   const port = (app.server.address() as net.AddressInfo).port
   // the server's side of the unread connection (the first one made)
@@ -77,6 +87,7 @@ t.test('replies not taken are bounded by QUEUE_MAX_MB: a new reply past it cuts 
   t.ok(left.received < left.declared, `unread: cut after ${left.received} of ${left.declared} bytes`)
   t.ok(Date.now() - began < 20000, `long before RECEIVE_TIMEOUT_MS (${Date.now() - began} ms)`)
   t.ok(answers.length > 0 && answers.every(a => a === 4), `the replies sent meanwhile are answered: ${JSON.stringify(answers)}`)
+  t.same(cuts, [Buffer.byteLength(body)], 'the cut is logged once, by the request whose reply it was (not the one that found the budget full)')
   const read = await fetchRaw(port, 0)
   t.equal(read.received, read.declared, 'a reply read at once is whole, whatever its size')
 })
