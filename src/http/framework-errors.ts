@@ -22,14 +22,31 @@ export function frameworkErrors (form: ErrorForm) {
   }
 }
 
+/** A socket of Node's HTTP server, with the reply it is writing now (Node's own field). */
+type ServerSocket = Socket & { _httpMessage?: ServerResponse | null }
+
+/**
+ * Runs `then` once Node has written the replies still owed on `socket` to requests received
+ * whole before the current one (pipelined), one after another (each reply's close hands the
+ * socket to the next); at once when there are none, when the socket is gone, or when the next
+ * reply is that of a request not received whole (the faulty one itself: it never will be).
+ */
+function afterReplies (socket: ServerSocket, then: () => void): void {
+  const writing = socket._httpMessage
+  if (writing == null || socket.destroyed || !writing.req.complete) then()
+  else writing.once('close', () => { afterReplies(socket, then) })
+}
+
 /**
  * Fastify's `clientErrorHandler`, for what Node's HTTP parser refuses before there is a request
  * (malformed framing or headers, headers too large) and for its receive timeouts: the API's
  * coded error body, then the connection is closed (nothing after the fault can be trusted).
+ * Requests before the fault on the connection (pipelined) are answered first, where Node
+ * would drop or cut their answers; nothing more is read meanwhile.
  */
-export function clientErrors (err: Error & { code?: string }, socket: Socket & { _httpMessage?: { headersSent?: boolean } }): void {
-  // gone, or an answer already on its way: nothing more can be said on this connection
-  if (err.code === 'ECONNRESET' || !socket.writable || socket._httpMessage?.headersSent === true) {
+export function clientErrors (err: Error & { code?: string }, socket: ServerSocket): void {
+  // gone: nothing more can be said on this connection
+  if (err.code === 'ECONNRESET' || !socket.writable) {
     socket.destroy()
     return
   }
@@ -44,9 +61,13 @@ export function clientErrors (err: Error & { code?: string }, socket: Socket & {
         : ['INVALID_REQUEST', `malformed HTTP request (${err.code ?? 'unknown'}): ${err.message}`]
   const error = errorBody(code, message)
   const body = JSON.stringify(error)
-  // written, then closed at once as Node itself does: a client that stalls cannot hold the socket
-  socket.write(`HTTP/1.1 ${error.statusCode} ${error.error}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
-  socket.destroy()
+  socket.pause()
+  afterReplies(socket, () => {
+    if (socket.destroyed) return
+    // written, then closed at once as Node itself does: a client that stalls cannot hold the socket
+    socket.write(`HTTP/1.1 ${error.statusCode} ${error.error}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+    socket.destroy()
+  })
 }
 
 /**
@@ -97,27 +118,18 @@ function hostCount (raw: readonly string[]): number {
 /**
  * Node's 'connect': a CONNECT request (a proxy's method; this server is none) gets 404
  * NOT_FOUND in the coded body like any other method without a route, and its connection is
- * closed (Node, with no listener, closes it without an answer). Requests before it on the same
- * connection (pipelined) are answered first: Node leaves their replies the socket, one after
- * another, and the refusal waits until the last has gone.
+ * closed (Node, with no listener, closes it without an answer), after the answers to the
+ * requests before it on the connection (pipelined).
  */
 export function refuseConnect (form: ErrorForm) {
-  return function answer (request: IncomingMessage, socket: Socket & { _httpMessage?: ServerResponse | null }): void {
+  return function answer (request: IncomingMessage, socket: ServerSocket): void {
     const target = (request.url ?? '').slice(0, 200)
     const body = form(target, JSON.stringify(errorBody('NOT_FOUND', `no route CONNECT ${target}: this server is no proxy; see GET /docs`)))
-    const refusal = `HTTP/1.1 404 Not Found\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
-    const afterReplies = (): void => {
-      // the reply writing now; once it closes, Node has handed the socket to the next one, if any
-      const writing = socket._httpMessage
-      if (writing != null) {
-        writing.once('close', afterReplies)
-        return
-      }
+    afterReplies(socket, () => {
       if (socket.destroyed) return
-      socket.end(refusal)
+      socket.end(`HTTP/1.1 404 Not Found\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
       socket.destroySoon()
-    }
-    afterReplies()
+    })
   }
 }
 
