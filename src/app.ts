@@ -6,6 +6,7 @@ import { type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { type Config, cpuCount, DEFAULTS } from './config'
 import { errorBody, errorHandler } from './http/errors'
 import { clientErrors, continueWithin, expectationFailed, frameworkErrors, refuseConnect, requireHost } from './http/framework-errors'
+import { closeQueuedReplies } from './http/queued-replies'
 import { jsonBodyParser } from './http/json-body'
 import { refuseContentEncoding } from './http/content-encoding'
 import { admitBodies, BodyAdmission } from './http/body-admission'
@@ -106,6 +107,12 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
   app.server.on('checkContinue', continueWithin(app.server, app.initialConfig.bodyLimit ?? Infinity, errorForm))
   // CONNECT: Node closes the connection without an answer when no one listens
   app.server.on('connect', refuseConnect(errorForm))
+  // pipelined replies still queued when their connection closes are closed too
+  app.server.on('request', closeQueuedReplies)
+  // a client that ends its side after sending (half-close) still gets the answers to the requests
+  // it sent whole, the connection closing after the last (Node's default, false, drops those in
+  // progress): node:http's own switch, read as each connection ends
+  ;(app.server as typeof app.server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true
 
   const settings = { intraOpNumThreads: cfg.ortIntraOpThreads, interOpNumThreads: cfg.ortInterOpThreads }
   const executor: Executor = cfg.kernelWorkers > 0
