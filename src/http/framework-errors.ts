@@ -1,8 +1,8 @@
 import { type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import { type Socket } from 'node:net'
 import { type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify'
 import { type ErrorCode } from '../errors'
 import { errorBody } from './errors'
+import { type ServerSocket } from './queued-replies'
 
 /** Rewrites an error body for the route family a URL belongs to (V2's own form under /v2). */
 export type ErrorForm = (url: string, payload: string) => string
@@ -21,9 +21,6 @@ export function frameworkErrors (form: ErrorForm) {
     void reply.code(body.statusCode).type('application/json').send(form(request.url, JSON.stringify(body)))
   }
 }
-
-/** A socket of Node's HTTP server, with the reply it is writing now (Node's own field). */
-type ServerSocket = Socket & { _httpMessage?: ServerResponse | null }
 
 /**
  * Runs `then` once Node has written the replies still owed on `socket` to requests received

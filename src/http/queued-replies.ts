@@ -2,7 +2,7 @@ import { type IncomingMessage, type ServerResponse } from 'node:http'
 import { type Socket } from 'node:net'
 
 /** A socket of Node's HTTP server, with the reply that has it now (Node's own field). */
-type ServerSocket = Socket & { _httpMessage?: ServerResponse | null }
+export type ServerSocket = Socket & { _httpMessage?: ServerResponse | null }
 
 /** Replies waiting behind another on their connection (pipelined), by connection. */
 const queuedOn = new WeakMap<Socket, Set<ServerResponse>>()

@@ -1,6 +1,7 @@
 import net from 'node:net'
 import t from 'tap'
 import { build } from '../helpers/app'
+import { rawExchange } from '../helpers/raw-http'
 
 /**
  * What the router and Node's HTTP parser refuse before any route runs is answered in the API's
@@ -9,23 +10,12 @@ import { build } from '../helpers/app'
 
 /**
  * Sends `request` on a fresh connection (and ends its side, unless `open`: the server may take
- * an end as the client going away); resolves with everything the server wrote before closing.
+ * an end as the client going away); its first answer, parsed.
  */
 async function raw (port: number, request: string, open = false): Promise<{ status: string, headers: string, body: Record<string, unknown> }> {
-  const text = await rawText(port, request, open)
+  const text = await rawExchange(port, request, open)
   const head = text.slice(0, text.indexOf('\r\n\r\n'))
   return { status: head.split('\r\n')[0], headers: head, body: JSON.parse(text.slice(head.length + 4)) }
-}
-
-/** As `raw`, everything the server wrote, as it came. */
-async function rawText (port: number, request: string, open = false): Promise<string> {
-  return await new Promise<string>((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1', () => open ? socket.write(request) : socket.end(request))
-    let got = ''
-    socket.on('data', (c: Buffer) => { got += c.toString('latin1') })
-    socket.on('close', () => resolve(got))
-    socket.on('error', reject)
-  })
 }
 
 t.test('malformed framing, oversized headers, bad URLs and overlong path segments get coded answers', async t => {
@@ -87,11 +77,11 @@ t.test('malformed framing, oversized headers, bad URLs and overlong path segment
   t.same([connect.status, connect.body], ['HTTP/1.1 404 Not Found', { statusCode: 404, code: 'NOT_FOUND', error: 'Not Found', message: 'no route CONNECT losshub.example:443: this server is no proxy; see GET /docs' }])
   t.match(connect.headers, /connection: close/i)
   // pipelined behind requests still in progress (a loss, a health check), it is answered after them, in order
-  const pipelined = await rawText(port, post('/loss/mse').replace(/connection: close\r\n/i, '') + 'GET /healthz HTTP/1.1\r\nhost: x\r\n\r\nCONNECT a:1 HTTP/1.1\r\nHost: a:1\r\n\r\n')
+  const pipelined = await rawExchange(port, post('/loss/mse').replace(/connection: close\r\n/i, '') + 'GET /healthz HTTP/1.1\r\nhost: x\r\n\r\nCONNECT a:1 HTTP/1.1\r\nHost: a:1\r\n\r\n')
   t.same(pipelined.match(/HTTP\/1\.1 \d+|\{"(loss|status|statusCode)":[^}]*\}/g), ['HTTP/1.1 200', '{"loss":1}', 'HTTP/1.1 200', '{"status":"ok"}', 'HTTP/1.1 404', '{"statusCode":404,"code":"NOT_FOUND","error":"Not Found","message":"no route CONNECT a:1: this server is no proxy; see GET /docs"}'])
 
   // malformed bytes pipelined behind requests in progress: those are answered first, then the 400 (Node dropped them)
-  const behind = await rawText(port, post('/loss/mse').replace(/connection: close\r\n/i, '') + 'GET /healthz HTTP/1.1\r\nhost: x\r\n\r\nGARBAGE\r\n\r\n')
+  const behind = await rawExchange(port, post('/loss/mse').replace(/connection: close\r\n/i, '') + 'GET /healthz HTTP/1.1\r\nhost: x\r\n\r\nGARBAGE\r\n\r\n')
   t.same(behind.match(/HTTP\/1\.1 \d+|\{"(loss|status|statusCode)":[^}]*\}/g), ['HTTP/1.1 200', '{"loss":1}', 'HTTP/1.1 200', '{"status":"ok"}', 'HTTP/1.1 400', '{"statusCode":400,"code":"INVALID_REQUEST","error":"Bad Request","message":"malformed HTTP request (HPE_INVALID_METHOD): Parse Error: Invalid method encountered"}'])
 
   // RFC 9112 9.6: what follows a request that said Connection: close is not read; the request is answered

@@ -1,6 +1,7 @@
 import net from 'node:net'
 import t from 'tap'
 import { build } from '../helpers/app'
+import { rawExchange } from '../helpers/raw-http'
 
 /**
  * A pipelined request whose reply is still queued when its connection closes (here: after the
@@ -11,17 +12,6 @@ import { build } from '../helpers/app'
 
 const ones = Array.from({ length: 200000 }, () => 1)
 const large = JSON.stringify({ input: ones, target: ones.map(() => 0) })
-
-/** Sends `bytes` on a fresh connection and resolves with what the server wrote before closing it. */
-async function exchange (port: number, bytes: string): Promise<string> {
-  return await new Promise<string>((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1', () => socket.write(bytes))
-    let got = ''
-    socket.on('data', (c: Buffer) => { got += c.toString('latin1') })
-    socket.on('close', () => resolve(got))
-    socket.on('error', reject)
-  })
-}
 
 async function gauge (app: Awaited<ReturnType<typeof build>>, series: string): Promise<number> {
   const text = (await app.inject({ method: 'GET', url: '/metrics' })).body
@@ -34,8 +24,8 @@ t.test('a large body pipelined behind a refused request gives its turn back when
   const port = (app.server.address() as net.AddressInfo).port
   const inProgress = 'losshub_large_body_bytes{state="in_progress"}'
   for (let i = 0; i < 3; i++) {
-    const got = await exchange(port, 'GET /healthz HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n' +
-      `POST /loss/mse HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${large.length}\r\n\r\n${large}`)
+    const got = await rawExchange(port, 'GET /healthz HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n' +
+      `POST /loss/mse HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${large.length}\r\n\r\n${large}`, true)
     t.match(got, /^HTTP\/1\.1 400 Bad Request/, 'the two Hosts: 400, and the connection closed')
   }
   // the queued reply is closed with its connection, a moment after the client sees it close
@@ -56,14 +46,8 @@ t.test('a client that half-closes after pipelining gets every answer, then the c
   const port = (app.server.address() as net.AddressInfo).port
   const one = 'POST /loss/mse HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 30\r\n\r\n{"input":[3,0],"target":[0,0]}'
   for (const n of [1, 2, 50]) {
-    const got = await new Promise<string>((resolve, reject) => {
-      // end() sends everything, then the client's FIN
-      const socket = net.connect(port, '127.0.0.1', () => socket.end(one.repeat(n)))
-      let text = ''
-      socket.on('data', (c: Buffer) => { text += c.toString('latin1') })
-      socket.on('close', () => resolve(text))
-      socket.on('error', reject)
-    })
+    // sent whole, then the client's FIN
+    const got = await rawExchange(port, one.repeat(n))
     t.equal(got.match(/\{"loss":4\.5\}/g)?.length, n, `${n} pipelined, then half-closed: ${n} answers`)
   }
 })
