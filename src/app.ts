@@ -6,6 +6,7 @@ import { type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { type Config, cpuCount, DEFAULTS } from './config'
 import { errorBody, errorHandler } from './http/errors'
 import { clientErrors, continueWithin, expectationFailed, frameworkErrors, refuseConnect, requireHost } from './http/framework-errors'
+import { closeAfterUpgradeRequest } from './http/upgrade-requests'
 import { closeQueuedReplies } from './http/queued-replies'
 import { jsonBodyParser } from './http/json-body'
 import { refuseContentEncoding } from './http/content-encoding'
@@ -109,6 +110,8 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
   app.server.on('connect', refuseConnect(errorForm))
   // pipelined replies still queued when their connection closes are closed too
   app.server.on('request', closeQueuedReplies)
+  // an Upgrade request (not taken): the connection closes after its answer, Node having dropped what came behind it
+  app.server.on('request', closeAfterUpgradeRequest)
   // a client that ends its side after sending (half-close) still gets the answers to the requests
   // it sent whole, the connection closing after the last (Node's default, false, drops those in
   // progress): node:http's own switch, read as each connection ends
