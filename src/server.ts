@@ -6,6 +6,7 @@ import { RESTART, runPrimary } from './cluster'
 import { drain } from './shutdown'
 import { hasOldSpaceFloor, workerExecArgv } from './heap'
 import { letGoWhenIdle } from './http/body-memory'
+import { collectWhenIdle } from './tensor/release-memory'
 import { ConfigError, cpuCount, loadConfig } from './config'
 
 /**
@@ -26,9 +27,13 @@ async function main (): Promise<void> {
   }
   // under cluster, any worker's /metrics answers for the whole cluster (aggregated by the primary)
   const app = await buildApp(config, { clusterMetrics: cluster.isWorker })
-  // the memory kept for large requests is handed back after KEPT_IDLE_MS without them, where the
-  // heap can afford the collection that frees it (src/heap.ts)
-  if (hasOldSpaceFloor()) letGoWhenIdle()
+  // the memory kept for large requests is handed back after KEPT_IDLE_MS without them, and the
+  // heap collected after HEAP_IDLE_MS without any request, where the heap can afford the
+  // collection (src/heap.ts)
+  if (hasOldSpaceFloor()) {
+    letGoWhenIdle()
+    collectWhenIdle(() => app.losshub.lastRequestAt)
+  }
   // from here on a signal drains, also while the kernels still load (closing waits for the warm-up)
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {

@@ -51,3 +51,36 @@ export function collectSoon (): void {
     collector()?.()
   })
 }
+
+/**
+ * How long a process goes without requests before its heap is collected whatever its pools
+ * held (`collectWhenIdle`): much longer than KEPT_IDLE_MS, since the collection costs the next
+ * load: after it, cross_entropy [32,10] at concurrency 64 ran at a third to two thirds of its
+ * rate for 2 to 3 s (the old generation's limit, cut to the live heap, took two more full
+ * collections to grow back; a young generation kept at full size did not remove the dip),
+ * against no dip after idle spells without one (A/B runs, bench/README.md). A pipeline pausing
+ * between steps should not pay that; a process idle for a minute may.
+ */
+export const HEAP_IDLE_MS = 60_000
+
+/**
+ * One full collection on this thread once `ms` pass with no request (`lastActivity`: the
+ * `Date.now()` of the latest), once per idle spell. The pools' collections run only when they
+ * had buffers to let go, so a process that served small requests alone kept its grown young
+ * generation (32 MiB) and its old generation's garbage, up to the heap's floor (src/heap.ts),
+ * resident until V8 got round to it: two workers at 249 and 220 MiB 13 s after 10 s of
+ * cross_entropy [32,10] (198 and 203 before it), 156 and 157 once collected. Returns a stop function.
+ */
+export function collectWhenIdle (lastActivity: () => number, ms: number = HEAP_IDLE_MS, collect: () => void = collectSoon, now: () => number = Date.now): () => void {
+  // the latest activity a collection has followed (none yet: the warm-up's garbage goes too)
+  let collectedAfter = -Infinity
+  const timer = setInterval(() => {
+    const last = lastActivity()
+    if (last > collectedAfter && now() - last >= ms) {
+      collectedAfter = last
+      collect()
+    }
+  }, Math.max(1, Math.round(ms / 4)))
+  timer.unref()
+  return () => clearInterval(timer)
+}
