@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js'
+import { shortened } from '../../errors'
 
 /** The statuses of grpc.health.v1 (proto/health.proto), as @grpc/proto-loader reads its enum. */
 export type ServingStatus = 'SERVING' | 'NOT_SERVING' | 'SERVICE_UNKNOWN'
@@ -26,7 +27,8 @@ export class HealthService {
         if (!this.known(service)) {
           const metadata = new grpc.Metadata()
           metadata.set('losshub-code', 'NOT_FOUND')
-          return callback({ code: grpc.status.NOT_FOUND, details: `unknown service '${service}'; known: "" (the server), ${this.services.join(', ')}`, metadata })
+          // cut as every status message is: a header past the client's limit never reaches it
+          return callback({ code: grpc.status.NOT_FOUND, details: shortened(`unknown service '${shortened(service, 200)}'; known: "" (the server), ${this.services.join(', ')}`), metadata })
         }
         callback(null, { status: this.status() })
       },
