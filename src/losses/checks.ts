@@ -28,15 +28,13 @@ function outOfRange (name: string, v: string, i: number, classes: number, ignore
 
 /**
  * Requires each row of `arg` (its last axis, `classes` long) to list class indices in
- * [0, classes) up to its first negative entry; what follows that entry is not read.
+ * [0, classes) up to its first -1, and every entry, those after it too (not read), to lie in
+ * [-1, classes), as PyTorch checks.
  */
 export function expectListedIndices (name: string, arg: Arg, classes: number): void {
-  const d = arg.data
-  for (let row = 0; row < d.length; row += classes) {
-    for (let i = row; i < row + classes && at(d, i) >= 0; i++) {
-      if (at(d, i) >= classes) fail('INDEX_OUT_OF_RANGE', `${name}: class index ${shown(d, i)} at flat position ${i} is out of range [0, ${classes}) (a row's indices end at its first -1)`)
-    }
-  }
+  // every entry, also those after a row's first -1 (which are not read): PyTorch refuses any outside [-1, C)
+  const i = firstOutside(arg.data, -1, classes - 1)
+  if (i >= 0) fail('INDEX_OUT_OF_RANGE', `${name}: entry ${shown(arg.data, i)} at flat position ${i} is out of range [-1, ${classes}) (class indices, a row's list ended by -1)`)
 }
 
 /** Requires every element of `arg` to lie in [lo, hi]. */

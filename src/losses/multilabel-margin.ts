@@ -8,9 +8,10 @@ import { fmtShape } from '../tensor/tensor'
 
 /**
  * `F.multilabel_margin_loss`: per sample, sum over the listed classes y and the unlisted j of
- * max(0, 1 - (x[y] - x[j])) / C. A row lists indices up to its first negative entry (anything
- * after it is ignored); a repeated index counts each time, as in PyTorch's loop. relu gives a
- * term exactly at the margin no gradient, as PyTorch's kernel (it tests z > 0).
+ * max(0, 1 - (x[y] - x[j])) / C. A row lists indices up to its first -1 (the entries after it
+ * are not read, but must lie in [-1, C), as PyTorch checks); a repeated index counts each
+ * time, as in PyTorch's loop. relu gives a term exactly at the margin no gradient, as
+ * PyTorch's kernel (it tests z > 0).
  */
 
 export default defineLoss({
@@ -19,7 +20,7 @@ export default defineLoss({
   reference: 'torch.nn.functional.multilabel_margin_loss',
   category: 'classification',
   notes: [
-    'A row lists class indices up to its first negative entry and anything after it is ignored; a repeated index counts each time, as in PyTorch\'s loop. A term exactly at the margin gets no gradient, as in PyTorch\'s kernel.'
+    'A row lists class indices up to its first -1 and the entries after it are not read, though each must lie in [-1, C) as PyTorch checks; a repeated index counts each time, as in PyTorch\'s loop. A term exactly at the margin gets no gradient, as in PyTorch\'s kernel.'
   ],
   args: [
     { name: 'input', kind: 'float', grad: true, doc: 'Scores [N,C] or [C].' },

@@ -36,6 +36,9 @@ t.test('bad requests get a coded 4xx naming the argument, and change nothing', a
     ['weight shape', 'cross_entropy', { ...ce, weight: [1, 2, 3] }, 400, 'SHAPE_MISMATCH', /^weight: expected one weight per class, shape \[2\], got \[3\]/],
     ['class index out of range', 'cross_entropy', { input: ce.input, target: [0, 2, 1] }, 400, 'INDEX_OUT_OF_RANGE', /^target: class index 2 at flat position 1 is out of range \[0, 2\)/],
     ['negative class index', 'nll', { input: ce.input, target: [0, -1, 1] }, 400, 'INDEX_OUT_OF_RANGE', /^target: class index -1/],
+    // PyTorch checks every entry of a multilabel target, those after a row's -1 (not read) too
+    ['multilabel index out of range after the -1', 'multilabel_margin', { input: [[0.1, 0.2, 0.4]], target: [[2, -1, 7]] }, 400, 'INDEX_OUT_OF_RANGE', /^target: entry 7 at flat position 2 is out of range \[-1, 3\)/],
+    ['multilabel padding other than -1', 'multilabel_margin', { input: [[0.1, 0.2, 0.4], [0.3, 0.2, 0.1]], target: [[0, 1, 2], [-2, 0, 1]] }, 400, 'INDEX_OUT_OF_RANGE', /^target: entry -2 at flat position 3 is out of range \[-1, 3\)/],
     ['bce input outside [0, 1]', 'bce', { input: [0.5, 1.2], target: [1, 0] }, 400, 'DOMAIN_ERROR', /^input: elements must lie in \[0, 1\], got 1\.2 at flat position 1/],
     ['bce target shape', 'bce', { input: [0.5, 0.2], target: [1, 0, 1] }, 400, 'SHAPE_MISMATCH', /^target: expected the shape of input \[2\], got \[3\]/],
     ['grad_output without grad', 'mse', { input: [1, 2], target: [0, 0], reduction: 'none', grad_output: [1, 1] }, 400, 'INVALID_OPTION', /^grad_output: only meaningful with grad: true/],
