@@ -218,8 +218,9 @@ export function logSoftmax (x: Value, axis: number): Value {
     let out = x.graph.node('LogSoftmax', [x], { axis }, x.dtype, x.dims)
     // ONNX Runtime's float64 kernel answers finite values (at times garbage) for a row holding
     // NaN or +Infinity, where PyTorch's whole row is NaN (x - max is NaN in it); its float32
-    // kernel already does. A row's sum is NaN or +Infinity exactly then (barring overflow).
-    if (x.dtype === 'float64') out = add(out, where(not(less(reduceSum(x, [axis], true), Infinity)), NaN, 0))
+    // kernel already does. Such elements are counted, not summed: the sum of a finite row
+    // ([1e308, 1e308]) may overflow to +Infinity.
+    if (x.dtype === 'float64') out = add(out, where(greater(reduceSum(mask(not(less(x, Infinity))), [axis], true), 0), NaN, 0))
     return { value: out, saved: out }
   }, (g, out) => [sub(g, mul(exp(out), reduceSum(g, [axis], true)))])
 }

@@ -51,6 +51,22 @@ t.test('log_softmax gradient: softmax minus one-hot for a picked class', async t
   r.gx.forEach((g, i) => t.ok(Math.abs(g - (e[i] / z - (i === 1 ? 1 : 0))) < 1e-12, `component ${i}`))
 })
 
+t.test('float64 log_softmax: NaN rows where a row holds NaN or +Infinity, as PyTorch; a finite row whose sum overflows is no such row', async t => {
+  // log_softmax(x) of one row at the class y marks (selected, not multiplied: -Infinity * 0 is NaN)
+  const picked = async (x: number[], y: number[]): Promise<{ out: number[], gx: number[] }> =>
+    await run((x, y) => op.sumAll(op.where(op.greater(y, 0), op.logSoftmax(x, 1), 0)), x, [1, x.length], y, [1, y.length])
+  const huge = await picked([1e308, 1e308], [1, 0])
+  t.same(huge.out, [-Math.log(2)], 'log_softmax([1e308, 1e308])[0] = -log 2 (its sum, 2e308, overflows)')
+  t.same(huge.gx, [0.5, -0.5], 'gradient e_0 - softmax')
+  const far = await picked([1e308, 1e308, -1e308], [0, 0, 1])
+  t.same(far.out, [-Infinity], 'a class 2e308 below the others: -Infinity')
+  t.same(far.gx, [-0.5, -0.5, 1])
+  t.same((await picked([NaN, 1], [0, 1])).out, [NaN], 'a NaN in the row')
+  t.same((await picked([Infinity, 1], [0, 1])).out, [NaN], '+Infinity in the row')
+  const minus = await picked([-Infinity, 1], [0, 1])
+  t.same([minus.out, minus.gx], [[0], [0, 0]], '-Infinity is a class of probability 0, no NaN')
+})
+
 t.test('softplus and log1p are accurate where the naive formulas are not', async t => {
   const r = await run((x, _y) => op.softplus(x), [-800, -40, 0, 40, 800], [5], [0], [1])
   t.ok(Math.abs(r.out[1] - Math.exp(-40)) / Math.exp(-40) < 1e-12, 'softplus(-40) = e^-40 to full precision')
