@@ -1,5 +1,5 @@
 import { type FastifyInstance, type FastifyRequest } from 'fastify'
-import { fail } from '../../errors'
+import { fail, LosshubError } from '../../errors'
 import { DecodedTensor, readJson, type TensorMemory } from '../../tensor/json-reader'
 import { type V2InferenceRequestJson } from '../../../schemas/v2'
 import { type ReadAside } from '../../tensor/rows-ahead'
@@ -23,13 +23,30 @@ export function binaryTail (request: FastifyRequest): Buffer | undefined { retur
  * JSON data arrives read into numbers (readJson's dataLists, with its `memory` and `aside`).
  */
 export function splitBody (body: Buffer, headerLength: string | string[] | undefined, memory?: TensorMemory, aside?: ReadAside): { json: unknown, tail?: Buffer } {
-  if (headerLength === undefined) return { json: readJson(body, DATA_LISTS, memory, aside) }
+  if (headerLength === undefined) {
+    return { json: hinted(() => readJson(body, DATA_LISTS, memory, aside), 'a body in the binary form needs an Inference-Header-Content-Length header, the byte length of its JSON', / after JSON /) }
+  }
   const text = Array.isArray(headerLength) ? headerLength.join(', ') : headerLength
   if (!/^[0-9]+$/.test(text)) fail('INVALID_REQUEST', `Inference-Header-Content-Length: expected the byte length of the JSON header, got ${JSON.stringify(text)}`)
   const n = Number(text)
   if (n === 0) fail('INVALID_REQUEST', 'Inference-Header-Content-Length: 0 leaves no JSON header; it is the byte length of the JSON that starts the body')
   if (n > body.length) fail('INVALID_REQUEST', `Inference-Header-Content-Length: ${text} is more than the ${body.length} bytes of the body`)
-  return { json: readJson(body.subarray(0, n), DATA_LISTS), tail: body.subarray(n) }
+  const json = hinted(() => readJson(body.subarray(0, n), DATA_LISTS), `the JSON header is read as the first ${text} bytes (Inference-Header-Content-Length): is that its byte length?`)
+  return { json, tail: body.subarray(n) }
+}
+
+/**
+ * `read`, whose INVALID_JSON errors (those matching `when`) say `hint` too: a binary body without
+ * its header, or with a header length that does not end its JSON, fails as JSON at a position
+ * that alone says little.
+ */
+function hinted<T> (read: () => T, hint: string, when = /./): T {
+  try {
+    return read()
+  } catch (err) {
+    if (err instanceof LosshubError && err.code === 'INVALID_JSON' && when.test(err.message)) throw new LosshubError('INVALID_JSON', `${err.message}; ${hint}`)
+    throw err
+  }
 }
 
 /**

@@ -188,7 +188,12 @@ t.test('binary form: a truncated or oversized payload is a clear 400', async t =
   rejects(t, await post('9'.repeat(400)), 400, 'INVALID_REQUEST', `Inference-Header-Content-Length: ${'9'.repeat(400)} is more than the ${payload.length} bytes of the body`)
   rejects(t, await post('12abc'), 400, 'INVALID_REQUEST', 'Inference-Header-Content-Length: expected the byte length of the JSON header, got "12abc"')
   rejects(t, await post('0'), 400, 'INVALID_REQUEST', 'Inference-Header-Content-Length: 0 leaves no JSON header; it is the byte length of the JSON that starts the body')
-  rejects(t, await post(String(Number(headers['inference-header-content-length']) - 2)), 400, 'INVALID_JSON', /^INVALID_JSON: body: /)
+  rejects(t, await post(String(Number(headers['inference-header-content-length']) - 2)), 400, 'INVALID_JSON',
+    /^INVALID_JSON: body: .*; the JSON header is read as the first \d+ bytes \(Inference-Header-Content-Length\): is that its byte length\?$/)
+  // the binary form without its header: read as JSON, the tensor bytes are what follows it
+  const { 'inference-header-content-length': _, ...noLength } = headers
+  rejects(t, await app.inject({ method: 'POST', url: '/v2/models/cross_entropy/infer', headers: noLength, payload }), 400, 'INVALID_JSON',
+    /^INVALID_JSON: body: .* after JSON .*; a body in the binary form needs an Inference-Header-Content-Length header, the byte length of its JSON$/)
 
   // binary sizes without the binary form, and data given twice
   rejects(t, await inferJson(app, 'cross_entropy', header([24, 24])), 400, 'INVALID_REQUEST',
