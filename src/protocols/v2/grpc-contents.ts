@@ -13,7 +13,8 @@ import { type ModelInferRequest, type ModelInferResponse } from './grpc-messages
  * .proto's own) reads the rest of the message; what it refuses, it refuses as before.
  */
 export function typedContentsDecoder (decode: (bytes: Buffer) => ModelInferRequest): (bytes: Buffer) => ModelInferRequest {
-  return bytes => {
+  return message => {
+    const bytes = mergeRepeatedContents(message)
     const taken = liftFloatContents(bytes)
     if (taken === undefined) return decode(bytes)
     const request = decode(taken.rest)
@@ -113,6 +114,33 @@ export function liftFloatContents (bytes: Uint8Array): { rest: Buffer, lifted: L
 const NOTHING: Uint8Array[] = []
 
 /**
+ * The message with an input's several `contents` fields joined into one. Protobuf merges the
+ * copies of a message field given more than once (as if their bytes were one: repeated
+ * elements add up), where the .proto's decoder keeps only the last: an input whose contents
+ * came in two parts was read as its last part alone, and could pass as a smaller tensor. The
+ * same bytes when no input has several.
+ */
+export function mergeRepeatedContents (bytes: Buffer): Buffer {
+  const fields = scan(bytes, 0, bytes.length)
+  if (fields === undefined) return bytes
+  const parts: Uint8Array[] = []
+  let copiedTo = 0
+  for (const f of fields) {
+    if (f.field !== INPUTS || f.wire !== LEN) continue
+    const inner = scan(bytes, f.start, f.end) ?? []
+    const contents = inner.filter(x => x.field === CONTENTS)
+    // one, or of another wire type (the decoder refuses that): nothing to merge
+    if (contents.length < 2 || contents.some(c => c.wire !== LEN)) continue
+    const rest = inner.filter(x => x.field !== CONTENTS).map(x => bytes.subarray(x.at, x.end))
+    parts.push(bytes.subarray(copiedTo, f.at), tagged(INPUTS, [...rest, tagged(CONTENTS, contents.map(c => bytes.subarray(c.start, c.end)))]))
+    copiedTo = f.end
+  }
+  if (parts.length === 0) return bytes
+  parts.push(bytes.subarray(copiedTo))
+  return Buffer.concat(parts)
+}
+
+/**
  * An InferInputTensor (bytes [start, end)) without its lifted contents, as parts to join; NOTHING
  * when it has no float contents to lift; undefined when anything is unusual.
  */
@@ -121,7 +149,7 @@ function liftInput (bytes: Uint8Array, start: number, end: number, input: number
   if (fields === undefined) return undefined
   const contents = fields.filter(f => f.field === CONTENTS)
   if (contents.length === 0) return NOTHING
-  // several contents fields merge, as protobuf says: left to the decoder
+  // several contents fields were merged into one before (mergeRepeatedContents)
   if (contents.length > 1 || contents[0].wire !== LEN) return undefined
   const c = contents[0]
   const inner = scan(bytes, c.start, c.end)

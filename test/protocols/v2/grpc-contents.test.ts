@@ -137,3 +137,21 @@ t.test('a run that cannot be put in its place: the response is encoded with arra
   odd({ model_name: 'x', model_version: '1', id: '', outputs: [{ name: 'loss', datatype: 'FP32', shape: [2], contents: { fp32_contents: Float32Array.of(1.5, -2) } }], raw_output_contents: [] })
   t.same(seen, [[{}], [{ fp32_contents: [1.5, -2], fp64_contents: undefined }]], 'first with the contents left out, then again with them as an array')
 })
+
+t.test('an input whose contents come in two parts is read whole, as protobuf merges them (the .proto\'s decoder keeps the last)', async t => {
+  // by hand: a length-delimited field (all lengths here under 128)
+  const field = (n: number, value: Uint8Array | string): Buffer => Buffer.concat([Buffer.from([n * 8 + 2, Buffer.byteLength(value)]), Buffer.from(value)])
+  const floats = (v: number[]): Uint8Array => new Uint8Array(Float32Array.from(v).buffer)
+  // InferInputTensor: name 1, datatype 2, shape 3 (packed), contents 5 (InferTensorContents: fp32_contents 6)
+  const input = Buffer.concat([field(1, 'input'), field(2, 'FP32'), field(3, Uint8Array.from([2])), field(5, field(6, floats([1, 2]))), field(5, field(6, floats([5, 6])))])
+  // ModelInferRequest: model_name 1, inputs 5
+  const bytes = Buffer.concat([field(1, 'mse'), field(5, input)])
+  t.same(Array.from(plain(bytes).inputs[0].contents?.fp32_contents ?? []), [5, 6], 'the .proto\'s decoder alone: the last part')
+  const got = typed(bytes).inputs[0]
+  t.same([got.name, got.datatype, got.shape.map(Number)], ['input', 'FP32', [2]], 'the rest of the input as sent')
+  t.same(Array.from(got.contents?.fp32_contents ?? []), [1, 2, 5, 6], 'both parts: four values (for shape [2], a tensor the request check refuses)')
+  // one part of each kind: merged, each kind kept
+  const mixed = Buffer.concat([field(1, 'mse'), field(5, Buffer.concat([field(1, 'x'), field(5, field(6, floats([1]))), field(5, field(7, new Uint8Array(Float64Array.from([2]).buffer)))]))])
+  const m = typed(mixed).inputs[0].contents
+  t.same([Array.from(m?.fp32_contents ?? []), Array.from(m?.fp64_contents ?? [])], [[1], [2]])
+})
