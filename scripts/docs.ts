@@ -103,7 +103,8 @@ function lossSection (def: LossDef): string {
   const lines = [`### \`${def.name}\``, '', def.summary, '', `Reference: \`${def.reference}\`.`, '']
   lines.push('| argument | elements | gradient | shape and meaning |', '|---|---|---|---|')
   for (const a of def.args) {
-    lines.push(`| \`${a.name}\`${a.optional === true ? ' (optional)' : ''} | ${KIND_WORDS[a.kind]} | ${a.grad === true ? 'yes' : 'no'} | ${cell(a.doc)} |`)
+    const elements = a.integers === true ? `${KIND_WORDS[a.kind]} (integer dtypes taken as floats, as PyTorch does)` : KIND_WORDS[a.kind]
+    lines.push(`| \`${a.name}\`${a.optional === true ? ' (optional)' : ''} | ${elements} | ${a.grad === true ? 'yes' : 'no'} | ${cell(a.doc)} |`)
   }
   lines.push('')
   const options = Object.entries(def.options) as Array<[string, OptionSchema]>

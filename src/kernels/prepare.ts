@@ -59,7 +59,8 @@ export function prepare (def: LossDef, body: Record<string, unknown>, limits: Li
       if (!decl.optional) fail('INVALID_REQUEST', `body must have required property '${decl.name}'`)
       continue
     }
-    const t = decodeTensor(decl.name, json)
+    const decoded = decodeTensor(decl.name, json)
+    const t = decl.integers === true && (decoded.dtype === 'int32' || decoded.dtype === 'int64') ? integersAsFloats(decoded, memory) : decoded
     const first = args[def.args[0].name]
     const kind = resolveKind(decl.name, decl.kind, t, first)
     // nested floats are a float32 tensor (torch.tensor of a list): rounded once here, so that a
@@ -102,6 +103,12 @@ export function prepare (def: LossDef, body: Record<string, unknown>, limits: Li
   }
   const structural = structuralOptions(def, typedOpts)
   return { def, opts: typedOpts, structural, dtype, args, numeric, grad, gradOutput, lossShape, unreducedShape, form: args[def.args[0].name].form, cost, memory }
+}
+
+/** An integer tensor of an argument that takes integers as floats (ArgDecl.integers): float32 values, like nested numbers. */
+function integersAsFloats (t: HostTensor, memory: TensorMemory | undefined): HostTensor {
+  const data = t.data instanceof BigInt64Array ? Float32Array.from(t.data, Number) : converted(Float32Array, t.data, memory)
+  return { ...t, dtype: undefined, data }
 }
 
 function resolveKind (name: string, kind: Arg['kind'] | 'float-or-index', t: HostTensor, first: Arg | undefined): Arg['kind'] {

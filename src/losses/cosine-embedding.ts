@@ -20,7 +20,7 @@ export default defineLoss({
   args: [
     { name: 'input1', kind: 'float', grad: true, doc: 'First vectors [N,D] (or one vector [D]).' },
     { name: 'input2', kind: 'float', grad: true, doc: "Second vectors, input1's shape." },
-    { name: 'target', kind: 'float', doc: '1 for similar pairs, -1 for dissimilar ones: [N] (or [] for one pair).' }
+    { name: 'target', kind: 'float', integers: true, doc: '1 for similar pairs, -1 for dissimilar ones: [N] (or [] for one pair).' }
   ],
   options: {
     margin: Type.Number({ default: 0.0, description: 'Dissimilar pairs with cosine above it are penalised; -1 to 1, 0 to 0.5 suggested.' })

@@ -18,7 +18,7 @@ export default defineLoss({
   ],
   args: [
     { name: 'input', kind: 'float', grad: true, doc: 'Distances (or any scores), any shape.' },
-    { name: 'target', kind: 'float', doc: '1 for similar pairs, -1 for dissimilar ones; broadcastable with input.' }
+    { name: 'target', kind: 'float', integers: true, doc: '1 for similar pairs, -1 for dissimilar ones; broadcastable with input.' }
   ],
   options: {
     margin: Type.Number({ default: 1.0, description: 'Dissimilar pairs closer than this are penalised.' })

@@ -14,7 +14,7 @@ export default defineLoss({
   ],
   args: [
     { name: 'input', kind: 'float', grad: true, doc: 'Predictions, any shape.' },
-    { name: 'target', kind: 'float', doc: 'Targets, broadcastable with input.' }
+    { name: 'target', kind: 'float', integers: true, doc: 'Targets, broadcastable with input.' }
   ],
   options: {},
   reductions: STANDARD_REDUCTIONS,

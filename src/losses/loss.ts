@@ -16,6 +16,12 @@ export interface ArgDecl {
   optional?: boolean
   /** Gradients are returned for it when `grad: true` (the catalog's "grad w.r.t."). */
   grad?: boolean
+  /**
+   * A float argument that takes int32/int64 tensors too, as floats, where PyTorch takes them
+   * (labels and counts: torch.tensor([1, -1]) is int64): their values become float32, as
+   * nested numbers do, and a float64 argument beside them still makes the computation float64.
+   */
+  integers?: boolean
   doc: string
 }
 

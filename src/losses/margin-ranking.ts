@@ -22,7 +22,7 @@ export default defineLoss({
   args: [
     { name: 'input1', kind: 'float', grad: true, doc: 'Scores of the first items, any shape.' },
     { name: 'input2', kind: 'float', grad: true, doc: 'Scores of the second items: as many dims as input1, broadcastable with it.' },
-    { name: 'target', kind: 'float', doc: '1 where input1 should rank higher, -1 where input2 should: as many dims as input1, broadcastable.' }
+    { name: 'target', kind: 'float', integers: true, doc: '1 where input1 should rank higher, -1 where input2 should: as many dims as input1, broadcastable.' }
   ],
   options: {
     margin: Type.Number({ default: 0.0, description: 'How far the right order must lead before the loss is 0.' })

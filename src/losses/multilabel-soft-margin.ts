@@ -15,7 +15,7 @@ export default defineLoss({
   category: 'classification',
   args: [
     { name: 'input', kind: 'float', grad: true, doc: 'Scores [N,C] (classes on the last axis).' },
-    { name: 'target', kind: 'float', doc: "Labels in {0, 1}, the input's shape." },
+    { name: 'target', kind: 'float', integers: true, doc: "Labels in {0, 1}, the input's shape." },
     { name: 'weight', kind: 'float', optional: true, doc: 'Per-class weights [C] (broadcast to the input).' }
   ],
   options: {},

@@ -18,7 +18,7 @@ export default defineLoss({
   ],
   args: [
     { name: 'input', kind: 'float', grad: true, doc: 'Log-rates (log_input) or rates, any shape.' },
-    { name: 'target', kind: 'float', doc: 'Counts, broadcastable with input.' }
+    { name: 'target', kind: 'float', integers: true, doc: 'Counts, broadcastable with input.' }
   ],
   options: {
     log_input: Type.Boolean({ default: true, description: 'The input is the log of the rate.' }),

@@ -18,7 +18,7 @@ export default defineLoss({
   ],
   args: [
     { name: 'input', kind: 'float', grad: true, doc: 'Predictions, any shape.' },
-    { name: 'target', kind: 'float', doc: 'Targets, broadcastable with input.' }
+    { name: 'target', kind: 'float', integers: true, doc: 'Targets, broadcastable with input.' }
   ],
   options: { beta: Type.Number({ default: 1.0, minimum: 0, description: 'Where the loss turns from quadratic to linear; 0 gives l1.' }) },
   reductions: STANDARD_REDUCTIONS,

@@ -27,7 +27,7 @@ export default defineLoss({
   ],
   args: [
     { name: 'input', kind: 'float', grad: true, doc: 'Scores, any shape.' },
-    { name: 'target', kind: 'float', doc: 'Targets in {-1, 1}, broadcastable to the input\'s shape (PyTorch computes in place on it).' }
+    { name: 'target', kind: 'float', integers: true, doc: 'Targets in {-1, 1}, broadcastable to the input\'s shape (PyTorch computes in place on it).' }
   ],
   options: {},
   reductions: STANDARD_REDUCTIONS,

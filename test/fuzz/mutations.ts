@@ -271,7 +271,8 @@ function dtype (ex: Example): fc.Arbitrary<Mutant> {
       const toInt = dtype === 'int32' || dtype === 'int64'
       const width = (d: unknown): number => (d === 'float64' || d === 'int64' ? 8 : 4)
       if (!valid) expect = 'reject'
-      else if (kind === 'float' && toInt && name !== 'grad_output') expect = 'reject'
+      // labels and counts take integers, as PyTorch does (ArgDecl.integers)
+      else if (kind === 'float' && toInt && name !== 'grad_output' && declOf(ex, name)?.integers !== true) expect = 'reject'
       else if (kind === 'index' && !toInt) expect = 'reject'
       else if (form === 'base64' && width(dtype) !== width(t.dtype) && sizeOf(t.shape) > 0) expect = 'reject'
       else if (toInt && t.data.some(v => typeof v !== 'number' || !Number.isInteger(v))) expect = 'reject'
