@@ -37,7 +37,7 @@ export const FAMILIES = {
 export type Family = keyof typeof FAMILIES
 
 const tensorNames = (ex: Example): string[] => Object.keys(ex.tensors)
-const declOf = (ex: Example, name: string): { kind: string } | undefined => ex.def.args.find(a => a.name === name)
+const declOf = (ex: Example, name: string): { kind: string, integers?: boolean } | undefined => ex.def.args.find(a => a.name === name)
 
 /** Each tensor in a form of its own (mixed forms), float64/int32 in typed forms now and then. */
 function formsArb (ex: Example): fc.Arbitrary<Record<string, { form: Form, wide: boolean }>> {

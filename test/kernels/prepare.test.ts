@@ -107,12 +107,12 @@ t.test('labels and counts take integer dtypes as floats where PyTorch does; othe
   const int64 = { dtype: 'int64', shape: [2], data: [1, -1] }
   const c = call('hinge_embedding', { input: [0.5, 2.0], target: int64 })
   const target = c.args.target
-  t.same([target.kind, target.dtype, target.data instanceof Float32Array, Array.from(target.data)], ['float', undefined, true, [1, -1]], 'as float32 values, like nested numbers')
+  t.same([target.kind, target.dtype, target.data instanceof Float32Array, Array.from(target.data as Float32Array)], ['float', undefined, true, [1, -1]], 'as float32 values, like nested numbers')
   t.equal(c.dtype, 'float32', 'float32 computation beside a float32 input, as PyTorch promotes')
   t.equal(call('l1', { input: { dtype: 'float64', shape: [2], data: [1, 2] }, target: { dtype: 'int32', shape: [2], data: [3, 4] } }).dtype, 'float64', 'float64 beside a float64 input')
   // int64 bytes (base64): 7 and -2
   const b64 = Buffer.from(BigInt64Array.of(7n, -2n).buffer).toString('base64')
-  t.same(Array.from(call('poisson_nll', { input: [0.1, 0.2], target: { dtype: 'int64', shape: [2], data: b64 } }).args.target.data), [7, -2], 'from base64 bytes')
+  t.same(Array.from(call('poisson_nll', { input: [0.1, 0.2], target: { dtype: 'int64', shape: [2], data: b64 } }).args.target.data as Float32Array), [7, -2], 'from base64 bytes')
   t.same(call('hinge_embedding', { input: [0.5, 2.0], target: int64 }).args.target.data, call('hinge_embedding', { input: [0.5, 2.0], target: [1, -1] }).args.target.data, 'as the nested [1, -1]')
   t.throws(() => call('mse', { input: [0.5, 2.0], target: int64 }), { code: 'INVALID_DTYPE', message: 'target: expected float32 or float64 elements, got int64' }, 'mse refuses them, as PyTorch')
 })
