@@ -103,7 +103,7 @@ t.test('int64 values JSON cannot carry exactly are refused; base64 ones are comp
     'INDEX_OUT_OF_RANGE', /class index -9223372036854775808/)
   // the message shows the value sent, not its nearest double
   refused(t, await post(app, 'multilabel_margin', { input: [[1, 2, 3]], target: typed('int64', [1, 3], BigInt64Array.of(0n, 2n ** 53n + 1n, -1n)) }),
-    'INDEX_OUT_OF_RANGE', /^target: class index 9007199254740993 at flat position 1 is out of range \[0, 3\)/)
+    'INDEX_OUT_OF_RANGE', /^target: entry 9007199254740993 at flat position 1 is out of range \[-1, 3\)/)
   refused(t, await post(app, 'ctc', { ...ctcExample(), targets: typed('int64', [1, 1], BigInt64Array.of(-(2n ** 53n) - 1n)) }),
     'INDEX_OUT_OF_RANGE', /^targets: label -9007199254740993 at flat position 0 is out of range \[0, 2\)/)
   // the largest exact value still passes as itself (here, as an ignored index)
