@@ -1,8 +1,8 @@
 /**
  * Throughput before and after idle spells (npm run bench:idle): one process (`WORKERS=1`),
  * cross_entropy [256,1000] base64 at concurrency 64 in 1 s wrk runs (autocannon without wrk),
- * six before an idle spell of 12.5 s and six after it, twice; the same with the event loop's
- * memory let go after 10 idle seconds and collected (src/http/body-memory.ts, where the heap
+ * six before an idle spell of KEPT_IDLE_MS + 2.5 s and six after it, twice; the same with the event loop's
+ * memory let go after KEPT_IDLE_MS (20 s) idle and collected (src/http/body-memory.ts, where the heap
  * has its floor: src/heap.ts), on glibc and on jemalloc (as ALLOCATOR preloads it into cluster
  * workers), and with no floor, the memory kept for good. Also the process's resident set after
  * each spell. The servers run one at a time; compare within a run.

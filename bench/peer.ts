@@ -45,7 +45,7 @@ function base64 (n: number, c: number): string {
 /**
  * How long after the last cell the resident set is read again: the memory kept for large
  * requests (the event loop's bodies and tensors, the kernel workers' staging copies) is let go
- * after 10 s without them (KEPT_IDLE_MS, src/tensor/release-memory.ts), and jemalloc
+ * after 20 s without them (KEPT_IDLE_MS, src/tensor/release-memory.ts), and jemalloc
  * (ALLOCATOR's default) hands its pages back a second later.
  */
 const SETTLE_MS = KEPT_IDLE_MS + 3000

@@ -44,7 +44,7 @@ const shared = new MemoryPool<SharedArrayBuffer>(size => new SharedArrayBuffer(s
 let sharedBytes = 0
 
 /**
- * Lets both pools' buffers go once `ms` (10 s) pass with none taken or given back, then runs one full
+ * Lets both pools' buffers go once `ms` (KEPT_IDLE_MS, 20 s) pass with none taken or given back, then runs one full
  * collection on this thread to free them (release-memory.ts). Only where the heap has a floor
  * under its old generation's limit (src/heap.ts): without one, the collection left the event loop
  * slower under the next load for as long as it was measured. Without the call the pools keep

@@ -17,9 +17,15 @@ import { runInNewContext } from 'node:vm'
  * How long a pool keeps its buffers with none taken or given back: longer than most training
  * steps between two requests. One cross_entropy [4096,1000] request every 1.5 s (one process,
  * jemalloc) took 147 ms at p50 when the pools let go after 1 s, each request faulting its
- * memory in afresh, and 81 ms after 10 s (28 ms under continuous load).
+ * memory in afresh, and 81 ms after 10 s (28 ms under continuous load). 20 s, not 10: the load
+ * after an idle spell just past it starts slower (memory faulted in afresh, the collection's
+ * dip: HEAP_IDLE_MS below), and spells of 10 to 20 s are common (a pipeline's evaluation; a
+ * benchmark taking turns with another server, 5 s each way twice). [256,1000] base64 at
+ * concurrency 64 in 5 s runs after 10.3 s idle spells: 1.22 and 1.27 times the req/s with the
+ * buffers kept 30 s than with 10 s (1.07 for nested numbers; 1.03 after 8 s spells, when
+ * neither lets go; bench/README.md).
  */
-export const KEPT_IDLE_MS = 10_000
+export const KEPT_IDLE_MS = 20_000
 
 let collect: (() => void) | undefined | null
 
