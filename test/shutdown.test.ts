@@ -121,8 +121,10 @@ t.test('SIGTERM with a body still arriving when SHUTDOWN_TIMEOUT_MS nearly runs 
   const body = JSON.parse(heard.slice(heard.indexOf('\r\n\r\n') + 4)) as { code: string, message: string }
   t.equal(body.code, 'SHUTTING_DOWN')
   t.match(body.message, /SHUTDOWN_TIMEOUT_MS ran out/)
-  t.equal(code, 0, 'exit code 0')
-  t.ok(took < 2000, `within SHUTDOWN_TIMEOUT_MS (${took} ms)`)
+  t.equal(code, 0, 'exit code 0: drained within SHUTDOWN_TIMEOUT_MS by its own clock (at it, the process exits 1)')
+  // seen from here, the signal's delivery and the exit's observation add to it on a loaded
+  // machine (2,023 ms in one CI run): a slack, far below the upload's 20 s
+  t.ok(took < 3000, `within SHUTDOWN_TIMEOUT_MS and a slack (${took} ms)`)
 })
 
 t.test('SIGTERM while a kernel runs past SHUTDOWN_TIMEOUT_MS: its request gets 503, and the process is killed as it says, not aborted', async t => {
