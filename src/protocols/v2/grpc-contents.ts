@@ -13,10 +13,10 @@ import { type ModelInferRequest, type ModelInferResponse } from './grpc-messages
  * .proto's own) reads the rest of the message; what it refuses, it refuses as before.
  */
 export function typedContentsDecoder (decode: (bytes: Buffer) => ModelInferRequest): (bytes: Buffer) => ModelInferRequest {
-  return message => {
-    const bytes = mergeRepeatedContents(message)
+  return bytes => {
     const taken = liftFloatContents(bytes)
-    if (taken === undefined) return decode(bytes)
+    // an input with several contents is never lifted: only the decoder's path needs them joined
+    if (taken === undefined) return decode(mergeRepeatedContents(bytes))
     const request = decode(taken.rest)
     for (const { input, field, data } of taken.lifted) {
       const contents = request.inputs[input].contents ??= {}
@@ -149,7 +149,7 @@ function liftInput (bytes: Uint8Array, start: number, end: number, input: number
   if (fields === undefined) return undefined
   const contents = fields.filter(f => f.field === CONTENTS)
   if (contents.length === 0) return NOTHING
-  // several contents fields were merged into one before (mergeRepeatedContents)
+  // several contents fields: left to the decoder, once joined (mergeRepeatedContents)
   if (contents.length > 1 || contents[0].wire !== LEN) return undefined
   const c = contents[0]
   const inner = scan(bytes, c.start, c.end)
