@@ -100,7 +100,8 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
     // bodies): the body reader refuses them as it reads (src/tensor/json-reader.ts)
     onProtoPoisoning: 'ignore',
     onConstructorPoisoning: 'ignore',
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: true, allErrors: false, keywords: ANNOTATIONS } }
+    // verbose: an error carries the value it refused, so that a non-finite number is named as one (src/http/errors.ts)
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: true, allErrors: false, verbose: true, keywords: ANNOTATIONS } }
   }).withTypeProvider<TypeBoxTypeProvider>()
   // an Expect other than 100-continue: Node's own 417 has no body
   app.server.on('checkExpectation', expectationFailed(errorForm))

@@ -3,7 +3,7 @@ import { ERRORS, type ErrorCode, LosshubError, MAX_MESSAGE, shortened } from '..
 import { DISCARD_LIMIT_BYTES, discardBody } from './discard-body'
 
 /** What the error mapping reads of an Ajv validation error. */
-export interface AjvError { keyword: string, instancePath: string, message?: string, params: Record<string, unknown> }
+export interface AjvError { keyword: string, instancePath: string, message?: string, params: Record<string, unknown>, data?: unknown }
 
 const STATUS_TEXT: Record<number, string> = {
   400: 'Bad Request', 404: 'Not Found', 408: 'Request Timeout', 413: 'Payload Too Large', 415: 'Unsupported Media Type', 417: 'Expectation Failed', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 503: 'Service Unavailable', 504: 'Gateway Timeout'
@@ -86,6 +86,11 @@ export function validationMessage (errors: readonly AjvError[], tensors: Readonl
   if (e.keyword === 'required') return ['INVALID_REQUEST', `${field === '' ? '' : `${field}.`}${String(e.params.missingProperty)}: required field is missing`]
   if (path.length > 0 && tensors.has(path[0])) {
     return ['INVALID_TENSOR', `${field}: not a tensor (${e.message ?? 'invalid'}); expected nested arrays of numbers, or {"dtype", "shape", "data"}`]
+  }
+  // Ajv's number and integer take finite numbers only: 1e400 in JSON (read as Infinity), or a
+  // gRPC double NaN, would otherwise be told "must be number" (the value is the errors' `data`: Ajv's verbose)
+  if (e.keyword === 'type' && typeof e.data === 'number' && !Number.isFinite(e.data)) {
+    return ['INVALID_REQUEST', `${field}: must be a finite ${e.params.type === 'integer' ? 'integer' : 'number'}, got ${e.data}`]
   }
   if (e.keyword === 'enum') return ['INVALID_REQUEST', `${field}: must be one of ${(e.params.allowedValues as unknown[]).map(v => JSON.stringify(v)).join(', ')}`]
   if (e.keyword === 'type' && field === '') return ['INVALID_REQUEST', 'body: must be a JSON object']

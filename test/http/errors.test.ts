@@ -1,7 +1,10 @@
 import net from 'node:net'
+import * as grpc from '@grpc/grpc-js'
 import t from 'tap'
 import { MAX_MESSAGE } from '../../src/errors'
+import { LOSSES } from '../../src/losses'
 import { build } from '../helpers/app'
+import { grpcApp } from '../protocols/v2/grpc'
 
 /**
  * The error handler (src/http/errors.ts) and the connection: a request refused once its whole
@@ -71,4 +74,35 @@ t.test('a message that echoes a huge input is cut to MAX_MESSAGE with the code, 
   t.equal(route.statusCode, 404)
   t.ok(`NOT_FOUND: ${route.json().message as string}`.length <= MAX_MESSAGE)
   t.match(route.json().message, note)
+})
+
+t.test('a non-finite number where a number goes (1e400 in JSON, a gRPC double NaN) is refused as one, naming the field, on every path', async t => {
+  const s = await grpcApp(t, {}, { losses: LOSSES.filter(d => ['mse', 'huber', 'cross_entropy'].includes(d.name)) })
+  const post = async (url: string, json: string): Promise<{ status: number, body: any }> => {
+    const r = await s.app.inject({ method: 'POST', url, headers: { 'content-type': 'application/json' }, payload: json })
+    return { status: r.statusCode, body: r.json() }
+  }
+  const finite = (field: string, got: string, type = 'number'): string => `${field}: must be a finite ${type}, got ${got}`
+  const pair = '"input":[1.0,2.0],"target":[1.5,2.5]'
+  const cases: Array<[string, string, string, string]> = [
+    ['/loss: an option', '/loss/huber', `{${pair},"delta":1e400}`, finite('delta', 'Infinity')],
+    ['/loss: an integer option', '/loss/cross_entropy', '{"input":[[1,2]],"target":[0],"ignore_index":-1e400}', finite('ignore_index', '-Infinity', 'integer')],
+    ['/losses: a weight', '/losses', '{"tensors":{"a":[1.0,2.0],"b":[1.5,2.5]},"terms":[{"loss":"mse","weight":1e400,"args":{"input":"a","target":"b"}}]}', finite('terms.0.weight', 'Infinity')],
+    ['/losses: a term\'s option', '/losses', '{"tensors":{"a":[1.0,2.0],"b":[1.5,2.5]},"terms":[{"loss":"huber","options":{"delta":1e400},"args":{"input":"a","target":"b"}}]}', finite('terms[0] (huber): delta', 'Infinity')]
+  ]
+  for (const [name, url, json, message] of cases) {
+    const r = await post(url, json)
+    t.same([r.status, r.body.code, r.body.message], [400, 'INVALID_REQUEST', message], name)
+  }
+  const inputs = '[{"name":"input","datatype":"FP32","shape":[2],"data":[1,2]},{"name":"target","datatype":"FP32","shape":[2],"data":[1.5,2.5]}]'
+  const v2 = await post('/v2/models/huber/infer', `{"inputs":${inputs},"parameters":{"delta":1e400}}`)
+  t.same([v2.status, v2.body], [400, { error: `INVALID_REQUEST: ${finite('parameters.delta', 'Infinity')}`, code: 'INVALID_REQUEST' }], 'V2 REST: a parameter')
+  const terms = JSON.stringify([{ loss: 'mse', weight: 1, args: { input: 'input', target: 'target' } }]).replace('1,', '1e400,')
+  const composite = await post('/v2/models/composite/infer', `{"inputs":${inputs},"parameters":{"terms":${JSON.stringify(terms)}}}`)
+  t.same([composite.status, composite.body.error], [400, `INVALID_REQUEST: ${finite('parameters.terms.0.weight', 'Infinity')}`], 'V2 REST: a composite\'s weight')
+  const typed = [{ name: 'input', datatype: 'FP32', shape: [2], contents: { fp32_contents: [1, 2] } }, { name: 'target', datatype: 'FP32', shape: [2], contents: { fp32_contents: [1.5, 2.5] } }]
+  for (const v of [NaN, Infinity, -Infinity]) {
+    const r = await s.call('ModelInfer', { model_name: 'huber', parameters: { delta: { double_param: v } }, inputs: typed })
+    t.same(r.ok ? 'an answer' : [grpc.status[r.error.code], r.error.details], ['INVALID_ARGUMENT', `INVALID_REQUEST: ${finite('parameters.delta', String(v))}`], `gRPC: a double_param ${v}`)
+  }
 })
