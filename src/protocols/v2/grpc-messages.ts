@@ -1,5 +1,6 @@
 import { fail } from '../../errors'
 import { type KernelTensor } from '../../kernels/tensors'
+import { RESERVED_KEYS, reservedKey } from '../../tensor/json-reader'
 import { v2DataType } from './datatypes'
 import { tensorBytes } from './response'
 import { type V2Result } from './service'
@@ -111,12 +112,17 @@ export function fromInferRequest (msg: ModelInferRequest): InferRequestJson {
   }
 }
 
-/** A parameter map as JSON scalars; undefined when empty. A parameter with no value set is refused. */
+/**
+ * A parameter map as JSON scalars; undefined when empty. A parameter with no value set is
+ * refused, and so is a key `__proto__`, `constructor` or `prototype`, as REST's body reader
+ * refuses it (assigned, `__proto__` would vanish, the parameter silently dropped).
+ */
 function scalars (where: string, params: Parameters): Record<string, unknown> | undefined {
   const entries = Object.entries(params ?? {})
   if (entries.length === 0) return undefined
   const out: Record<string, unknown> = {}
   for (const [k, p] of entries) {
+    if (RESERVED_KEYS.has(k)) throw reservedKey(`${where}.${k}`)
     const which = p.parameter_choice
     if (which === undefined) fail('INVALID_REQUEST', `${where}.${k}: no value set (bool_param, int64_param, string_param, double_param or uint64_param)`)
     out[k] = p[which]

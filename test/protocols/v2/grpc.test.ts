@@ -186,6 +186,27 @@ t.test('parameters: bool, int64, uint64, double and string values reach the loss
     'parameters.grad: no value set (bool_param, int64_param, string_param, double_param or uint64_param)')
 })
 
+t.test('a parameter named __proto__, constructor or prototype is refused, on the request, an input or an output, as REST refuses it', async t => {
+  // JSON.parse: a map whose own key is `__proto__`, as a decoder of the message gives it
+  const reserved = (key: string): Record<string, object> => JSON.parse(`{${JSON.stringify(key)}: {"bool_param": true}}`)
+  const refusal = (at: string): string => `${at}: unknown field; __proto__, constructor and prototype are never field or tensor names`
+  for (const key of ['__proto__', 'constructor', 'prototype']) {
+    const request = await s.call('ModelInfer', { model_name: 'cross_entropy', parameters: reserved(key), inputs: ceTyped })
+    fails(t, request, grpc.status.INVALID_ARGUMENT, 'INVALID_REQUEST', refusal(`parameters.${key}`))
+    const rest = await s.app.inject({
+      method: 'POST',
+      url: '/v2/models/cross_entropy/infer',
+      headers: { 'content-type': 'application/json' },
+      payload: `{"inputs":[{"name":"input","datatype":"FP32","shape":[3,2],"data":[1,2,1,3,1,3]},{"name":"target","datatype":"INT64","shape":[3],"data":[0,1,1]}],"parameters":{${JSON.stringify(key)}:true}}`
+    })
+    t.equal(request.ok ? undefined : request.error.details, rest.json().error, `${key}: REST's error string`)
+    fails(t, await s.call('ModelInfer', { model_name: 'cross_entropy', inputs: [{ ...ceTyped[0], parameters: reserved(key) }, ceTyped[1]] }),
+      grpc.status.INVALID_ARGUMENT, 'INVALID_REQUEST', refusal(`inputs[0] (input).parameters.${key}`))
+    fails(t, await s.call('ModelInfer', { model_name: 'cross_entropy', inputs: ceTyped, outputs: [{ name: 'loss', parameters: reserved(key) }] }),
+      grpc.status.INVALID_ARGUMENT, 'INVALID_REQUEST', refusal(`outputs[0].parameters.${key}`))
+  }
+})
+
 t.test('selected outputs, in the order asked; asking for a gradient turns grad on', async t => {
   const inputs = [
     typedInput('input', { dtype: 'float32', shape: [2, 2], data: [0.5, 1, 2, -1] }),
