@@ -91,7 +91,7 @@ export async function buildApp (config: Partial<Config> = {}, options: AppOption
     http: { requestTimeout: cfg.receiveTimeoutMs, headersTimeout: cfg.headersTimeoutMs, connectionsCheckingInterval: 1000, requireHostHeader: false },
     // what the router and Node's parser refuse before any route runs, coded as every other error
     frameworkErrors: frameworkErrors(errorForm),
-    clientErrorHandler: clientErrors,
+    clientErrorHandler: clientErrors(errorForm),
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
     // `/v2/` is `/v2` (the protocol's own OpenAPI file lists the former), and so for every route

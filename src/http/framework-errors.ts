@@ -38,34 +38,55 @@ function afterReplies (socket: ServerSocket, then: () => void): void {
  * Fastify's `clientErrorHandler`, for what Node's HTTP parser refuses before there is a request
  * (malformed framing or headers, headers too large) and for its receive timeouts: the API's
  * coded error body, then the connection is closed (nothing after the fault can be trusted).
- * Requests before the fault on the connection (pipelined) are answered first, where Node
- * would drop or cut their answers; nothing more is read meanwhile.
+ * The body is in the form of the faulty request's route family (V2's under /v2) when its URL
+ * is known (`faultyUrl`), else the API's (headers that never came whole). Requests before the
+ * fault on the connection (pipelined) are answered first, where Node would drop or cut their
+ * answers; nothing more is read meanwhile.
  */
-export function clientErrors (err: Error & { code?: string }, socket: ServerSocket): void {
-  // gone: nothing more can be said on this connection
-  if (err.code === 'ECONNRESET' || !socket.writable) {
-    socket.destroy()
-    return
+export function clientErrors (form: ErrorForm) {
+  return function answer (err: Error & { code?: string, rawPacket?: unknown, bytesParsed?: unknown }, socket: ServerSocket): void {
+    // gone: nothing more can be said on this connection
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy()
+      return
+    }
+    // bytes after a request that said Connection: close (RFC 9112 9.6: not read) while its
+    // answer is still to come: that answer is given, and closes the connection
+    if (err.code === 'HPE_CLOSED_CONNECTION' && socket._httpMessage != null) return
+    const [code, message]: [ErrorCode, string] =
+      err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? ['RECEIVE_TIMEOUT', 'request: not received within RECEIVE_TIMEOUT_MS (its headers: HEADERS_TIMEOUT_MS)']
+        : err.code === 'HPE_HEADER_OVERFLOW'
+          ? ['HEADERS_TOO_LARGE', 'headers: larger than the 16 KiB the server reads']
+          : ['INVALID_REQUEST', `malformed HTTP request (${err.code ?? 'unknown'}): ${err.message}`]
+    const error = errorBody(code, message)
+    const body = form(faultyUrl(socket, err), JSON.stringify(error))
+    socket.pause()
+    afterReplies(socket, () => {
+      if (socket.destroyed) return
+      // written, then closed at once as Node itself does: a client that stalls cannot hold the socket
+      socket.write(`HTTP/1.1 ${error.statusCode} ${error.error}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+      socket.destroy()
+    })
   }
-  // bytes after a request that said Connection: close (RFC 9112 9.6: not read) while its
-  // answer is still to come: that answer is given, and closes the connection
-  if (err.code === 'HPE_CLOSED_CONNECTION' && socket._httpMessage != null) return
-  const [code, message]: [ErrorCode, string] =
-    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-      ? ['RECEIVE_TIMEOUT', 'request: not received within RECEIVE_TIMEOUT_MS (its headers: HEADERS_TIMEOUT_MS)']
-      : err.code === 'HPE_HEADER_OVERFLOW'
-        ? ['HEADERS_TOO_LARGE', 'headers: larger than the 16 KiB the server reads']
-        : ['INVALID_REQUEST', `malformed HTTP request (${err.code ?? 'unknown'}): ${err.message}`]
-  const error = errorBody(code, message)
-  const body = JSON.stringify(error)
-  socket.pause()
-  afterReplies(socket, () => {
-    if (socket.destroyed) return
-    // written, then closed at once as Node itself does: a client that stalls cannot hold the socket
-    socket.write(`HTTP/1.1 ${error.statusCode} ${error.error}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
-    socket.destroy()
-  })
 }
+
+/**
+ * The URL of the request a parser fault or receive timeout on `socket` befell: that of the
+ * request Node's parser reads (its own field, `parser.incoming`), unless that one arrived whole;
+ * then the fault is in the next one's headers, whose request line is read from the bytes the
+ * parser was given (`rawPacket`, up to the fault) when it is among them. Empty when unknown.
+ */
+function faultyUrl (socket: ServerSocket, err: { rawPacket?: unknown, bytesParsed?: unknown }): string {
+  const incoming = (socket as ServerSocket & { parser?: { incoming?: IncomingMessage | null } | null }).parser?.incoming
+  if (incoming != null && !incoming.complete) return incoming.url ?? ''
+  if (!Buffer.isBuffer(err.rawPacket)) return ''
+  const parsed = err.rawPacket.subarray(0, typeof err.bytesParsed === 'number' ? err.bytesParsed : undefined).toString('latin1')
+  return [...parsed.matchAll(REQUEST_LINE)].pop()?.[1] ?? ''
+}
+
+/** A request line (RFC 9112 3), at the start of the bytes or of a line; its target. */
+const REQUEST_LINE = /(?:^|\n)[A-Z]+ (\S+) HTTP\/\d\.\d\r?\n/g
 
 /**
  * Node's 'checkExpectation': a request whose Expect is not 100-continue (which Node answers

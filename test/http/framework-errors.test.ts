@@ -132,3 +132,41 @@ t.test('100-continue with a body over the limit: 413 at once, no Continue, the b
   t.equal(v2.body.code, 'PAYLOAD_TOO_LARGE', 'under /v2: the protocol\'s form')
   t.match(v2.body.error, /^PAYLOAD_TOO_LARGE: body: its Content-Length 5000 is larger than the 1049 bytes/)
 })
+
+t.test('every 4xx of a /v2 request is in the protocol\'s form: the parser\'s faults in its headers or body, its receive timeout, and the framework\'s', async t => {
+  const app = await build(t, { receiveTimeoutMs: 1000, headersTimeoutMs: 1000, bodyLimitMb: 0.001 })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as net.AddressInfo).port
+  const v2 = (code: string, message: string): object => ({ error: `${code}: ${message}`, code })
+  const infer = 'POST /v2/models/mse/infer HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n'
+  // Node's parser: a malformed chunk in the body, framing refused at the end of the headers, a bad header, headers too large
+  const chunk = await raw(port, `${infer}transfer-encoding: chunked\r\n\r\nzz\r\n`)
+  t.same([chunk.status, chunk.body], ['HTTP/1.1 400 Bad Request', v2('INVALID_REQUEST', 'malformed HTTP request (HPE_INVALID_CHUNK_SIZE): Parse Error: Invalid character in chunk size')])
+  const both = `${infer}transfer-encoding: chunked\r\ncontent-length: 5\r\n\r\n`
+  const framing = v2('INVALID_REQUEST', 'malformed HTTP request (HPE_INVALID_CONTENT_LENGTH): Parse Error: Content-Length can\'t be present with Transfer-Encoding')
+  t.same((await raw(port, both)).body, framing, 'a fault in the headers')
+  // pipelined: the faulty request's own family, not that of the one before it
+  const behind = await rawExchange(port, `GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n${both}`)
+  t.equal(behind.slice(behind.lastIndexOf('\r\n\r\n') + 4), JSON.stringify(framing), 'behind a request of another family')
+  const lossBehind = await rawExchange(port, `GET /v2/health/live HTTP/1.1\r\nhost: x\r\n\r\n${both.replace('/v2/models/mse/infer', '/loss/mse')}`)
+  t.match(JSON.parse(lossBehind.slice(lossBehind.lastIndexOf('\r\n\r\n') + 4)), { statusCode: 400, code: 'INVALID_REQUEST' }, '/loss behind /v2: the API\'s')
+  t.same((await raw(port, `${infer}bad header: x\r\n\r\n`)).body, v2('INVALID_REQUEST', 'malformed HTTP request (HPE_INVALID_HEADER_TOKEN): Parse Error: Invalid header token'))
+  const big = await raw(port, `${infer}x-big: ${'a'.repeat(20000)}\r\n\r\n`)
+  t.same([big.status, big.body], ['HTTP/1.1 431 Request Header Fields Too Large', v2('HEADERS_TOO_LARGE', 'headers: larger than the 16 KiB the server reads')])
+  // Node's receive timeout, the body still short of its Content-Length
+  const slow = await raw(port, `${infer}content-length: 10\r\n\r\n{}`, true)
+  t.same([slow.status, slow.body], ['HTTP/1.1 408 Request Timeout', v2('RECEIVE_TIMEOUT', 'request: not received within RECEIVE_TIMEOUT_MS (its headers: HEADERS_TIMEOUT_MS)')])
+  // the framework's: bad JSON, a content type or encoding it does not read, a body over the limit, no such route
+  const framework: Array<[string, string, string]> = [
+    [`${infer}content-length: 4\r\n\r\n{bad`, 'HTTP/1.1 400 Bad Request', 'INVALID_JSON'],
+    [`${infer.replace('application/json', 'text/plain')}content-length: 2\r\n\r\n{}`, 'HTTP/1.1 415 Unsupported Media Type', 'UNSUPPORTED_MEDIA_TYPE'],
+    [`${infer}content-encoding: gzip\r\ncontent-length: 2\r\n\r\n{}`, 'HTTP/1.1 415 Unsupported Media Type', 'UNSUPPORTED_MEDIA_TYPE'],
+    [`${infer}content-length: 1100\r\n\r\n${' '.repeat(1100)}`, 'HTTP/1.1 413 Payload Too Large', 'PAYLOAD_TOO_LARGE'],
+    [`${infer}transfer-encoding: chunked\r\n\r\n44c\r\n${' '.repeat(1100)}\r\n0\r\n\r\n`, 'HTTP/1.1 413 Payload Too Large', 'PAYLOAD_TOO_LARGE'],
+    ['GET /v2/nowhere HTTP/1.1\r\nhost: x\r\n\r\n', 'HTTP/1.1 404 Not Found', 'NOT_FOUND']
+  ]
+  for (const [request, status, code] of framework) {
+    const r = await raw(port, request)
+    t.same([r.status, Object.keys(r.body), r.body.code], [status, ['error', 'code'], code], `${status}: ${String(r.body.error)}`)
+  }
+})
