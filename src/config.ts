@@ -28,7 +28,7 @@ export const CONFIG = Type.Object({
   }),
   host: Type.String({ default: '0.0.0.0', description: 'interface to listen on' }),
   // 500 MiB: V8's longest string is just under 512 MiB
-  bodyLimitMb: Type.Number({ default: 64, minimum: 0.001, maximum: 500, description: 'largest request body in MiB; larger gets 413' }),
+  bodyLimitMb: Type.Number({ default: 64, minimum: 0.001, maximum: 500, description: 'largest request body in MiB; larger gets 413 (after the rest of the body, up to 64 MiB or this limit if larger, is read and dropped, so that a client that reads only once it has sent all still gets it; a client that stops sending for a second gets it then, and the connection closes)' }),
   maxElements: Type.Integer({
     default: 4194304,
     minimum: 1,

@@ -6,10 +6,12 @@
  * server process over TCP: in one process the client and the server take turns and never race.
  */
 import http from 'node:http'
+import net from 'node:net'
+import { once } from 'node:events'
 import { PassThrough } from 'node:stream'
 import { type IncomingMessage } from 'node:http'
 import t from 'tap'
-import { discardBody } from '../../src/http/discard-body'
+import { DISCARD_IDLE_MS, discardBody } from '../../src/http/discard-body'
 import { startServer, waitReady } from '../helpers/server'
 
 const MiB = 2 ** 20
@@ -106,4 +108,37 @@ t.test('discardBody reads a body to its end, within its bound, and no further', 
   const aborted = discardBody(gone, 10)
   gone.destroy()
   t.equal(await aborted, false, 'a client that goes away')
+
+  const slow = fakeRequest()
+  const waited = discardBody(slow, 100, 200)
+  setTimeout(() => slow.write(Buffer.alloc(8)), 150)
+  let settled = false
+  void waited.then(() => { settled = true })
+  await new Promise(resolve => setTimeout(resolve, 300))
+  t.equal(settled, false, 'a byte within the idle bound: still reading 300 ms after the start')
+  const since = Date.now()
+  t.equal(await waited, false, 'then none for 200 ms: stops')
+  t.ok(Date.now() - since < 1000, 'about the bound after the last byte')
+  t.equal(slow.listenerCount('data'), 0, 'and reads no more')
+})
+
+t.test('a chunked body over the limit whose client then stops sending: 413 after DISCARD_IDLE_MS, not 408 (the upload stall or receive timeout)', async t => {
+  const server = await startServer(t, { BODY_LIMIT_MB: '1', KERNEL_WORKERS: '0', RECEIVE_TIMEOUT_MS: '20000' })
+  await waitReady(server.url)
+  const { port } = new URL(server.url)
+  const socket = net.connect(Number(port), '127.0.0.1')
+  t.teardown(() => socket.destroy())
+  await once(socket, 'connect')
+  // one chunk declared at 4 GiB, of which 2 MiB come (past the 1 MiB limit), then nothing
+  socket.write('POST /loss/mse HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFF\r\n')
+  socket.write(Buffer.alloc(2 * MiB, 0x20))
+  const start = Date.now()
+  let text = ''
+  socket.on('data', c => { text += String(c) })
+  await once(socket, 'close')
+  const elapsed = Date.now() - start
+  t.match(text, /^HTTP\/1\.1 413 /, `413 (${text.split('\r\n')[0]})`)
+  t.match(text, /"code":"PAYLOAD_TOO_LARGE"/, 'with its code')
+  t.match(text, /connection: close/i, 'and the connection closed: the rest of the body is not read')
+  t.ok(elapsed >= DISCARD_IDLE_MS - 100 && elapsed < 10000, `once the idle bound passed (${elapsed} ms), well before the 20 s receive timeout`)
 })
