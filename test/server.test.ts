@@ -39,10 +39,8 @@ async function stall (port: number, head: string, giveUpMs = 20000): Promise<str
 }
 
 t.test('slow uploads are bounded: a stalled body or stalled headers get 408 and the connection is closed', async t => {
-  const { build, postLoss } = await import('./helpers/app')
-  const app = await build(t, { receiveTimeoutMs: 1000, headersTimeoutMs: 1000 })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const port = (app.server.address() as net.AddressInfo).port
+  const { listening, postLoss } = await import('./helpers/app')
+  const { app, port } = await listening(t, { receiveTimeoutMs: 1000, headersTimeoutMs: 1000 })
   const body = JSON.stringify({ input: [1, 2], target: [0, 0] })
   const stalledBodies = Array.from({ length: 10 }, async () => await stall(port, `POST /loss/mse HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body.slice(0, 5)}`))
   const stalledHeaders = Array.from({ length: 10 }, async () => await stall(port, 'POST /loss/mse HTTP/1.1\r\nhost: x\r\ncontent-'))

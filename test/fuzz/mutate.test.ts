@@ -1,12 +1,11 @@
 import { performance } from 'node:perf_hooks'
-import { type AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
 import fc from 'fast-check'
 import { type FastifyInstance } from 'fastify'
 import { LOSSES } from '../../src/losses'
 import { type LossDef } from '../../src/losses/loss'
 import { exampleBody } from '../../src/routes/loss'
-import { build } from '../helpers/app'
+import { build, listening } from '../helpers/app'
 import { fromForm, mismatch } from '../helpers/tensors'
 import { ATTACKS } from './attacks'
 import { type Example, readExample } from './forms'
@@ -183,9 +182,7 @@ const RAW: Array<{ name: string, body: string | Buffer | undefined, headers: Rec
 ]
 
 t.test('over HTTP: raw bodies, the known attacks and a sample of mutants; /healthz answers and the process stays small', async t => {
-  const app = await build(t, { maxEventLoopDelayMs: 0, kernelWorkers: 1, bodyLimitMb: 8 })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const { port } = app.server.address() as AddressInfo
+  const { port } = await listening(t, { maxEventLoopDelayMs: 0, kernelWorkers: 1, bodyLimitMb: 8 })
   const rssBeforeMb = process.memoryUsage().rss / 2 ** 20
   const mse = LOSSES.find(d => d.name === 'mse') as LossDef
   const post = async (loss: string, body: string | Buffer | undefined, headers: Record<string, string> = { 'content-type': 'application/json' }): Promise<Answer> => {

@@ -1,3 +1,4 @@
+import { type AddressInfo } from 'node:net'
 import { type Test } from 'tap'
 import { type FastifyInstance } from 'fastify'
 import { buildApp, type AppOptions } from '../../src/app'
@@ -9,6 +10,13 @@ export async function build (t: Test, config: Partial<Config> = {}, options: App
   t.teardown(async () => { await app.close() })
   await app.losshub.warmed
   return app
+}
+
+/** As `build`, listening on a free loopback port: the app and its port. */
+export async function listening (t: Test, config: Partial<Config> = {}, options: AppOptions = {}): Promise<{ app: FastifyInstance, port: number }> {
+  const app = await build(t, config, options)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  return { app, port: (app.server.address() as AddressInfo).port }
 }
 
 /** POSTs a JSON body to /loss/<name> and returns status and parsed body. */

@@ -4,7 +4,7 @@ import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { BodyAdmission, Pace, PACE_CHECK_MS, PACE_GRACE_MS, PACE_STALL_MS } from '../../src/http/body-admission'
-import { build } from '../helpers/app'
+import { listening } from '../helpers/app'
 import { fromForm } from '../helpers/tensors'
 
 t.test('large bodies start in order within the budget; each one that ends lets the next in', async t => {
@@ -119,9 +119,7 @@ async function post (port: number, body: Buffer): Promise<{ status: number, json
 }
 
 t.test('over HTTP: a large body waits while another is in progress, a full line gets 503, and a client that goes away gives its turn back', async t => {
-  const app = await build(t, { bodiesInProgressMb: 1, queueMaxMb: 1 })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const port = (app.server.address() as net.AddressInfo).port
+  const { app, port } = await listening(t, { bodiesInProgressMb: 1, queueMaxMb: 1 })
   const largeBytes = async (): Promise<string> => {
     const text = (await app.inject({ method: 'GET', url: '/metrics' })).body
     return text.split('\n').filter(l => l.startsWith('losshub_large_body_bytes{')).join(' ')
@@ -190,9 +188,7 @@ async function postChunked (port: number, body: Buffer): Promise<{ status: numbe
 }
 
 t.test('over HTTP: a chunked body takes its turn in a line of its own once 256 KiB of it are in, counted as the body limit; a small one never waits; a stalled one is cut', async t => {
-  const app = await build(t, { bodyLimitMb: 2, bodiesInProgressMb: 1, queueMaxMb: 0.3 })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const port = (app.server.address() as net.AddressInfo).port
+  const { app, port } = await listening(t, { bodyLimitMb: 2, bodiesInProgressMb: 1, queueMaxMb: 0.3 })
   const limit = 2 * 2 ** 20
   const largeBytes = async (): Promise<string> => {
     const text = (await app.inject({ method: 'GET', url: '/metrics' })).body
@@ -242,9 +238,7 @@ t.test('over HTTP: a chunked body takes its turn in a line of its own once 256 K
 })
 
 t.test('over HTTP: a body too slow to arrive within RECEIVE_TIMEOUT_MS is answered 408 at once, and the one behind it goes ahead', async t => {
-  const app = await build(t, { bodiesInProgressMb: 1, queueMaxMb: 4 })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const port = (app.server.address() as net.AddressInfo).port
+  const { port } = await listening(t, { bodiesInProgressMb: 1, queueMaxMb: 4 })
   // declares 3 MiB (past the budget: it runs alone) and sends 1000 bytes of it
   const stalled = net.connect(port, '127.0.0.1')
   await once(stalled, 'connect')

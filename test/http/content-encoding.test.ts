@@ -6,7 +6,7 @@
 import http from 'node:http'
 import zlib from 'node:zlib'
 import t from 'tap'
-import { build } from '../helpers/app'
+import { build, listening } from '../helpers/app'
 import { startServer, waitReady } from '../helpers/server'
 
 const json = JSON.stringify({ input: [3], target: [1] })
@@ -64,9 +64,7 @@ t.test('a zip bomb gets 415 at once from a real server, nothing decompressed', a
 })
 
 t.test('a transfer coding other than chunked gets 415 naming it; chunked alone is taken', async t => {
-  const app = await build(t)
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const { port } = app.server.address() as { port: number }
+  const { port } = await listening(t)
   const send = async (coding: string): Promise<{ status: number, body: any }> => await new Promise((resolve, reject) => {
     // http.request frames the body in chunks itself; the header names the codings the client claims
     const req = http.request({ port, host: '127.0.0.1', path: '/loss/mse', method: 'POST', headers: { 'content-type': 'application/json', 'transfer-encoding': coding } }, res => {

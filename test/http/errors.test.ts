@@ -3,7 +3,7 @@ import * as grpc from '@grpc/grpc-js'
 import t from 'tap'
 import { MAX_MESSAGE } from '../../src/errors'
 import { LOSSES } from '../../src/losses'
-import { build } from '../helpers/app'
+import { build, listening } from '../helpers/app'
 import { grpcApp } from '../protocols/v2/grpc'
 
 /**
@@ -28,9 +28,7 @@ const post = (url: string, type: string, body: string): string =>
 const last = 'GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n'
 
 t.test('a body refused once read whole (bad JSON, a ragged tensor, a V2 415) keeps the connection for the requests pipelined behind it', async t => {
-  const app = await build(t)
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const port = (app.server.address() as net.AddressInfo).port
+  const { port } = await listening(t)
   const cases: Array<[string, string, number]> = [
     ['malformed JSON', post('/loss/mse', 'application/json', '{bad'), 400],
     ['a ragged tensor', post('/loss/mse', 'application/json', '{"input":[[1],[1,2]],"target":[1]}'), 400],

@@ -1,6 +1,6 @@
 import net from 'node:net'
 import t from 'tap'
-import { build } from '../helpers/app'
+import { listening } from '../helpers/app'
 import { rawExchange } from '../helpers/raw-http'
 
 /**
@@ -19,9 +19,7 @@ async function raw (port: number, request: string, open = false): Promise<{ stat
 }
 
 t.test('malformed framing, oversized headers, bad URLs and overlong path segments get coded answers', async t => {
-  const app = await build(t)
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const port = (app.server.address() as net.AddressInfo).port
+  const { app, port } = await listening(t)
   const body = '{"input":[1],"target":[0]}'
 
   const both = await raw(port, 'POST /loss/mse HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\ncontent-length: 5\r\n\r\n0\r\n\r\n')
@@ -94,9 +92,7 @@ t.test('malformed framing, oversized headers, bad URLs and overlong path segment
 })
 
 t.test('an Expect other than 100-continue: 417 EXPECTATION_FAILED in the coded body of its route family, connection closed', async t => {
-  const app = await build(t)
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const port = (app.server.address() as net.AddressInfo).port
+  const { port } = await listening(t)
   const body = '{"input":[1],"target":[0]}'
   const loss = await raw(port, `POST /loss/mse HTTP/1.1\r\nhost: x\r\nexpect: 200-ok\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`)
   t.equal(loss.status, 'HTTP/1.1 417 Expectation Failed')
@@ -117,9 +113,7 @@ t.test('an Expect other than 100-continue: 417 EXPECTATION_FAILED in the coded b
 })
 
 t.test('100-continue with a body over the limit: 413 at once, no Continue, the body never sent', async t => {
-  const app = await build(t, { bodyLimitMb: 0.001 })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const port = (app.server.address() as net.AddressInfo).port
+  const { port } = await listening(t, { bodyLimitMb: 0.001 })
   const ask = (url: string, length: number): string => `POST ${url} HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\ncontent-type: application/json\r\ncontent-length: ${length}\r\n\r\n`
   // headers only, the connection left open: the answer comes without the body
   // the limit: 0.001 MiB, 1049 bytes
@@ -134,9 +128,7 @@ t.test('100-continue with a body over the limit: 413 at once, no Continue, the b
 })
 
 t.test('every 4xx of a /v2 request is in the protocol\'s form: the parser\'s faults in its headers or body, its receive timeout, and the framework\'s', async t => {
-  const app = await build(t, { receiveTimeoutMs: 1000, headersTimeoutMs: 1000, bodyLimitMb: 0.001 })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const port = (app.server.address() as net.AddressInfo).port
+  const { port } = await listening(t, { receiveTimeoutMs: 1000, headersTimeoutMs: 1000, bodyLimitMb: 0.001 })
   const v2 = (code: string, message: string): object => ({ error: `${code}: ${message}`, code })
   const infer = 'POST /v2/models/mse/infer HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n'
   // Node's parser: a malformed chunk in the body, framing refused at the end of the headers, a bad header, headers too large

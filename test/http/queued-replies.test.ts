@@ -1,6 +1,5 @@
-import net from 'node:net'
 import t from 'tap'
-import { build } from '../helpers/app'
+import { build, listening } from '../helpers/app'
 import { rawExchange } from '../helpers/raw-http'
 
 /**
@@ -19,9 +18,7 @@ async function gauge (app: Awaited<ReturnType<typeof build>>, series: string): P
 }
 
 t.test('a large body pipelined behind a refused request gives its turn back when the connection closes', async t => {
-  const app = await build(t)
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const port = (app.server.address() as net.AddressInfo).port
+  const { app, port } = await listening(t)
   const inProgress = 'losshub_large_body_bytes{state="in_progress"}'
   for (let i = 0; i < 3; i++) {
     const got = await rawExchange(port, 'GET /healthz HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n' +
@@ -41,9 +38,7 @@ t.test('a large body pipelined behind a refused request gives its turn back when
 })
 
 t.test('a client that half-closes after pipelining gets every answer, then the connection closes (app.ts: httpAllowHalfOpen)', async t => {
-  const app = await build(t)
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const port = (app.server.address() as net.AddressInfo).port
+  const { port } = await listening(t)
   const one = 'POST /loss/mse HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 30\r\n\r\n{"input":[3,0],"target":[0,0]}'
   for (const n of [1, 2, 50]) {
     // sent whole, then the client's FIN

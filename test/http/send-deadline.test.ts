@@ -2,7 +2,7 @@ import t from 'tap'
 import net from 'node:net'
 import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { build } from '../helpers/app'
+import { build, listening } from '../helpers/app'
 
 /**
  * A reply its client does not take within RECEIVE_TIMEOUT_MS of being sent has its connection
@@ -38,9 +38,7 @@ async function fetchRaw (port: number, stall: number | Promise<unknown>): Promis
 }
 
 t.test('a reply the client does not take in time is cut and its connection closed; one taken in time is whole', async t => {
-  const app = await build(t, { receiveTimeoutMs: 1000, headersTimeoutMs: 1000, keepAliveTimeoutMs: 1000 })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const port = (app.server.address() as net.AddressInfo).port
+  const { app, port } = await listening(t, { receiveTimeoutMs: 1000, headersTimeoutMs: 1000, keepAliveTimeoutMs: 1000 })
 
   const taken = await fetchRaw(port, 0)
   t.equal(taken.status, 200)

@@ -1,6 +1,5 @@
-import net from 'node:net'
 import t from 'tap'
-import { build } from '../helpers/app'
+import { listening } from '../helpers/app'
 import { rawExchange } from '../helpers/raw-http'
 
 /**
@@ -13,9 +12,7 @@ const answers = (got: string): number => got.match(/HTTP\/1\.1 \d{3} /g)?.length
 
 t.test('an h2c Upgrade with a request behind it: answered, then the connection closes at once', async t => {
   // keep-alive far longer than the test waits: a connection left open would time the exchange out
-  const app = await build(t, { keepAliveTimeoutMs: 60000 })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const port = (app.server.address() as net.AddressInfo).port
+  const { port } = await listening(t, { keepAliveTimeoutMs: 60000 })
   const upgrade = 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n'
   const began = Date.now()
   const got = await rawExchange(port, upgrade + health, true)
@@ -26,9 +23,7 @@ t.test('an h2c Upgrade with a request behind it: answered, then the connection c
 })
 
 t.test('a loss request with a body asking to upgrade: its answer, then the close', async t => {
-  const app = await build(t, { keepAliveTimeoutMs: 60000 })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const port = (app.server.address() as net.AddressInfo).port
+  const { port } = await listening(t, { keepAliveTimeoutMs: 60000 })
   const body = '{"input":[3],"target":[1]}'
   const got = await rawExchange(port, `POST /loss/mse HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}` + health, true)
   t.equal(answers(got), 1)
@@ -36,9 +31,7 @@ t.test('a loss request with a body asking to upgrade: its answer, then the close
 })
 
 t.test('an Upgrade header not named in Connection is no upgrade: the connection is kept and what follows answered', async t => {
-  const app = await build(t, { keepAliveTimeoutMs: 60000 })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const port = (app.server.address() as net.AddressInfo).port
+  const { port } = await listening(t, { keepAliveTimeoutMs: 60000 })
   // half-closed after sending: the server closes once both are answered
   const got = await rawExchange(port, 'GET /healthz HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\n\r\n' + health)
   t.equal(answers(got), 2, 'both answered')
