@@ -21,6 +21,59 @@ export function copyBytes (source: Uint8Array, target: Uint8Array, offset: numbe
   Buffer.from(target.buffer, target.byteOffset + offset, source.length).fill(source)
 }
 
+/** Elements converted per step by `setElements`: scratch arrays of 64 KiB at most, which stay in cache. */
+const CONVERT_STEP = 8192
+
+type Elements = Float32Array | Float64Array | Int32Array
+
+// plain memory for one step of a conversion, by element type
+const scratch = { Float32Array: new Float32Array(CONVERT_STEP), Float64Array: new Float64Array(CONVERT_STEP), Int32Array: new Int32Array(CONVERT_STEP) }
+
+function scratchLike (a: Elements): Elements { return scratch[a[Symbol.toStringTag]] }
+
+/**
+ * Stores `source`'s numbers into `target` from element 0, as `target.set(source)` does,
+ * converting them where the types differ. V8 converts from or into shared memory an element at
+ * a time with relaxed atomic loads and stores, at half the speed of plain memory (a [256,1000]
+ * float64 tensor to float32: 0.5 to 0.8 ms, against 0.35 to 0.5 this way): such a conversion
+ * goes a step at a time through small scratch arrays of plain memory, which `copyBytes` fills
+ * from shared memory and empties into it.
+ */
+export function setElements (target: Float32Array | Float64Array, source: Elements): void {
+  const shared = source.buffer instanceof SharedArrayBuffer || target.buffer instanceof SharedArrayBuffer
+  if (!shared || source.length < SMALLEST_NATIVE || source.buffer === target.buffer) {
+    target.set(source)
+    return
+  }
+  const into = bytesOf(target)
+  if (source[Symbol.toStringTag] === target[Symbol.toStringTag]) {
+    copyBytes(bytesOf(source), into, 0)
+    return
+  }
+  // each step: the source's numbers, staged in plain memory if shared; converted into the
+  // target, through plain memory if shared
+  const stageIn = source.buffer instanceof SharedArrayBuffer
+  const stageOut = target.buffer instanceof SharedArrayBuffer
+  const from = bytesOf(source)
+  const inStep = scratchLike(source)
+  const outStep = scratchLike(target) as Float32Array | Float64Array
+  const inBytes = bytesOf(inStep)
+  const outBytes = bytesOf(outStep)
+  const inWidth = inStep.BYTES_PER_ELEMENT
+  const outWidth = outStep.BYTES_PER_ELEMENT
+  for (let i = 0; i < source.length; i += CONVERT_STEP) {
+    const n = Math.min(CONVERT_STEP, source.length - i)
+    if (stageIn) copyBytes(from.subarray(i * inWidth, (i + n) * inWidth), inBytes, 0)
+    const numbers = stageIn ? inStep.subarray(0, n) : source.subarray(i, i + n)
+    if (!stageOut) {
+      target.set(numbers, i)
+      continue
+    }
+    outStep.set(numbers)
+    copyBytes(outBytes.subarray(0, n * outWidth), into, i * outWidth)
+  }
+}
+
 /** The bytes of a typed array, as a view over the same memory. */
 export function bytesOf (data: ArrayBufferView): Uint8Array {
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength)

@@ -1,4 +1,5 @@
 import { fail, LosshubError } from '../errors'
+import { bytesOf, copyBytes, setElements } from './copy-bytes'
 import { base64Fits, decodeTensor, MAX_DIM, MAX_RANK } from './decode'
 import { decimalToDouble, EXACT_POW10 } from './json-decimal'
 import { type ReadAside, type RowRun, TAPE_HEADER, TAPE_STRIDE } from './rows-ahead'
@@ -483,7 +484,7 @@ class Reader {
   private append (numbers: Float64Array): void {
     const k = this.count
     const data = k + numbers.length > this.data.length ? this.grow(k, k + numbers.length) : this.data
-    data.set(numbers, k)
+    copyBytes(bytesOf(numbers), bytesOf(data), 8 * k)
     this.count = k + numbers.length
   }
 
@@ -663,7 +664,7 @@ class Reader {
     const memory = this.memory(8 * this.count)
     if (memory === undefined) return data.slice(0, this.count)
     const out = new Float64Array(memory, 0, this.count)
-    out.set(data.subarray(0, this.count))
+    setElements(out, data.subarray(0, this.count))
     return out
   }
 
@@ -725,9 +726,12 @@ class Reader {
         flat = this.take()
         text = -1
       } else if (key === 'data' && b[p] === QUOTE) {
-        const end = b.indexOf(QUOTE, p + 1)
+        // with dtype and shape read first, the text's length is known: a quote there ends it,
+        // with no scan for it (a quote or escape inside is not base64, which the decoding finds)
+        const known = p + 1 + base64Chars(dtype, shape)
+        const end = known > p && b[known] === QUOTE ? known : b.indexOf(QUOTE, p + 1)
         // an escape makes the text differ from its bytes: the slow path reads it
-        if (end < 0 || b.subarray(p + 1, end).indexOf(BACKSLASH) >= 0) return undefined
+        if (end < 0 || (end !== known && b.subarray(p + 1, end).indexOf(BACKSLASH) >= 0)) return undefined
         text = p + 1
         textEnd = end
         flat = undefined
@@ -1182,6 +1186,17 @@ function hexValue (c: number): number {
   return lower >= 0x61 && lower <= 0x66 ? lower - 0x61 + 10 : -1
 }
 
+/** Characters of base64 text that a tensor of `dtype` and `shape` takes, or -1 unless both are valid. */
+function base64Chars (dtype: unknown, shape: unknown): number {
+  if ((dtype !== 'float32' && dtype !== 'float64' && dtype !== 'int32' && dtype !== 'int64') || !Array.isArray(shape) || shape.length > MAX_RANK) return -1
+  let bytes = ELEMENT_BYTES[dtype]
+  for (const d of shape) {
+    if (!Number.isInteger(d) || d < 0 || d > MAX_DIM) return -1
+    bytes *= d
+  }
+  return bytes <= Number.MAX_SAFE_INTEGER ? 4 * Math.ceil(bytes / 3) : -1
+}
+
 /** Flat numbers as dtype, as decodeTensor converts them; undefined where it would refuse one. */
 function fromNumbers (dtype: WireDType, flat: Float64Array, memory: TensorMemory): TensorData | undefined {
   const n = flat.length
@@ -1189,7 +1204,7 @@ function fromNumbers (dtype: WireDType, flat: Float64Array, memory: TensorMemory
   const out = typedArray(dtype, memory(n * ELEMENT_BYTES[dtype]), n)
   switch (dtype) {
     case 'float32': {
-      (out as Float32Array).set(flat)
+      setElements(out as Float32Array, flat)
       return out
     }
     case 'int32': {

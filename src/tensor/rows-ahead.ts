@@ -1,3 +1,4 @@
+import { copyBytes } from './copy-bytes'
 import { readRowsAhead } from './json-reader'
 
 /**
@@ -85,7 +86,7 @@ export class RowsAside implements ReadAside {
     }
     const length = Math.min(bytes.length - at, MOST_AHEAD_BYTES)
     const memory = this.memoryFor(length)
-    Buffer.from(memory.bytes, 0, length).set(bytes.subarray(at, at + length))
+    copyBytes(bytes.subarray(at, at + length), Buffer.from(memory.bytes, 0, length), 0)
     // ids wrap where id × 4 + state would leave an Int32 (a reused id is half a billion jobs old)
     const id = this.ids = this.ids % 0x1fffffff + 1
     Atomics.store(new Int32Array(memory.tape, 0, 1), 0, id * 4 + PENDING)

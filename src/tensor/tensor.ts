@@ -1,3 +1,4 @@
+import { setElements } from './copy-bytes'
 import { type TensorMemory } from './json-reader'
 
 /** Element types a tensor can arrive in. */
@@ -95,7 +96,8 @@ interface FloatArrayType<A> { new (length: number): A, new (buffer: ArrayBufferL
 export function converted<A extends Float32Array | Float64Array> (Arr: FloatArrayType<A>, d: TensorData, memory: TensorMemory | undefined): A {
   const buffer = memory?.(Arr.BYTES_PER_ELEMENT * d.length)
   const out = buffer === undefined ? new Arr(d.length) : new Arr(buffer, 0, d.length)
-  out.set(d as ArrayLike<number>)
+  if (d instanceof BigInt64Array) out.set(d as unknown as ArrayLike<number>) // throws: callers convert int64 themselves
+  else setElements(out, d)
   return out
 }
 

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { bytesOf, copyBytes } from '../../src/tensor/copy-bytes'
+import { bytesOf, copyBytes, setElements } from '../../src/tensor/copy-bytes'
 
 /** `size` bytes of a counter mixed with `seed`, so that a byte copied to the wrong place shows. */
 function pattern (size: number, seed: number): Uint8Array {
@@ -68,4 +68,36 @@ t.test('bytesOf is a view of exactly the typed array\'s bytes', async t => {
   t.equal(bytes.buffer, memory, 'the same memory')
   t.same([bytes.byteOffset, bytes.byteLength], [12, 20])
   t.same(Array.from(new Float32Array(Uint8Array.from(bytes).buffer)), [1, 2, 3, 4, 5])
+})
+
+t.test('setElements stores and converts numbers as TypedArray.set does, from and into shared memory, across its steps', async t => {
+  type Numbers = Float32Array | Float64Array | Int32Array
+  const make = <T extends Numbers>(Type: new (memory: ArrayBufferLike, offset: number, n: number) => T, width: number, n: number, shared: boolean): T =>
+    new Type(shared ? new SharedArrayBuffer(width * (n + 3)) : new ArrayBuffer(width * (n + 3)), width, n)
+  let cases = 0
+  for (const n of [0, 255, 256, 8191, 8192, 8193, 2 * 8192 + 5]) {
+    for (const From of [Float64Array, Float32Array, Int32Array]) {
+      for (const To of [Float32Array, Float64Array]) {
+        for (const sharedFrom of [false, true]) {
+          for (const sharedTo of [false, true]) {
+            const source = make<Numbers>(From, From.BYTES_PER_ELEMENT, n, sharedFrom)
+            // values that round differently to float32: fractions, large, tiny, signed zero, non-finite
+            for (let i = 0; i < n; i++) source[i] = From === Int32Array ? (i * 2654435761) | 0 : [Math.PI * i, 1e39, -1e-46, -0, NaN, -Infinity, 16777217 + i][i % 7]
+            const target = make<Float32Array | Float64Array>(To, To.BYTES_PER_ELEMENT, n, sharedTo)
+            const before = bytesOf(new Uint8Array(target.buffer)).slice()
+            const expected = new To(n)
+            expected.set(source)
+            setElements(target, source)
+            cases++
+            const label = `${From.name} ${sharedFrom ? 'shared' : 'plain'} to ${To.name} ${sharedTo ? 'shared' : 'plain'}, ${n}`
+            t.ok(Buffer.from(bytesOf(target)).equals(Buffer.from(bytesOf(expected))), `${label}: bit for bit`)
+            const after = new Uint8Array(target.buffer)
+            const width = To.BYTES_PER_ELEMENT
+            t.ok(Buffer.from(after.subarray(0, width)).equals(Buffer.from(before.subarray(0, width))) && Buffer.from(after.subarray(width * (n + 1))).equals(Buffer.from(before.subarray(width * (n + 1)))), `${label}: nothing around it written`)
+          }
+        }
+      }
+    }
+  }
+  t.equal(cases, 7 * 3 * 2 * 4)
 })

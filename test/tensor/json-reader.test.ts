@@ -496,6 +496,35 @@ t.test('base64 with junk where its padding belongs, an inner \'=\' or whitespace
   t.same(read('float32', '__9_fw=='), [3.4028234663852886e38], '_ for /')
 })
 
+t.test('base64 after its dtype and shape: the text ends where its length says, and escapes or quotes inside read as JSON.parse reads them', async t => {
+  const keys = new Set(['input'])
+  // float32 [1]: 8 characters; the quote at that length may close the text or sit inside it
+  const texts = [
+    'AACAPw==', // the plain case
+    '\\/\\/9\\/fw==', // escaped '/': longer than 8 bytes, decoded by the slow path
+    'AACAPw\\u003d=', // an escaped '='
+    'AACA\\/w=', // 8 bytes with an escape: 7 characters
+    'AAC\\"Pw=', // an escaped quote inside
+    'AACAPw=\\"AA', // an escaped quote where the length points
+    'AACAPw"' // too short: the quote before the length
+  ]
+  for (const data of texts) {
+    for (const order of [['dtype', 'shape', 'data'], ['data', 'dtype', 'shape']]) {
+      const fields: Record<string, string> = { dtype: '"dtype": "float32"', shape: '"shape": [1]', data: `"data": "${data}"` }
+      const text = `{"input": {${order.map(k => fields[k]).join(', ')}}}`
+      const got = outcome(text, keys)
+      let parsed: Record<string, unknown>
+      try { parsed = parseSent(text) } catch {
+        t.equal(got.code, 'INVALID_JSON', `${text}: not JSON`)
+        continue
+      }
+      const want = reference('input', parsed.input)
+      if (want.tensor !== undefined) t.same(Array.from((got.value?.input as DecodedTensor).data as Float32Array), Array.from(want.tensor.data as Float32Array), `${text}: decoded`)
+      else t.same([got.code, got.message], [want.code, want.message], `${text}: refused alike`)
+    }
+  }
+})
+
 t.test('tensors go into the memory the caller provides, when it provides some, with the same values', async t => {
   const f32 = Float32Array.of(1.5, -2.25, 3)
   const i64 = BigInt64Array.of(7n, -8n)
