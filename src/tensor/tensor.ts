@@ -96,8 +96,9 @@ interface FloatArrayType<A> { new (length: number): A, new (buffer: ArrayBufferL
 export function converted<A extends Float32Array | Float64Array> (Arr: FloatArrayType<A>, d: TensorData, memory: TensorMemory | undefined): A {
   const buffer = memory?.(Arr.BYTES_PER_ELEMENT * d.length)
   const out = buffer === undefined ? new Arr(d.length) : new Arr(buffer, 0, d.length)
-  if (d instanceof BigInt64Array) out.set(d as unknown as ArrayLike<number>) // throws: callers convert int64 themselves
-  else setElements(out, d)
+  // int64 never gets here: a float argument refuses it (prepare.ts), an integer one converts it itself
+  if (d instanceof BigInt64Array) throw new TypeError('int64 elements are not converted to floats here')
+  setElements(out, d)
   return out
 }
 
