@@ -3,7 +3,7 @@ import { bytesOf, copyBytes, setElements } from './copy-bytes'
 import { base64Fits, decodeTensor, MAX_DIM, MAX_RANK } from './decode'
 import { decimalToDouble, EXACT_POW10 } from './json-decimal'
 import { type ReadAside, type RowRun, TAPE_HEADER, TAPE_STRIDE } from './rows-ahead'
-import { DecodedTensor, type TensorData, type WireDType, sizeOf } from './tensor'
+import { converted, DecodedTensor, type TensorData, type WireDType, sizeOf } from './tensor'
 
 export { DecodedTensor }
 
@@ -1201,12 +1201,9 @@ function base64Chars (dtype: unknown, shape: unknown): number {
 function fromNumbers (dtype: WireDType, flat: Float64Array, memory: TensorMemory): TensorData | undefined {
   const n = flat.length
   if (dtype === 'float64') return flat
+  if (dtype === 'float32') return converted(Float32Array, flat, memory)
   const out = typedArray(dtype, memory(n * ELEMENT_BYTES[dtype]), n)
   switch (dtype) {
-    case 'float32': {
-      setElements(out as Float32Array, flat)
-      return out
-    }
     case 'int32': {
       for (let i = 0; i < n; i++) {
         const v = flat[i]
