@@ -132,6 +132,11 @@ async function routes (app: FastifyInstance, service: V2Service, splitReads: Rea
         // each input's data is read by the body parser, straight into numbers; the spec shows the full request
         body: V2InferenceRequestRead,
         response: { 200: described(V2InferenceResponse, 'The outputs asked for, JSON or binary.'), ...v2InferErrorResponses }
+      },
+      // an unknown model (or version) is 404 whatever the body, as POST /loss/{name} and gRPC answer it
+      preValidation: async request => {
+        const { model, version } = of(request)
+        service.model(model, version)
       }
     }, async (request, reply) => {
       checkInputData(request.body as V2InferenceRequestJson)

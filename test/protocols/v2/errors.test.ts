@@ -37,6 +37,9 @@ t.test('unknown model: 404 listing the models', async t => {
   const r = await inferJson(app, 'crossentropy', { inputs: [input, target] })
   rejects(t, r, 404, 'UNKNOWN_LOSS', "model 'crossentropy' is not served; known models: mse, cross_entropy, dice, composite")
   rejects(t, await app.inject({ method: 'POST', url: '/v2/models/mse/versions/3/infer', payload: { inputs: [] } }), 404, 'NOT_FOUND', "model 'mse' has no version '3'; its only version is 1")
+  // before any check of the body, as POST /loss/{name} and gRPC's ModelInfer
+  rejects(t, await inferJson(app, 'crossentropy', {}), 404, 'UNKNOWN_LOSS', /^UNKNOWN_LOSS: model 'crossentropy' is not served; /)
+  rejects(t, await app.inject({ method: 'POST', url: '/v2/models/mse/versions/3/infer', payload: { outputs: 'none' } }), 404, 'NOT_FOUND', "model 'mse' has no version '3'; its only version is 1")
 })
 
 t.test('losshub\'s own checks keep their codes and messages', async t => {
