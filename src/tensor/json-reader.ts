@@ -3,6 +3,7 @@ import { bytesOf, copyBytes, setElements } from './copy-bytes'
 import { base64Fits, decodeTensor, MAX_DIM, MAX_RANK } from './decode'
 import { decimalToDouble, EXACT_POW10 } from './json-decimal'
 import { type ReadAside, type RowRun, TAPE_HEADER, TAPE_STRIDE } from './rows-ahead'
+import { type NumberRows, numberRows } from './number-row'
 import { converted, DecodedTensor, type TensorData, type WireDType, sizeOf } from './tensor'
 
 export { DecodedTensor }
@@ -42,6 +43,9 @@ export function readBody (
  * ahead on another thread (`ReadAside`): below it, the hop costs more than it saves.
  */
 export const READ_AHEAD_BYTES = 256 * 1024
+
+/** Bodies from this size on read rows of numbers in WebAssembly (number-row.ts); a smaller one's few numbers would not repay the copy and the calls. */
+export const NUMBER_ROWS_BYTES = 16 * 1024
 
 /** How far past the middle of a body a point to split at is looked for. */
 const SPLIT_SEARCH_BYTES = 64 * 1024
@@ -146,8 +150,19 @@ class Reader {
   /** The first reserved key met: thrown once the whole input is known to be JSON. */
   private refused: LosshubError | undefined
 
+  /**
+   * Rows of numbers read in WebAssembly, for bodies large enough to be worth it (number-row.ts).
+   * Each element it leaves to `row`'s own loop costs a call: once those pass 64 and one in 64
+   * of the elements (numbers of 17 digits, as torch's tolist() writes float32 values, are past
+   * its reach), the rest of the body is read without it.
+   */
+  private rows: NumberRows | undefined
+  private declined = 0
+  private readonly appendNumbers = (numbers: Float64Array): void => { this.append(numbers) }
+
   constructor (bytes: Buffer, private readonly memory: TensorMemory = OWN, private readonly aside?: ReadAside, private readonly root = '') {
     this.b = bytes as Bytes
+    this.rows = bytes.length >= NUMBER_ROWS_BYTES ? numberRows() : undefined
   }
 
   /** The whole input as one JSON value of any type (readJson). */
@@ -376,9 +391,36 @@ class Reader {
    */
   private row (p: number, close: number): number {
     const b = this.b
+    let rows = this.rows
     let data = this.data
     let k = this.count
-    for (;;) {
+    for (let afterComma = false; ; afterComma = true) {
+      if (afterComma && p === this.splitAt) {
+        // the numbers from here on were read on another thread (a long flat array)
+        this.splitAt = -1
+        const run = (this.aside as ReadAside).rowsAt(p)
+        if (run !== undefined) {
+          this.count = k
+          this.append(run.numbers)
+          data = this.data
+          k = this.count
+          if (run.ended) return b[run.end] === close ? run.end : -1
+          p = run.end
+        }
+      }
+      if (rows !== undefined) {
+        // the elements it reads, up to one it leaves to the loop below (or another thread's part)
+        this.count = k
+        const q = rows.read(this, b, p, this.splitAt > p ? this.splitAt : b.length, this.appendNumbers)
+        data = this.data
+        k = this.count
+        if (rows.after) return b[q] === close ? q : -1
+        if (q !== p) {
+          p = q
+          if (p === this.splitAt) continue
+        }
+        if (++this.declined >= 64 && this.declined * 64 > k) rows = this.rows = undefined
+      }
       let c = b[p]
       let v: number | undefined
       if (c === MINUS || (c >= ZERO && c <= NINE)) {
@@ -448,19 +490,6 @@ class Reader {
       if (c === COMMA) {
         c = b[++p]
         while (c === SPACE || c === LF || c === CR || c === TAB) c = b[++p]
-        if (p === this.splitAt) {
-          // the numbers from here on were read on another thread (a long flat array)
-          this.splitAt = -1
-          const run = (this.aside as ReadAside).rowsAt(p)
-          if (run !== undefined) {
-            this.count = k
-            this.append(run.numbers)
-            data = this.data
-            k = this.count
-            if (run.ended) return b[run.end] === close ? run.end : -1
-            p = run.end
-          }
-        }
         continue
       }
       this.count = k
