@@ -19,7 +19,7 @@
   ;; float64 at `out`, at most `max`; returns where it stopped (see $why).
   (func (export "row") (param $p i32) (param $stop i32) (param $out i32) (param $max i32) (result i32)
     (local $c i32) (local $neg i32) (local $m i64) (local $digits i32) (local $dot i32)
-    (local $scale i32) (local $k i32) (local $start i32) (local $v f64)
+    (local $scale i32) (local $k i32) (local $c2 i32) (local $start i32) (local $v f64)
     (local.set $k (i32.const 0))
     (block $leave
       (loop $element
@@ -50,7 +50,7 @@
               (local.set $digits (i32.add (local.get $digits) (i32.const 1)))
               (local.set $p (i32.add (local.get $p) (i32.const 1)))
               (local.set $c (i32.load8_u (local.get $p)))
-              (br_if $integer (i32.and (i32.le_u (i32.sub (local.get $c) (i32.const 48)) (i32.const 9)) (i32.lt_u (local.get $digits) (i32.const 19)))))))
+              (br_if $integer (i32.le_u (i32.sub (local.get $c) (i32.const 48)) (i32.const 9))))))
         ;; the fraction
         (if (i32.eq (local.get $c) (i32.const 46)) (then
           (local.set $p (i32.add (local.get $p) (i32.const 1)))
@@ -59,16 +59,25 @@
           (if (i32.eqz (i32.le_u (i32.sub (local.get $c) (i32.const 48)) (i32.const 9))) (then
             (if (i32.eqz (local.get $c)) (then (global.set $why (i32.const 2))))
             (br $leave)))
+          ;; two digits a step where there are two: half as long a chain of dependent multiply-adds
           (loop $fraction
-            (local.set $m (i64.add (i64.mul (local.get $m) (i64.const 10)) (i64.extend_i32_u (i32.sub (local.get $c) (i32.const 48)))))
-            (local.set $digits (i32.add (local.get $digits) (i32.const 1)))
-            (local.set $p (i32.add (local.get $p) (i32.const 1)))
-            (local.set $c (i32.load8_u (local.get $p)))
-            (br_if $fraction (i32.and (i32.le_u (i32.sub (local.get $c) (i32.const 48)) (i32.const 9)) (i32.lt_u (local.get $digits) (i32.const 19)))))
-          (local.set $scale (i32.sub (local.get $p) (local.get $dot)))))
+            (local.set $c2 (i32.load8_u (i32.add (local.get $p) (i32.const 1))))
+            (if (i32.le_u (i32.sub (local.get $c2) (i32.const 48)) (i32.const 9))
+              (then
+                (local.set $m (i64.add (i64.mul (local.get $m) (i64.const 100))
+                  (i64.extend_i32_u (i32.add (i32.mul (i32.sub (local.get $c) (i32.const 48)) (i32.const 10)) (i32.sub (local.get $c2) (i32.const 48))))))
+                (local.set $p (i32.add (local.get $p) (i32.const 2)))
+                (local.set $c (i32.load8_u (local.get $p)))
+                (br_if $fraction (i32.le_u (i32.sub (local.get $c) (i32.const 48)) (i32.const 9))))
+              (else
+                (local.set $m (i64.add (i64.mul (local.get $m) (i64.const 10)) (i64.extend_i32_u (i32.sub (local.get $c) (i32.const 48)))))
+                (local.set $p (i32.add (local.get $p) (i32.const 1)))
+                (local.set $c (local.get $c2)))))
+          (local.set $scale (i32.sub (local.get $p) (local.get $dot)))
+          (local.set $digits (i32.add (local.get $digits) (local.get $scale)))))
         ;; cut short by the end of the bytes: the caller reads on with more
         (if (i32.eqz (local.get $c)) (then (global.set $why (i32.const 2)) (br $leave)))
-        ;; an exponent, over 18 digits (m may have wrapped past 2^64), or m past 2^53: the caller's
+        ;; an exponent, over 18 digits (m may have wrapped past 2^64: no matter), or m past 2^53: the caller's
         (br_if $leave (i32.eq (i32.or (local.get $c) (i32.const 32)) (i32.const 101)))
         (br_if $leave (i32.gt_u (local.get $digits) (i32.const 18)))
         (br_if $leave (i64.ge_u (local.get $m) (i64.const 9007199254740992)))
