@@ -5,8 +5,8 @@ import { NUMBER_ROW_WASM } from './number-row-wasm'
  * The body reader's rows of numbers read in WebAssembly (number-row.wat): the same fast path as
  * `row` in json-reader.ts, number for number (digits as one integer below 2^53 over an exact
  * power of ten, so bit for bit what JSON.parse gives), for the bodies where numbers are most of
- * the work: a [256,1000] body of 4-decimal numbers was read in 3.45 ms instead of 5.3 (best of
- * 40), and one process answered about a quarter more of them a second. It reads from a
+ * the work: a [256,1000] body of 4-decimal numbers is read in 2.7 to 2.8 ms instead of 5.2 (best
+ * of 40 reads; bench/README.md has the service's figures). It reads from a
  * window of the body copied into its memory (1 MiB: the memory stays small whatever the body)
  * and stops at any element it does not read (exponents, long digits, "NaN", a syntax error),
  * which the reader reads itself before handing the row back.

@@ -1,6 +1,6 @@
 ;; The fast path of json-reader.ts's `row`: JSON numbers separated by commas, read into float64
 ;; exactly as the reader's own fast path reads them (its digits as one integer below 2^53, over an
-;; exact power of ten for at most 22 digits after the dot). Everything else is left to the reader.
+;; exact power of ten), for numbers of at most 18 digits. Everything else is left to the reader.
 ;;
 ;; Memory: the powers of ten 1e0..1e22 (float64) at 0, written by the loader; the bytes to read
 ;; and the numbers read where the caller says. A 0 byte ends the bytes (no JSON text holds one
