@@ -1,4 +1,5 @@
 import { copyBytes } from './copy-bytes'
+import { EXACT_POW10 } from './json-decimal'
 import { NUMBER_ROW_WASM } from './number-row-wasm'
 
 /**
@@ -16,7 +17,7 @@ import { NUMBER_ROW_WASM } from './number-row-wasm'
 const WINDOW = 1 << 20
 /** Numbers read per call, at most. */
 const MOST_NUMBERS = 1 << 16
-/** Where the window starts in the module's memory: after the powers of ten (23 float64). */
+/** Where the window starts in the module's memory: after the powers of ten (EXACT_POW10, 23 float64). */
 const WINDOW_AT = 256
 /** Where the numbers go: after the window and its end byte (0), 8-byte aligned. */
 const NUMBERS_AT = WINDOW_AT + WINDOW + 8
@@ -58,8 +59,8 @@ export class NumberRows {
     if (pages > 0) wasm.memory.grow(pages)
     this.bytes = new Uint8Array(wasm.memory.buffer)
     this.numbers = new Float64Array(wasm.memory.buffer, NUMBERS_AT, MOST_NUMBERS)
-    const pow10 = new Float64Array(wasm.memory.buffer, 0, 23)
-    for (let i = 0; i < pow10.length; i++) pow10[i] = Number(`1e${i}`)
+    // the module divides by the reader's own powers of ten
+    new Float64Array(wasm.memory.buffer, 0, EXACT_POW10.length).set(EXACT_POW10)
   }
 
   /**
