@@ -13,6 +13,7 @@ import { fromInferRequest, GRPC_LOADER_OPTIONS, type ModelInferRequest, toInferR
 import { HealthService } from './health'
 import { refusingUndecodable, type UndecodableRequest } from './grpc-decoding'
 import { typedContentsDecoder, typedContentsEncoder } from './grpc-contents'
+import { alignedInPlace } from './grpc-raw'
 import { ClientGone } from '../../batching/departure'
 import { type V2Service } from './service'
 import { boundReceiving, widenWindows } from './grpc-streams'
@@ -188,7 +189,8 @@ export class GrpcFrontDoor {
       const gone = new ClientGone()
       const cancelled = (): void => gone.leave()
       call.once('cancelled', cancelled)
-      // large raw tensors go into memory a kernel worker reads in place, given back once the kernel has run
+      // large raw tensors go to the kernel worker: moved there when left in the message's memory
+      // (grpc-raw.ts), else copied into memory it reads in place, given back once the kernel has run
       const raw = msg.raw === undefined ? undefined : keptCopy(msg.raw.contents)
       const result = await service.infer({
         model: msg.model,
@@ -245,14 +247,23 @@ export class GrpcFrontDoor {
   }
 }
 
-/** The inference service with ModelInfer's float contents read into and written from typed arrays (grpc-contents.ts). */
+/**
+ * The inference service with ModelInfer's float contents read into and written from typed
+ * arrays (grpc-contents.ts), and its raw_input_contents left in the message's memory (grpc-raw.ts).
+ */
 function withTypedContents (definition: grpc.ServiceDefinition): grpc.ServiceDefinition {
   const infer = definition.ModelInfer
+  const decode = typedContentsDecoder(bytes => infer.requestDeserialize(bytes) as ModelInferRequest)
   return {
     ...definition,
     ModelInfer: {
       ...infer,
-      requestDeserialize: typedContentsDecoder(bytes => infer.requestDeserialize(bytes) as ModelInferRequest),
+      requestDeserialize: (bytes: Buffer) => {
+        const request = decode(bytes)
+        const raw = request.raw_input_contents
+        if (raw !== undefined && raw.length > 0) request.raw_input_contents = alignedInPlace(bytes, raw) ?? raw
+        return request
+      },
       responseSerialize: typedContentsEncoder(response => infer.responseSerialize(response))
     }
   }
