@@ -80,7 +80,7 @@ t.test('nothing is moved or marked when that is not safe', async t => {
 })
 
 t.test('large raw tensors at every alignment in the message: every element reaches the kernel, in the message\'s memory, not shared memory', async t => {
-  const s = await grpcApp(t, NO_SHEDDING, { losses: LOSSES.filter(d => d.name === 'mse') })
+  const s = await grpcApp(t, NO_SHEDDING, { losses: LOSSES.filter(d => ['mse', 'l1'].includes(d.name)) })
   const n = 40_000 // 160 kB a tensor: a message over the smallest kept size
   const x = Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37) * 3)
   const y = Float32Array.from({ length: n }, (_, i) => Math.cos(i * 0.11))
@@ -108,6 +108,24 @@ t.test('large raw tensors at every alignment in the message: every element reach
     const out = outputsOf(r.value)
     t.equal(mismatch(out.get('loss')?.data ?? [], [sum], 1e-5, 0), undefined, `shift ${shift}: the loss`)
     t.equal(mismatch(out.get('grad_input')?.data ?? [], grad, 1e-6, 0), undefined, `shift ${shift}: every element of the gradient`)
+  }
+  // a composite reads both tensors in each of its terms: one kernel, which takes the message's memory once
+  const terms = [{ loss: 'mse', args: { input: 'x', target: 'y' } }, { loss: 'l1', weight: 0.5, args: { input: 'x', target: 'y' }, name: 'l1' }]
+  let l1 = 0
+  for (let i = 0; i < n; i++) l1 += Math.abs(Math.fround(x[i] - y[i]))
+  const r = await s.call('ModelInfer', {
+    model_name: 'composite',
+    id: 'xyz',
+    parameters: params({ terms: JSON.stringify(terms), grad: true }),
+    inputs: [{ name: 'x', datatype: 'FP32', shape: [n] }, { name: 'y', datatype: 'FP32', shape: [n] }],
+    raw_input_contents: [bytes(x), bytes(y)]
+  })
+  if (!r.ok) t.fail(`composite: ${r.error.details}`)
+  else {
+    const out = outputsOf(r.value)
+    t.equal(mismatch(out.get('total')?.data ?? [], [sum / n + 0.5 * l1 / n], 1e-5, 0), undefined, 'composite: the total of both terms')
+    const gradX = Array.from(x, (xi, i) => { const d = Math.fround(xi - y[i]); return 2 * d / n + 0.5 * Math.sign(d) / n })
+    t.equal(mismatch(out.get('grad_x')?.data ?? [], gradX, 1e-5, 1e-12), undefined, 'composite: every element of the gradient')
   }
   t.same(keptMemoryBytes(), { local: 0, shared: 0, sharedInUse: 0 }, 'no shared memory taken for the tensors')
 })
