@@ -75,6 +75,10 @@ function indexTargets (logp: Value, target: Value, weight: Value | undefined, we
   const smooth = where(nll.valid, neg(reduceSum(weightAlong === undefined ? logp : mul(logp, weightAlong), [axis], false)), 0)
   const classes = dimSize(logp, axis)
   const eps = rowValue(smoothing, nll.loss)
-  const loss = add(mul(nll.loss, sub(1, eps)), mul(smooth, div(eps, classes)))
-  return reduceWeighted(loss, nll.weights, reduction)
+  const picked = mul(nll.loss, sub(1, eps))
+  const spread = mul(smooth, div(eps, classes))
+  // the mean divides each term by the targets' total weight apart, as PyTorch does: where that
+  // total is 0, the first is 0/0 and the sum NaN, not (0 + smooth)/0 = Infinity
+  if (reduction === 'mean') return add(reduceWeighted(picked, nll.weights, reduction), reduceWeighted(spread, nll.weights, reduction))
+  return reduce(add(picked, spread), reduction)
 }
