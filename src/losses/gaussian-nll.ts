@@ -4,7 +4,7 @@ import { reduce } from './reduce'
 import { broadcastArgs, broadcastWorkspace } from './shapes'
 import { expectNonNegative } from './checks'
 import { fail } from '../errors'
-import { fmtShape, sameShape } from '../tensor/tensor'
+import { broadcastShapes, fmtShape, sameShape } from '../tensor/tensor'
 
 /**
  * `F.gaussian_nll_loss`: 0.5 (log(max(var, eps)) + (input - target)^2 / max(var, eps)), plus
@@ -37,11 +37,16 @@ export default defineLoss({
     const shape = broadcastArgs(a, ['input', 'target'])
     const { input, var: v } = a
     const lead = input.shape.slice(0, -1)
-    if (!sameShape(v.shape, input.shape) && !(input.shape.length > 0 && (sameShape(v.shape, lead) || sameShape(v.shape, [...lead, 1])))) {
-      fail('SHAPE_MISMATCH', `var: expected the input's shape ${fmtShape(input.shape)}, or ${fmtShape(lead)}, or ${fmtShape([...lead, 1])}; got ${fmtShape(v.shape)}`)
+    // PyTorch's rules, a 0-d input's among them: its lead is [], so var [1] is "[...lead, 1]"
+    if (!sameShape(v.shape, input.shape) && !sameShape(v.shape, lead) && !sameShape(v.shape, [...lead, 1])) {
+      const shapes = input.shape.length > 0 ? `the input's shape ${fmtShape(input.shape)}, or ${fmtShape(lead)}, or ${fmtShape([...lead, 1])}` : 'the input\'s shape [] or [1]'
+      fail('SHAPE_MISMATCH', `var: expected ${shapes}; got ${fmtShape(v.shape)}`)
     }
     expectNonNegative('var', v, 'variances')
-    return shape
+    // the loss broadcasts var too (unsqueezed when it lacks the input's last dim): a 0-d input's
+    // var [1] makes it [1]
+    const along = v.shape.length === input.shape.length - 1 ? [...v.shape, 1] : v.shape
+    return broadcastShapes(shape, along) ?? shape
   },
   forward: (_g, x, o) => {
     // var without the input's last dim is homoscedastic over it: unsqueeze, as PyTorch does
