@@ -62,7 +62,7 @@ export function prepare (def: LossDef, body: Record<string, unknown>, limits: Li
     const decoded = decodeTensor(decl.name, json)
     const t = decl.integers === true && (decoded.dtype === 'int32' || decoded.dtype === 'int64') ? integersAsFloats(decoded, memory) : decoded
     const first = args[def.args[0].name]
-    const kind = resolveKind(decl.name, decl.kind, t, first)
+    const kind = resolveKind(decl.name, decl.kind, t, first, decl.nestedFloats?.(body) === true)
     // nested floats are a float32 tensor (torch.tensor of a list): rounded once here, so that a
     // float64 computation (another argument in float64) promotes float32 values, as PyTorch does
     const data = kind === 'float' && t.dtype === undefined && !(t.data instanceof Float32Array) ? converted(Float32Array, t.data, memory) : t.data
@@ -111,13 +111,14 @@ function integersAsFloats (t: HostTensor, memory: TensorMemory | undefined): Hos
   return { ...t, dtype: undefined, data }
 }
 
-function resolveKind (name: string, kind: Arg['kind'] | 'float-or-index', t: HostTensor, first: Arg | undefined): Arg['kind'] {
+function resolveKind (name: string, kind: Arg['kind'] | 'float-or-index', t: HostTensor, first: Arg | undefined, nestedFloats: boolean): Arg['kind'] {
   const typedInt = t.dtype === 'int32' || t.dtype === 'int64'
   let resolved: Arg['kind']
   if (kind === 'float-or-index') {
     // PyTorch tells class indices from probabilities by dtype; nested arrays have none, so
-    // a target shaped like the input holds probabilities and any other holds indices.
-    resolved = t.dtype !== undefined ? (typedInt ? 'index' : 'float') : first !== undefined && sameShape(t.shape, first.shape) ? 'float' : 'index'
+    // a target shaped like the input holds probabilities and any other holds indices (unless
+    // the loss's options say its nested arrays hold floats: `nestedFloats`).
+    resolved = t.dtype !== undefined ? (typedInt ? 'index' : 'float') : nestedFloats || (first !== undefined && sameShape(t.shape, first.shape)) ? 'float' : 'index'
   } else resolved = kind
   if (resolved === 'float' && typedInt) fail('INVALID_DTYPE', `${name}: expected float32 or float64 elements, got ${t.dtype}`)
   if (resolved === 'index') {

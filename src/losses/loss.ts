@@ -22,6 +22,12 @@ export interface ArgDecl {
    * nested numbers do, and a float64 argument beside them still makes the computation float64.
    */
   integers?: boolean
+  /**
+   * For a 'float-or-index' argument: whether nested arrays (which carry no dtype) hold floats
+   * whatever their shape, given the request's options. Without it, nested arrays shaped like
+   * the first argument hold floats and any others class indices.
+   */
+  nestedFloats?: (options: Record<string, unknown>) => boolean
   doc: string
 }
 

@@ -10,7 +10,13 @@ import { fmtShape, sameShape } from '../tensor/tensor'
 /** The tensor arguments of dice, jaccard and tversky. */
 export const OVERLAP_ARGS: ArgDecl[] = [
   { name: 'input', kind: 'float', grad: true, doc: 'Logits (or probabilities with from_logits: false) [N,C,d1,...]; C = 1 for mode "binary".' },
-  { name: 'target', kind: 'float-or-index', doc: 'binary: 0/1, the input\'s shape or [N,d1,...]; multiclass: class indices [N,d1,...]; multilabel: 0/1, the input\'s shape.' }
+  {
+    name: 'target',
+    kind: 'float-or-index',
+    // a binary target is cast to the input's type whatever its shape: fractional values too
+    nestedFloats: options => options.mode === 'binary',
+    doc: 'binary: 0/1, the input\'s shape or [N,d1,...]; multiclass: class indices [N,d1,...]; multilabel: 0/1, the input\'s shape.'
+  }
 ]
 
 /**
