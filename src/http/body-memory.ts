@@ -1,7 +1,7 @@
 import { copyBytes } from '../tensor/copy-bytes'
 import { MemoryPool } from '../tensor/memory-pool'
 import { collectSoon, KEPT_IDLE_MS } from '../tensor/release-memory'
-import { isOwnMemory, ownMemory } from '../tensor/tensor'
+import { isOwnMemory, ownMemory, TENSOR_ALIGN } from '../tensor/tensor'
 
 /**
  * Memory for request bodies, reused from one body to the next (see MemoryPool for why).
@@ -97,7 +97,7 @@ export function keptMemoryBytes (): { local: number, shared: number, sharedInUse
 
 /**
  * Copies `parts` (tensors' bytes that arrived elsewhere, e.g. inside a gRPC message) into one
- * block of `takeKeptMemory`, each 8-byte aligned, so that typed arrays over them are views that
+ * block of `takeKeptMemory`, each `TENSOR_ALIGN`-aligned, so that typed arrays over them are views that
  * a kernel worker reads in place. `release` gives the block back once nothing reads them.
  * Parts too small together to be worth it stay as they are, and so do parts in memory of the
  * request's own (`ownMemory`), which moves to the worker instead.
@@ -108,7 +108,7 @@ export function keptCopy (parts: Buffer[]): { parts: Buffer[], release: () => vo
   let size = 0
   for (const p of parts) {
     at.push(size)
-    size += Math.ceil(p.length / 8) * 8
+    size += Math.ceil(p.length / TENSOR_ALIGN) * TENSOR_ALIGN
   }
   if (size < SMALLEST_KEPT_BODY) return { parts, release: () => {} }
   const memory = takeKeptMemory(size)

@@ -69,6 +69,15 @@ export function at (data: TensorData, i: number): number {
 }
 
 /**
+ * The byte alignment of tensor data handed to ONNX Runtime. Its CPU kernels give some elements
+ * a last bit of their own when the data sits 8 bytes off a 16-byte boundary (categorical_crossentropy,
+ * dice over probabilities: the same V2 binary request answered two ways as its JSON header grew
+ * a byte at a time, in 8-byte steps), and fresh buffers (malloc) are 16-byte aligned: so every
+ * front door hands the kernels tensors there, and one request gets one answer whatever its path.
+ */
+export const TENSOR_ALIGN = 16
+
+/**
  * ArrayBuffers that hold nothing but one request's data (a body read into memory of its own):
  * a tensor that is a view into one of them may take the whole buffer with it to another
  * thread. Any other buffer (Node's shared pool behind small Buffers) is never moved for a view.

@@ -42,11 +42,11 @@ t.test('shared memory stays within its budget: past it, memory of its own; idle 
   t.same(keptMemoryBytes(), { local: 0, shared: half + 8, sharedInUse: 0 })
 })
 
-t.test('keptCopy puts large parts into shared memory, each 8-byte aligned, and leaves small ones as they are', async t => {
+t.test('keptCopy puts large parts into shared memory, each 16-byte aligned, and leaves small ones as they are', async t => {
   const parts = [Buffer.alloc(3, 7), Buffer.alloc(SMALLEST_KEPT_BODY, 9), Buffer.from([1, 2, 3, 4, 5, 6, 7, 8, 9])]
   const copy = keptCopy(parts)
   t.same(copy.parts.map(p => p.buffer instanceof SharedArrayBuffer), [true, true, true])
-  t.same(copy.parts.map(p => p.byteOffset), [0, 8, 8 + SMALLEST_KEPT_BODY])
+  t.same(copy.parts.map(p => p.byteOffset), [0, 16, 16 + SMALLEST_KEPT_BODY])
   t.same(copy.parts, parts, 'the same bytes')
   t.not(copy.parts[1], parts[1])
   const before = keptMemoryBytes().shared

@@ -4,6 +4,7 @@ import { DecodedTensor, readJson, type TensorMemory } from '../../tensor/json-re
 import { type V2InferenceRequestJson } from '../../../schemas/v2'
 import { type ReadAside } from '../../tensor/rows-ahead'
 import { addBufferParser, requestMemory } from '../../http/raw-body'
+import { TENSOR_ALIGN } from '../../tensor/tensor'
 
 /** The binary tensor data extension's header: the byte length of the JSON at the start of the body. */
 export const HEADER_LENGTH = 'inference-header-content-length'
@@ -84,11 +85,11 @@ export function v2BodyParser (app: FastifyInstance, aside?: ReadAside): void {
     }
     return parse(request, body)
   }
-  // the binary tensors start right after the JSON header: leave room so that they land 8-byte
-  // aligned, and so become typed arrays over the body's memory rather than copies
+  // the binary tensors start right after the JSON header: leave room so that they land aligned
+  // (TENSOR_ALIGN), and so become typed arrays over the body's memory rather than copies
   const lead = (request: FastifyRequest): number => {
     const n = Number(request.headers[HEADER_LENGTH])
-    return Number.isSafeInteger(n) && n >= 0 ? (8 - n % 8) % 8 : 0
+    return Number.isSafeInteger(n) && n >= 0 ? (TENSOR_ALIGN - n % TENSOR_ALIGN) % TENSOR_ALIGN : 0
   }
   // the binary form's tensors are views into the body: its memory goes with them
   const keepsBody = (request: FastifyRequest): boolean => request.headers[HEADER_LENGTH] !== undefined

@@ -1,5 +1,5 @@
 import { fail } from '../../errors'
-import { type TensorData, type WireDType } from '../../tensor/tensor'
+import { TENSOR_ALIGN, type TensorData, type WireDType } from '../../tensor/tensor'
 import { V2_DATATYPES } from '../../../schemas/v2'
 
 /** A V2 datatype losshub takes. */
@@ -24,16 +24,17 @@ export function v2DataType (dtype: WireDType): V2DataType { return FROM_WIRE[dty
 
 /**
  * The little-endian bytes `bytes[offset, offset + n * size)` as a typed array: a view over the
- * same memory when the offset suits the element size, else an aligned copy.
+ * same memory when it starts `TENSOR_ALIGN`-aligned, else an aligned copy. In shared memory a
+ * view suits the element size only: a kernel worker copies it out to memory of its own anyway.
  */
 export function typedView (datatype: V2DataType, bytes: Buffer, offset: number, n: number): TensorData {
   const size = ELEMENT_BYTES[datatype]
   const start = bytes.byteOffset + offset
   const Arr = { FP32: Float32Array, FP64: Float64Array, INT32: Int32Array, INT64: BigInt64Array }[datatype]
-  if (start % size === 0) return new Arr(bytes.buffer as ArrayBuffer, start, n)
-  // Node's allocator: a small copy lands in its shared pool (8-byte aligned, no ArrayBuffer of its
-  // own to allocate), a large one in a buffer of its own
-  const copy = Buffer.allocUnsafe(n * size)
+  const shared = bytes.buffer instanceof SharedArrayBuffer
+  if (start % (shared ? size : TENSOR_ALIGN) === 0) return new Arr(bytes.buffer as ArrayBuffer, start, n)
+  // memory of its own (malloc's, 16-byte aligned), not Node's pool of small buffers (8-byte aligned)
+  const copy = Buffer.allocUnsafeSlow(n * size)
   bytes.copy(copy, 0, offset, offset + n * size)
   return new Arr(copy.buffer as ArrayBuffer, copy.byteOffset, n)
 }

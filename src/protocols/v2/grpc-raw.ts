@@ -3,19 +3,17 @@
  * own (the 5-byte frame header, then the message), and the decoder's `bytes` are views into it.
  * Copied into shared memory, a [4096,1000] tensor was copied twice more on its way to the kernel
  * (there, and out of it, since ONNX Runtime refuses shared memory). Here the contents are moved
- * within that buffer to 8-byte aligned places, over the header bytes already decoded, and the
- * buffer is marked as this request's own: the kernel worker takes it by transfer, as it takes a
- * V2 REST body of its own, at the cost of at most one move in place (none when the contents lie
- * aligned already). As for such a body, a worker that dies takes the tensors with it: the call
+ * within that buffer to aligned places (`TENSOR_ALIGN`: the buffer is malloc's, itself aligned),
+ * over the header bytes already decoded, and the buffer is marked as this request's own: the
+ * kernel worker takes it by transfer, as it takes a V2 REST body of its own, at the cost of at
+ * most one move in place (none when the contents lie aligned already). As for such a body, a worker that dies takes the tensors with it: the call
  * answers UNAVAILABLE (503 WORKER_FAILED) and the client retries.
  */
-import { ownMemory } from '../../tensor/tensor'
+import { ownMemory, TENSOR_ALIGN as ALIGN } from '../../tensor/tensor'
 import { SMALLEST_KEPT_BODY } from '../../http/body-memory'
 
 /** Bytes before the message in grpc-js's buffer: the compressed flag and the length. */
 const FRAME_HEADER = 5
-
-const ALIGN = 8
 
 /**
  * Moves the `contents` (views into `message`, in the order they lie there) to aligned places in

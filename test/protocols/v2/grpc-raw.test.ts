@@ -19,7 +19,7 @@ function framedMessage (size: number): Buffer {
   return framed.subarray(5)
 }
 
-t.test('contents move to 8-byte aligned places from the start of the buffer, in order, their bytes unchanged', async t => {
+t.test('contents move to 16-byte aligned places from the start of the buffer, in order, their bytes unchanged', async t => {
   const message = framedMessage(SMALLEST_KEPT_BODY + 100)
   // two contents at odd places, with a few header bytes between them (as tags and lengths lie there)
   const a = message.subarray(37, 37 + 1001)
@@ -27,7 +27,7 @@ t.test('contents move to 8-byte aligned places from the start of the buffer, in 
   const want = [Buffer.from(a), Buffer.from(b)]
   const moved = alignedInPlace(message, [a, b])
   if (moved === undefined) return t.fail('not moved')
-  t.same(moved.map(m => m.byteOffset), [0, 1008], 'from byte 0 of the buffer (over the frame header), each 8-byte aligned')
+  t.same(moved.map(m => m.byteOffset), [0, 1008], 'from byte 0 of the buffer (over the frame header), each 16-byte aligned')
   t.ok(moved.every(m => m.buffer === message.buffer), 'in the message\'s own buffer')
   t.same(moved.map(m => Buffer.from(m)), want, 'the same bytes')
   t.ok(isOwnMemory(message.buffer), 'the buffer is marked as the request\'s own: it moves to the kernel worker')
@@ -35,10 +35,10 @@ t.test('contents move to 8-byte aligned places from the start of the buffer, in 
 
 t.test('contents already aligned stay where they are', async t => {
   const message = framedMessage(SMALLEST_KEPT_BODY + 64)
-  const a = message.subarray(11, 11 + SMALLEST_KEPT_BODY) // byte 16 of the buffer
+  const a = message.subarray(27, 27 + SMALLEST_KEPT_BODY) // byte 32 of the buffer
   const before = Buffer.from(message)
   const moved = alignedInPlace(message, [a])
-  t.same(moved?.map(m => m.byteOffset), [16])
+  t.same(moved?.map(m => m.byteOffset), [32])
   t.same(message, before, 'nothing written')
 })
 
@@ -68,6 +68,11 @@ t.test('nothing is moved or marked when that is not safe', async t => {
       const m = framedMessage(SMALLEST_KEPT_BODY)
       // the first (1001 bytes) goes to byte 0, so the second's place is byte 1008 of the buffer, past where it starts (1006)
       return [m, [m.subarray(0, 1001), m.subarray(1001, 2000)]]
+    }],
+    ['a content 8 bytes off the alignment, its aligned place after its start', () => {
+      const m = framedMessage(SMALLEST_KEPT_BODY)
+      // the first (1011 bytes) goes to byte 0, so the second's place is byte 1024; it starts at 1016 (8-byte aligned, not 16)
+      return [m, [m.subarray(0, 1011), m.subarray(1011, 2000)]]
     }]
   ]
   for (const [name, make] of cases) {
