@@ -97,8 +97,8 @@ export function keptMemoryBytes (): { local: number, shared: number, sharedInUse
 
 /**
  * Copies `parts` (tensors' bytes that arrived elsewhere, e.g. inside a gRPC message) into one
- * block of `takeKeptMemory`, each `TENSOR_ALIGN`-aligned, so that typed arrays over them are views that
- * a kernel worker reads in place. `release` gives the block back once nothing reads them.
+ * block of `takeKeptMemory`, each `TENSOR_ALIGN`-aligned, so that typed arrays over them are
+ * views that a kernel worker reads in place. `release` gives the block back once nothing reads them.
  * Parts too small together to be worth it stay as they are, and so do parts in memory of the
  * request's own (`ownMemory`), which moves to the worker instead.
  */

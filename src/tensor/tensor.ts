@@ -70,10 +70,11 @@ export function at (data: TensorData, i: number): number {
 
 /**
  * The byte alignment of tensor data handed to ONNX Runtime. Its CPU kernels give some elements
- * a last bit of their own when the data sits 8 bytes off a 16-byte boundary (categorical_crossentropy,
- * dice over probabilities: the same V2 binary request answered two ways as its JSON header grew
- * a byte at a time, in 8-byte steps), and fresh buffers (malloc) are 16-byte aligned: so every
- * front door hands the kernels tensors there, and one request gets one answer whatever its path.
+ * a last bit of their own when the data sits 8 bytes off a 16-byte boundary
+ * (categorical_crossentropy, dice over probabilities: the same V2 binary request answered two
+ * ways as its JSON header grew a byte at a time, in 8-byte steps), and fresh buffers (malloc) are
+ * 16-byte aligned: so every front door hands the kernels tensors there, and one request gets one
+ * answer whatever its path.
  */
 export const TENSOR_ALIGN = 16
 

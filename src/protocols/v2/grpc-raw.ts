@@ -6,8 +6,9 @@
  * within that buffer to aligned places (`TENSOR_ALIGN`: the buffer is malloc's, itself aligned),
  * over the header bytes already decoded, and the buffer is marked as this request's own: the
  * kernel worker takes it by transfer, as it takes a V2 REST body of its own, at the cost of at
- * most one move in place (none when the contents lie aligned already). As for such a body, a worker that dies takes the tensors with it: the call
- * answers UNAVAILABLE (503 WORKER_FAILED) and the client retries.
+ * most one move in place (none when the contents lie aligned already). As for such a body, a
+ * worker that dies takes the tensors with it: the call answers UNAVAILABLE (503 WORKER_FAILED)
+ * and the client retries.
  */
 import { ownMemory, TENSOR_ALIGN as ALIGN } from '../../tensor/tensor'
 import { SMALLEST_KEPT_BODY } from '../../http/body-memory'
