@@ -84,8 +84,10 @@ t.test('nothing is moved or marked when that is not safe', async t => {
   }
 })
 
+let s: Awaited<ReturnType<typeof grpcApp>>
+t.before(async () => { s = await grpcApp(t, NO_SHEDDING, { losses: LOSSES.filter(d => ['mse', 'l1', 'categorical_crossentropy'].includes(d.name)) }) })
+
 t.test('large raw tensors at every alignment in the message: every element reaches the kernel, in the message\'s memory, not shared memory', async t => {
-  const s = await grpcApp(t, NO_SHEDDING, { losses: LOSSES.filter(d => ['mse', 'l1'].includes(d.name)) })
   const n = 40_000 // 160 kB a tensor: a message over the smallest kept size
   const x = Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37) * 3)
   const y = Float32Array.from({ length: n }, (_, i) => Math.cos(i * 0.11))
@@ -133,4 +135,43 @@ t.test('large raw tensors at every alignment in the message: every element reach
     t.equal(mismatch(out.get('grad_x')?.data ?? [], gradX, 1e-5, 1e-12), undefined, 'composite: every element of the gradient')
   }
   t.same(keptMemoryBytes(), { local: 0, shared: 0, sharedInUse: 0 }, 'no shared memory taken for the tensors')
+})
+
+t.test('a large message at every offset answers bit for bit what /loss answers (tensors reach the kernel 16-byte aligned)', async t => {
+  // categorical_crossentropy over probabilities: ONNX Runtime gave elements another last bit 8 bytes off a 16-byte boundary
+  const rows = 70
+  const classes = 1000 // 280 kB a tensor: the message is moved in place
+  // rows of probabilities (softmax of random-looking logits), as a model would give them
+  const softmax = (f: (i: number) => number): Float32Array => {
+    const out = new Float32Array(rows * classes)
+    for (let r = 0; r < rows; r++) {
+      let sum = 0
+      for (let c = 0; c < classes; c++) sum += Math.exp(f(r * classes + c))
+      for (let c = 0; c < classes; c++) out[r * classes + c] = Math.exp(f(r * classes + c)) / sum
+    }
+    return out
+  }
+  const input = softmax(i => 2 * Math.sin(i * 0.91) + Math.cos(i * 0.37))
+  const target = softmax(i => 3 * Math.sin(i * 1.71 + 0.5))
+  const bytes = (a: Float32Array): Buffer => Buffer.from(a.buffer, a.byteOffset, a.byteLength)
+  const tensor = (a: Float32Array): object => ({ dtype: 'float32', shape: [rows, classes], data: bytes(a).toString('base64') })
+  const solo = await s.app.inject({ method: 'POST', url: '/loss/categorical_crossentropy', payload: { input: tensor(input), target: tensor(target), from_logits: false, grad: true } })
+  t.equal(solo.statusCode, 200)
+  const want = [Buffer.from(solo.json().loss.data, 'base64'), Buffer.from(solo.json().grad.input.data, 'base64')]
+  // an id of 0 to 15 characters puts the contents at every offset modulo 16
+  for (let shift = 0; shift < 16; shift++) {
+    const r = await s.call('ModelInfer', {
+      model_name: 'categorical_crossentropy',
+      id: 'x'.repeat(shift),
+      parameters: params({ from_logits: false, grad: true }),
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [rows, classes] }, { name: 'target', datatype: 'FP32', shape: [rows, classes] }],
+      raw_input_contents: [bytes(input), bytes(target)]
+    })
+    if (!r.ok) {
+      t.fail(`shift ${shift}: ${r.error.details}`)
+      continue
+    }
+    const got: Buffer[] = r.value.raw_output_contents
+    t.ok(got.length === 2 && got[0].equals(want[0]) && got[1].equals(want[1]), `shift ${shift}: the loss and every gradient element, bit for bit`)
+  }
 })
