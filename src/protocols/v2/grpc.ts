@@ -261,7 +261,7 @@ function withTypedContents (definition: grpc.ServiceDefinition): grpc.ServiceDef
       requestDeserialize: (bytes: Buffer) => {
         const request = decode(bytes)
         const raw = request.raw_input_contents
-        if (raw !== undefined && raw.length > 0) request.raw_input_contents = alignedInPlace(bytes, raw) ?? raw
+        if (raw.length > 0) request.raw_input_contents = alignedInPlace(bytes, raw) ?? raw
         return request
       },
       responseSerialize: typedContentsEncoder(response => infer.responseSerialize(response))

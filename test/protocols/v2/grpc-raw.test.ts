@@ -12,6 +12,9 @@ import { mismatch } from '../../helpers/tensors'
 import { grpcApp, outputsOf, params } from './grpc'
 import { NO_SHEDDING } from './v2'
 
+/** A float32 array's bytes, as raw_input_contents carries them. */
+const bytes = (a: Float32Array): Buffer => Buffer.from(a.buffer, a.byteOffset, a.byteLength)
+
 /** A message as grpc-js hands it over: 5 frame bytes, then `size` bytes, in a buffer of its own; byte i is i * 7 mod 251. */
 function framedMessage (size: number): Buffer {
   const framed = Buffer.allocUnsafeSlow(size + 5)
@@ -98,7 +101,6 @@ t.test('large raw tensors at every alignment in the message: every element reach
     sum += d * d
     grad.push(2 * d)
   }
-  const bytes = (a: Float32Array): Buffer => Buffer.from(a.buffer, a.byteOffset, a.byteLength)
   // an id of 0 to 7 characters shifts every raw content by as many bytes
   for (let shift = 0; shift < 8; shift++) {
     const r = await s.call('ModelInfer', {
@@ -153,7 +155,6 @@ t.test('a large message at every offset answers bit for bit what /loss answers (
   }
   const input = softmax(i => 2 * Math.sin(i * 0.91) + Math.cos(i * 0.37))
   const target = softmax(i => 3 * Math.sin(i * 1.71 + 0.5))
-  const bytes = (a: Float32Array): Buffer => Buffer.from(a.buffer, a.byteOffset, a.byteLength)
   const tensor = (a: Float32Array): object => ({ dtype: 'float32', shape: [rows, classes], data: bytes(a).toString('base64') })
   const solo = await s.app.inject({ method: 'POST', url: '/loss/categorical_crossentropy', payload: { input: tensor(input), target: tensor(target), from_logits: false, grad: true } })
   t.equal(solo.statusCode, 200)
