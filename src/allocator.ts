@@ -33,9 +33,10 @@ import { JEMALLOC_CONF } from './config'
  * that off, and then pages are never handed back (dirty) or stay counted as resident (muzzy).
  * `thp:always` (jemalloc asks the kernel for transparent huge pages; the kernel's setting must
  * be `madvise` or `always`) faults such a buffer in as 8 huge pages: bench:v2's gRPC [4096,1000]
- * p50 14.6 ms against 33.8 (2026-11-28), but a worker holds some 35 to 47 MiB more 23 s after
- * bench:peer's workloads (215 and 216 MiB against 166 and 169), past the 200 MiB the service
- * keeps to; so it is the operator's choice (MALLOC_CONF), measured in bench/README.md.
+ * p50 14.6 and 27.0 ms against 33.8 and 40.9 (two runs of each, 2026-11-28), but a worker holds
+ * some 35 to 47 MiB more 23 s after bench:peer's workloads (215 and 216 MiB against 166 and 169),
+ * past the 200 MiB a worker aims at; so it is the operator's choice (MALLOC_CONF), measured in
+ * bench/README.md.
  */
 
 /** Where Debian-like systems (and the Docker image's link) put jemalloc's library. */
