@@ -1,7 +1,7 @@
 import { copyBytes } from '../tensor/copy-bytes'
 import { MemoryPool } from '../tensor/memory-pool'
 import { collectSoon, KEPT_IDLE_MS } from '../tensor/release-memory'
-import { isOwnMemory, ownMemory, TENSOR_ALIGN } from '../tensor/tensor'
+import { alignedUp, isOwnMemory, ownMemory } from '../tensor/tensor'
 
 /**
  * Memory for request bodies, reused from one body to the next (see MemoryPool for why).
@@ -108,7 +108,7 @@ export function keptCopy (parts: Buffer[]): { parts: Buffer[], release: () => vo
   let size = 0
   for (const p of parts) {
     at.push(size)
-    size += Math.ceil(p.length / TENSOR_ALIGN) * TENSOR_ALIGN
+    size += alignedUp(p.length)
   }
   if (size < SMALLEST_KEPT_BODY) return { parts, release: () => {} }
   const memory = takeKeptMemory(size)

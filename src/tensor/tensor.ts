@@ -78,6 +78,9 @@ export function at (data: TensorData, i: number): number {
  */
 export const TENSOR_ALIGN = 16
 
+/** `bytes` rounded up to a multiple of TENSOR_ALIGN: where the next aligned tensor may start. */
+export function alignedUp (bytes: number): number { return Math.ceil(bytes / TENSOR_ALIGN) * TENSOR_ALIGN }
+
 /**
  * ArrayBuffers that hold nothing but one request's data (a body read into memory of its own):
  * a tensor that is a view into one of them may take the whole buffer with it to another

@@ -4,7 +4,7 @@ import { DecodedTensor, readJson, type TensorMemory } from '../../tensor/json-re
 import { type V2InferenceRequestJson } from '../../../schemas/v2'
 import { type ReadAside } from '../../tensor/rows-ahead'
 import { addBufferParser, requestMemory } from '../../http/raw-body'
-import { TENSOR_ALIGN } from '../../tensor/tensor'
+import { alignedUp } from '../../tensor/tensor'
 
 /** The binary tensor data extension's header: the byte length of the JSON at the start of the body. */
 export const HEADER_LENGTH = 'inference-header-content-length'
@@ -89,7 +89,7 @@ export function v2BodyParser (app: FastifyInstance, aside?: ReadAside): void {
   // (TENSOR_ALIGN), and so become typed arrays over the body's memory rather than copies
   const lead = (request: FastifyRequest): number => {
     const n = Number(request.headers[HEADER_LENGTH])
-    return Number.isSafeInteger(n) && n >= 0 ? (TENSOR_ALIGN - n % TENSOR_ALIGN) % TENSOR_ALIGN : 0
+    return Number.isSafeInteger(n) && n >= 0 ? alignedUp(n) - n : 0
   }
   // the binary form's tensors are views into the body: its memory goes with them
   const keepsBody = (request: FastifyRequest): boolean => request.headers[HEADER_LENGTH] !== undefined

@@ -10,7 +10,7 @@
  * worker that dies takes the tensors with it: the call answers UNAVAILABLE (503 WORKER_FAILED)
  * and the client retries.
  */
-import { ownMemory, TENSOR_ALIGN as ALIGN } from '../../tensor/tensor'
+import { alignedUp, ownMemory, TENSOR_ALIGN } from '../../tensor/tensor'
 import { SMALLEST_KEPT_BODY } from '../../http/body-memory'
 
 /** Bytes before the message in grpc-js's buffer: the compressed flag and the length. */
@@ -32,7 +32,7 @@ export function alignedInPlace (message: Buffer, contents: Buffer[]): Buffer[] |
   let after = message.byteOffset
   for (const c of contents) {
     // an aligned content stays; another goes to the first aligned place after the last one's
-    const place = c.byteOffset % ALIGN === 0 && c.byteOffset >= free ? c.byteOffset : Math.ceil(free / ALIGN) * ALIGN
+    const place = c.byteOffset % TENSOR_ALIGN === 0 && c.byteOffset >= free ? c.byteOffset : alignedUp(free)
     if (c.buffer !== buffer || c.byteOffset < after || place > c.byteOffset) return undefined
     places.push(place)
     free = place + c.length
