@@ -44,10 +44,10 @@ export async function startServer (env: Record<string, string>, nodeFlags: strin
 }
 
 /** bench/bare-server.ts in a process of its own: its ports, and how to stop it. */
-export async function startBare (): Promise<{ http: number, grpc: number, fastify: number, stop: () => void }> {
+export async function startBare (): Promise<{ http: number, grpc: number, h2: number, fastify: number, stop: () => void }> {
   // with the service's allocator settings, as the service runs
   const child = fork(path.join(__dirname, 'bare-server.js'), { stdio: ['ignore', 'pipe', 'inherit', 'ipc'], env: { ...process.env, GLIBC_TUNABLES: SERVICE_MALLOC } })
-  const ports = await new Promise<{ http: number, grpc: number, fastify: number }>((resolve, reject) => {
+  const ports = await new Promise<{ http: number, grpc: number, h2: number, fastify: number }>((resolve, reject) => {
     child.stdout?.once('data', (b: Buffer) => resolve(JSON.parse(b.toString())))
     child.once('exit', () => reject(new Error('bare-server exited')))
   })

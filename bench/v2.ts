@@ -16,7 +16,8 @@
  * ones go through a keep-alive agent or autocannon with prebuilt bodies: the cells measure the
  * server, not grpc-js's client.
  * Every answer is checked against the /loss answer of the same request. The large request also
- * goes to bench/bare-server.ts, servers that only receive it and answer (node:http, grpc-js):
+ * goes to bench/bare-server.ts, servers that only receive it and answer (node:http, grpc-js,
+ * node:http2 alone):
  * the floor that transport alone sets on this machine. BENCH_SECONDS (default 4) per
  * measurement; the load generator shares the cores with the server.
  */
@@ -170,6 +171,7 @@ async function main (): Promise<void> {
   const bareAgent = new http.Agent({ keepAlive: true, maxSockets: 1 })
   const barePost = poster(`http://127.0.0.1:${bare.http}`, bareAgent)
   const bareGrpc = grpcClient(bare.grpc, 1)
+  const bareH2 = grpcClient(bare.h2, 1)
   const bareMany = grpcClient(bare.grpc, 8)
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
   const post = poster(server.url, agent)
@@ -192,7 +194,8 @@ async function main (): Promise<void> {
     // the floor: the same bytes to servers that only receive them and answer
     const floor: Array<[string, () => Promise<number | undefined>]> = [
       ['floor: node:http reading the V2 binary body, no work', async () => await barePost('/', large.v2Body, { 'content-type': 'application/octet-stream' }, () => 0)],
-      ['floor: grpc-js receiving the ModelInfer message, no work', async () => (await bareGrpc.call(largeFrame)) === undefined ? undefined : 0]
+      ['floor: grpc-js receiving the ModelInfer message, no work', async () => (await bareGrpc.call(largeFrame)) === undefined ? undefined : 0],
+      ['floor: node:http2 reading the ModelInfer message into reused memory, no work', async () => (await bareH2.call(largeFrame)) === undefined ? undefined : 0]
     ]
     console.log('cross_entropy [4096,1000] float32, [4096] int64 targets, concurrency 1 (goal: V2 p50 <= 12 ms)\n')
     console.log('| front door | p50 ms | p99 ms | req/s | errors | loss |')
@@ -286,6 +289,7 @@ async function main (): Promise<void> {
     single.close()
     many.close()
     bareGrpc.close()
+    bareH2.close()
     bareMany.close()
     agent.destroy()
     bareAgent.destroy()

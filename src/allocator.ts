@@ -29,11 +29,14 @@ import { JEMALLOC_CONF } from './config'
  * to 14; V2 binary [4096,1000] p50 29 against 23 ms). 1,024 times lets a piece reuse them.
  * Left as it is: arena 0, the event loop's, is made before jemalloc reads oversize_threshold,
  * so it still purges any freed extent of 8 MiB or more at once; each 16 MiB gRPC message that
- * grpc-js joins into one buffer lands on fresh pages (4,096 faults). Only a decay of `-1` turns
- * that off, and then pages are never handed back (dirty) or stay counted as resident (muzzy).
- * `thp:always` (jemalloc asks the kernel for transparent huge pages; the kernel's setting must
- * be `madvise` or `always`) faults such a buffer in as 8 huge pages: bench:v2's gRPC [4096,1000]
- * p50 14.6 and 27.0 ms against 33.8 and 40.9 (two runs of each, 2026-11-28), but a worker holds
+ * grpc-js joins into one buffer lands on fresh pages (4,096 faults). A large message with raw
+ * tensors is therefore read into reused memory by the service instead
+ * (src/protocols/v2/grpc-collected.ts); the rest still go through grpc-js. Only a decay of `-1`
+ * turns the purge off, and then pages are never handed back (dirty) or stay counted as resident
+ * (muzzy). `thp:always` (jemalloc asks the kernel for transparent huge pages; the kernel's
+ * setting must be `madvise` or `always`) faults such a buffer in as 8 huge pages: bench:v2's
+ * gRPC [4096,1000] p50 14.6 and 27.0 ms against 33.8 and 40.9 (two runs of each, 2026-11-28,
+ * before the service read such messages itself), but a worker holds
  * some 35 to 47 MiB more 23 s after bench:peer's workloads (215 and 216 MiB against 166 and 169),
  * past the 200 MiB a worker aims at; so it is the operator's choice (MALLOC_CONF), measured in
  * bench/README.md.

@@ -73,6 +73,7 @@ function asArrays (o: ModelInferResponse['outputs'][number]): ModelInferResponse
 
 /** Field numbers of proto/grpc_service.proto. */
 const INPUTS = 5 // ModelInferRequest.inputs
+const RAW_INPUTS = 7 // ModelInferRequest.raw_input_contents
 const OUTPUTS = 5 // ModelInferResponse.outputs
 const CONTENTS = 5 // InferInputTensor.contents, InferOutputTensor.contents
 const FP32 = 6 // InferTensorContents.fp32_contents
@@ -165,6 +166,39 @@ function liftInput (bytes: Uint8Array, start: number, end: number, input: number
   lifted.push({ input, field: run.field === FP32 ? 'fp32_contents' : 'fp64_contents', data: run.field === FP32 ? new Float32Array(copy) : new Float64Array(copy) })
   const rest = [bytes.subarray(c.start, run.at), bytes.subarray(run.end, c.end)]
   return [bytes.subarray(start, c.at), tagged(CONTENTS, rest), bytes.subarray(c.end, end)]
+}
+
+/**
+ * Where the first raw_input_contents' bytes start in a ModelInferRequest that begins with
+ * `bytes`: their offset; 'more' when the bytes end before that is known; undefined when the
+ * fields do not parse. Fields are skipped by their lengths, whose bytes need not be there.
+ */
+export function rawContentsStart (bytes: Uint8Array): number | 'more' | undefined {
+  const to = bytes.length
+  // a varint cut short by the end of the bytes, or one longer than any (8 bytes and no end)
+  const cut = (p: number): 'more' | undefined => to - p < 8 ? 'more' : undefined
+  let p = 0
+  while (p < to) {
+    const tag = varint(bytes, p, to)
+    if (tag === undefined) return cut(p)
+    p = tag.next
+    const wire = tag.value % 8
+    const field = Math.floor(tag.value / 8)
+    if (field === 0) return undefined
+    if (wire === 0) {
+      const v = varint(bytes, p, to)
+      if (v === undefined) return cut(p)
+      p = v.next
+    } else if (wire === 1) p += 8
+    else if (wire === 5) p += 4
+    else if (wire === LEN) {
+      const n = varint(bytes, p, to)
+      if (n === undefined) return cut(p)
+      if (field === RAW_INPUTS) return n.next
+      p = n.next + n.value
+    } else return undefined
+  }
+  return 'more'
 }
 
 /** One field of a message: its number and wire type, where its tag starts, and its value's bytes [start, end). */

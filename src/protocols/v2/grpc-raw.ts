@@ -1,6 +1,8 @@
 /**
- * raw_input_contents left where they arrived. grpc-js reads each message into one buffer of its
- * own (the 5-byte frame header, then the message), and the decoder's `bytes` are views into it.
+ * raw_input_contents left where they arrived, for a large message that grpc-js read (one not
+ * read into shared memory by grpc-collected.ts: its header too long, or the shared budget
+ * spent). grpc-js reads each message into one buffer of its own (the 5-byte frame header, then
+ * the message), and the decoder's `bytes` are views into it.
  * Copied into shared memory, a [4096,1000] tensor was copied twice more on its way to the kernel
  * (there, and out of it, since ONNX Runtime refuses shared memory). Here the contents are moved
  * within that buffer to aligned places (`TENSOR_ALIGN`: the buffer is malloc's, itself aligned),

@@ -4,6 +4,7 @@ import * as grpc from '@grpc/grpc-js'
 import { LosshubError } from '../../errors'
 import { type BodyAdmission, lineFullMessage, Pace, PACE_CHECK_MS, PACE_STALL_MS, paceMessage } from '../../http/body-admission'
 import { ACCEPTED_ENCODINGS, type CallSoFar, clientFault, PREFIX_BYTES } from './grpc-faults'
+import { MessageDiverter } from './grpc-collected'
 
 /**
  * What grpc-js (1.14) has no options for, done on the HTTP/2 servers under it: flow-control
@@ -110,7 +111,9 @@ export function boundReceiving (server: grpc.Server, bounds: ReceiveBounds): (er
       // in flight until answered (as an HTTP request whose reply is written), or gone
       let ends: (() => void) | undefined = starts
       const end = (): void => { ends?.(); ends = undefined }
-      const message = watchMessage(stream, rpc, gate, bounds, Date.now() + bounds.receiveTimeoutMs, answer)
+      // an uncompressed ModelInfer's message may be read into reused memory instead of by grpc-js (grpc-collected.ts)
+      const divert = gate === undefined && rpc === 'ModelInfer' ? MessageDiverter.of(stream) : undefined
+      const message = watchMessage(stream, rpc, gate, divert, bounds, Date.now() + bounds.receiveTimeoutMs, answer)
       arriving.set(stream, answer)
       stream.once('end', () => arriving.delete(stream))
       let delivering = false
@@ -267,31 +270,40 @@ const MAX_INFLATION = 1032
  *   call is answered, or its stream closes), or for any method but ModelInfer (whose tensors live
  *   on through the kernel) once the message is whole. A stream already answered (an unknown
  *   method, say) takes no turn;
- * - a byte past the message is a second one: refused at once, before grpc-js buffers it.
+ * - a byte past the message is a second one: refused at once, before grpc-js buffers it;
+ * - with `divert` (grpc-js's 'data' listeners, taken off an uncompressed ModelInfer stream), a
+ *   large message is read into reused memory there, and given back with the turn.
  */
-function watchMessage (stream: http2.ServerHttp2Stream, rpc: string, gate: ReadGate | undefined, bounds: ReceiveBounds, deadline: number, answer: (err: LosshubError) => void): { arrived: CallSoFar['arrived'], release: () => void } {
+function watchMessage (stream: http2.ServerHttp2Stream, rpc: string, gate: ReadGate | undefined, divert: MessageDiverter | undefined, bounds: ReceiveBounds, deadline: number, answer: (err: LosshubError) => void): { arrived: CallSoFar['arrived'], release: () => void } {
   const { admission } = bounds
   let got = 0
   let head: Buffer | undefined // the prefix's bytes so far, when its first chunk was shorter than it
   let message = Infinity // the message's bytes on the wire, prefix included, once its prefix is in
   let leave: (() => void) | undefined
-  const release = (): void => { leave?.() }
+  const release = (): void => {
+    leave?.()
+    divert?.release()
+  }
+  let collectable = false
   const count = (chunk: Buffer): void => {
     got += chunk.length
     if (message === Infinity) {
       const prefix = head === undefined ? chunk : Buffer.concat([head, chunk])
       if (prefix.length < PREFIX_BYTES) {
         head = prefix
+        divert?.chunk(chunk, message, false)
         return
       }
       head = undefined
       message = PREFIX_BYTES + prefix.readUInt32BE(1)
       // grpc-js would read a flag past 1 as 0, and a compressed message without an encoding as not compressed
       const flag = prefix[0]
+      collectable = flag === 0 && message - PREFIX_BYTES <= bounds.maxMessageBytes && !stream.headersSent && !stream.closed
       if (flag > 1) return answer(new LosshubError('INVALID_REQUEST', `request: the message's compressed flag is ${flag}; gRPC has 0 (not compressed) and 1 (compressed as grpc-encoding says)`))
       if (flag === 1 && gate === undefined) return answer(new LosshubError('INVALID_REQUEST', 'request: the message is flagged compressed, but grpc-encoding is identity or absent: name its encoding (gzip or deflate), or send it uncompressed with flag 0'))
       admit(flag === 1)
     }
+    divert?.chunk(chunk, message, collectable)
     if (got > message) return answer(new LosshubError('INVALID_REQUEST', `request: a second request message after the first (${message - PREFIX_BYTES} bytes); ${rpc} takes exactly one`))
     if (got === message && rpc !== 'ModelInfer') release()
   }

@@ -14,6 +14,7 @@ import { HealthService } from './health'
 import { refusingUndecodable, type UndecodableRequest } from './grpc-decoding'
 import { typedContentsDecoder, typedContentsEncoder } from './grpc-contents'
 import { alignedInPlace } from './grpc-raw'
+import { claimStandIn, type CollectedMessage, collectedOf, decodedFrom } from './grpc-collected'
 import { ClientGone } from '../../batching/departure'
 import { type V2Service } from './service'
 import { boundReceiving, widenWindows } from './grpc-streams'
@@ -189,9 +190,11 @@ export class GrpcFrontDoor {
       const gone = new ClientGone()
       const cancelled = (): void => gone.leave()
       call.once('cancelled', cancelled)
-      // large raw tensors go to the kernel worker: moved there when left in the message's memory
-      // (grpc-raw.ts), else copied into memory it reads in place, given back once the kernel has run
-      const raw = msg.raw === undefined ? undefined : keptCopy(msg.raw.contents)
+      // large raw tensors go to the kernel worker: read in place where the message was collected
+      // into shared memory (grpc-collected.ts), moved there when left in grpc-js's buffer
+      // (grpc-raw.ts), else copied into memory it reads in place; given back once the kernel has run
+      const collected = collectedOf(call.request)
+      const raw = msg.raw === undefined ? undefined : collected !== undefined ? lent(collected, msg.raw.contents) : keptCopy(msg.raw.contents)
       const result = await service.infer({
         model: msg.model,
         version: msg.version,
@@ -247,9 +250,19 @@ export class GrpcFrontDoor {
   }
 }
 
+/** `contents` (views into `message`) held for a call until it releases them. */
+function lent (message: CollectedMessage, contents: Buffer[]): { parts: Buffer[], release: () => void } {
+  const release = message.hold()
+  // its stream closed (and the memory went back) before the handler ran: no one waits for an answer
+  if (release === undefined) throw new LosshubError('INVALID_REQUEST', 'request: the call\'s stream closed before it was served')
+  return { parts: contents, release }
+}
+
 /**
  * The inference service with ModelInfer's float contents read into and written from typed
- * arrays (grpc-contents.ts), and its raw_input_contents left in the message's memory (grpc-raw.ts).
+ * arrays (grpc-contents.ts), and its raw_input_contents left in the message's memory: shared
+ * memory for a large message read there (grpc-collected.ts, whose stand-in is exchanged here),
+ * else grpc-js's buffer (grpc-raw.ts).
  */
 function withTypedContents (definition: grpc.ServiceDefinition): grpc.ServiceDefinition {
   const infer = definition.ModelInfer
@@ -259,6 +272,13 @@ function withTypedContents (definition: grpc.ServiceDefinition): grpc.ServiceDef
     ModelInfer: {
       ...infer,
       requestDeserialize: (bytes: Buffer) => {
+        // a stand-in for a message read into shared memory: its contents lie aligned there already
+        const collected = claimStandIn(bytes)
+        if (collected !== undefined) {
+          const request = decode(collected.bytes)
+          decodedFrom(request, collected)
+          return request
+        }
         const request = decode(bytes)
         const raw = request.raw_input_contents
         if (raw.length > 0) request.raw_input_contents = alignedInPlace(bytes, raw) ?? raw
