@@ -1,5 +1,5 @@
 /**
- * Large ModelInfer messages read into reused memory by us, not by grpc-js. grpc-js joins each
+ * Large ModelInfer messages read into reused memory by the service, not by grpc-js. grpc-js joins each
  * message into a fresh buffer of its size: a [4096,1000] float32 tensor's 16 MiB then lands on
  * 4,096 newly faulted pages (the event loop's jemalloc arena hands an extent that large back to
  * the system as soon as it is freed: src/allocator.ts), and receiving one took a bare grpc-js
@@ -7,11 +7,11 @@
  * runs on this machine, under the service's jemalloc settings).
  *
  * Here a large message whose first raw_input_contents start within its first HEADER_SCAN_BYTES
- * is copied as it arrives into shared memory of the body pool (src/http/body-memory.ts), placed
- * so that those contents start `TENSOR_ALIGN`-aligned, and grpc-js's 'data' listeners are given a
- * small stand-in message in its place: a random token, which the request decoder exchanges for
- * the message (`claimStandIn`). A kernel worker reads the tensors in place, as it reads a V2 REST
- * binary body. The memory goes back to the pool once its stream is done (answered or closed)
+ * is copied, once its turn among large bodies has come, as it arrives into shared memory of the
+ * body pool (src/http/body-memory.ts), placed so that those contents start `TENSOR_ALIGN`-aligned,
+ * and grpc-js's 'data' listeners are given a small stand-in message in its place: a random token,
+ * which the request decoder exchanges for the message (`claimStandIn`). A kernel worker reads the
+ * tensors from there (copying them out for ONNX Runtime), as it reads a V2 REST binary body. The memory goes back to the pool once its stream is done (answered or closed)
  * and the call that lent it has finished with it. Any other message goes to grpc-js as before.
  */
 import { randomUUID } from 'node:crypto'
@@ -119,10 +119,11 @@ export class MessageDiverter {
 
   /**
    * The stream's next chunk. `message`: the message's bytes, prefix included, once the prefix is
-   * in (else Infinity); `collectable`: whether a message of that size may be collected (large,
-   * uncompressed, within the limit, its stream not answered).
+   * in (else Infinity); `collect`: whether the message may be collected (uncompressed, within the
+   * limit, its stream not answered): `later` while it waits for its turn among large bodies (its
+   * chunks so far are held, and memory is taken only once it may be read).
    */
-  chunk (chunk: Buffer, message: number, collectable: boolean): void {
+  chunk (chunk: Buffer, message: number, collect: 'no' | 'later' | 'yes'): void {
     if (this.done) return
     const at = this.at
     this.at += chunk.length
@@ -133,8 +134,8 @@ export class MessageDiverter {
     }
     this.held.push(chunk)
     this.heldBytes += chunk.length
-    if (message === Infinity) return
-    if (!collectable || message - PREFIX_BYTES < SMALLEST_KEPT_BODY) return this.pass()
+    if (message === Infinity || collect === 'later') return
+    if (collect === 'no' || message - PREFIX_BYTES < SMALLEST_KEPT_BODY) return this.pass()
     const head = this.held.length === 1 ? chunk : Buffer.concat(this.held)
     const start = rawContentsStart(head.subarray(PREFIX_BYTES, Math.min(head.length, message)))
     // the header's end may come in a later chunk

@@ -272,7 +272,7 @@ const MAX_INFLATION = 1032
  *   method, say) takes no turn;
  * - a byte past the message is a second one: refused at once, before grpc-js buffers it;
  * - with `divert` (grpc-js's 'data' listeners, taken off an uncompressed ModelInfer stream), a
- *   large message is read into reused memory there, and given back with the turn.
+ *   large message is read into reused memory there once its turn has come, and given back with the turn.
  */
 function watchMessage (stream: http2.ServerHttp2Stream, rpc: string, gate: ReadGate | undefined, divert: MessageDiverter | undefined, bounds: ReceiveBounds, deadline: number, answer: (err: LosshubError) => void): { arrived: CallSoFar['arrived'], release: () => void } {
   const { admission } = bounds
@@ -285,13 +285,15 @@ function watchMessage (stream: http2.ServerHttp2Stream, rpc: string, gate: ReadG
     divert?.release()
   }
   let collectable = false
+  // its turn has come (or it needs none): a message is read into memory only then
+  let turn = false
   const count = (chunk: Buffer): void => {
     got += chunk.length
     if (message === Infinity) {
       const prefix = head === undefined ? chunk : Buffer.concat([head, chunk])
       if (prefix.length < PREFIX_BYTES) {
         head = prefix
-        divert?.chunk(chunk, message, false)
+        divert?.chunk(chunk, message, 'no')
         return
       }
       head = undefined
@@ -303,24 +305,32 @@ function watchMessage (stream: http2.ServerHttp2Stream, rpc: string, gate: ReadG
       if (flag === 1 && gate === undefined) return answer(new LosshubError('INVALID_REQUEST', 'request: the message is flagged compressed, but grpc-encoding is identity or absent: name its encoding (gzip or deflate), or send it uncompressed with flag 0'))
       admit(flag === 1)
     }
-    divert?.chunk(chunk, message, collectable)
+    divert?.chunk(chunk, message, !collectable ? 'no' : turn ? 'yes' : 'later')
     if (got > message) return answer(new LosshubError('INVALID_REQUEST', `request: a second request message after the first (${message - PREFIX_BYTES} bytes); ${rpc} takes exactly one`))
     if (got === message && rpc !== 'ModelInfer') release()
   }
   const admit = (compressed: boolean): void => {
     // answered already, or larger than grpc-js takes (it refuses that as the prefix arrives)
     const bytes = compressed ? Math.min(message * MAX_INFLATION, bounds.maxMessageBytes) : message
-    if (stream.headersSent || stream.closed || message - PREFIX_BYTES > bounds.maxMessageBytes || bytes < admission.smallest) return gate?.open()
+    if (stream.headersSent || stream.closed || message - PREFIX_BYTES > bounds.maxMessageBytes || bytes < admission.smallest) {
+      turn = true
+      return gate?.open()
+    }
     let started = false
+    let queued = false
     const held = Math.max(bytes, FLOW_CONTROL_WINDOW)
     leave = admission.enter(bytes, () => {
       started = true
+      turn = true
       gate?.open()
+      // what arrived while it waited is read now; the rest follows as the stream resumes
+      if (queued) divert?.chunk(NO_BYTES, message, collectable ? 'yes' : 'no')
       stream.resume()
       watchPace(stream, new Pace(message, deadline, Date.now()), () => got, answer)
     }, held)
     if (leave === undefined) return answer(new LosshubError('OVERLOADED', lineFullMessage(admission, bytes, held), 1))
     // grpc-js resumes a stream only once it has a whole message, or the stream closes
+    queued = !started
     if (!started) stream.pause()
   }
   stream.on('data', count)
@@ -328,6 +338,8 @@ function watchMessage (stream: http2.ServerHttp2Stream, rpc: string, gate: ReadG
   if (gate !== undefined) stream.once('end', () => { if (message === Infinity) gate.open() })
   return { arrived: () => ({ got, message }), release }
 }
+
+const NO_BYTES = Buffer.alloc(0)
 
 /**
  * Answers a large message that stalls or arrives far too slowly, as HTTP's `watchPace` does a

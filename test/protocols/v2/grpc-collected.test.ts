@@ -12,7 +12,7 @@ import { LOSSES } from '../../../src/losses'
 import { HEADER_SCAN_BYTES } from '../../../src/protocols/v2/grpc-collected'
 import { rawContentsStart } from '../../../src/protocols/v2/grpc-contents'
 import { grpcApp, loadPackage, outputsOf, params } from './grpc'
-import { connect, framed, statusOf, until, varint } from './h2'
+import { announce, connect, framed, largeBodies, MiB, statusOf, until, varint } from './h2'
 import { NO_SHEDDING } from './v2'
 
 const serialize: (request: object) => Buffer = loadPackage().inference.GRPCInferenceService.service.ModelInfer.requestSerialize
@@ -156,4 +156,26 @@ t.test('a client that sends what a stand-in looks like (its token names no messa
   t.equal(headers['grpc-status'], '3', 'INVALID_ARGUMENT')
   t.equal(headers['losshub-code'], 'INVALID_REQUEST')
   t.match(decodeURI(String(headers['grpc-message'])), 'not a ModelInfer request message')
+})
+
+t.test('a large message that waits for its turn among large bodies takes no memory until then, and is answered after', async t => {
+  const app = await grpcApp(t, { ...NO_SHEDDING, bodiesInProgressMb: 1, receiveTimeoutMs: 20000 }, { losses: LOSSES.filter(d => d.name === 'mse') })
+  const session = connect(t, app.port)
+  // A: 1 MiB announced, half of it sent: it takes the whole budget
+  const a = announce(session, MiB, MiB / 2)
+  await until(async () => await largeBodies(app.app), b => b.inProgress > 0)
+  const inUse = keptMemoryBytes().sharedInUse
+  // B: a real message of 640 kB, sent whole: it waits behind A
+  const [x, y] = pair(80_000, 11)
+  const b = sendInPieces(session, framed(serialize(mseRequest(x, y))), [])
+  await until(async () => await largeBodies(app.app), v => v.waiting > 0)
+  await new Promise(resolve => setTimeout(resolve, 100))
+  t.equal(keptMemoryBytes().sharedInUse, inUse, 'no shared memory taken for B while it waits')
+  a.end(Buffer.alloc(MiB / 2))
+  t.equal((await statusOf(a))['grpc-status'], '5', 'A answered (NOT_FOUND: it names no model)')
+  const { headers, message } = await b
+  t.equal(headers['grpc-status'], '0', 'then B: OK')
+  const want = sumSquares(x, y)
+  if (headers['grpc-status'] === '0') t.ok(Math.abs(lossOf(message) - want) <= 1e-5 * want, 'B\'s loss')
+  t.equal(keptMemoryBytes().sharedInUse, 0, 'no shared memory left in use')
 })
