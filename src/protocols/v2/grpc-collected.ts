@@ -18,7 +18,7 @@ import { randomUUID } from 'node:crypto'
 import type http2 from 'node:http2'
 import { giveKeptMemory, SMALLEST_KEPT_BODY, takeSharedMemory } from '../../http/body-memory'
 import { copyBytes } from '../../tensor/copy-bytes'
-import { TENSOR_ALIGN } from '../../tensor/tensor'
+import { alignedUp } from '../../tensor/tensor'
 import { rawContentsStart } from './grpc-contents'
 import { PREFIX_BYTES } from './grpc-faults'
 
@@ -99,9 +99,9 @@ type DataListener = (chunk: Buffer) => void
  * collected; if not, grpc-js is given them, and every later one, as they came (`pass`).
  */
 export class MessageDiverter {
+  /** The stream's chunks from its first, until it is decided whether the message is collected. */
   private held: Buffer[] | undefined = []
-  private heldBytes = 0
-  /** The stream's bytes before the current chunk. */
+  /** The stream's bytes so far (while chunks are held, theirs). */
   private at = 0
   private collected?: { message: CollectedMessage, release: () => void, written: number }
   /** Set once the stream is done: what it still delivers (the bytes dropped after an answer) goes nowhere. */
@@ -133,16 +133,15 @@ export class MessageDiverter {
       return
     }
     this.held.push(chunk)
-    this.heldBytes += chunk.length
     if (message === Infinity || collect === 'later') return
     if (collect === 'no' || message - PREFIX_BYTES < SMALLEST_KEPT_BODY) return this.pass()
     const head = this.held.length === 1 ? chunk : Buffer.concat(this.held)
     const start = rawContentsStart(head.subarray(PREFIX_BYTES, Math.min(head.length, message)))
     // the header's end may come in a later chunk
-    if (start === 'more' && this.heldBytes < Math.min(message, PREFIX_BYTES + HEADER_SCAN_BYTES)) return
+    if (start === 'more' && this.at < Math.min(message, PREFIX_BYTES + HEADER_SCAN_BYTES)) return
     if (typeof start !== 'number' || start > HEADER_SCAN_BYTES) return this.pass()
     const size = message - PREFIX_BYTES
-    const lead = (TENSOR_ALIGN - start % TENSOR_ALIGN) % TENSOR_ALIGN
+    const lead = alignedUp(start) - start
     const memory = takeSharedMemory(lead + size)
     if (memory === undefined) return this.pass()
     const collected = new CollectedMessage(memory, lead, size)

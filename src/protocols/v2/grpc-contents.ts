@@ -174,29 +174,12 @@ function liftInput (bytes: Uint8Array, start: number, end: number, input: number
  * fields do not parse. Fields are skipped by their lengths, whose bytes need not be there.
  */
 export function rawContentsStart (bytes: Uint8Array): number | 'more' | undefined {
-  const to = bytes.length
-  // a varint cut short by the end of the bytes, or one longer than any (8 bytes and no end)
-  const cut = (p: number): 'more' | undefined => to - p < 8 ? 'more' : undefined
   let p = 0
-  while (p < to) {
-    const tag = varint(bytes, p, to)
-    if (tag === undefined) return cut(p)
-    p = tag.next
-    const wire = tag.value % 8
-    const field = Math.floor(tag.value / 8)
-    if (field === 0) return undefined
-    if (wire === 0) {
-      const v = varint(bytes, p, to)
-      if (v === undefined) return cut(p)
-      p = v.next
-    } else if (wire === 1) p += 8
-    else if (wire === 5) p += 4
-    else if (wire === LEN) {
-      const n = varint(bytes, p, to)
-      if (n === undefined) return cut(p)
-      if (field === RAW_INPUTS) return n.next
-      p = n.next + n.value
-    } else return undefined
+  while (p < bytes.length) {
+    const f = fieldAt(bytes, p, bytes.length)
+    if (f === 'cut' || f === undefined) return f === 'cut' ? 'more' : undefined
+    if (f.field === RAW_INPUTS && f.wire === LEN) return f.start
+    p = f.end
   }
   return 'more'
 }
@@ -209,31 +192,37 @@ function scan (bytes: Uint8Array, from: number, to: number): Field[] | undefined
   const out: Field[] = []
   let p = from
   while (p < to) {
-    const at = p
-    const tag = varint(bytes, p, to)
-    if (tag === undefined) return undefined
-    p = tag.next
-    const wire = tag.value % 8
-    const field = Math.floor(tag.value / 8)
-    let start = p
-    let end: number
-    if (wire === 0) {
-      const v = varint(bytes, p, to)
-      if (v === undefined) return undefined
-      end = v.next
-    } else if (wire === 1) end = p + 8
-    else if (wire === 5) end = p + 4
-    else if (wire === LEN) {
-      const n = varint(bytes, p, to)
-      if (n === undefined) return undefined
-      start = n.next
-      end = start + n.value
-    } else return undefined
-    if (field === 0 || end > to) return undefined
-    out.push({ field, wire, at, start, end })
-    p = end
+    const f = fieldAt(bytes, p, to)
+    if (typeof f !== 'object' || f.end > to) return undefined
+    out.push(f)
+    p = f.end
   }
   return out
+}
+
+/**
+ * The field whose tag starts at p (before `to`); its value may end past `to`. 'cut' when its
+ * tag or length is cut short by `to` (fewer than a varint's 8 bytes left); undefined when it
+ * does not parse.
+ */
+function fieldAt (bytes: Uint8Array, p: number, to: number): Field | 'cut' | undefined {
+  const at = p
+  const cut = (q: number): 'cut' | undefined => to - q < 8 ? 'cut' : undefined
+  const tag = varint(bytes, p, to)
+  if (tag === undefined) return cut(p)
+  p = tag.next
+  const wire = tag.value % 8
+  const field = Math.floor(tag.value / 8)
+  if (field === 0) return undefined
+  if (wire === 0) {
+    const v = varint(bytes, p, to)
+    return v === undefined ? cut(p) : { field, wire, at, start: p, end: v.next }
+  }
+  if (wire === 1) return { field, wire, at, start: p, end: p + 8 }
+  if (wire === 5) return { field, wire, at, start: p, end: p + 4 }
+  if (wire !== LEN) return undefined
+  const n = varint(bytes, p, to)
+  return n === undefined ? cut(p) : { field, wire, at, start: n.next, end: n.next + n.value }
 }
 
 /** A varint at p (before `to`) and the position after it; undefined past 2^53 or cut short. */
